@@ -1,0 +1,1 @@
+"""xinyong_gateway: the credit-information gateway service (ingest, storage, command line)."""

@@ -1,0 +1,212 @@
+"""The SDK's one error tree.
+
+Every exception the SDK raises on purpose derives from :class:`XinyongError`; third-party
+exceptions (aiohttp, cryptography) are translated once, at the boundary, with ``raise … from exc``::
+
+    XinyongError
+     ├── InvalidKeyError(XinyongError, ValueError)      a whsec_/whsk_/whpk_ string that is not a key
+     ├── WebhookVerificationError                       an inbound webhook that must not be trusted
+     │    ├── MalformedHeadersError                     webhook-id/-timestamp/-signature missing or malformed (400)
+     │    ├── SignatureMismatchError                    no signature matches any key (401)
+     │    └── TimestampOutOfToleranceError              signed, but outside the ±tolerance window (401)
+     ├── TransportError(XinyongError, ConnectionError)  the gateway could not be reached or the connection broke
+     │    └── RequestTimeout(TransportError, TimeoutError)
+     └── ApiError                                       the gateway answered with a problem (RFC 9457)
+          ├── BadRequestError             400
+          ├── AuthenticationError         401
+          ├── PermissionDeniedError       403
+          ├── NotFoundError               404
+          ├── ConflictError               409
+          ├── PayloadTooLargeError        413
+          ├── UnsupportedMediaTypeError   415
+          ├── UnprocessableEntityError    422   (``errors``: JSON Pointers into the body)
+          ├── RateLimitError              429   (``retry_after`` seconds)
+          └── ServerError                 5xx
+               └── ServiceUnavailableError 503
+
+Messages never contain a personal identifier: validation problems name the field, not its value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "ApiError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "InvalidKeyError",
+    "MalformedHeadersError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeout",
+    "ServerError",
+    "ServiceUnavailableError",
+    "SignatureMismatchError",
+    "TimestampOutOfToleranceError",
+    "TransportError",
+    "UnprocessableEntityError",
+    "UnsupportedMediaTypeError",
+    "WebhookVerificationError",
+    "XinyongError",
+    "api_error_for",
+]
+
+
+class XinyongError(Exception):
+    """Root of every error the SDK raises."""
+
+
+class InvalidKeyError(XinyongError, ValueError):
+    """A signing secret or key string is not in the ``whsec_``/``whsk_``/``whpk_`` format."""
+
+
+class WebhookVerificationError(XinyongError):
+    """An inbound webhook failed verification and must not be trusted."""
+
+
+class MalformedHeadersError(WebhookVerificationError):
+    """A webhook header is missing or malformed."""
+
+
+class SignatureMismatchError(WebhookVerificationError):
+    """No signature in the header matches any key of the source."""
+
+
+class TimestampOutOfToleranceError(WebhookVerificationError):
+    """The signature is valid but the timestamp lies outside the tolerance window."""
+
+    def __init__(self, message: str, *, timestamp: int, now: int, tolerance: int) -> None:
+        super().__init__(message)
+        self.timestamp = timestamp
+        self.now = now
+        self.tolerance = tolerance
+
+
+class TransportError(XinyongError, ConnectionError):
+    """The gateway could not be reached, or the connection failed mid-request."""
+
+
+class RequestTimeout(TransportError, TimeoutError):
+    """The gateway did not answer within the client's timeout."""
+
+
+class ApiError(XinyongError):
+    """The gateway answered with an error (``application/problem+json``, RFC 9457).
+
+    Carries the HTTP ``status``, the stable problem ``type`` URI, ``title``, ``detail``, the
+    ``request_id`` the gateway logged it under, and the full problem document in ``problem``.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        problem: Mapping[str, Any] | None = None,
+        *,
+        request_id: str | None = None,
+    ) -> None:
+        self.status = status
+        self.problem: dict[str, Any] = dict(problem or {})
+        self.type: str = str(self.problem.get("type", "about:blank"))
+        self.title: str = str(self.problem.get("title", "")) or f"HTTP {status}"
+        self.detail: str | None = self.problem.get("detail")
+        self.request_id = request_id
+        message = f"{status} {self.title}"
+        if self.detail:
+            message += f": {self.detail}"
+        super().__init__(message)
+
+    @property
+    def errors(self) -> Sequence[Mapping[str, Any]]:
+        """Field errors of a 422 problem: ``[{"pointer": "/data/...", "detail": "..."}]``."""
+        errors = self.problem.get("errors")
+        return errors if isinstance(errors, list) else []
+
+
+class BadRequestError(ApiError):
+    """400: the request was malformed (headers, or a body that is not JSON)."""
+
+
+class AuthenticationError(ApiError):
+    """401: no valid signature or credentials."""
+
+
+class PermissionDeniedError(ApiError):
+    """403: authenticated, but not allowed to do this."""
+
+
+class NotFoundError(ApiError):
+    """404: unknown (or disabled) source, or unknown resource."""
+
+
+class ConflictError(ApiError):
+    """409: the same webhook-id was already stored with another body."""
+
+
+class PayloadTooLargeError(ApiError):
+    """413: the body is over the gateway's limit."""
+
+
+class UnsupportedMediaTypeError(ApiError):
+    """415: the body is not declared as JSON."""
+
+
+class UnprocessableEntityError(ApiError):
+    """422: the event is not in the catalogue or does not match its schema."""
+
+
+class RateLimitError(ApiError):
+    """429: too many requests; ``retry_after`` says how many seconds to wait."""
+
+    def __init__(
+        self,
+        status: int,
+        problem: Mapping[str, Any] | None = None,
+        *,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(status, problem, request_id=request_id)
+        self.retry_after = retry_after
+
+
+class ServerError(ApiError):
+    """5xx: the gateway failed; safe to retry (every POST carries an idempotency key)."""
+
+
+class ServiceUnavailableError(ServerError):
+    """503: the gateway cannot commit right now."""
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+    415: UnsupportedMediaTypeError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+    503: ServiceUnavailableError,
+}
+
+
+def api_error_for(
+    status: int,
+    problem: Mapping[str, Any] | None = None,
+    *,
+    request_id: str | None = None,
+    retry_after: float | None = None,
+) -> ApiError:
+    """Build the most specific :class:`ApiError` subclass for an HTTP status."""
+    if status == 429:
+        return RateLimitError(status, problem, request_id=request_id, retry_after=retry_after)
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        cls = ServerError if status >= 500 else ApiError
+    return cls(status, problem, request_id=request_id)
