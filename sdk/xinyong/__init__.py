@@ -6,6 +6,7 @@ from xinyong.errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
     ConflictError,
     InvalidKeyError,
     MalformedHeadersError,
@@ -24,6 +25,7 @@ from xinyong.errors import (
     WebhookVerificationError,
     XinyongError,
 )
+from xinyong.sender import EventSender
 
 __version__ = "0.1.0"
 
@@ -31,7 +33,9 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ConflictError",
+    "EventSender",
     "InvalidKeyError",
     "MalformedHeadersError",
     "NotFoundError",

@@ -5,6 +5,8 @@ exceptions (aiohttp, cryptography) are translated once, at the boundary, with ``
 
     XinyongError
      ├── InvalidKeyError(XinyongError, ValueError)      a whsec_/whsk_/whpk_ string that is not a key
+     ├── ClientClosedError(XinyongError, RuntimeError)  a sender or client used after ``close()``
+     ├── InvalidIdentifierError(XinyongError, ValueError) a USCC or RIC that fails validation
      ├── WebhookVerificationError                       an inbound webhook that must not be trusted
      │    ├── MalformedHeadersError                     webhook-id/-timestamp/-signature missing or malformed (400)
      │    ├── SignatureMismatchError                    no signature matches any key (401)
@@ -36,7 +38,9 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ConflictError",
+    "InvalidIdentifierError",
     "InvalidKeyError",
     "MalformedHeadersError",
     "NotFoundError",
@@ -63,6 +67,18 @@ class XinyongError(Exception):
 
 class InvalidKeyError(XinyongError, ValueError):
     """A signing secret or key string is not in the ``whsec_``/``whsk_``/``whpk_`` format."""
+
+
+class InvalidIdentifierError(XinyongError, ValueError):
+    """A USCC or RIC failed validation.
+
+    The message says what is wrong ("USCC check character is wrong") and never contains the
+    identifier itself: a resident identity number is personal information.
+    """
+
+
+class ClientClosedError(XinyongError, RuntimeError):
+    """A sender or client was used after it was closed; create a new one."""
 
 
 class WebhookVerificationError(XinyongError):

@@ -1,0 +1,354 @@
+"""The xinyong demo: a gateway on embedded SQLite, three sources, and a stream of signed events.
+
+Run with ``make demo``. It works in a scratch folder, starts ``xinyong-gateway serve`` on a free local
+port, registers a marketplace (HMAC secret), a courier (Ed25519 key pair from ``xinyong keygen``) and a
+regulator, sends realistic events through the SDK's ``EventSender`` (and a few that are rejected, to show
+why), prints a summary, and stops the gateway. Nothing is left running and nothing is left on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from xinyong import ApiError, EventSender, XinyongError
+from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
+
+BIN = Path(sys.executable).parent
+
+# Valid identifiers (check characters computed): Lianyungang shops, a courier, a regulator.
+SHOP_A = {"id_type": "uscc", "id": "91320700MA1P4K7L4R", "name": "连云港海鲜优选电子商务有限公司"}
+SHOP_B = {"id_type": "uscc", "id": "91320703MA20B8C33E", "name": "连云区水晶饰品商行"}
+SHOP_C = {"id_type": "uscc", "id": "91320706MA1Y2N6Q47", "name": "海州区速达数码店"}
+SOLE_TRADER = {"id_type": "ric", "id": "320706198605174592", "name": "王小明"}
+COURIER = {"id_type": "uscc", "id": "91320700134762510T", "name": "连云港顺捷快递有限公司"}
+MARKETPLACE_USCC = "91330100MA2H9X4W2M"
+REGULATOR_USCC = "1132070001438827X3"
+
+
+def at(minutes_ago: int) -> str:
+    return (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat(timespec="seconds")
+
+
+def envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": event_type, "timestamp": at(0), "data": data}
+
+
+def run_cli(*args: str) -> Any:
+    """Run a command-line tool of the project and return its JSON output."""
+    done = subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:3])} failed: {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_ready(base_url: str, server: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise SystemExit(f"The gateway exited early:\n{log_path.read_text()}")
+            try:
+                async with session.get(f"{base_url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit("The gateway did not become ready within 20 s.")
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str]] = []
+
+    def add(self, who: str, what: str, outcome: str) -> None:
+        self.rows.append((who, what, outcome))
+        print(f"  {who:<11} {what:<44} {outcome}")
+
+
+async def post_raw(base_url: str, source_id: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """Post exactly these bytes and headers (to show what the gateway refuses)."""
+    async with aiohttp.ClientSession() as session:
+        headers = {**headers, "Content-Type": "application/json"}
+        async with session.post(f"{base_url}/v1/webhooks/{source_id}", data=body, headers=headers) as response:
+            return response.status, await response.json(content_type=None)
+
+
+async def scenario(base_url: str, sources: dict[str, dict[str, Any]], courier_key: SigningKey) -> Tally:
+    tally = Tally()
+    market, regulator, courier = sources["marketplace"], sources["regulator"], sources["courier"]
+
+    print("\nA marketplace registers shops and reports what its risk team found (HMAC-SHA256, v1):")
+    async with EventSender(base_url, market["source_id"], market["secret"]) as sender:
+        for shop, shop_id in (
+            (SHOP_A, "shop-1001"),
+            (SHOP_B, "shop-1002"),
+            (SHOP_C, "shop-1003"),
+            (SOLE_TRADER, "shop-1004"),
+        ):
+            ack = await sender.send(
+                envelope(
+                    "merchant.registered",
+                    {
+                        "merchant": shop,
+                        "shop_id": shop_id,
+                        "shop_name": f"{shop['name']}旗舰店",
+                        "verification": ["business_license", "face_match"],
+                        "registered_at": at(60),
+                    },
+                ),
+                webhook_id=f"reg-{shop_id}",
+            )
+            tally.add("marketplace", f"merchant.registered {shop_id}", ack.status)
+        brushing = envelope(
+            "review.manipulation_detected",
+            {
+                "case_id": "RM-2026-0412",
+                "merchant": SHOP_C,
+                "kind": "fake_order",
+                "order_count": 164,
+                "confirmed": True,
+                "detected_at": at(30),
+            },
+        )
+        ack = await sender.send(brushing, webhook_id="case-RM-2026-0412")
+        tally.add("marketplace", "review.manipulation_detected (164 fake orders)", ack.status)
+        ack = await sender.send(brushing, webhook_id="case-RM-2026-0412")
+        tally.add("marketplace", "  the same webhook sent again (a retry)", f"{ack.status}: stored once")
+        ack = await sender.send(
+            envelope(
+                "commitment.published",
+                {
+                    "merchant": SHOP_A,
+                    "commitment_id": "CM-88",
+                    "items": ["正品保障", "七天无理由退货"],
+                    "published_at": at(50),
+                },
+            ),
+            webhook_id="cm-88",
+        )
+        tally.add("marketplace", "commitment.published", ack.status)
+        try:
+            await sender.send(
+                envelope(
+                    "complaint.filed",
+                    {
+                        "complaint_id": "C-1",
+                        "merchant": {"id_type": "uscc", "id": "91320700MA1P4K7L4X"},
+                        "category": "quality",
+                        "channel": "12315",
+                        "filed_at": at(5),
+                    },
+                ),
+            )
+        except ApiError as exc:
+            pointer = exc.errors[0]["pointer"] if exc.errors else "-"
+            tally.add("marketplace", "complaint.filed, mistyped USCC", f"{exc.status} rejected at {pointer}")
+
+    print("\nA courier posts delivery records signed with Ed25519 (v1a), including empty parcels:")
+    async with EventSender(base_url, courier["source_id"], courier_key) as sender:
+        records = [
+            (f"YT{7_310_000 + n}", "empty_parcel" if n % 4 == 0 else "delivered", SHOP_C if n % 4 == 0 else SHOP_B)
+            for n in range(12)
+        ]
+        results = await sender.send_many(
+            (
+                f"wb-{no}",
+                envelope(
+                    "delivery.recorded",
+                    {"waybill_no": no, "courier": COURIER, "merchant": shop, "status": status, "occurred_at": at(20)},
+                ),
+            )
+            for no, status, shop in records
+        )
+        empties = sum(1 for _, status, _ in records if status == "empty_parcel")
+        accepted = sum(1 for r in results if not isinstance(r, XinyongError) and r.status == "accepted")
+        tally.add("courier", f"delivery.recorded x{len(records)} ({empties} empty parcels)", f"{accepted} accepted")
+        try:
+            await sender.send(
+                envelope(
+                    "penalty.imposed",
+                    {
+                        "decision_no": "X",
+                        "subject": SHOP_C,
+                        "authority": "courier?",
+                        "severity": "minor",
+                        "violation": "n/a",
+                        "decided_at": at(1),
+                    },
+                )
+            )
+        except ApiError as exc:
+            tally.add("courier", "penalty.imposed (not a courier's to send)", f"{exc.status} {exc.title}")
+
+    print("\nThe market regulator posts a penalty decision (HMAC-SHA256, v1):")
+    async with EventSender(base_url, regulator["source_id"], regulator["secret"]) as sender:
+        ack = await sender.send(
+            envelope(
+                "penalty.imposed",
+                {
+                    "decision_no": "连市监罚〔2026〕118号",
+                    "subject": SHOP_C,
+                    "authority": "连云港市市场监督管理局",
+                    "severity": "serious",
+                    "violation": "组织虚假交易（刷单）",
+                    "decided_at": at(10),
+                },
+            ),
+            webhook_id="pen-2026-118",
+        )
+        tally.add("regulator", "penalty.imposed (serious)", ack.status)
+
+    print("\nWhat the gateway refuses, and why:")
+    secret = SigningSecret.parse(market["secret"])
+    body = json.dumps(
+        envelope(
+            "complaint.filed",
+            {
+                "complaint_id": "C-2",
+                "merchant": SHOP_B,
+                "category": "misdescription",
+                "channel": "platform",
+                "filed_at": at(2),
+            },
+        ),
+        ensure_ascii=False,
+    ).encode()
+    headers = signature_headers(secret, "msg-tampered", body)
+    tampered = body.replace(b"misdescription", b"counterfeit")
+    status, problem = await post_raw(base_url, market["source_id"], tampered, headers)
+    tally.add("someone", "complaint with its body altered after signing", f"{status} {problem['title']}")
+    old = signature_headers(secret, "msg-replayed", body, timestamp=int(time.time()) - 3600)
+    status, problem = await post_raw(base_url, market["source_id"], body, old)
+    tally.add("someone", "a captured webhook replayed an hour later", f"{status} {problem['title']}")
+    fresh = signature_headers(secret, "reg-shop-1001", body)
+    status, problem = await post_raw(base_url, market["source_id"], body, fresh)
+    tally.add("marketplace", "a used webhook-id with a different body", f"{status} {problem['title']}")
+    return tally
+
+
+async def main_async() -> int:
+    with tempfile.TemporaryDirectory(prefix="xinyong-demo-") as scratch:
+        db = Path(scratch) / "xinyong.db"
+        url = f"sqlite:///{db}"
+        env_note = "master key file created beside it (mode 0600)"
+        print(f"xinyong demo — gateway on embedded SQLite at {db}\n  {env_note}")
+        run_cli("xinyong-gateway", "--db", url, "--json", "migrate")
+        keys = run_cli("xinyong", "keygen", "--json")
+        sources = {
+            "marketplace": run_cli(
+                "xinyong-gateway",
+                "--db",
+                url,
+                "sources",
+                "add",
+                "--kind",
+                "marketplace",
+                "--name",
+                "云购商城",
+                "--uscc",
+                MARKETPLACE_USCC,
+            ),
+            "courier": run_cli(
+                "xinyong-gateway",
+                "--db",
+                url,
+                "sources",
+                "add",
+                "--kind",
+                "courier",
+                "--name",
+                "连云港顺捷快递",
+                "--uscc",
+                COURIER["id"],
+                "--public-key",
+                keys["public_key"],
+            ),
+            "regulator": run_cli(
+                "xinyong-gateway",
+                "--db",
+                url,
+                "sources",
+                "add",
+                "--kind",
+                "regulator",
+                "--name",
+                "连云港市市场监督管理局",
+                "--uscc",
+                REGULATOR_USCC,
+            ),
+        }
+        for kind, source in sources.items():
+            scheme = source["keys"][0]["scheme"]
+            print(
+                f"  registered {kind:<11} {source['source_id']}  ({'Ed25519' if scheme == 'v1a' else 'HMAC'} {scheme})"
+            )
+
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        log_path = Path(scratch) / "gateway.log"
+        with log_path.open("wb") as log_file:
+            server = subprocess.Popen(
+                [str(BIN / "xinyong-gateway"), "--db", url, "serve", "--port", str(port), "--log-format", "json"],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "XINYONG_DATABASE_URL": url},
+            )
+            try:
+                await wait_ready(base_url, server, log_path)
+                print(f"  gateway listening on {base_url}")
+                tally = await scenario(base_url, sources, SigningKey.parse(keys["signing_key"]))
+            finally:
+                server.send_signal(signal.SIGTERM)
+                try:
+                    server.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
+
+        log_lines = log_path.read_text().splitlines()
+        stored = sum(1 for line in log_lines if '"outcome": "accepted"' in line)
+        refused = sum(1 for line in log_lines if '"problem"' in line)
+        plain_ric = SOLE_TRADER["id"].encode()
+        on_disk = b"".join(p.read_bytes() for p in Path(scratch).iterdir() if p.name.startswith("xinyong.db"))
+        in_log = plain_ric in log_path.read_bytes()
+        print("\nSummary")
+        print(f"  {stored} events stored durably (each acknowledged only after its commit reached the disk)")
+        print(f"  {refused} requests refused with a problem+json answer; nothing of them stored")
+        sealed = "YES (a bug!)" if plain_ric in on_disk else "no: raw bodies are sealed with AES-256-GCM"
+        print(f"  does the sole trader's resident id appear in the database files? {sealed}")
+        print(
+            f"  gateway log: {len(log_lines)} lines, one per request; resident id in it: {'YES (a bug!)' if in_log else 'no'}"
+        )
+        print("\nThe gateway has stopped and the scratch folder is removed. Next: `make test`, or see README.md.")
+        return 0 if plain_ric not in on_disk and not in_log and tally.rows else 1
+
+
+def main() -> int:
+    try:
+        return asyncio.run(main_async())
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,339 @@
+"""``xinyong-gateway``: run and administer the gateway.
+
+    xinyong-gateway [--db URL] migrate
+    xinyong-gateway [--db URL] serve [--host H] [--port P]
+    xinyong-gateway [--db URL] sources add --kind marketplace|courier|regulator --name NAME
+                                           [--uscc CODE] [--public-key whpk_…] [--rate N]
+    xinyong-gateway [--db URL] sources list | disable ID | rotate ID [--grace 24h] [--public-key whpk_…]
+    xinyong-gateway master-key
+
+Output is human-readable on a terminal and JSON otherwise (``--json`` forces JSON). Errors are one sentence
+on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from xinyong.errors import XinyongError
+from xinyong.events import SOURCE_KINDS
+from xinyong.subjects import validate_uscc
+from xinyong.webhooks import VerifyingKey
+from xinyong_gateway.crypto import MasterKey, master_key_for
+from xinyong_gateway.errors import GatewayError
+from xinyong_gateway.settings import DEFAULT_DATABASE_URL, GatewaySettings
+from xinyong_gateway.sources import add_source, rotate_source
+from xinyong_gateway.store import SourceRecord, Store, open_store
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+
+EPILOG = """\
+examples:
+  xinyong-gateway migrate
+  xinyong-gateway sources add --kind marketplace --name "Example Mall" --uscc 91320700MA1XXXXXXX
+  xinyong-gateway sources add --kind courier --name "Swift Express" --public-key whpk_...
+  xinyong-gateway serve --port 8080
+
+The database defaults to $XINYONG_DATABASE_URL, then sqlite:///./var/xinyong.db. The master key comes from
+$XINYONG_MASTER_KEY; on SQLite it may instead be the key file <database>.key, created on first use.
+"""
+
+
+class CliError(Exception):
+    """A usage problem found after parsing: printed as one sentence, exit status 2."""
+
+
+def _duration(text: str) -> timedelta:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (examples: 0, 90m, 24h, 7d)")
+    value, unit = float(match.group(1)), match.group(2) or "s"
+    return timedelta(seconds=value * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xinyong-gateway",
+        description="The xinyong credit-information gateway: signed webhook ingest and its administration.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--db", metavar="URL", help=f"database URL (default: $XINYONG_DATABASE_URL or {DEFAULT_DATABASE_URL})"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON even on a terminal")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    commands.add_parser("migrate", help="create or upgrade the database schema (idempotent)")
+
+    serve = commands.add_parser("serve", help="run the gateway (HTTP)")
+    serve.add_argument("--host", help="interface to listen on (default: $XINYONG_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: $XINYONG_PORT or 8080)")
+    serve.add_argument("--workers", type=int, default=1, help="processes (more than 1 needs PostgreSQL)")
+    serve.add_argument("--log-format", choices=["auto", "json", "console"], help="log renderer (default: auto)")
+
+    sources = commands.add_parser("sources", help="register and manage webhook senders")
+    source_commands = sources.add_subparsers(dest="sources_command", metavar="ACTION", required=True)
+    add = source_commands.add_parser(
+        "add",
+        help="register a source; prints its id and, for a symmetric source, its secret (shown once)",
+        epilog='example: xinyong-gateway sources add --kind courier --name "Swift Express" --public-key whpk_...',
+    )
+    add.add_argument("--kind", required=True, choices=SOURCE_KINDS)
+    add.add_argument("--name", required=True)
+    add.add_argument("--uscc", help="the sender's unified social credit code")
+    add.add_argument("--public-key", metavar="whpk_…", help="register an Ed25519 public key (v1a) instead of a secret")
+    add.add_argument("--rate", type=_positive, metavar="N", help="own rate limit, verified requests per second")
+    source_commands.add_parser("list", help="list sources with their keys and key expiry")
+    disable = source_commands.add_parser("disable", help="refuse a source's webhooks from now on")
+    disable.add_argument("source_id", metavar="ID")
+    rotate = source_commands.add_parser(
+        "rotate", help="issue a new secret (or register a new public key); old keys stay valid for --grace"
+    )
+    rotate.add_argument("source_id", metavar="ID")
+    rotate.add_argument("--grace", type=_duration, default=timedelta(hours=24), help="grace period (default 24h)")
+    rotate.add_argument("--public-key", metavar="whpk_…", help="new Ed25519 public key instead of a new secret")
+
+    commands.add_parser("master-key", help="print a new random master key for XINYONG_MASTER_KEY")
+    return parser
+
+
+# -- output ---------------------------------------------------------------------------------------
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
+
+
+def _source_json(record: SourceRecord) -> dict[str, Any]:
+    return {
+        "source_id": record.source_id,
+        "kind": record.kind,
+        "name": record.name,
+        "uscc": record.uscc,
+        "status": record.status,
+        "rate_limit": record.rate_limit,
+        "created_at": _iso(record.created_at),
+        "disabled_at": _iso(record.disabled_at),
+        "keys": [
+            {
+                "scheme": key.scheme,
+                "fingerprint": key.fingerprint,
+                "created_at": _iso(key.created_at),
+                "expires_at": _iso(key.expires_at),
+            }
+            for key in record.keys
+        ],
+    }
+
+
+class Output:
+    def __init__(self, force_json: bool) -> None:
+        self.json = force_json or not sys.stdout.isatty()
+
+    def emit(self, data: Any, human: str) -> None:
+        sys.stdout.write((json.dumps(data, ensure_ascii=False) if self.json else human) + "\n")
+
+
+def _human_source(record: SourceRecord) -> str:
+    lines = [f"{record.source_id}  {record.kind:<11}  {record.status:<8}  {record.name}"]
+    if record.uscc:
+        lines.append(f"    uscc {record.uscc}")
+    if record.rate_limit:
+        lines.append(f"    rate limit {record.rate_limit:g}/s")
+    for key in record.keys:
+        expiry = f"expires {_iso(key.expires_at)}" if key.expires_at else "current"
+        lines.append(f"    key {key.scheme:<3} {key.fingerprint}  {expiry}")
+    return "\n".join(lines)
+
+
+# -- commands ---------------------------------------------------------------------------------------
+async def _with_store(settings: GatewaySettings, action: Callable[[Store, MasterKey], Awaitable[T]]) -> T:
+    env_key = settings.master_key.get_secret_value() if settings.master_key else None
+    master = master_key_for(settings.database_url, env_key)
+    async with open_store(settings.database_url) as store:
+        await store.check_master_key(master.check_value)
+        return await action(store, master)
+
+
+def _cmd_migrate(settings: GatewaySettings, out: Output) -> int:
+    async def run() -> tuple[list[str], int]:
+        env_key = settings.master_key.get_secret_value() if settings.master_key else None
+        master = master_key_for(settings.database_url, env_key)
+        async with open_store(settings.database_url) as store:
+            applied = await store.migrate()
+            await store.check_master_key(master.check_value)
+            return applied, (await store.schema_status()).current
+
+    applied, version = asyncio.run(run())
+    human = (
+        f"Applied {len(applied)} migration(s): {', '.join(applied)}; schema is at version {version}."
+        if applied
+        else f"Schema is up to date (version {version})."
+    )
+    out.emit({"applied": applied, "schema_version": version, "database": settings.database_url}, human)
+    return 0
+
+
+def _cmd_serve(settings: GatewaySettings, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from xinyong_gateway.logs import configure_logging
+    from xinyong_gateway.web_app import create_app
+
+    if args.workers < 1:
+        raise CliError("--workers must be at least 1.")
+    if args.workers > 1 and settings.database_url.startswith("sqlite:"):
+        raise CliError(
+            "SQLite serves one process only: --workers above 1 needs a PostgreSQL database (--db postgresql://…)."
+        )
+    configure_logging(settings.log_format, settings.log_level)
+    import structlog
+
+    log = structlog.get_logger("xinyong_gateway.serve")
+
+    def announce(_: str) -> None:
+        log.info("serving", url=f"http://{settings.host}:{settings.port}", database=settings.database_url)
+
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        print=announce,
+        shutdown_timeout=10,
+    )
+    return 0
+
+
+def _cmd_sources(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
+    now = datetime.now(UTC)
+    action = args.sources_command
+    if action == "add":
+        name = args.name.strip()
+        if not name:
+            raise CliError("--name must not be empty.")
+        uscc = validate_uscc(args.uscc) if args.uscc else None
+        public_key = VerifyingKey.parse(args.public_key) if args.public_key else None
+
+        async def add(store: Store, master: MasterKey) -> dict[str, Any]:
+            record, secret = await add_source(
+                store,
+                master,
+                kind=args.kind,
+                name=name,
+                uscc=uscc,
+                public_key=public_key,
+                rate_limit=args.rate,
+                now=now,
+            )
+            result = _source_json(record)
+            if secret is not None:
+                result["secret"] = str(secret)
+            if public_key is not None:
+                result["public_key"] = str(public_key)
+            return result
+
+        result = asyncio.run(_with_store(settings, add))
+        human = f"Registered source {result['source_id']} ({result['kind']}, {result['name']})."
+        if "secret" in result:
+            human += f"\n  secret: {result['secret']}\n  Give it to the sender now; it is not shown again."
+        else:
+            human += "\n  Webhooks must be signed (v1a) with the matching whsk_ signing key."
+        out.emit(result, human)
+        return 0
+
+    if action == "list":
+        records = asyncio.run(_with_store(settings, lambda store, _master: store.list_sources()))
+        human = "\n".join(_human_source(r) for r in records) if records else "No sources yet."
+        out.emit([_source_json(r) for r in records], human)
+        return 0
+
+    if action == "disable":
+        record = asyncio.run(_with_store(settings, lambda store, _m: store.disable_source(args.source_id, now=now)))
+        out.emit(_source_json(record), f"Disabled source {record.source_id}; its webhooks are refused from now on.")
+        return 0
+
+    if action == "rotate":
+        public_key = VerifyingKey.parse(args.public_key) if args.public_key else None
+
+        async def rotate(store: Store, master: MasterKey) -> dict[str, Any]:
+            record, secret = await rotate_source(
+                store, master, args.source_id, public_key=public_key, grace=args.grace, now=now
+            )
+            result = _source_json(record)
+            result["previous_keys_expire_at"] = _iso(now + args.grace)
+            if secret is not None:
+                result["secret"] = str(secret)
+            return result
+
+        result = asyncio.run(_with_store(settings, rotate))
+        human = (
+            f"Rotated source {result['source_id']}; previous keys stay valid until {result['previous_keys_expire_at']}."
+        )
+        if "secret" in result:
+            human += f"\n  new secret: {result['secret']}\n  Give it to the sender now; it is not shown again."
+        out.emit(result, human)
+        return 0
+    raise CliError(f"Unknown sources action {action!r}.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Output(args.json)
+    try:
+        overrides: dict[str, Any] = {}
+        if args.db:
+            overrides["database_url"] = args.db
+        if args.command == "serve":
+            if args.host:
+                overrides["host"] = args.host
+            if args.port is not None:
+                overrides["port"] = args.port
+            if args.log_format:
+                overrides["log_format"] = args.log_format
+        try:
+            settings = GatewaySettings(**overrides)
+        except ValidationError as exc:
+            fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors())
+            raise CliError(f"Invalid setting(s): {fields}.") from exc
+
+        if args.command == "migrate":
+            return _cmd_migrate(settings, out)
+        if args.command == "serve":
+            return _cmd_serve(settings, args)
+        if args.command == "sources":
+            return _cmd_sources(settings, args, out)
+        if args.command == "master-key":
+            key = MasterKey.generate_text()
+            out.emit({"master_key": key}, f"{key}\n  export XINYONG_MASTER_KEY=... and keep a copy safe.")
+            return 0
+        raise CliError(f"Unknown command {args.command!r}.")
+    except CliError as exc:
+        sys.stderr.write(f"xinyong-gateway: error: {exc}\n")
+        return 2
+    except (GatewayError, XinyongError, ValueError, OSError) as exc:
+        sys.stderr.write(f"xinyong-gateway: error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130

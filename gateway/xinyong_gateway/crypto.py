@@ -1,0 +1,169 @@
+"""The master key and what is derived from it.
+
+One 32-byte master key (``XINYONG_MASTER_KEY``, base64; or, on the embedded SQLite default, a key file
+created with mode 0600 beside the database on first use) never touches data directly. Purpose-bound keys
+are derived from it with HKDF-SHA256:
+
+- ``inbox``   AES-256-GCM key that seals raw webhook bodies at rest (they may carry resident ids and names);
+- ``secrets`` AES-256-GCM key that seals sources' webhook secrets;
+- ``dedupe``  HMAC key for the body digest that tells a duplicate from a conflicting re-use of a webhook-id;
+- ``check``   HMAC key for a check value stored in the database, so a wrong master key is refused at start-up
+  instead of producing undecryptable rows.
+
+Sealed blobs are ``0x01 || nonce(12) || ciphertext+tag``; the associated data binds a blob to its row
+(source and webhook id), so a sealed body cannot be moved to another row undetected.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from xinyong_gateway.errors import MasterKeyError
+
+__all__ = ["MasterKey", "Sealer", "key_file_for", "master_key_for", "resolve_master_key"]
+
+_SEAL_VERSION = b"\x01"
+_NONCE_BYTES = 12
+_CHECK_LABEL = b"xinyong master key check v1"
+
+
+def _derive(master: bytes, purpose: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"xinyong/" + purpose.encode()).derive(master)
+
+
+class Sealer:
+    """AES-256-GCM with a fresh random nonce per message and the row identity as associated data."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    def seal(self, plaintext: bytes, associated_data: bytes) -> bytes:
+        nonce = os.urandom(_NONCE_BYTES)
+        return _SEAL_VERSION + nonce + self._aead.encrypt(nonce, plaintext, associated_data)
+
+    def open(self, sealed: bytes, associated_data: bytes) -> bytes:
+        if sealed[:1] != _SEAL_VERSION:
+            raise MasterKeyError("Sealed data has an unknown format version.")
+        nonce = sealed[1 : 1 + _NONCE_BYTES]
+        try:
+            return self._aead.decrypt(nonce, sealed[1 + _NONCE_BYTES :], associated_data)
+        except InvalidTag as exc:
+            raise MasterKeyError("Sealed data does not open with this master key (or was altered).") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class MasterKey:
+    """The master key and the purpose-bound keys derived from it."""
+
+    inbox: Sealer
+    secrets: Sealer
+    dedupe_key: bytes
+    check_value: bytes
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> MasterKey:
+        if len(raw) != 32:
+            raise MasterKeyError("The master key must be 32 bytes (base64 of 32 random bytes).")
+        check_key = _derive(raw, "check")
+        return cls(
+            inbox=Sealer(_derive(raw, "inbox")),
+            secrets=Sealer(_derive(raw, "secrets")),
+            dedupe_key=_derive(raw, "dedupe"),
+            check_value=hmac.digest(check_key, _CHECK_LABEL, "sha256"),
+        )
+
+    @classmethod
+    def from_text(cls, text: str) -> MasterKey:
+        """Parse base64 (standard or URL-safe alphabet, padding optional) of 32 bytes."""
+        cleaned = text.strip()
+        altchars = b"-_" if ("-" in cleaned or "_" in cleaned) else None
+        try:
+            raw = base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), altchars=altchars, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise MasterKeyError("The master key is not valid base64.") from exc
+        return cls.from_bytes(raw)
+
+    @staticmethod
+    def generate_text() -> str:
+        """A new random master key, as the base64 text ``XINYONG_MASTER_KEY`` expects."""
+        return base64.b64encode(secrets.token_bytes(32)).decode()
+
+    def seal_body(self, source_id: str, webhook_id: str, body: bytes) -> bytes:
+        """Seal a raw webhook body, bound to its inbox row."""
+        return self.inbox.seal(body, _row_aad(b"inbox", source_id, webhook_id))
+
+    def open_body(self, source_id: str, webhook_id: str, sealed: bytes) -> bytes:
+        return self.inbox.open(sealed, _row_aad(b"inbox", source_id, webhook_id))
+
+    def seal_secret(self, source_id: str, secret: bytes) -> bytes:
+        """Seal a source's webhook secret, bound to the source."""
+        return self.secrets.seal(secret, _row_aad(b"source-secret", source_id))
+
+    def open_secret(self, source_id: str, sealed: bytes) -> bytes:
+        return self.secrets.open(sealed, _row_aad(b"source-secret", source_id))
+
+    def body_digest(self, body: bytes) -> bytes:
+        """Keyed SHA-256 of a raw body: equal bodies, equal digests; no guessing a body from its digest."""
+        return hmac.digest(self.dedupe_key, body, hashlib.sha256)
+
+
+def _row_aad(purpose: bytes, *parts: str) -> bytes:
+    return b"\x00".join([purpose, *(part.encode() for part in parts)])
+
+
+def key_file_for(db_path: Path) -> Path:
+    """Where the embedded SQLite default keeps its master key: ``<database>.key`` beside the database."""
+    return db_path.with_name(db_path.name + ".key")
+
+
+def resolve_master_key(env_value: str | None, *, sqlite_path: Path | None) -> MasterKey:
+    """The master key from the environment, else (SQLite only) from the key file beside the database.
+
+    The key file is created (mode 0600) only on first use, when the database does not exist yet: a
+    database without its key cannot be opened, so a missing key file is an error, never a new key.
+    """
+    if env_value:
+        return MasterKey.from_text(env_value)
+    if sqlite_path is None:
+        raise MasterKeyError("XINYONG_MASTER_KEY must be set for this database (a key file is only for SQLite).")
+    key_path = key_file_for(sqlite_path)
+    if key_path.exists():
+        try:
+            return MasterKey.from_text(key_path.read_text(encoding="ascii"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MasterKeyError(f"Cannot read the master key file {key_path}.") from exc
+    if sqlite_path.exists():
+        raise MasterKeyError(
+            f"The database {sqlite_path} exists but its master key file {key_path} is missing; "
+            "restore the file or set XINYONG_MASTER_KEY."
+        )
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    text = MasterKey.generate_text()
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(text + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return MasterKey.from_text(text)
+
+
+def master_key_for(database_url: str, env_value: str | None) -> MasterKey:
+    """The master key for a database: ``XINYONG_MASTER_KEY``, or the SQLite key file beside it."""
+    from xinyong_gateway.store import sqlite_path_from_url  # local: the store package imports this module's errors
+
+    sqlite_path = sqlite_path_from_url(database_url) if database_url.startswith("sqlite:") else None
+    return resolve_master_key(env_value, sqlite_path=sqlite_path)

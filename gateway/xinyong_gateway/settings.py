@@ -1,0 +1,39 @@
+"""Gateway settings: read once at the entrypoint, then passed in (never global).
+
+Every field can be set from the environment with the ``XINYONG_`` prefix, e.g. ``XINYONG_DATABASE_URL``,
+``XINYONG_MASTER_KEY``; command-line flags override the environment.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_DATABASE_URL", "GatewaySettings"]
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/xinyong.db"
+
+
+class GatewaySettings(BaseSettings):
+    """Everything the gateway needs to run, with defaults for the embedded SQLite set-up."""
+
+    model_config = SettingsConfigDict(env_prefix="XINYONG_", extra="ignore", frozen=True)
+
+    database_url: str = DEFAULT_DATABASE_URL
+    """``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (PostgreSQL comes later)."""
+    master_key: SecretStr | None = None
+    """Base64 of 32 random bytes. On SQLite it may instead live in a 0600 key file beside the database."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    body_limit: int = Field(default=256 * 1024, ge=1024)
+    """Largest webhook body accepted, in bytes (DESIGN: 256 KiB)."""
+    timestamp_tolerance: int = Field(default=300, ge=1)
+    """Seconds a webhook timestamp may differ from the gateway's clock."""
+    default_source_rate: float = Field(default=10_000.0, gt=0)
+    """Verified requests per second a source may send unless it has its own limit."""
+    source_refresh_interval: float = Field(default=2.0, gt=0)
+    """Seconds between reloads of the source table (new, disabled and rotated sources)."""
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -1,0 +1,41 @@
+"""Storage: one interface (:class:`Store`), a backend per database, chosen by URL."""
+
+from __future__ import annotations
+
+from xinyong_gateway.errors import ConfigError
+from xinyong_gateway.store.base import (
+    AppendResult,
+    AppendStatus,
+    InboxEntry,
+    NewSourceKey,
+    SchemaStatus,
+    SourceKey,
+    SourceRecord,
+    Store,
+    StoredEvent,
+)
+from xinyong_gateway.store.sqlite import SqliteStore, sqlite_path_from_url
+
+__all__ = [
+    "AppendResult",
+    "AppendStatus",
+    "InboxEntry",
+    "NewSourceKey",
+    "SchemaStatus",
+    "SourceKey",
+    "SourceRecord",
+    "SqliteStore",
+    "Store",
+    "StoredEvent",
+    "open_store",
+    "sqlite_path_from_url",
+]
+
+
+def open_store(url: str) -> Store:
+    """The backend for a database URL (not yet opened: use ``async with``)."""
+    if url.startswith("sqlite:"):
+        return SqliteStore(url)
+    if url.startswith(("postgresql:", "postgres:")):
+        raise ConfigError("The PostgreSQL backend is not available in this version; use a sqlite:/// URL.")
+    raise ConfigError(f"Unsupported database URL scheme in {url.split(':', 1)[0]!r}: use sqlite:///path/to/file.db.")

@@ -1,0 +1,468 @@
+"""The embedded SQLite backend: one file, WAL, ``synchronous=FULL``, group commit.
+
+One writer thread owns the connection. Requests put work on a queue and await a future; the thread takes
+everything that queued up while the previous commit was syncing and writes it in one transaction, so one
+fsync acknowledges many webhooks (group commit) and durability costs little throughput. Results go back to
+the event loop in one ``call_soon_threadsafe`` per batch. sqlite3 releases the GIL while it syncs, so the
+event loop keeps serving requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
+
+from xinyong_gateway.errors import (
+    ConfigError,
+    MasterKeyError,
+    SourceNotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
+from xinyong_gateway.store.base import (
+    AppendResult,
+    AppendStatus,
+    InboxEntry,
+    NewSourceKey,
+    SchemaStatus,
+    SourceKey,
+    SourceRecord,
+    Store,
+    StoredEvent,
+    from_micros,
+    to_micros,
+)
+
+__all__ = ["SqliteStore", "sqlite_path_from_url"]
+
+T = TypeVar("T")
+
+_MAX_BATCH = 1024
+_BUSY_TIMEOUT_MS = 5000
+
+
+def sqlite_path_from_url(url: str) -> Path:
+    """``sqlite:///relative.db`` → ``relative.db``; ``sqlite:////abs/x.db`` → ``/abs/x.db``."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise ConfigError(f"Not a SQLite database URL (expected sqlite:///path/to/file.db): {url!r}.")
+    path = url[len(prefix) :]
+    if path == ":memory:" or "?" in path:
+        raise ConfigError("The SQLite store needs a file path; in-memory databases and URL options are not supported.")
+    return Path(path)
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of the packaged SQLite migrations, in order."""
+    folder = resources.files("xinyong_gateway.store") / "migrations" / "sqlite"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into complete statements (``sqlite3.complete_statement`` knows about triggers)."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    leftover = [line for line in buffer.splitlines() if line.strip() and not line.strip().startswith("--")]
+    if leftover:
+        raise StoreError("A migration ends with an incomplete SQL statement.")
+    return statements
+
+
+@dataclass(slots=True)
+class _Append:
+    entry: InboxEntry
+    future: asyncio.Future[AppendResult]
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+    write: bool = field(default=False)
+
+
+_STOP = object()
+
+
+class SqliteStore(Store):
+    """SQLite in WAL mode with full durability; a single writer thread does all database work."""
+
+    def __init__(self, url: str) -> None:
+        self._path = sqlite_path_from_url(url)
+        self._queue: queue.SimpleQueue[_Append | _Job | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def display_url(self) -> str:
+        return f"sqlite:///{self._path}"
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._thread is not None:
+            raise StoreError("This store is already open.")
+        self._loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = self._loop.create_future()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="xinyong-sqlite-writer", daemon=True)
+        self._thread.start()
+        try:
+            await ready
+        except BaseException:
+            self._thread.join()
+            self._thread = None
+            raise
+
+    async def close(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._queue.put(_STOP)
+        await asyncio.to_thread(thread.join)
+
+    # -- the writer thread -------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreUnavailableError(f"Cannot switch {self._path} to WAL mode (got {mode}).")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailableError(f"Cannot open the SQLite database {self._path}: {exc}.") from exc
+        return conn
+
+    def _run(self, ready: asyncio.Future[None]) -> None:
+        loop = cast(asyncio.AbstractEventLoop, self._loop)
+        try:
+            self._conn = self._connect()
+        except StoreError as exc:
+            loop.call_soon_threadsafe(_settle, ready, None, exc)
+            return
+        loop.call_soon_threadsafe(_settle, ready, None, None)
+        conn = self._conn
+        try:
+            while True:
+                item = self._queue.get()
+                items = [item]
+                while len(items) < _MAX_BATCH:
+                    try:
+                        items.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                appends = [i for i in items if isinstance(i, _Append)]
+                if appends:
+                    self._commit_appends(conn, loop, appends)
+                for i in items:
+                    if isinstance(i, _Job):
+                        self._run_job(conn, loop, i)
+                if any(i is _STOP for i in items):
+                    break
+        finally:
+            conn.close()
+            self._conn = None
+
+    def _commit_appends(
+        self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop, appends: list[_Append]
+    ) -> None:
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cur = conn.cursor()
+                for item in appends:
+                    e = item.entry
+                    cur.execute(
+                        "INSERT INTO inbox (source_id, webhook_id, body_digest, event_type, webhook_timestamp,"
+                        " signature, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                        " ON CONFLICT (source_id, webhook_id) DO NOTHING",
+                        (
+                            e.source_id,
+                            e.webhook_id,
+                            e.body_digest,
+                            e.event_type,
+                            e.webhook_timestamp,
+                            e.signature,
+                            e.received_at,
+                            e.sealed_body,
+                        ),
+                    )
+                    if cur.rowcount == 1:
+                        result = AppendResult(AppendStatus.ACCEPTED, cur.lastrowid)
+                    else:
+                        seq, digest = cur.execute(
+                            "SELECT seq, body_digest FROM inbox WHERE source_id = ? AND webhook_id = ?",
+                            (e.source_id, e.webhook_id),
+                        ).fetchone()
+                        status = AppendStatus.DUPLICATE if digest == e.body_digest else AppendStatus.CONFLICT
+                        result = AppendResult(status, seq)
+                    outcomes.append((item.future, result, None))
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            error = StoreUnavailableError(f"The inbox could not commit: {exc}.")
+            outcomes = [(item.future, None, error) for item in appends]
+        loop.call_soon_threadsafe(_settle_all, outcomes)
+
+    def _run_job(self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop, job: _Job) -> None:
+        try:
+            if job.write:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    value = job.fn(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+            else:
+                value = job.fn(conn)
+        except sqlite3.Error as exc:
+            loop.call_soon_threadsafe(_settle, job.future, None, StoreUnavailableError(f"SQLite error: {exc}."))
+        except Exception as exc:  # a domain error raised by the job itself travels back unchanged
+            loop.call_soon_threadsafe(_settle, job.future, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, job.future, value, None)
+
+    def _submit(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> asyncio.Future[T]:
+        if self._thread is None or self._loop is None:
+            raise StoreError("The store is not open.")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._queue.put(_Job(fn, future, write))
+        return future
+
+    # -- schema ------------------------------------------------------------------------------------
+    @staticmethod
+    def _applied_versions(conn: sqlite3.Connection) -> set[int]:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+        )
+        return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+
+    async def migrate(self) -> list[str]:
+        def apply(conn: sqlite3.Connection) -> list[str]:
+            applied: list[str] = []
+            done = self._applied_versions(conn)
+            for version, name, sql in _migrations():
+                if version in done:
+                    continue
+                for statement in _statements(sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, to_micros(datetime.now(UTC))),
+                )
+                applied.append(name)
+            return applied
+
+        return await self._submit(apply, write=True)
+
+    async def schema_status(self) -> SchemaStatus:
+        def status(conn: sqlite3.Connection) -> SchemaStatus:
+            exists = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            ).fetchone()
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")} if exists else set()
+            all_migrations = _migrations()
+            pending = tuple(name for version, name, _ in all_migrations if version not in done)
+            latest = all_migrations[-1][0] if all_migrations else 0
+            return SchemaStatus(current=max(done, default=0), latest=latest, pending=pending)
+
+        return await self._submit(status)
+
+    async def check_master_key(self, check_value: bytes) -> None:
+        def check(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT value FROM meta WHERE name = 'master_key_check'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta (name, value) VALUES ('master_key_check', ?)", (check_value,))
+            elif bytes(row[0]) != check_value:
+                raise MasterKeyError(f"The master key does not match the one {self.display_url} was created with.")
+
+        await self.require_schema()
+        await self._submit(check, write=True)
+
+    # -- inbox -------------------------------------------------------------------------------------
+    def append(self, entry: InboxEntry) -> asyncio.Future[AppendResult]:
+        # Not a coroutine: the hot path hands the entry to the writer and awaits the future directly.
+        if self._loop is None:
+            raise StoreError("The store is not open.")
+        future: asyncio.Future[AppendResult] = self._loop.create_future()
+        self._queue.put(_Append(entry, future))
+        return future
+
+    async def read_inbox(self, after_seq: int = 0, limit: int = 1000) -> list[StoredEvent]:
+        def read(conn: sqlite3.Connection) -> list[StoredEvent]:
+            rows = conn.execute(
+                "SELECT seq, source_id, webhook_id, event_type, webhook_timestamp, signature, received_at,"
+                " body_digest, body FROM inbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ).fetchall()
+            return [StoredEvent(*row) for row in rows]
+
+        return await self._submit(read)
+
+    async def inbox_count(self) -> int:
+        return await self._submit(lambda conn: int(conn.execute("SELECT count(*) FROM inbox").fetchone()[0]))
+
+    # -- sources -----------------------------------------------------------------------------------
+    @staticmethod
+    def _load_source(conn: sqlite3.Connection, source_id: str) -> SourceRecord | None:
+        row = conn.execute(
+            "SELECT source_id, kind, name, uscc, rate_limit, status, created_at, disabled_at"
+            " FROM sources WHERE source_id = ?",
+            (source_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        keys = conn.execute(
+            "SELECT key_id, scheme, material, fingerprint, created_at, expires_at"
+            " FROM source_keys WHERE source_id = ? ORDER BY key_id",
+            (source_id,),
+        ).fetchall()
+        return _source_record(row, keys)
+
+    async def create_source(
+        self,
+        *,
+        source_id: str,
+        kind: Literal["marketplace", "courier", "regulator"],
+        name: str,
+        uscc: str | None,
+        rate_limit: float | None,
+        key: NewSourceKey,
+        now: datetime,
+    ) -> SourceRecord:
+        def create(conn: sqlite3.Connection) -> SourceRecord:
+            at = to_micros(now)
+            conn.execute(
+                "INSERT INTO sources (source_id, kind, name, uscc, rate_limit, status, created_at)"
+                " VALUES (?, ?, ?, ?, ?, 'active', ?)",
+                (source_id, kind, name, uscc, rate_limit, at),
+            )
+            conn.execute(
+                "INSERT INTO source_keys (source_id, scheme, material, fingerprint, created_at) VALUES (?, ?, ?, ?, ?)",
+                (source_id, key.scheme, key.material, key.fingerprint, at),
+            )
+            return cast(SourceRecord, self._load_source(conn, source_id))
+
+        return await self._submit(create, write=True)
+
+    async def list_sources(self) -> list[SourceRecord]:
+        def list_all(conn: sqlite3.Connection) -> list[SourceRecord]:
+            rows = conn.execute(
+                "SELECT source_id, kind, name, uscc, rate_limit, status, created_at, disabled_at"
+                " FROM sources ORDER BY created_at, source_id"
+            ).fetchall()
+            keys: dict[str, list[tuple[Any, ...]]] = {}
+            for key_row in conn.execute(
+                "SELECT source_id, key_id, scheme, material, fingerprint, created_at, expires_at"
+                " FROM source_keys ORDER BY key_id"
+            ):
+                keys.setdefault(key_row[0], []).append(key_row[1:])
+            return [_source_record(row, keys.get(row[0], [])) for row in rows]
+
+        return await self._submit(list_all)
+
+    async def get_source(self, source_id: str) -> SourceRecord | None:
+        return await self._submit(lambda conn: self._load_source(conn, source_id))
+
+    async def disable_source(self, source_id: str, *, now: datetime) -> SourceRecord:
+        def disable(conn: sqlite3.Connection) -> SourceRecord:
+            conn.execute(
+                "UPDATE sources SET status = 'disabled', disabled_at = coalesce(disabled_at, ?) WHERE source_id = ?",
+                (to_micros(now), source_id),
+            )
+            record = self._load_source(conn, source_id)
+            if record is None:
+                raise SourceNotFoundError(f"No source with id {source_id!r}.")
+            return record
+
+        return await self._submit(disable, write=True)
+
+    async def rotate_source_key(
+        self, source_id: str, key: NewSourceKey, *, now: datetime, grace_until: datetime
+    ) -> SourceRecord:
+        def rotate(conn: sqlite3.Connection) -> SourceRecord:
+            if self._load_source(conn, source_id) is None:
+                raise SourceNotFoundError(f"No source with id {source_id!r}.")
+            until = to_micros(grace_until)
+            conn.execute(
+                "UPDATE source_keys SET expires_at = min(coalesce(expires_at, ?), ?) WHERE source_id = ?",
+                (until, until, source_id),
+            )
+            conn.execute(
+                "INSERT INTO source_keys (source_id, scheme, material, fingerprint, created_at) VALUES (?, ?, ?, ?, ?)",
+                (source_id, key.scheme, key.material, key.fingerprint, to_micros(now)),
+            )
+            return cast(SourceRecord, self._load_source(conn, source_id))
+
+        return await self._submit(rotate, write=True)
+
+
+def _source_record(row: tuple[Any, ...], keys: list[tuple[Any, ...]]) -> SourceRecord:
+    source_id, kind, name, uscc, rate_limit, status, created_at, disabled_at = row
+    return SourceRecord(
+        source_id=source_id,
+        kind=kind,
+        name=name,
+        uscc=uscc,
+        rate_limit=rate_limit,
+        status=status,
+        created_at=from_micros(created_at),
+        disabled_at=from_micros(disabled_at) if disabled_at is not None else None,
+        keys=tuple(
+            SourceKey(
+                key_id=key_id,
+                scheme=scheme,
+                material=bytes(material),
+                fingerprint=fingerprint,
+                created_at=from_micros(key_created),
+                expires_at=from_micros(expires) if expires is not None else None,
+            )
+            for key_id, scheme, material, fingerprint, key_created, expires in keys
+        ),
+    )
+
+
+def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.done():  # the awaiting request was cancelled (client went away); the result is moot
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
+def _settle_all(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, value, error in outcomes:
+        _settle(future, value, error)

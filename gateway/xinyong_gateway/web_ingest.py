@@ -1,0 +1,144 @@
+"""``POST /v1/webhooks/{source_id}``: where evidence enters the public credit system.
+
+Checks run in the order of the wire contract (DESIGN.md "Inbound events"), each with its own problem:
+404 unknown source → 413 body too large → 415 not JSON → 400 webhook headers → 401 signature, then
+timestamp → 400 body not JSON → 422 unknown event type → 403 type not allowed for the source's kind →
+422 schema → 429 rate limit → 503 store → 202 accepted | 200 duplicate | 409 webhook-id conflict.
+
+The answer is 2xx only after the inbox commit that stores the (sealed) raw body is durable.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import pydantic_core
+from aiohttp import web
+from pydantic import ValidationError
+
+from xinyong import problems
+from xinyong.errors import MalformedHeadersError, SignatureMismatchError, TimestampOutOfToleranceError
+from xinyong.events import EVENT_TYPES, error_pointers
+from xinyong_gateway.crypto import MasterKey
+from xinyong_gateway.sources import SourceRegistry
+from xinyong_gateway.store import AppendStatus, InboxEntry, Store
+from xinyong_gateway.web_middlewares import LOG_FACTS
+from xinyong_gateway.web_problems import ProblemError
+
+__all__ = ["IngestHandler"]
+
+_JSON = "application/json"
+
+
+class IngestHandler:
+    """The ingest endpoint, bound to its store, master key and source registry."""
+
+    _store: Store
+    _master: MasterKey
+    _registry: SourceRegistry
+
+    def __init__(self, *, body_limit: int) -> None:
+        self._body_limit = body_limit
+
+    def attach(self, store: Store, master: MasterKey, registry: SourceRegistry) -> None:
+        """Bind the resources opened at start-up (routes must exist before the app starts)."""
+        self._store = store
+        self._master = master
+        self._registry = registry
+
+    async def handle(self, request: web.Request) -> web.Response:
+        facts = request[LOG_FACTS]
+        source_id = request.match_info["source_id"]
+        facts["source_id"] = source_id
+
+        source = await self._registry.lookup(source_id)
+        if source is None:
+            raise ProblemError(problems.SOURCE_NOT_FOUND, "No active source has this id.")
+
+        length = request.content_length
+        if length is not None and length > self._body_limit:
+            raise ProblemError(problems.BODY_TOO_LARGE, f"The body limit is {self._body_limit} bytes.")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge as exc:
+            raise ProblemError(problems.BODY_TOO_LARGE, f"The body limit is {self._body_limit} bytes.") from exc
+
+        if request.content_type != _JSON or request.charset not in (None, "utf-8"):
+            raise ProblemError(
+                problems.UNSUPPORTED_MEDIA_TYPE, "Send the event with Content-Type: application/json (UTF-8)."
+            )
+
+        try:
+            headers = source.verifier.verify(request.headers, body)
+        except MalformedHeadersError as exc:
+            raise ProblemError(problems.MALFORMED_HEADERS, str(exc)) from exc
+        except SignatureMismatchError as exc:
+            raise ProblemError(problems.SIGNATURE_INVALID, str(exc)) from exc
+        except TimestampOutOfToleranceError as exc:
+            raise ProblemError(problems.TIMESTAMP_OUT_OF_TOLERANCE, str(exc)) from exc
+        facts["webhook_id"] = headers.id
+
+        try:
+            document = pydantic_core.from_json(body)
+        except ValueError as exc:
+            raise ProblemError(problems.BODY_NOT_JSON, "The body is not valid UTF-8 JSON.") from exc
+        event_type = document.get("type") if isinstance(document, dict) else None
+        if not isinstance(event_type, str):
+            raise ProblemError(
+                problems.SCHEMA_INVALID,
+                "The body must be an object with a string 'type'.",
+                errors=[{"pointer": "/type", "detail": "Field required (a string naming the event type)"}],
+            )
+        model = EVENT_TYPES.get(event_type)
+        if model is None:
+            raise ProblemError(
+                problems.UNKNOWN_EVENT_TYPE,
+                "This event type is not in the v1 catalogue.",
+                errors=[{"pointer": "/type", "detail": "Unknown event type"}],
+            )
+        facts["type"] = event_type
+        if event_type not in source.allowed_types:
+            raise ProblemError(problems.EVENT_NOT_ALLOWED, f"A {source.kind} source may not send {event_type}.")
+
+        now = time.time()
+        try:
+            model.model_validate_json(body, context={"now": datetime.fromtimestamp(now, UTC)})
+        except ValidationError as exc:
+            raise ProblemError(
+                problems.SCHEMA_INVALID, "The event does not match its schema.", errors=error_pointers(exc)
+            ) from exc
+
+        wait = source.bucket.take(time.monotonic())
+        if wait:
+            raise ProblemError(
+                problems.RATE_LIMITED,
+                "This source is sending faster than its limit.",
+                headers={"Retry-After": source.bucket.retry_after_header(wait)},
+            )
+
+        result = await self._store.append(
+            InboxEntry(
+                source_id=source_id,
+                webhook_id=headers.id,
+                body_digest=self._master.body_digest(body),
+                event_type=event_type,
+                webhook_timestamp=headers.timestamp,
+                signature=request.headers["webhook-signature"],
+                received_at=int(now * 1_000_000),
+                sealed_body=self._master.seal_body(source_id, headers.id, body),
+            )
+        )
+        if result.status is AppendStatus.CONFLICT:
+            raise ProblemError(
+                problems.DUPLICATE_CONFLICT,
+                "This webhook-id was already stored with a different body; use a new id for a new event.",
+            )
+        accepted = result.status is AppendStatus.ACCEPTED
+        facts["outcome"] = result.status.value
+        return web.Response(
+            body=json.dumps({"status": result.status.value, "webhook_id": headers.id}).encode(),
+            status=202 if accepted else 200,
+            content_type=_JSON,
+        )

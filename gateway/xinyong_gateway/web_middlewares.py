@@ -1,0 +1,66 @@
+"""The one request middleware: request ids, problem answers for every error, one log line per request.
+
+Handlers raise :class:`ProblemError` (or a domain error) and put the facts worth logging on the request
+(``request[LOG_FACTS]``: source, webhook id, event type); this middleware turns any failure into
+``application/problem+json`` and writes the canonical line. Nothing a client sends can produce a
+traceback in a response; an unexpected error is a logged 500 with a request id to quote.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import Any
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from xinyong import problems
+from xinyong_gateway.errors import StoreUnavailableError
+from xinyong_gateway.web_problems import ProblemError, problem_for_status
+
+__all__ = ["LOG_FACTS", "request_middleware"]
+
+LOG_FACTS = web.RequestKey("log_facts", dict[str, Any])
+"""Facts a handler adds to the request's canonical log line (source, webhook id, event type, outcome)."""
+
+_log = structlog.get_logger("xinyong_gateway.access")
+_prefix = os.urandom(4).hex()
+_counter = itertools.count(1)
+
+
+@web.middleware
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    request_id = f"{_prefix}-{next(_counter):x}"
+    facts: dict[str, Any] = {}
+    request[LOG_FACTS] = facts
+    problem: ProblemError | None = None
+    try:
+        response = await handler(request)
+    except ProblemError as exc:
+        problem = exc
+    except web.HTTPException as exc:  # raised by aiohttp itself: unknown route, wrong method, body too large
+        problem = problem_for_status(exc.status, exc.reason)
+        problem.headers.update({k: v for k, v in exc.headers.items() if k.lower() == "allow"})
+    except StoreUnavailableError as exc:
+        problem = ProblemError(problems.STORE_UNAVAILABLE, str(exc), headers={"Retry-After": "1"})
+    except Exception:
+        _log.exception("request.unhandled_error", request_id=request_id, path=request.path)
+        problem = ProblemError(problems.INTERNAL, "An unexpected error occurred; quote the request id.")
+    if problem is not None:
+        response = problem.response(request_id)
+        facts["problem"] = problem.type.rsplit(":", 1)[-1]
+    response.headers["X-Request-Id"] = request_id
+    _log.info(
+        "request",
+        request_id=request_id,
+        method=request.method,
+        path=request.path,
+        status=response.status,
+        ms=round((time.perf_counter() - started) * 1000, 2),
+        **facts,
+    )
+    return response

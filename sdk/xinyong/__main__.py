@@ -1,0 +1,5 @@
+"""``python -m xinyong`` is ``xinyong``."""
+
+from xinyong.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,513 @@
+"""Wire models of the inbound events (DESIGN.md, "Event catalogue (v1)").
+
+Every event is an envelope ``{"type": "...", "timestamp": "<RFC 3339>", "data": {...}}``. The models
+are strict evidence: unknown fields are rejected (a typo such as ``"confirmd"`` is a 422 with a
+pointer, never a silently unconfirmed report), numbers and booleans are not coerced from strings,
+and every time carries an offset and lies at most :data:`FUTURE_SKEW` after "now".
+
+"now" comes from the validation context (``{"now": datetime}``), so the gateway and tests control the
+clock; without one, the current UTC time is used::
+
+    event = parse_event(body, now=received_at)
+    MerchantRegistered.model_validate_json(body, context={"now": received_at})
+
+Senders serialise with ``event.model_dump_json(exclude_none=True)``; the result parses back to an
+equal event. A later event from the same source with the same ``case_id`` (or ``complaint_id``,
+``decision_no``) supersedes the earlier one: that is how a report is confirmed, corrected or
+withdrawn (``confirmed: false``).
+
+Validation errors are turned into JSON Pointers into the body by :func:`error_pointers`, whose
+details never contain input values (an identifier may be personal information).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Annotated, Any, Final, Literal, cast, get_args
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    GetCoreSchemaHandler,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+)
+from pydantic_core import CoreSchema, PydanticCustomError
+from pydantic_core.core_schema import TaggedUnionSchema
+
+from xinyong.subjects import Subject
+from xinyong.wire import WIRE_CONFIG, WireModel
+
+__all__ = [
+    "ALLOWED_EVENT_TYPES",
+    "EVENT_ADAPTER",
+    "EVENT_TYPES",
+    "FUTURE_SKEW",
+    "SOURCE_KINDS",
+    "CommitmentBreached",
+    "CommitmentBreachedData",
+    "CommitmentPublished",
+    "CommitmentPublishedData",
+    "ComplaintCategory",
+    "ComplaintChannel",
+    "ComplaintFiled",
+    "ComplaintFiledData",
+    "ComplaintOutcome",
+    "ComplaintResolved",
+    "ComplaintResolvedData",
+    "DeliveryRecorded",
+    "DeliveryRecordedData",
+    "DeliveryStatus",
+    "Event",
+    "EventBase",
+    "Identifier",
+    "ListingViolation",
+    "ListingViolationData",
+    "ListingViolationKind",
+    "ManipulationKind",
+    "MerchantRegistered",
+    "MerchantRegisteredData",
+    "PenaltyImposed",
+    "PenaltyImposedData",
+    "PenaltyRevoked",
+    "PenaltyRevokedData",
+    "ReviewManipulationDetected",
+    "ReviewManipulationDetectedData",
+    "Severity",
+    "SourceKind",
+    "Text",
+    "Timestamp",
+    "Verification",
+    "error_pointers",
+    "parse_event",
+]
+
+#: How far after "now" a fact may be dated (clock skew between sender and gateway).
+FUTURE_SKEW: Final = timedelta(minutes=5)
+
+
+# RFC 3339 section 5.6 ``date-time``: pydantic alone would also take "2024-01-01T00:00Z" (no seconds)
+# or a string of unix seconds, which it reads as UTC; neither is in the contract.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc3339_shaped(value: object) -> object:
+    if isinstance(value, str) and _RFC3339.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "datetime_not_rfc3339",
+            "Input should be an RFC 3339 date-time with an offset, such as 2024-05-01T08:30:00+08:00",
+        )
+    return value
+
+
+def _not_too_far_in_future(value: datetime, info: ValidationInfo) -> datetime:
+    context = info.context
+    now = context.get("now") if isinstance(context, dict) else None
+    if now is None:
+        now = datetime.now(UTC)
+    if value - now > FUTURE_SKEW:
+        raise PydanticCustomError("datetime_too_far_in_future", "Input should not be more than 5 minutes in the future")
+    return value
+
+
+#: An RFC 3339 date-time with an offset, at most :data:`FUTURE_SKEW` after "now".
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339_shaped),
+    AfterValidator(_not_too_far_in_future),
+    Field(description="RFC 3339 date-time with an offset, at most 5 minutes in the future."),
+]
+#: A sender's identifier (case, complaint, shop, waybill …): kept exactly as sent, 1 to 128 characters.
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+#: A free text (name, authority, violation, reason …): kept exactly as sent, 1 to 500 characters.
+Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+Verification = Literal["id_card", "business_license", "digital_certificate", "face_match"]
+ManipulationKind = Literal["fake_order", "malicious_review", "fake_traffic", "review_cashback"]
+ComplaintCategory = Literal[
+    "counterfeit", "misdescription", "price_fraud", "quality", "service_default", "delivery", "privacy", "other"
+]
+ComplaintChannel = Literal["platform", "12315", "12345", "12312", "12318", "12331", "12358", "12365"]
+ComplaintOutcome = Literal["upheld", "rejected", "settled", "compensated_in_advance"]
+Severity = Literal["minor", "general", "serious"]
+ListingViolationKind = Literal["counterfeit", "prohibited_goods", "false_advertising", "ip_infringement", "price_fraud"]
+DeliveryStatus = Literal["delivered", "lost", "damaged", "delayed", "returned", "empty_parcel"]
+
+# Counts travel as JSON numbers; beyond 2**53 - 1 they stop being exact in many JSON parsers (RFC 7493).
+_MAX_COUNT: Final = 2**53 - 1
+
+
+def _unique_items(value: list[Verification]) -> list[Verification]:
+    if len(set(value)) != len(value):
+        raise PydanticCustomError("list_not_unique", "List items should be unique")
+    return value
+
+
+class MerchantRegisteredData(WireModel):
+    """Data of ``merchant.registered``."""
+
+    merchant: Subject
+    shop_id: Identifier
+    shop_name: Text
+    verification: Annotated[
+        list[Verification],
+        Field(min_length=1, json_schema_extra={"uniqueItems": True}),
+        AfterValidator(_unique_items),
+    ] = Field(description="How the operator's real name was verified (at least one method, each once).")
+    registered_at: Timestamp
+
+
+class ReviewManipulationDetectedData(WireModel):
+    """Data of ``review.manipulation_detected``."""
+
+    case_id: Identifier
+    merchant: Subject
+    kind: ManipulationKind
+    order_count: Annotated[int, Field(ge=0, le=_MAX_COUNT)] = Field(description="Number of orders or reviews involved.")
+    confirmed: bool = Field(
+        description="Whether the platform has confirmed the manipulation; false reports or withdraws a suspicion."
+    )
+    detected_at: Timestamp
+
+
+class ComplaintFiledData(WireModel):
+    """Data of ``complaint.filed``."""
+
+    complaint_id: Identifier
+    merchant: Subject
+    category: ComplaintCategory
+    channel: ComplaintChannel = Field(
+        description="`platform`, or the government hotline the complaint came through (12315 …)."
+    )
+    filed_at: Timestamp
+
+
+class ComplaintResolvedData(WireModel):
+    """Data of ``complaint.resolved``."""
+
+    complaint_id: Identifier
+    merchant: Subject
+    outcome: ComplaintOutcome
+    resolved_at: Timestamp
+
+
+class CommitmentPublishedData(WireModel):
+    """Data of ``commitment.published``."""
+
+    merchant: Subject
+    commitment_id: Identifier
+    items: Annotated[list[Text], Field(min_length=1)] = Field(description="The promises made (at least one).")
+    published_at: Timestamp
+
+
+class CommitmentBreachedData(WireModel):
+    """Data of ``commitment.breached``."""
+
+    merchant: Subject
+    commitment_id: Identifier
+    severity: Severity
+    found_at: Timestamp
+
+
+class ListingViolationData(WireModel):
+    """Data of ``listing.violation``."""
+
+    case_id: Identifier
+    merchant: Subject
+    listing_id: Identifier
+    kind: ListingViolationKind
+    confirmed: bool = Field(description="Whether the violation is confirmed; false reports or withdraws a suspicion.")
+    found_at: Timestamp
+
+
+class DeliveryRecordedData(WireModel):
+    """Data of ``delivery.recorded``."""
+
+    waybill_no: Identifier
+    courier: Subject
+    merchant: Subject | None = Field(default=None, description="The shipping merchant, when known.")
+    status: DeliveryStatus
+    occurred_at: Timestamp
+
+
+class PenaltyImposedData(WireModel):
+    """Data of ``penalty.imposed``."""
+
+    decision_no: Identifier
+    subject: Subject
+    authority: Text
+    severity: Severity
+    violation: Text
+    decided_at: Timestamp
+
+
+class PenaltyRevokedData(WireModel):
+    """Data of ``penalty.revoked``."""
+
+    decision_no: Identifier
+    subject: Subject
+    revoked_at: Timestamp
+    reason: Text
+
+
+class EventBase(WireModel):
+    """The envelope every event shares: ``type``, ``timestamp`` (when the source sent it) and ``data``."""
+
+    type: str
+    timestamp: Timestamp
+    data: WireModel
+
+
+class MerchantRegistered(EventBase):
+    """A shop operator was registered under their real name.
+
+    Sent by a marketplace. Each registration is a fact of its own: no later event supersedes it.
+    """
+
+    type: Literal["merchant.registered"]
+    data: MerchantRegisteredData
+
+
+class ReviewManipulationDetected(EventBase):
+    """Fake orders (brushing), malicious reviews, fake traffic or review cash-back were found.
+
+    Sent by a marketplace. A later one from the same source with the same ``case_id`` supersedes it:
+    that is how a suspicion is confirmed (``confirmed: true``), corrected or withdrawn.
+    """
+
+    type: Literal["review.manipulation_detected"]
+    data: ReviewManipulationDetectedData
+
+
+class ComplaintFiled(EventBase):
+    """A consumer complaint against a merchant was filed.
+
+    Sent by a marketplace or a regulator (hotline complaints). A later ``complaint.filed`` from the same
+    source with the same ``complaint_id`` supersedes it; a ``complaint.resolved`` with that
+    ``complaint_id`` closes it.
+    """
+
+    type: Literal["complaint.filed"]
+    data: ComplaintFiledData
+
+
+class ComplaintResolved(EventBase):
+    """A complaint was resolved.
+
+    Sent by a marketplace or a regulator. It closes the ``complaint.filed`` with the same
+    ``complaint_id`` from the same source; a later ``complaint.resolved`` with that ``complaint_id``
+    supersedes it.
+    """
+
+    type: Literal["complaint.resolved"]
+    data: ComplaintResolvedData
+
+
+class CommitmentPublished(EventBase):
+    """A merchant published an integrity commitment (e.g. "genuine goods", "7-day returns").
+
+    Sent by a marketplace. Each publication is a fact of its own: no later event supersedes it.
+    """
+
+    type: Literal["commitment.published"]
+    data: CommitmentPublishedData
+
+
+class CommitmentBreached(EventBase):
+    """A merchant broke a published commitment.
+
+    Sent by a marketplace or a regulator. Each breach is a fact of its own: no later event supersedes it.
+    """
+
+    type: Literal["commitment.breached"]
+    data: CommitmentBreachedData
+
+
+class ListingViolation(EventBase):
+    """A listing broke the rules (counterfeit, prohibited goods, false advertising …).
+
+    Sent by a marketplace. A later one from the same source with the same ``case_id`` supersedes it:
+    that is how a suspicion is confirmed (``confirmed: true``), corrected or withdrawn.
+    """
+
+    type: Literal["listing.violation"]
+    data: ListingViolationData
+
+
+class DeliveryRecorded(EventBase):
+    """A delivery outcome, including lost, damaged and empty parcels (shipped to fake a sale).
+
+    Sent by a courier. Each record is a fact of its own: no later event supersedes it.
+    """
+
+    type: Literal["delivery.recorded"]
+    data: DeliveryRecordedData
+
+
+class PenaltyImposed(EventBase):
+    """An administrative penalty decision.
+
+    Sent by a regulator. A later ``penalty.imposed`` from the same source with the same ``decision_no``
+    supersedes it; a ``penalty.revoked`` with that ``decision_no`` revokes it.
+    """
+
+    type: Literal["penalty.imposed"]
+    data: PenaltyImposedData
+
+
+class PenaltyRevoked(EventBase):
+    """A penalty decision was revoked (e.g. overturned on review).
+
+    Sent by a regulator. It revokes the ``penalty.imposed`` with the same ``decision_no`` from the same
+    source.
+    """
+
+    type: Literal["penalty.revoked"]
+    data: PenaltyRevokedData
+
+
+def _type_of(model: type[EventBase]) -> str:
+    (tag,) = get_args(model.model_fields["type"].annotation)
+    return str(tag)
+
+
+#: Event type string → model, in catalogue order.
+EVENT_TYPES: Final[Mapping[str, type[EventBase]]] = MappingProxyType(
+    {
+        _type_of(model): model
+        for model in (
+            MerchantRegistered,
+            ReviewManipulationDetected,
+            ComplaintFiled,
+            ComplaintResolved,
+            CommitmentPublished,
+            CommitmentBreached,
+            ListingViolation,
+            DeliveryRecorded,
+            PenaltyImposed,
+            PenaltyRevoked,
+        )
+    }
+)
+
+_UNKNOWN_EVENT_TYPE: Final = "unknown_event_type"
+
+
+class _UnknownEventTypeError:
+    """Replaces pydantic's errors for a missing or unknown ``type`` with one that does not echo it.
+
+    pydantic's ``union_tag_invalid`` message repeats the tag that was sent, and ``str(exc)`` may end
+    up in a log; ``Discriminator(custom_error_*)`` is only honoured for callable discriminators, which
+    would convert the whole JSON body to Python objects before validating it.
+    """
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        schema = handler(source)
+        if schema["type"] != "tagged-union":  # pragma: no cover - guards against a pydantic change
+            raise TypeError(f"expected a tagged union, got a {schema['type']} schema")
+        tagged = cast(TaggedUnionSchema, schema)
+        tagged["custom_error_type"] = _UNKNOWN_EVENT_TYPE
+        tagged["custom_error_message"] = "Input should be one of the event types " + ", ".join(
+            f"'{event_type}'" for event_type in EVENT_TYPES
+        )
+        return tagged
+
+
+#: Any event of the catalogue, told apart by ``type``. A missing or unknown ``type`` is one error,
+#: ``unknown_event_type``, whose message lists the known types and does not repeat the value sent.
+Event = Annotated[
+    MerchantRegistered
+    | ReviewManipulationDetected
+    | ComplaintFiled
+    | ComplaintResolved
+    | CommitmentPublished
+    | CommitmentBreached
+    | ListingViolation
+    | DeliveryRecorded
+    | PenaltyImposed
+    | PenaltyRevoked,
+    Field(discriminator="type"),
+    _UnknownEventTypeError(),
+]
+
+#: Validates any event (``validate_json`` on the raw body); its errors hide the input too.
+EVENT_ADAPTER: Final[TypeAdapter[Event]] = TypeAdapter(Event, config=WIRE_CONFIG)
+
+SourceKind = Literal["marketplace", "courier", "regulator"]
+SOURCE_KINDS: Final[tuple[SourceKind, ...]] = get_args(SourceKind)
+
+#: Which event types each kind of source may send (anything else is answered with 403).
+ALLOWED_EVENT_TYPES: Final[Mapping[SourceKind, frozenset[str]]] = MappingProxyType(
+    {
+        "marketplace": frozenset(
+            {
+                "merchant.registered",
+                "review.manipulation_detected",
+                "complaint.filed",
+                "complaint.resolved",
+                "commitment.published",
+                "commitment.breached",
+                "listing.violation",
+            }
+        ),
+        "courier": frozenset({"delivery.recorded"}),
+        "regulator": frozenset(
+            {
+                "complaint.filed",
+                "complaint.resolved",
+                "commitment.breached",
+                "penalty.imposed",
+                "penalty.revoked",
+            }
+        ),
+    }
+)
+
+
+def parse_event(body: bytes | str, *, now: datetime | None = None) -> Event:
+    """Validate a raw JSON body as an event of the catalogue.
+
+    ``now`` (timezone-aware; default: the current time) bounds how far in the future the event's
+    times may lie.
+
+    :raises pydantic.ValidationError: turn it into a 422 with :func:`error_pointers`.
+    """
+    if now is None:
+        return EVENT_ADAPTER.validate_json(body)
+    if now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    return EVENT_ADAPTER.validate_json(body, context={"now": now})
+
+
+def _json_pointer(loc: tuple[int | str, ...]) -> str:
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in loc)
+
+
+def error_pointers(exc: ValidationError) -> list[dict[str, str]]:
+    """The errors of an event validation as ``[{"pointer": "/data/merchant/id", "detail": "..."}]``.
+
+    Pointers are RFC 6901 JSON Pointers into the body, whether the event was validated through
+    :data:`EVENT_ADAPTER` (whose locations start with the type tag, dropped here) or through one
+    event model. A detail is pydantic's message only, never the input or its context: a value may
+    be a resident identity number.
+    """
+    pointers: list[dict[str, str]] = []
+    for error in exc.errors(include_url=False, include_context=False, include_input=False):
+        loc = error["loc"]
+        kind = error["type"]
+        if len(loc) >= 2 and loc[0] in EVENT_TYPES:
+            loc = loc[1:]
+        if kind == _UNKNOWN_EVENT_TYPE:
+            loc = ("type",)
+        detail = "unknown field" if kind == "extra_forbidden" else error["msg"]
+        pointers.append({"pointer": _json_pointer(loc), "detail": detail})
+    return pointers

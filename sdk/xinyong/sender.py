@@ -1,0 +1,238 @@
+"""``EventSender``: sign and post events to the gateway, with safe retries.
+
+Every attempt is signed afresh (new ``webhook-timestamp``, new signature) under the same ``webhook-id``,
+which is the idempotency key: the gateway stores a webhook once and answers a re-sent copy with
+``duplicate``, so a retry can never count an event twice.
+
+One retry predicate for the whole SDK: transport errors, 429 (honouring ``Retry-After``) and 5xx are
+retried with capped exponential back-off and full jitter (tenacity); any other 4xx is final and raised as
+a typed :class:`~xinyong.errors.ApiError` carrying the problem document.
+
+    async with EventSender("http://127.0.0.1:8080", source_id, "whsec_…") as sender:
+        ack = await sender.send(event)                      # WebhookAck(status="accepted", ...)
+        results = await sender.send_many(events, concurrency=16)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+import structlog
+from pydantic import BaseModel
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from xinyong.errors import (
+    ApiError,
+    ClientClosedError,
+    RateLimitError,
+    RequestTimeout,
+    ServerError,
+    TransportError,
+    XinyongError,
+    api_error_for,
+)
+from xinyong.responses import WebhookAck
+from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
+
+__all__ = ["EventSender", "OutgoingEvent", "is_retryable", "new_webhook_id"]
+
+_log = structlog.get_logger("xinyong.sender")
+
+OutgoingEvent = BaseModel | Mapping[str, Any] | bytes
+"""A wire model (``xinyong.events``), a JSON-able mapping, or raw JSON bytes sent as they are."""
+
+
+def new_webhook_id() -> str:
+    """A fresh random webhook id (``msg_`` + 32 hex digits). Keep it if you may resend the event."""
+    return "msg_" + uuid.uuid4().hex
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """The SDK's one retry predicate: transport errors, 429 and 5xx."""
+    return isinstance(exc, TransportError | RateLimitError | ServerError)
+
+
+def _encode(event: OutgoingEvent) -> bytes:
+    if isinstance(event, bytes):
+        return event
+    if isinstance(event, BaseModel):
+        return event.model_dump_json(exclude_none=True).encode()
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class _Wait:
+    """Back-off for tenacity: ``Retry-After`` when the gateway gave one, else capped jittered exponential."""
+
+    def __init__(self, initial: float, maximum: float, retry_after_cap: float) -> None:
+        self._exponential = wait_random_exponential(multiplier=initial, max=maximum)
+        self._retry_after_cap = retry_after_cap
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+            return min(exc.retry_after, self._retry_after_cap)
+        return float(self._exponential(state))
+
+
+class EventSender:
+    """Posts signed events for one source. Use it with ``async with``; it is not reusable after close.
+
+    ``key`` is the source's ``whsec_`` secret (scheme v1) or ``whsk_`` Ed25519 signing key (scheme v1a).
+    Pass ``session`` to share an ``aiohttp.ClientSession`` you own (it is then never closed here).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        source_id: str,
+        key: SigningSecret | SigningKey | str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 10.0,
+        max_attempts: int = 5,
+        backoff_initial: float = 0.25,
+        backoff_max: float = 20.0,
+        retry_after_max: float = 60.0,
+        concurrency: int = 16,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if isinstance(key, str):
+            key = SigningKey.parse(key) if key.strip().startswith("whsk_") else SigningSecret.parse(key)
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._url = f"{base_url.rstrip('/')}/v1/webhooks/{source_id}"
+        self.source_id = source_id
+        self._key = key
+        self._session = session
+        self._owns_session = session is None
+        self._closed = False
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._max_attempts = max_attempts
+        self._wait = _Wait(backoff_initial, backoff_max, retry_after_max)
+        self._concurrency = concurrency
+        self._clock = clock
+
+    async def __aenter__(self) -> Self:
+        self._ensure_session()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session if this sender created it. Idempotent."""
+        self._closed = True
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ClientClosedError("This EventSender is closed; create a new one.")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(headers={"User-Agent": "xinyong-python"})
+        return self._session
+
+    async def send(self, event: OutgoingEvent, *, webhook_id: str | None = None) -> WebhookAck:
+        """Sign and post one event; retries transport errors, 429 and 5xx; raises on any other answer.
+
+        Returns the gateway's acknowledgement: ``accepted`` (stored now) or ``duplicate`` (stored before).
+        """
+        body = _encode(event)
+        msg_id = webhook_id or new_webhook_id()
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(is_retryable),
+            stop=stop_after_attempt(self._max_attempts),
+            wait=self._wait,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return await retrying(self._post_once, msg_id, body)
+
+    async def send_many(
+        self,
+        events: Iterable[OutgoingEvent | tuple[str, OutgoingEvent]],
+        *,
+        concurrency: int | None = None,
+    ) -> list[WebhookAck | XinyongError]:
+        """Send many events with bounded concurrency; results in input order.
+
+        Items are events or ``(webhook_id, event)`` pairs. A failed event does not stop the others: its
+        slot holds the error (an :class:`ApiError` with the problem, or a :class:`TransportError`).
+        """
+        limit = asyncio.Semaphore(concurrency or self._concurrency)
+
+        async def one(item: OutgoingEvent | tuple[str, OutgoingEvent]) -> WebhookAck | XinyongError:
+            webhook_id, event = item if isinstance(item, tuple) else (None, item)
+            async with limit:
+                try:
+                    return await self.send(event, webhook_id=webhook_id)
+                except XinyongError as exc:
+                    return exc
+
+        return list(await asyncio.gather(*(one(item) for item in events)))
+
+    async def _post_once(self, msg_id: str, body: bytes) -> WebhookAck:
+        session = self._ensure_session()
+        headers = signature_headers(self._key, msg_id, body, clock=self._clock)
+        headers["Content-Type"] = "application/json"
+        try:
+            async with session.post(self._url, data=body, headers=headers, timeout=self._timeout) as response:
+                payload = await response.read()
+                status = response.status
+                request_id = response.headers.get("X-Request-Id")
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+        except TimeoutError as exc:
+            raise RequestTimeout(f"The gateway did not answer within {self._timeout.total} s.") from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"Cannot reach the gateway at {self._url}: {exc}") from exc
+        if 200 <= status < 300:
+            try:
+                return WebhookAck.model_validate_json(payload)
+            except ValueError as exc:
+                raise ApiError(status, {"title": "Unexpected answer from the gateway"}) from exc
+        raise api_error_for(status, _problem(payload, status), request_id=request_id, retry_after=retry_after)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        _log.warning(
+            "xinyong.send.retry",
+            source_id=self.source_id,
+            attempt=state.attempt_number,
+            wait_s=round(state.upcoming_sleep, 3),
+            reason=type(exc).__name__ if exc else None,
+            status=getattr(exc, "status", None),
+        )
+
+
+def _problem(payload: bytes, status: int) -> dict[str, Any]:
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        return {"title": f"HTTP {status}", "detail": payload[:200].decode("utf-8", "replace") or None}
+    return document if isinstance(document, dict) else {"title": f"HTTP {status}"}

@@ -1,0 +1,125 @@
+"""Valid identifiers and events for tests, built with the check characters computed, never hard-coded."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from stdnum.cn import ric as stdnum_ric
+from stdnum.cn import uscc as stdnum_uscc
+
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
+_ORG_VALUES = {c: i for i, c in enumerate("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
+
+
+def org_check(body8: str) -> str:
+    check = 11 - sum(_ORG_VALUES[c] * w for c, w in zip(body8, _ORG_WEIGHTS, strict=True)) % 11
+    return "X" if check == 10 else "0" if check == 11 else str(check)
+
+
+def make_uscc(rng: random.Random | None = None, *, authority: str = "9", category: str = "1") -> str:
+    """A valid USCC: authority + category + 6-digit region + organisation code (8 + check) + mod-31 check."""
+    rng = rng or random.Random()
+    region = "".join(rng.choice("0123456789") for _ in range(6))
+    body = "".join(rng.choice("0123456789ABCDEFGHJKLMNPQRTUWXY") for _ in range(8))
+    first17 = authority + category + region + body + org_check(body)
+    return first17 + stdnum_uscc.calc_check_digit(first17)
+
+
+def make_ric(rng: random.Random | None = None, *, region: str = "320102", born: date | None = None) -> str:
+    """A valid resident identity number (ISO 7064 MOD 11-2 check computed)."""
+    rng = rng or random.Random()
+    born = born or date(1980, 1, 1) + timedelta(days=rng.randrange(0, 12000))
+    first17 = region + born.strftime("%Y%m%d") + f"{rng.randrange(0, 1000):03d}"
+    return first17 + stdnum_ric.calc_check_digit(first17)
+
+
+def now_rfc3339(delta: timedelta = timedelta(0)) -> str:
+    return (datetime.now(UTC) + delta).isoformat()
+
+
+def merchant(rng: random.Random | None = None) -> dict[str, Any]:
+    return {"id_type": "uscc", "id": make_uscc(rng), "name": "示例网店有限公司"}
+
+
+def event(event_type: str, rng: random.Random | None = None, **data: Any) -> dict[str, Any]:
+    """A valid event of ``event_type`` dated now; keyword arguments override fields of ``data``."""
+    rng = rng or random.Random()
+    at = now_rfc3339(-timedelta(minutes=1))
+    n = rng.randrange(10**9)
+    defaults: dict[str, dict[str, Any]] = {
+        "merchant.registered": {
+            "merchant": merchant(rng),
+            "shop_id": f"shop-{n}",
+            "shop_name": "示例旗舰店",
+            "verification": ["business_license", "face_match"],
+            "registered_at": at,
+        },
+        "review.manipulation_detected": {
+            "case_id": f"case-{n}",
+            "merchant": merchant(rng),
+            "kind": "fake_order",
+            "order_count": 12,
+            "confirmed": True,
+            "detected_at": at,
+        },
+        "complaint.filed": {
+            "complaint_id": f"cmp-{n}",
+            "merchant": merchant(rng),
+            "category": "quality",
+            "channel": "12315",
+            "filed_at": at,
+        },
+        "complaint.resolved": {
+            "complaint_id": f"cmp-{n}",
+            "merchant": merchant(rng),
+            "outcome": "upheld",
+            "resolved_at": at,
+        },
+        "commitment.published": {
+            "merchant": merchant(rng),
+            "commitment_id": f"cm-{n}",
+            "items": ["genuine goods", "7-day returns"],
+            "published_at": at,
+        },
+        "commitment.breached": {
+            "merchant": merchant(rng),
+            "commitment_id": f"cm-{n}",
+            "severity": "general",
+            "found_at": at,
+        },
+        "listing.violation": {
+            "case_id": f"lv-{n}",
+            "merchant": merchant(rng),
+            "listing_id": f"item-{n}",
+            "kind": "counterfeit",
+            "confirmed": True,
+            "found_at": at,
+        },
+        "delivery.recorded": {
+            "waybill_no": f"SF{n:012d}",
+            "courier": {"id_type": "uscc", "id": make_uscc(rng), "name": "顺捷快递有限公司"},
+            "merchant": merchant(rng),
+            "status": "delivered",
+            "occurred_at": at,
+        },
+        "penalty.imposed": {
+            "decision_no": f"连市监罚〔2026〕{n}号",
+            "subject": merchant(rng),
+            "authority": "连云港市市场监督管理局",
+            "severity": "general",
+            "violation": "虚假宣传",
+            "decided_at": at,
+        },
+        "penalty.revoked": {
+            "decision_no": f"连市监罚〔2026〕{n}号",
+            "subject": merchant(rng),
+            "revoked_at": at,
+            "reason": "行政复议撤销",
+        },
+    }
+    body = dict(defaults[event_type])
+    body.update(data)
+    return {"type": event_type, "timestamp": now_rfc3339(-timedelta(seconds=30)), "data": body}
