@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ BIN = Path(sys.executable).parent
 SHOP_A = {"id_type": "uscc", "id": "91320700MA1P4K7L4R", "name": "连云港海鲜优选电子商务有限公司"}
 SHOP_B = {"id_type": "uscc", "id": "91320703MA20B8C33E", "name": "连云区水晶饰品商行"}
 SHOP_C = {"id_type": "uscc", "id": "91320706MA1Y2N6Q47", "name": "海州区速达数码店"}
-SOLE_TRADER = {"id_type": "ric", "id": "320706198605174592", "name": "王小明"}
+SOLE_TRADER = {"id_type": "ric", "id": "320706198605174597", "name": "王小明"}
 COURIER = {"id_type": "uscc", "id": "91320700134762510T", "name": "连云港顺捷快递有限公司"}
 MARKETPLACE_USCC = "91330100MA2H9X4W2M"
 REGULATOR_USCC = "1132070001438827X3"
@@ -60,19 +60,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def wait_ready(base_url: str, server: subprocess.Popen[bytes], log_path: Path) -> None:
+def wait_ready(base_url: str, server: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Poll /readyz until the gateway answers 200 (or give up after 20 s)."""
     deadline = time.monotonic() + 20
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise SystemExit(f"The gateway exited early:\n{log_path.read_text()}")
-            try:
-                async with session.get(f"{base_url}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"The gateway exited early:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as response:  # noqa: S310 -- http://127.0.0.1 only
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
     raise SystemExit("The gateway did not become ready within 20 s.")
 
 
@@ -82,7 +82,7 @@ class Tally:
 
     def add(self, who: str, what: str, outcome: str) -> None:
         self.rows.append((who, what, outcome))
-        print(f"  {who:<11} {what:<44} {outcome}")
+        print(f"  {who:<11} {what:<48} {outcome}")
 
 
 async def post_raw(base_url: str, source_id: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -246,34 +246,18 @@ async def scenario(base_url: str, sources: dict[str, dict[str, Any]], courier_ke
     return tally
 
 
-async def main_async() -> int:
+def main() -> int:
     with tempfile.TemporaryDirectory(prefix="xinyong-demo-") as scratch:
         db = Path(scratch) / "xinyong.db"
         url = f"sqlite:///{db}"
-        env_note = "master key file created beside it (mode 0600)"
-        print(f"xinyong demo — gateway on embedded SQLite at {db}\n  {env_note}")
+        print(f"xinyong demo — gateway on embedded SQLite at {db}\n  master key file created beside it (mode 0600)")
         run_cli("xinyong-gateway", "--db", url, "--json", "migrate")
         keys = run_cli("xinyong", "keygen", "--json")
+        add = ("xinyong-gateway", "--db", url, "sources", "add")
         sources = {
-            "marketplace": run_cli(
-                "xinyong-gateway",
-                "--db",
-                url,
-                "sources",
-                "add",
-                "--kind",
-                "marketplace",
-                "--name",
-                "云购商城",
-                "--uscc",
-                MARKETPLACE_USCC,
-            ),
+            "marketplace": run_cli(*add, "--kind", "marketplace", "--name", "云购商城", "--uscc", MARKETPLACE_USCC),
             "courier": run_cli(
-                "xinyong-gateway",
-                "--db",
-                url,
-                "sources",
-                "add",
+                *add,
                 "--kind",
                 "courier",
                 "--name",
@@ -284,24 +268,13 @@ async def main_async() -> int:
                 keys["public_key"],
             ),
             "regulator": run_cli(
-                "xinyong-gateway",
-                "--db",
-                url,
-                "sources",
-                "add",
-                "--kind",
-                "regulator",
-                "--name",
-                "连云港市市场监督管理局",
-                "--uscc",
-                REGULATOR_USCC,
+                *add, "--kind", "regulator", "--name", "连云港市市场监督管理局", "--uscc", REGULATOR_USCC
             ),
         }
         for kind, source in sources.items():
             scheme = source["keys"][0]["scheme"]
-            print(
-                f"  registered {kind:<11} {source['source_id']}  ({'Ed25519' if scheme == 'v1a' else 'HMAC'} {scheme})"
-            )
+            label = "Ed25519" if scheme == "v1a" else "HMAC"
+            print(f"  registered {kind:<11} {source['source_id']}  ({label} {scheme})")
 
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
@@ -311,12 +284,11 @@ async def main_async() -> int:
                 [str(BIN / "xinyong-gateway"), "--db", url, "serve", "--port", str(port), "--log-format", "json"],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "XINYONG_DATABASE_URL": url},
             )
             try:
-                await wait_ready(base_url, server, log_path)
+                wait_ready(base_url, server, log_path)
                 print(f"  gateway listening on {base_url}")
-                tally = await scenario(base_url, sources, SigningKey.parse(keys["signing_key"]))
+                tally = asyncio.run(scenario(base_url, sources, SigningKey.parse(keys["signing_key"])))
             finally:
                 server.send_signal(signal.SIGTERM)
                 try:
@@ -336,19 +308,14 @@ async def main_async() -> int:
         print(f"  {refused} requests refused with a problem+json answer; nothing of them stored")
         sealed = "YES (a bug!)" if plain_ric in on_disk else "no: raw bodies are sealed with AES-256-GCM"
         print(f"  does the sole trader's resident id appear in the database files? {sealed}")
-        print(
-            f"  gateway log: {len(log_lines)} lines, one per request; resident id in it: {'YES (a bug!)' if in_log else 'no'}"
-        )
+        logged = "YES (a bug!)" if in_log else "no"
+        print(f"  gateway log: {len(log_lines)} JSON lines (one per request); resident id in it: {logged}")
         print("\nThe gateway has stopped and the scratch folder is removed. Next: `make test`, or see README.md.")
         return 0 if plain_ric not in on_disk and not in_log and tally.rows else 1
 
 
-def main() -> int:
-    try:
-        return asyncio.run(main_async())
-    except KeyboardInterrupt:
-        return 130
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

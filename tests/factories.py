@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -10,6 +12,7 @@ from stdnum.cn import ric as stdnum_ric
 from stdnum.cn import uscc as stdnum_uscc
 
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+RIC_CHECK_ALPHABET = "0123456789X"
 _ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 _ORG_VALUES = {c: i for i, c in enumerate("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
 
@@ -21,7 +24,7 @@ def org_check(body8: str) -> str:
 
 def make_uscc(rng: random.Random | None = None, *, authority: str = "9", category: str = "1") -> str:
     """A valid USCC: authority + category + 6-digit region + organisation code (8 + check) + mod-31 check."""
-    rng = rng or random.Random()
+    rng = rng or random.Random()  # noqa: S311 -- test data, not secrets
     region = "".join(rng.choice("0123456789") for _ in range(6))
     body = "".join(rng.choice("0123456789ABCDEFGHJKLMNPQRTUWXY") for _ in range(8))
     first17 = authority + category + region + body + org_check(body)
@@ -30,10 +33,25 @@ def make_uscc(rng: random.Random | None = None, *, authority: str = "9", categor
 
 def make_ric(rng: random.Random | None = None, *, region: str = "320102", born: date | None = None) -> str:
     """A valid resident identity number (ISO 7064 MOD 11-2 check computed)."""
-    rng = rng or random.Random()
+    rng = rng or random.Random()  # noqa: S311 -- test data, not secrets
     born = born or date(1980, 1, 1) + timedelta(days=rng.randrange(0, 12000))
     first17 = region + born.strftime("%Y%m%d") + f"{rng.randrange(0, 1000):03d}"
-    return first17 + stdnum_ric.calc_check_digit(first17)
+    return first17 + stdnum_ric.calc_check_digit(first17 + "0")  # it reads 18 chars and ignores the last
+
+
+def with_wrong_check(code: str, alphabet: str = USCC_ALPHABET) -> str:
+    """``code`` with its last (check) character replaced by another one of ``alphabet``: well-formed, invalid."""
+    return code[:-1] + alphabet[(alphabet.index(code[-1]) + 1) % len(alphabet)]
+
+
+def person(rng: random.Random | None = None, *, name: str = "王小明") -> dict[str, Any]:
+    """A natural person as a subject: a RIC and a name, both personal information."""
+    return {"id_type": "ric", "id": make_ric(rng), "name": name}
+
+
+def encode(body: Mapping[str, Any]) -> bytes:
+    """The raw bytes a sender posts for ``body``: UTF-8 JSON with non-ASCII text kept as is."""
+    return json.dumps(body, ensure_ascii=False).encode()
 
 
 def now_rfc3339(delta: timedelta = timedelta(0)) -> str:
@@ -46,7 +64,7 @@ def merchant(rng: random.Random | None = None) -> dict[str, Any]:
 
 def event(event_type: str, rng: random.Random | None = None, **data: Any) -> dict[str, Any]:
     """A valid event of ``event_type`` dated now; keyword arguments override fields of ``data``."""
-    rng = rng or random.Random()
+    rng = rng or random.Random()  # noqa: S311 -- test data, not secrets
     at = now_rfc3339(-timedelta(minutes=1))
     n = rng.randrange(10**9)
     defaults: dict[str, dict[str, Any]] = {
@@ -106,7 +124,7 @@ def event(event_type: str, rng: random.Random | None = None, **data: Any) -> dic
             "occurred_at": at,
         },
         "penalty.imposed": {
-            "decision_no": f"连市监罚〔2026〕{n}号",
+            "decision_no": f"连市监罚〔2026〕{n}号",  # noqa: RUF001 -- tortoise-shell brackets: how decision numbers are written
             "subject": merchant(rng),
             "authority": "连云港市市场监督管理局",
             "severity": "general",
@@ -114,7 +132,7 @@ def event(event_type: str, rng: random.Random | None = None, **data: Any) -> dic
             "decided_at": at,
         },
         "penalty.revoked": {
-            "decision_no": f"连市监罚〔2026〕{n}号",
+            "decision_no": f"连市监罚〔2026〕{n}号",  # noqa: RUF001 -- tortoise-shell brackets: how decision numbers are written
             "subject": merchant(rng),
             "revoked_at": at,
             "reason": "行政复议撤销",

@@ -8,6 +8,7 @@ from xinyong.errors import (
     BadRequestError,
     ClientClosedError,
     ConflictError,
+    InvalidIdentifierError,
     InvalidKeyError,
     MalformedHeadersError,
     NotFoundError,
@@ -25,7 +26,11 @@ from xinyong.errors import (
     WebhookVerificationError,
     XinyongError,
 )
+from xinyong.events import EVENT_TYPES, Event, parse_event
+from xinyong.responses import Problem, WebhookAck
 from xinyong.sender import EventSender
+from xinyong.subjects import Subject
+from xinyong.webhooks import SigningKey, SigningSecret, VerifyingKey, WebhookVerifier
 
 __version__ = "0.1.0"
 
@@ -35,22 +40,33 @@ __all__ = [
     "BadRequestError",
     "ClientClosedError",
     "ConflictError",
+    "EVENT_TYPES",
+    "Event",
     "EventSender",
+    "InvalidIdentifierError",
     "InvalidKeyError",
     "MalformedHeadersError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "Problem",
     "RateLimitError",
     "RequestTimeout",
     "ServerError",
     "ServiceUnavailableError",
     "SignatureMismatchError",
+    "SigningKey",
+    "SigningSecret",
+    "Subject",
     "TimestampOutOfToleranceError",
     "TransportError",
     "UnprocessableEntityError",
     "UnsupportedMediaTypeError",
+    "VerifyingKey",
+    "WebhookAck",
     "WebhookVerificationError",
+    "WebhookVerifier",
     "XinyongError",
     "__version__",
+    "parse_event",
 ]

@@ -107,7 +107,7 @@ class TransportError(XinyongError, ConnectionError):
     """The gateway could not be reached, or the connection failed mid-request."""
 
 
-class RequestTimeout(TransportError, TimeoutError):
+class RequestTimeout(TransportError, TimeoutError):  # noqa: N818 -- the name CONVENTIONS.md gives, as in aiohttp
     """The gateway did not answer within the client's timeout."""
 
 

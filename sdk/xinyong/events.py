@@ -93,20 +93,25 @@ __all__ = [
 FUTURE_SKEW: Final = timedelta(minutes=5)
 
 
-# RFC 3339 section 5.6 ``date-time``: pydantic alone would also take "2024-01-01T00:00Z" (no seconds)
-# or a string of unix seconds, which it reads as UTC; neither is in the contract.
+# RFC 3339 section 5.6 ``date-time``. pydantic alone would also take "2024-01-01T00:00Z" (no seconds) or
+# unix seconds, as a number or a string, which it reads as UTC; none of them is in the contract.
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 
 
-def _rfc3339_shaped(value: object) -> object:
-    if isinstance(value, str) and _RFC3339.fullmatch(value) is None:
-        raise PydanticCustomError(
-            "datetime_not_rfc3339",
-            "Input should be an RFC 3339 date-time with an offset, such as 2024-05-01T08:30:00+08:00",
-        )
-    return value
+def _rfc3339_or_datetime(value: object) -> object:
+    """Let through only datetimes and RFC 3339 strings; pydantic then parses the string (lax mode).
+
+    A before-validator hands the inner validator a Python ``str``, which strict mode refuses for a
+    datetime even when it came from JSON; so the field is lax and this check is what keeps it strict.
+    """
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value) is not None):
+        return value
+    raise PydanticCustomError(
+        "datetime_not_rfc3339",
+        "Input should be an RFC 3339 date-time with an offset, such as 2024-05-01T08:30:00+08:00",
+    )
 
 
 def _not_too_far_in_future(value: datetime, info: ValidationInfo) -> datetime:
@@ -122,9 +127,9 @@ def _not_too_far_in_future(value: datetime, info: ValidationInfo) -> datetime:
 #: An RFC 3339 date-time with an offset, at most :data:`FUTURE_SKEW` after "now".
 Timestamp = Annotated[
     AwareDatetime,
-    BeforeValidator(_rfc3339_shaped),
+    Field(strict=False, description="RFC 3339 date-time with an offset, at most 5 minutes in the future."),
+    BeforeValidator(_rfc3339_or_datetime),
     AfterValidator(_not_too_far_in_future),
-    Field(description="RFC 3339 date-time with an offset, at most 5 minutes in the future."),
 ]
 #: A sender's identifier (case, complaint, shop, waybill …): kept exactly as sent, 1 to 128 characters.
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]

@@ -19,7 +19,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self
@@ -100,6 +100,7 @@ class EventSender:
 
     ``key`` is the source's ``whsec_`` secret (scheme v1) or ``whsk_`` Ed25519 signing key (scheme v1a).
     Pass ``session`` to share an ``aiohttp.ClientSession`` you own (it is then never closed here).
+    ``clock`` (signing timestamps) and ``sleep`` (back-off waits) can be injected for tests.
     """
 
     def __init__(
@@ -116,6 +117,7 @@ class EventSender:
         retry_after_max: float = 60.0,
         concurrency: int = 16,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if isinstance(key, str):
             key = SigningKey.parse(key) if key.strip().startswith("whsk_") else SigningSecret.parse(key)
@@ -134,6 +136,7 @@ class EventSender:
         self._wait = _Wait(backoff_initial, backoff_max, retry_after_max)
         self._concurrency = concurrency
         self._clock = clock
+        self._sleep = sleep
 
     async def __aenter__(self) -> Self:
         self._ensure_session()
@@ -170,6 +173,7 @@ class EventSender:
             stop=stop_after_attempt(self._max_attempts),
             wait=self._wait,
             before_sleep=self._log_retry,
+            sleep=self._sleep,
             reraise=True,
         )
         return await retrying(self._post_once, msg_id, body)

@@ -1,11 +1,24 @@
-"""A real gateway for each test: the aiohttp app on a localhost port, on a fresh SQLite file."""
+"""A real gateway for each test: the aiohttp app on a localhost port, on a fresh SQLite file.
+
+Also: ``assert_problem`` (status, problem ``type`` and ``application/problem+json`` in one check),
+``eventually`` (poll a condition with a deadline instead of sleeping a fixed time) and ``served_gateway``
+(the real ``xinyong-gateway serve`` in a subprocess, once per module, for synchronous clients such as
+hypothesis tests)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,14 +27,41 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
+
 from xinyong.events import SourceKind
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
+from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.sources import add_source
-from xinyong_gateway.store import open_store
+from xinyong_gateway.store import Store, open_store
 from xinyong_gateway.web_app import MASTER_KEY, STORE, create_app
 
 TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+PROBLEM_JSON = "application/problem+json"
+GATEWAY_SCRIPT = Path(sys.executable).parent / "xinyong-gateway"
+
+
+async def assert_problem(response: ClientResponse, status: int, type_uri: str) -> dict[str, Any]:
+    """Check that ``response`` is the problem ``type_uri`` with ``status``; return the problem document."""
+    text = await response.text()
+    assert (response.status, response.content_type) == (status, PROBLEM_JSON), text
+    problem: dict[str, Any] = json.loads(text)
+    assert problem["type"] == type_uri, text
+    assert problem["status"] == status
+    return problem
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 5.0, interval: float = 0.05) -> None:
+    """Poll ``check`` until it returns true; fail after ``within`` seconds (a deadline, not a measurement)."""
+    try:
+        async with asyncio.timeout(within):
+            # The condition lives in another component (the registry's refresh task): poll, there is no event.
+            while True:
+                if await check():
+                    return
+                await asyncio.sleep(interval)
+    except TimeoutError:
+        pytest.fail(f"condition not met within {within} s")
 
 
 @dataclass
@@ -42,6 +82,19 @@ class Gateway:
     @property
     def base_url(self) -> str:
         return str(self.client.make_url("")).rstrip("/")
+
+    @property
+    def store(self) -> Store:
+        """The running app's store (the same one ingest appends to)."""
+        app = self.client.app
+        assert app is not None
+        return app[STORE]
+
+    @property
+    def master_key(self) -> MasterKey:
+        app = self.client.app
+        assert app is not None
+        return app[MASTER_KEY]
 
     async def add_source(
         self, kind: SourceKind = "marketplace", *, ed25519: bool = False, rate: float | None = None
@@ -79,6 +132,34 @@ class Gateway:
         signed.update(headers or {})
         return await self.client.post(f"/v1/webhooks/{source.source_id}", data=raw, headers=signed)
 
+    def sign(
+        self,
+        source: Source,
+        body: Mapping[str, Any] | bytes,
+        *,
+        webhook_id: str = "msg_test_1",
+        timestamp: int | None = None,
+    ) -> dict[str, str]:
+        """The webhook headers (and ``Content-Type: application/json``) a sender would attach to ``body``."""
+        raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+        signed = signature_headers(source.key, webhook_id, raw, timestamp=timestamp or int(time.time()))
+        return {**signed, "Content-Type": "application/json"}
+
+    async def post_raw(
+        self,
+        source_id: str,
+        data: bytes | AsyncIterable[bytes],
+        headers: Mapping[str, str],
+        *,
+        skip_auto_headers: tuple[str, ...] = (),
+    ) -> ClientResponse:
+        """Post exactly ``data`` with exactly ``headers`` (no signing): for requests a sender gets wrong.
+
+        An async iterable is sent chunked, without ``Content-Length``."""
+        return await self.client.post(
+            f"/v1/webhooks/{source_id}", data=data, headers=dict(headers), skip_auto_headers=skip_auto_headers
+        )
+
 
 @pytest.fixture
 def gateway_settings(tmp_path: Path) -> GatewaySettings:
@@ -91,10 +172,89 @@ def gateway_settings(tmp_path: Path) -> GatewaySettings:
 
 
 @pytest.fixture
-async def gateway(
-    gateway_settings: GatewaySettings, aiohttp_client: Any, tmp_path: Path
-) -> AsyncIterator[Gateway]:
+async def gateway(gateway_settings: GatewaySettings, aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[Gateway]:
     async with open_store(gateway_settings.database_url) as store:
         await store.migrate()
     client = await aiohttp_client(create_app(gateway_settings))
     yield Gateway(client, gateway_settings, tmp_path / "gateway.db")
+
+
+# -- the real server in a subprocess ----------------------------------------------------------------
+
+
+@dataclass
+class ServedGateway:
+    """``xinyong-gateway serve`` running in a subprocess, with one marketplace source registered."""
+
+    base_url: str
+    source_id: str
+    secret: SigningSecret
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+
+def gateway_env(**extra: str) -> dict[str, str]:
+    """The environment for a ``xinyong-gateway`` subprocess: no ``XINYONG_*`` setting leaks in from outside."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("XINYONG_")}
+    env.update(extra)
+    return env
+
+
+def run_gateway_cli(*args: str, env: Mapping[str, str]) -> Any:
+    """Run the installed ``xinyong-gateway`` script with ``args`` and return its JSON output."""
+    done = subprocess.run(
+        [str(GATEWAY_SCRIPT), "--json", *args], capture_output=True, text=True, env=dict(env), timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the gateway exited early:\n{log_path.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as response:  # noqa: S310 -- our localhost URL
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"the gateway did not become ready within {timeout} s:\n{log_path.read_text(errors='replace')}")
+
+
+@pytest.fixture(scope="module")
+def served_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedGateway]:
+    """The real server on a free localhost port, started once per module (migrated, one marketplace source)."""
+    folder = tmp_path_factory.mktemp("served")
+    url = f"sqlite:///{folder / 'gateway.db'}"
+    env = gateway_env(XINYONG_MASTER_KEY=TEST_MASTER_KEY)
+    run_gateway_cli("--db", url, "migrate", env=env)
+    source = run_gateway_cli("--db", url, "sources", "add", "--kind", "marketplace", "--name", "fuzz", env=env)
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    log_path = folder / "gateway.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(GATEWAY_SCRIPT), "--db", url, "serve", "--port", str(port), "--log-format", "json"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        _wait_ready(base_url, process, log_path)
+        yield ServedGateway(base_url, source["source_id"], SigningSecret.parse(source["secret"]), log_path, process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,633 @@
+"""Ingest throughput: the real gateway against a trivial aiohttp handler, under the same load.
+
+    .venv/bin/python bench/ingest.py                  # defaults: about a minute (also `make bench`)
+    .venv/bin/python bench/ingest.py --repeat 5 --events 30000 --concurrency 64 --json
+
+What it does, all on 127.0.0.1, in a scratch folder that is removed afterwards (unless ``--keep``):
+
+1. ``xinyong-gateway migrate`` and ``sources add`` (a marketplace with a v1 HMAC secret) on a fresh SQLite
+   database; then ``xinyong-gateway serve`` as shipped: WAL, ``synchronous=FULL`` (a 202 only after the
+   group commit is on disk), production JSON logs ON (one line per request, written to a file in the scratch
+   folder). The source is given a high ``--rate`` so the guard rail against runaway clients is not what is
+   measured.
+2. The baseline: ``bench/_baseline_server.py``, an aiohttp app (same aiohttp) whose handler awaits
+   ``request.read()`` and answers 200, access log off, in its own process.
+3. Both servers are pinned to ``--server-cpu`` (default 0), this process (the load generator) to
+   ``--client-cpu`` (default 1). Each run sends distinct, valid ~1 KB events (``merchant.registered`` and
+   ``commitment.published`` with a padded free-text field), built and v1-signed just before the run so every
+   timestamp is well inside the ±300 s window, over ``--concurrency`` keep-alive connections, closed loop
+   (``bench/_loadgen.py``: a selectors loop, pre-encoded requests, minimal response parsing).
+4. ``--repeat`` rounds alternate a baseline run and a gateway run (each after its own warm-up) and the report
+   shows medians: the machine is shared and noisy. Only 202 counts as accepted by the gateway (200 by the
+   baseline); any other status aborts the benchmark loudly.
+5. The generator's CPU time over wall time and the server's (from ``/proc/<pid>/stat``, all threads) show
+   which side was the bottleneck. Finally the inbox row count is compared with the number of 202s.
+
+Figures, not a test: nothing here asserts on time. The target (ratio >= 0.5) is printed next to the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from _loadgen import LoadResult, percentile, run_closed_loop
+from stdnum.cn import uscc as stdnum_uscc
+
+from xinyong.webhooks import SigningSecret
+
+HOST = "127.0.0.1"
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+BODY_BYTES = 1024
+START_TIMEOUT = 30.0
+
+_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_ORG_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
+_PAD_TEXT = "正品保障七天无理由退货假一赔十诚信经营明码标价如实描述按时发货售后无忧"
+
+
+class BenchError(Exception):
+    """The benchmark cannot go on; the message says why."""
+
+
+# -- command line ----------------------------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench/ingest.py",
+        description=(
+            "Accepted events/s and latency of the real gateway (SQLite, full durability, JSON logs on) against "
+            "a trivial aiohttp handler, under the same closed-loop load of distinct, pre-signed ~1 KB events."
+        ),
+        epilog="Figures, not a test. Everything runs on 127.0.0.1 in a scratch folder and stops by itself.",
+    )
+    parser.add_argument(
+        "--events", type=_positive_int, default=20_000, metavar="N", help="events per measured run (default 20000)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        "-c",
+        type=_positive_int,
+        default=64,
+        metavar="C",
+        help="keep-alive connections, one request in flight each (default 64)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=20.0,
+        metavar="SECONDS",
+        help="a measured run stops after N events or this many seconds, whichever comes first (default 20)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=_non_negative_int,
+        default=2_000,
+        metavar="N",
+        help="requests sent before each measured run and not measured (default 2000)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=_positive_int,
+        default=3,
+        metavar="R",
+        help="rounds of (baseline run, gateway run); medians are reported (default 3)",
+    )
+    parser.add_argument("--server-cpu", type=int, default=0, metavar="CPU", help="CPU for both servers (default 0)")
+    parser.add_argument("--client-cpu", type=int, default=1, metavar="CPU", help="CPU for the load generator (default 1)")
+    parser.add_argument(
+        "--scratch-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the scratch folder (database, logs) is created (default: the system temp dir; "
+        "use a real disk: on tmpfs an fsync costs nothing)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder (database and logs)")
+    parser.add_argument("--json", action="store_true", help="also print the results as one JSON document")
+    parser.add_argument("--seed", type=int, default=2018, help="seed for the generated merchants (default 2018)")
+    return parser
+
+
+# -- events ----------------------------------------------------------------------------------------------
+def _make_uscc(rng: random.Random) -> str:
+    """A valid unified social credit code: both check characters computed."""
+    region = "3207" + "".join(rng.choice("0123456789") for _ in range(2))
+    body = "".join(rng.choice(_USCC_ALPHABET) for _ in range(8))
+    org = 11 - sum(_ORG_ALPHABET.index(c) * w for c, w in zip(body, _ORG_WEIGHTS, strict=True)) % 11
+    first17 = "91" + region + body + ("X" if org == 10 else "0" if org == 11 else str(org))
+    return first17 + str(stdnum_uscc.calc_check_digit(first17))
+
+
+def _pad(size: int) -> str:
+    """Free text of exactly ``size`` UTF-8 bytes (Chinese, 3 bytes a character, then ASCII)."""
+    chars, rest = divmod(size, 3)
+    repeated = _PAD_TEXT * (chars // len(_PAD_TEXT) + 1)
+    return repeated[:chars] + "." * rest
+
+
+def _encode(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class EventFactory:
+    """Distinct, valid marketplace events of exactly ``BODY_BYTES`` bytes, numbered across the whole run."""
+
+    def __init__(self, seed: int, merchants: int = 256) -> None:
+        rng = random.Random(seed)
+        self._merchants = [
+            {"id_type": "uscc", "id": _make_uscc(rng), "name": f"连云港{n:03d}号电子商务有限公司"}
+            for n in range(merchants)
+        ]
+        self._serial = 0
+
+    def _document(self, n: int, pad: str, sent_at: str, fact_at: str) -> dict[str, Any]:
+        merchant = self._merchants[n % len(self._merchants)]
+        if n % 2 == 0:
+            data: dict[str, Any] = {
+                "merchant": merchant,
+                "shop_id": f"shop-{n:08d}",
+                "shop_name": f"{n:08d}号旗舰店 {pad}",
+                "verification": ["business_license", "face_match"],
+                "registered_at": fact_at,
+            }
+            return {"type": "merchant.registered", "timestamp": sent_at, "data": data}
+        data = {
+            "merchant": merchant,
+            "commitment_id": f"cm-{n:08d}",
+            "items": ["正品保障", f"承诺{n:08d}: {pad}"],
+            "published_at": fact_at,
+        }
+        return {"type": "commitment.published", "timestamp": sent_at, "data": data}
+
+    def batch(self, count: int) -> list[tuple[str, bytes]]:
+        """``count`` new (webhook id, body) pairs, dated now."""
+        now = datetime.now(UTC)
+        sent_at = (now - timedelta(seconds=5)).isoformat(timespec="seconds")
+        fact_at = (now - timedelta(minutes=1)).isoformat(timespec="seconds")
+        events = []
+        for _ in range(count):
+            n = self._serial
+            self._serial += 1
+            short = len(_encode(self._document(n, "", sent_at, fact_at)))
+            body = _encode(self._document(n, _pad(BODY_BYTES - short), sent_at, fact_at))
+            if len(body) != BODY_BYTES:
+                raise BenchError(f"could not build a {BODY_BYTES}-byte event (got {len(body)} bytes)")
+            events.append((f"bench_{n:09d}", body))
+        return events
+
+
+def signed_requests(events: Sequence[tuple[str, bytes]], secret: SigningSecret, port: int, path: str) -> list[bytes]:
+    """Complete HTTP/1.1 requests, v1-signed now: the timed phase only writes these bytes."""
+    timestamp = int(time.time())
+    head = f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
+    requests = []
+    for webhook_id, body in events:
+        signature = secret.sign(webhook_id, timestamp, body)
+        requests.append(
+            (
+                f"{head}Content-Length: {len(body)}\r\nwebhook-id: {webhook_id}\r\n"
+                f"webhook-timestamp: {timestamp}\r\nwebhook-signature: {signature}\r\n\r\n"
+            ).encode()
+            + body
+        )
+    return requests
+
+
+# -- processes -------------------------------------------------------------------------------------------
+def run_cli(*args: str) -> Any:
+    """Run ``xinyong-gateway`` with ``args`` and return its JSON output."""
+    done = subprocess.run([str(BIN / "xinyong-gateway"), "--json", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"xinyong-gateway {' '.join(args[:4])} failed: {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A server subprocess listening on ``HOST:port``, its output going to ``log_path``."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the whole process (every thread), from /proc."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def wait_ready(self, path: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError(f"the {self.name} exited early:\n{self.log_tail()}")
+            connection = http.client.HTTPConnection(HOST, self.port, timeout=2)
+            try:
+                connection.request("GET", path)
+                if connection.getresponse().status == 200:
+                    return
+            except OSError:
+                pass
+            finally:
+                connection.close()
+            time.sleep(0.1)
+        raise BenchError(f"the {self.name} was not ready within {START_TIMEOUT:.0f} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(name: str, argv: list[str], port: int, log_path: Path, env: dict[str, str]) -> Server:
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    return Server(name, process, port, log_path)
+
+
+@contextlib.contextmanager
+def pinned(cpu: int) -> Iterator[None]:
+    """Run the body with this process pinned to ``cpu``: processes started inside inherit it."""
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, previous)
+
+
+# -- one run ---------------------------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    target: str
+    round: int
+    events_per_s: float
+    p50_ms: float
+    p99_ms: float
+    server_cpu: float
+    """Server CPU time over wall time (1.0 = one core fully busy)."""
+    generator_cpu: float
+    accepted: int
+    sent: int
+    wall_s: float
+    statuses: dict[int, int] = field(default_factory=dict)
+
+
+def measure(
+    server: Server,
+    requests: Sequence[bytes],
+    *,
+    expected: int,
+    concurrency: int,
+    duration: float,
+) -> tuple[RunResult, LoadResult]:
+    cpu_before = server.cpu_seconds()
+    load = run_closed_loop(
+        HOST, server.port, requests, concurrency=concurrency, expected_status=expected, time_limit=duration
+    )
+    server_cpu = server.cpu_seconds() - cpu_before
+    ordered = sorted(load.latencies_ns)
+    result = RunResult(
+        target=server.name,
+        round=0,
+        events_per_s=load.rate,
+        p50_ms=percentile(ordered, 0.50) / 1e6,
+        p99_ms=percentile(ordered, 0.99) / 1e6,
+        server_cpu=server_cpu / load.wall_s if load.wall_s > 0 else 0.0,
+        generator_cpu=load.cpu_share,
+        accepted=load.ok,
+        sent=load.sent,
+        wall_s=load.wall_s,
+        statuses=dict(sorted(load.statuses.items())),
+    )
+    return result, load
+
+
+def check(server: Server, load: LoadResult, expected: int, what: str) -> None:
+    """Abort loudly on any unexpected answer."""
+    if not load.errors and load.ok == load.completed == load.sent:
+        return
+    unexpected = sum(n for status, n in load.statuses.items() if status != expected)
+    raise BenchError(
+        f"{what}: {unexpected} unexpected answer(s) of {load.completed} (expected only {expected}; statuses "
+        f"{load.statuses}).\n  " + "\n  ".join(load.errors) + f"\nlast lines of the {server.name} log:\n"
+        f"{server.log_tail()}"
+    )
+
+
+# -- report ----------------------------------------------------------------------------------------------
+def _mount_of(path: Path) -> tuple[str, str]:
+    """(mount point, filesystem type) holding ``path``, from /proc/mounts."""
+    best = ("/", "unknown")
+    resolved = str(path.resolve())
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/mounts").read_text().splitlines():
+            parts = line.split()
+            if len(parts) < 3:
+                continue
+            mount, fstype = parts[1], parts[2]
+            inside = resolved == mount or resolved.startswith(mount.rstrip("/") + "/")
+            if inside and len(mount) >= len(best[0]):
+                best = (mount, fstype)
+    return best
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def summarize(runs: Sequence[RunResult]) -> dict[str, float]:
+    return {
+        "events_per_s": statistics.median(r.events_per_s for r in runs),
+        "p50_ms": statistics.median(r.p50_ms for r in runs),
+        "p99_ms": statistics.median(r.p99_ms for r in runs),
+        "server_cpu": statistics.median(r.server_cpu for r in runs),
+        "generator_cpu": statistics.median(r.generator_cpu for r in runs),
+        "generator_cpu_max": max(r.generator_cpu for r in runs),
+    }
+
+
+def print_run(result: RunResult, repeat: int) -> None:
+    print(
+        f"  round {result.round}/{repeat} {result.target:<8} {result.accepted:>7} in {result.wall_s:6.2f} s"
+        f"  {result.events_per_s:9,.0f} events/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms"
+        f"  server CPU {result.server_cpu:4.0%}  generator CPU {result.generator_cpu:4.0%}",
+        flush=True,
+    )
+
+
+def print_report(summary: dict[str, dict[str, float]], ratio: float, ratios: list[float]) -> None:
+    print("\nResults (medians over the rounds)")
+    print(f"  {'':<10} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'server CPU':>11} {'generator CPU':>14}")
+    for name in ("baseline", "gateway"):
+        s = summary[name]
+        print(
+            f"  {name:<10} {s['events_per_s']:>10,.0f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f}"
+            f" {s['server_cpu']:>11.0%} {s['generator_cpu']:>14.0%}"
+        )
+    print(f"\nratio (gateway/baseline events/s) = {ratio:.2f} (target >= 0.5)")
+    print(f"  per round: {', '.join(f'{r:.2f}' for r in ratios)}")
+    worst_generator = max(summary[n]["generator_cpu_max"] for n in summary)
+    if worst_generator < 0.8:
+        print(
+            f"  load generator: at most {worst_generator:.0%} of its core in any run: it had headroom, so it was"
+            " not the bottleneck."
+        )
+    else:
+        print(
+            f"  WARNING: the load generator reached {worst_generator:.0%} of its core; it may have limited the"
+            " rates (try fewer connections or a quieter machine)."
+        )
+    for name in ("baseline", "gateway"):
+        cpu = summary[name]["server_cpu"]
+        if cpu >= 0.9:
+            print(f"  {name}: the server used {cpu:.0%} of its core: CPU-bound on the server side.")
+        else:
+            print(
+                f"  {name}: the server used only {cpu:.0%} of its core: it waited (fsync, or too few requests in"
+                " flight: try a higher --concurrency)."
+            )
+
+
+# -- main ------------------------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> int:
+    allowed = os.sched_getaffinity(0)
+    for option, cpu in (("--server-cpu", args.server_cpu), ("--client-cpu", args.client_cpu)):
+        if cpu not in allowed:
+            raise BenchError(f"{option} {cpu} is not one of this process's CPUs {sorted(allowed)}.")
+    if args.server_cpu == args.client_cpu:
+        print("WARNING: server and generator share one CPU; the figures measure both together.")
+
+    factory = EventFactory(args.seed)
+    scratch_parent = args.scratch_dir or Path(tempfile.gettempdir())
+    scratch_parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="xinyong-bench-", dir=scratch_parent))
+    mount, fstype = _mount_of(scratch)
+    db_path = scratch / "xinyong.db"
+    url = f"sqlite:///{db_path}"
+    servers: list[Server] = []
+    try:
+        print("xinyong ingest benchmark")
+        print(
+            f"  machine: {_cpu_model()}, nproc {os.cpu_count()}, Linux {platform.release()}, "
+            f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, SQLite {sqlite3.sqlite_version}"
+        )
+        print(
+            f"  settings: {args.events} events per run (at most {args.duration:g} s), {args.warmup} warm-up"
+            f" requests per run, {args.concurrency} connections, {args.repeat} round(s);"
+            f" servers on CPU {args.server_cpu}, generator on CPU {args.client_cpu}"
+        )
+        print(
+            f"  events: distinct, valid, {BODY_BYTES} bytes each (merchant.registered / commitment.published),"
+            " v1 HMAC-signed just before each run"
+        )
+        print(f"  scratch: {scratch} ({fstype} on {mount})")
+        if fstype in {"tmpfs", "ramfs"}:
+            print("  WARNING: the database is on a RAM filesystem, where fsync costs nothing; use --scratch-dir.")
+        print(
+            "  gateway: `xinyong-gateway serve` as shipped: SQLite WAL, synchronous=FULL (202 after the commit is on"
+            " disk), JSON logs ON (one line per request, to a file); the source's rate limit is set high"
+        )
+        print("  baseline: aiohttp handler that awaits request.read() and returns 200, access log off\n")
+
+        run_cli("--db", url, "migrate")
+        source = run_cli(
+            "--db",
+            url,
+            "sources",
+            "add",
+            "--kind",
+            "marketplace",
+            "--name",
+            "基准测试商城",
+            "--uscc",
+            _make_uscc(random.Random(args.seed + 1)),
+            "--rate",
+            "1000000",
+        )
+        secret = SigningSecret.parse(source["secret"])
+        path = f"/v1/webhooks/{source['source_id']}"
+
+        env = {**os.environ, "XINYONG_DATABASE_URL": url, "XINYONG_LOG_LEVEL": "info", "XINYONG_LOG_FORMAT": "json"}
+        gateway_port, baseline_port = free_port(), free_port()
+        with pinned(args.server_cpu):
+            gateway = start_server(
+                "gateway",
+                [str(BIN / "xinyong-gateway"), "--db", url, "serve", "--port", str(gateway_port), "--log-format", "json"],
+                gateway_port,
+                scratch / "gateway.log",
+                env,
+            )
+            servers.append(gateway)
+            baseline = start_server(
+                "baseline",
+                [sys.executable, str(HERE / "_baseline_server.py"), "--port", str(baseline_port)],
+                baseline_port,
+                scratch / "baseline.log",
+                env,
+            )
+            servers.append(baseline)
+        os.sched_setaffinity(0, {args.client_cpu})
+        gateway.wait_ready("/readyz")
+        baseline.wait_ready("/healthz")
+        for server in servers:
+            cpus = sorted(os.sched_getaffinity(server.process.pid))
+            print(f"  {server.name} pid {server.process.pid} on CPU {cpus}, port {server.port}")
+        print(f"  generator pid {os.getpid()} on CPU {sorted(os.sched_getaffinity(0))}\n")
+
+        runs: dict[str, list[RunResult]] = {"baseline": [], "gateway": []}
+        acknowledged = 0
+        for round_no in range(1, args.repeat + 1):
+            for server, expected in ((baseline, 200), (gateway, 202)):
+                if args.warmup:
+                    warm = signed_requests(factory.batch(args.warmup), secret, server.port, path)
+                    _, load = measure(
+                        server, warm, expected=expected, concurrency=args.concurrency, duration=args.duration
+                    )
+                    check(server, load, expected, f"{server.name} warm-up")
+                    if server is gateway:
+                        acknowledged += load.ok
+                requests = signed_requests(factory.batch(args.events), secret, server.port, path)
+                result, load = measure(
+                    server, requests, expected=expected, concurrency=args.concurrency, duration=args.duration
+                )
+                check(server, load, expected, f"{server.name} round {round_no}")
+                if server is gateway:
+                    acknowledged += load.ok
+                result.round = round_no
+                runs[server.name].append(result)
+                print_run(result, args.repeat)
+
+        for server in servers:
+            server.stop()
+        log_lines = sum(1 for _ in gateway.log_path.open("rb"))
+        with contextlib.closing(sqlite3.connect(db_path)) as conn:
+            stored = int(conn.execute("SELECT count(*) FROM inbox").fetchone()[0])
+
+        summary = {name: summarize(results) for name, results in runs.items()}
+        ratio = summary["gateway"]["events_per_s"] / summary["baseline"]["events_per_s"]
+        ratios = [
+            g.events_per_s / b.events_per_s for b, g in zip(runs["baseline"], runs["gateway"], strict=True)
+        ]
+        print_report(summary, ratio, ratios)
+        same = stored == acknowledged
+        print(
+            f"\nstored = acknowledged: {'yes' if same else 'NO'} ({stored} inbox rows, {acknowledged} answers 202,"
+            " warm-ups included)"
+        )
+        print(f"gateway log: {log_lines} JSON lines in {gateway.log_path.name} (logging was on throughout)")
+        if args.json:
+            document = {
+                "machine": {
+                    "cpu": _cpu_model(),
+                    "nproc": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "aiohttp": aiohttp.__version__,
+                    "sqlite": sqlite3.sqlite_version,
+                    "scratch_fs": fstype,
+                },
+                "settings": {
+                    "events": args.events,
+                    "warmup": args.warmup,
+                    "concurrency": args.concurrency,
+                    "duration_s": args.duration,
+                    "repeat": args.repeat,
+                    "server_cpu": args.server_cpu,
+                    "client_cpu": args.client_cpu,
+                    "body_bytes": BODY_BYTES,
+                },
+                "summary": summary,
+                "ratio": ratio,
+                "ratios": ratios,
+                "runs": [asdict(r) for results in runs.values() for r in results],
+                "stored": stored,
+                "acknowledged": acknowledged,
+                "stored_equals_acknowledged": same,
+            }
+            print(json.dumps(document, indent=2))
+        return 0 if same else 1
+    finally:
+        for server in servers:
+            server.stop()
+        if args.keep:
+            print(f"scratch folder kept: {scratch}")
+        else:
+            for item in sorted(scratch.iterdir()):
+                item.unlink()
+            scratch.rmdir()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except BenchError as exc:
+        print(f"\nbench/ingest.py: ABORTED: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""The public surface of both packages is explicit, sorted and importable."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC = {
+    "xinyong": {
+        "ApiError", "AuthenticationError", "BadRequestError", "ClientClosedError", "ConflictError",
+        "EVENT_TYPES", "Event", "EventSender", "InvalidIdentifierError", "InvalidKeyError",
+        "MalformedHeadersError", "NotFoundError", "PayloadTooLargeError", "PermissionDeniedError", "Problem",
+        "RateLimitError", "RequestTimeout", "ServerError", "ServiceUnavailableError", "SignatureMismatchError",
+        "SigningKey", "SigningSecret", "Subject", "TimestampOutOfToleranceError", "TransportError",
+        "UnprocessableEntityError", "UnsupportedMediaTypeError", "VerifyingKey", "WebhookAck",
+        "WebhookVerificationError", "WebhookVerifier", "XinyongError", "__version__", "parse_event",
+    },
+    "xinyong_gateway": {"GatewaySettings", "__version__", "create_app"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("package", sorted(PUBLIC))
+def test_package_exports_exactly_its_public_names_sorted(package: str) -> None:
+    module = importlib.import_module(package)
+    assert set(module.__all__) == PUBLIC[package]
+    assert list(module.__all__) == sorted(module.__all__)
+    for name in module.__all__:
+        assert hasattr(module, name), name
+
+
+def test_every_sdk_error_derives_from_the_one_root() -> None:
+    import xinyong
+
+    for name in xinyong.__all__:
+        value = getattr(xinyong, name)
+        if isinstance(value, type) and issubclass(value, Exception):
+            assert issubclass(value, xinyong.XinyongError), name
+
+
+def test_both_packages_ship_py_typed() -> None:
+    from importlib.resources import files
+
+    for package in PUBLIC:
+        assert files(package).joinpath("py.typed").is_file(), package
