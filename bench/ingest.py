@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import sqlite3
@@ -50,9 +51,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from _loadgen import LoadResult, percentile, run_closed_loop
 from stdnum.cn import uscc as stdnum_uscc
 
+from _loadgen import LoadResult, percentile, run_closed_loop
 from xinyong.webhooks import SigningSecret
 
 HOST = "127.0.0.1"
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Figures, not a test. Everything runs on 127.0.0.1 in a scratch folder and stops by itself.",
     )
     parser.add_argument(
-        "--events", type=_positive_int, default=20_000, metavar="N", help="events per measured run (default 20000)"
+        "--events", type=_positive_int, default=15_000, metavar="N", help="events per measured run (default 15000)"
     )
     parser.add_argument(
         "--concurrency",
@@ -135,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="rounds of (baseline run, gateway run); medians are reported (default 3)",
     )
     parser.add_argument("--server-cpu", type=int, default=0, metavar="CPU", help="CPU for both servers (default 0)")
-    parser.add_argument("--client-cpu", type=int, default=1, metavar="CPU", help="CPU for the load generator (default 1)")
+    parser.add_argument(
+        "--client-cpu", type=int, default=1, metavar="CPU", help="CPU for the load generator (default 1)"
+    )
     parser.add_argument(
         "--scratch-dir",
         type=Path,
@@ -263,9 +266,9 @@ class Server:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def log_tail(self, lines: int = 15) -> str:
+    def log_tail(self, lines: int = 8) -> str:
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            return "\n".join(line[:300] for line in self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
 
@@ -323,6 +326,8 @@ class RunResult:
     p99_ms: float
     server_cpu: float
     """Server CPU time over wall time (1.0 = one core fully busy)."""
+    server_core_others: float
+    """Share of the server's core used by anything else: other processes, interrupts, the hypervisor (steal)."""
     generator_cpu: float
     accepted: int
     sent: int
@@ -331,18 +336,17 @@ class RunResult:
 
 
 def measure(
-    server: Server,
-    requests: Sequence[bytes],
-    *,
-    expected: int,
-    concurrency: int,
-    duration: float,
+    server: Server, requests: Sequence[bytes], expected: int, concurrency: int, duration: float
 ) -> tuple[RunResult, LoadResult]:
-    cpu_before = server.cpu_seconds()
+    """One closed-loop run against ``server``, with its CPU time read before and after."""
+    core = next(iter(os.sched_getaffinity(server.process.pid)))
+    cpu_before, (busy_before, total_before) = server.cpu_seconds(), core_seconds(core)
     load = run_closed_loop(
         HOST, server.port, requests, concurrency=concurrency, expected_status=expected, time_limit=duration
     )
     server_cpu = server.cpu_seconds() - cpu_before
+    busy_after, total_after = core_seconds(core)
+    others = max(0.0, busy_after - busy_before - server_cpu) / max(total_after - total_before, 1e-9)
     ordered = sorted(load.latencies_ns)
     result = RunResult(
         target=server.name,
@@ -351,6 +355,7 @@ def measure(
         p50_ms=percentile(ordered, 0.50) / 1e6,
         p99_ms=percentile(ordered, 0.99) / 1e6,
         server_cpu=server_cpu / load.wall_s if load.wall_s > 0 else 0.0,
+        server_core_others=min(others, 1.0),
         generator_cpu=load.cpu_share,
         accepted=load.ok,
         sent=load.sent,
@@ -358,6 +363,17 @@ def measure(
         statuses=dict(sorted(load.statuses.items())),
     )
     return result, load
+
+
+def core_seconds(cpu: int) -> tuple[float, float]:
+    """(busy, total) seconds of one CPU since boot, from /proc/stat; busy includes interrupts and steal."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{cpu} "):
+            user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in line.split()[1:9])
+            tick = os.sysconf("SC_CLK_TCK")
+            busy = user + nice + system + irq + softirq + steal
+            return busy / tick, (busy + idle + iowait) / tick
+    raise BenchError(f"CPU {cpu} is not in /proc/stat.")
 
 
 def check(server: Server, load: LoadResult, expected: int, what: str) -> None:
@@ -403,6 +419,8 @@ def summarize(runs: Sequence[RunResult]) -> dict[str, float]:
         "p50_ms": statistics.median(r.p50_ms for r in runs),
         "p99_ms": statistics.median(r.p99_ms for r in runs),
         "server_cpu": statistics.median(r.server_cpu for r in runs),
+        "events_per_server_cpu_s": statistics.median(r.events_per_s / max(r.server_cpu, 1e-9) for r in runs),
+        "server_core_others": statistics.median(r.server_core_others for r in runs),
         "generator_cpu": statistics.median(r.generator_cpu for r in runs),
         "generator_cpu_max": max(r.generator_cpu for r in runs),
     }
@@ -412,22 +430,31 @@ def print_run(result: RunResult, repeat: int) -> None:
     print(
         f"  round {result.round}/{repeat} {result.target:<8} {result.accepted:>7} in {result.wall_s:6.2f} s"
         f"  {result.events_per_s:9,.0f} events/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms"
-        f"  server CPU {result.server_cpu:4.0%}  generator CPU {result.generator_cpu:4.0%}",
+        f"  server CPU {result.server_cpu:4.0%} (others {result.server_core_others:3.0%})"
+        f"  generator CPU {result.generator_cpu:4.0%}",
         flush=True,
     )
 
 
 def print_report(summary: dict[str, dict[str, float]], ratio: float, ratios: list[float]) -> None:
     print("\nResults (medians over the rounds)")
-    print(f"  {'':<10} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'server CPU':>11} {'generator CPU':>14}")
+    print(
+        f"  {'':<10} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'server CPU':>11} {'generator CPU':>14}"
+        f" {'others on server CPU':>21}"
+    )
     for name in ("baseline", "gateway"):
         s = summary[name]
         print(
             f"  {name:<10} {s['events_per_s']:>10,.0f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f}"
-            f" {s['server_cpu']:>11.0%} {s['generator_cpu']:>14.0%}"
+            f" {s['server_cpu']:>11.0%} {s['generator_cpu']:>14.0%} {s['server_core_others']:>21.0%}"
         )
     print(f"\nratio (gateway/baseline events/s) = {ratio:.2f} (target >= 0.5)")
     print(f"  per round: {', '.join(f'{r:.2f}' for r in ratios)}")
+    per_cpu = {name: summary[name]["events_per_server_cpu_s"] for name in ("baseline", "gateway")}
+    print(
+        f"  events per server CPU-second: baseline {per_cpu['baseline']:,.0f}, gateway {per_cpu['gateway']:,.0f},"
+        f" ratio {per_cpu['gateway'] / per_cpu['baseline']:.2f} (less sensitive to other load on the server core)"
+    )
     worst_generator = max(summary[n]["generator_cpu_max"] for n in summary)
     if worst_generator < 0.8:
         print(
@@ -440,9 +467,14 @@ def print_report(summary: dict[str, dict[str, float]], ratio: float, ratios: lis
             " rates (try fewer connections or a quieter machine)."
         )
     for name in ("baseline", "gateway"):
-        cpu = summary[name]["server_cpu"]
+        cpu, others = summary[name]["server_cpu"], summary[name]["server_core_others"]
         if cpu >= 0.9:
             print(f"  {name}: the server used {cpu:.0%} of its core: CPU-bound on the server side.")
+        elif cpu + others >= 0.9:
+            print(
+                f"  {name}: the server got {cpu:.0%} of its core; other load took {others:.0%} of it (a shared,"
+                " noisy machine: compare the rounds, or run with more --repeat on a quieter one)."
+            )
         else:
             print(
                 f"  {name}: the server used only {cpu:.0%} of its core: it waited (fsync, or too few requests in"
@@ -451,6 +483,97 @@ def print_report(summary: dict[str, dict[str, float]], ratio: float, ratios: lis
 
 
 # -- main ------------------------------------------------------------------------------------------------
+def print_header(args: argparse.Namespace, scratch: Path) -> None:
+    mount, fstype = _mount_of(scratch)
+    print("xinyong ingest benchmark")
+    print(
+        f"  machine: {_cpu_model()}, nproc {os.cpu_count()}, Linux {platform.release()}, "
+        f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, SQLite {sqlite3.sqlite_version}"
+    )
+    print(
+        f"  settings: {args.events} events per run (at most {args.duration:g} s), {args.warmup} warm-up"
+        f" requests per run, {args.concurrency} connections, {args.repeat} round(s);"
+        f" servers on CPU {args.server_cpu}, generator on CPU {args.client_cpu}"
+    )
+    print(
+        f"  events: distinct, valid, {BODY_BYTES} bytes each (merchant.registered / commitment.published),"
+        " v1 HMAC-signed just before each run"
+    )
+    print(f"  scratch: {scratch} ({fstype} on {mount})")
+    if fstype in {"tmpfs", "ramfs"}:
+        print("  WARNING: the database is on a RAM filesystem, where fsync costs nothing; use --scratch-dir.")
+    print(
+        "  gateway: `xinyong-gateway serve` as shipped: SQLite WAL, synchronous=FULL (202 after the commit is on"
+        " disk), production JSON logs ON (one line per request, to a file); the source's rate limit is set high"
+    )
+    print("  baseline: aiohttp handler that awaits request.read() and returns 200, access log off\n")
+
+
+def register_source(url: str, seed: int) -> tuple[SigningSecret, str]:
+    """Migrate the scratch database and register a marketplace; (its secret, its webhook path)."""
+    run_cli("--db", url, "migrate")
+    source = run_cli(
+        "--db",
+        url,
+        "sources",
+        "add",
+        "--kind",
+        "marketplace",
+        "--name",
+        "基准测试商城",
+        "--uscc",
+        _make_uscc(random.Random(seed + 1)),
+        "--rate",
+        "1000000",
+    )
+    return SigningSecret.parse(source["secret"]), f"/v1/webhooks/{source['source_id']}"
+
+
+def start_servers(args: argparse.Namespace, url: str, scratch: Path, servers: list[Server]) -> tuple[Server, Server]:
+    """Start the gateway and the baseline pinned to the server CPU (appended to ``servers`` at once)."""
+    env = {**os.environ, "XINYONG_DATABASE_URL": url, "XINYONG_LOG_LEVEL": "info", "XINYONG_LOG_FORMAT": "json"}
+    gateway_port, baseline_port = free_port(), free_port()
+    gateway_argv = [str(BIN / "xinyong-gateway"), "--db", url, "serve", "--port", str(gateway_port)]
+    baseline_argv = [sys.executable, str(HERE / "_baseline_server.py"), "--port", str(baseline_port)]
+    with pinned(args.server_cpu):
+        gateway = start_server(
+            "gateway", [*gateway_argv, "--log-format", "json"], gateway_port, scratch / "gateway.log", env
+        )
+        servers.append(gateway)
+        baseline = start_server("baseline", baseline_argv, baseline_port, scratch / "baseline.log", env)
+        servers.append(baseline)
+    gateway.wait_ready("/readyz")
+    baseline.wait_ready("/healthz")
+    for server in servers:
+        cpus = sorted(os.sched_getaffinity(server.process.pid))
+        print(f"  {server.name} pid {server.process.pid} on CPU {cpus}, port {server.port}")
+    return gateway, baseline
+
+
+def run_rounds(
+    args: argparse.Namespace, secret: SigningSecret, path: str, gateway: Server, baseline: Server
+) -> tuple[dict[str, list[RunResult]], int]:
+    """Alternate baseline and gateway runs; (results by target, number of 202 answers including warm-ups)."""
+    factory = EventFactory(args.seed)
+    runs: dict[str, list[RunResult]] = {"baseline": [], "gateway": []}
+    acknowledged = 0
+    for round_no in range(1, args.repeat + 1):
+        for server, expected in ((baseline, 200), (gateway, 202)):
+            if args.warmup:
+                warm = signed_requests(factory.batch(args.warmup), secret, server.port, path)
+                _, load = measure(server, warm, expected, args.concurrency, args.duration)
+                check(server, load, expected, f"{server.name} warm-up")
+                acknowledged += load.ok if expected == 202 else 0
+            requests = signed_requests(factory.batch(args.events), secret, server.port, path)
+            result, load = measure(server, requests, expected, args.concurrency, args.duration)
+            check(server, load, expected, f"{server.name} round {round_no}")
+            acknowledged += load.ok if expected == 202 else 0
+            result.round = round_no
+            runs[server.name].append(result)
+            print_run(result, args.repeat)
+    return runs, acknowledged
+
+
 def run(args: argparse.Namespace) -> int:
     allowed = os.sched_getaffinity(0)
     for option, cpu in (("--server-cpu", args.server_cpu), ("--client-cpu", args.client_cpu)):
@@ -459,117 +582,31 @@ def run(args: argparse.Namespace) -> int:
     if args.server_cpu == args.client_cpu:
         print("WARNING: server and generator share one CPU; the figures measure both together.")
 
-    factory = EventFactory(args.seed)
     scratch_parent = args.scratch_dir or Path(tempfile.gettempdir())
     scratch_parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="xinyong-bench-", dir=scratch_parent))
-    mount, fstype = _mount_of(scratch)
     db_path = scratch / "xinyong.db"
     url = f"sqlite:///{db_path}"
     servers: list[Server] = []
     try:
-        print("xinyong ingest benchmark")
-        print(
-            f"  machine: {_cpu_model()}, nproc {os.cpu_count()}, Linux {platform.release()}, "
-            f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, SQLite {sqlite3.sqlite_version}"
-        )
-        print(
-            f"  settings: {args.events} events per run (at most {args.duration:g} s), {args.warmup} warm-up"
-            f" requests per run, {args.concurrency} connections, {args.repeat} round(s);"
-            f" servers on CPU {args.server_cpu}, generator on CPU {args.client_cpu}"
-        )
-        print(
-            f"  events: distinct, valid, {BODY_BYTES} bytes each (merchant.registered / commitment.published),"
-            " v1 HMAC-signed just before each run"
-        )
-        print(f"  scratch: {scratch} ({fstype} on {mount})")
-        if fstype in {"tmpfs", "ramfs"}:
-            print("  WARNING: the database is on a RAM filesystem, where fsync costs nothing; use --scratch-dir.")
-        print(
-            "  gateway: `xinyong-gateway serve` as shipped: SQLite WAL, synchronous=FULL (202 after the commit is on"
-            " disk), JSON logs ON (one line per request, to a file); the source's rate limit is set high"
-        )
-        print("  baseline: aiohttp handler that awaits request.read() and returns 200, access log off\n")
-
-        run_cli("--db", url, "migrate")
-        source = run_cli(
-            "--db",
-            url,
-            "sources",
-            "add",
-            "--kind",
-            "marketplace",
-            "--name",
-            "基准测试商城",
-            "--uscc",
-            _make_uscc(random.Random(args.seed + 1)),
-            "--rate",
-            "1000000",
-        )
-        secret = SigningSecret.parse(source["secret"])
-        path = f"/v1/webhooks/{source['source_id']}"
-
-        env = {**os.environ, "XINYONG_DATABASE_URL": url, "XINYONG_LOG_LEVEL": "info", "XINYONG_LOG_FORMAT": "json"}
-        gateway_port, baseline_port = free_port(), free_port()
-        with pinned(args.server_cpu):
-            gateway = start_server(
-                "gateway",
-                [str(BIN / "xinyong-gateway"), "--db", url, "serve", "--port", str(gateway_port), "--log-format", "json"],
-                gateway_port,
-                scratch / "gateway.log",
-                env,
-            )
-            servers.append(gateway)
-            baseline = start_server(
-                "baseline",
-                [sys.executable, str(HERE / "_baseline_server.py"), "--port", str(baseline_port)],
-                baseline_port,
-                scratch / "baseline.log",
-                env,
-            )
-            servers.append(baseline)
+        print_header(args, scratch)
+        secret, path = register_source(url, args.seed)
+        gateway, baseline = start_servers(args, url, scratch, servers)
         os.sched_setaffinity(0, {args.client_cpu})
-        gateway.wait_ready("/readyz")
-        baseline.wait_ready("/healthz")
-        for server in servers:
-            cpus = sorted(os.sched_getaffinity(server.process.pid))
-            print(f"  {server.name} pid {server.process.pid} on CPU {cpus}, port {server.port}")
         print(f"  generator pid {os.getpid()} on CPU {sorted(os.sched_getaffinity(0))}\n")
 
-        runs: dict[str, list[RunResult]] = {"baseline": [], "gateway": []}
-        acknowledged = 0
-        for round_no in range(1, args.repeat + 1):
-            for server, expected in ((baseline, 200), (gateway, 202)):
-                if args.warmup:
-                    warm = signed_requests(factory.batch(args.warmup), secret, server.port, path)
-                    _, load = measure(
-                        server, warm, expected=expected, concurrency=args.concurrency, duration=args.duration
-                    )
-                    check(server, load, expected, f"{server.name} warm-up")
-                    if server is gateway:
-                        acknowledged += load.ok
-                requests = signed_requests(factory.batch(args.events), secret, server.port, path)
-                result, load = measure(
-                    server, requests, expected=expected, concurrency=args.concurrency, duration=args.duration
-                )
-                check(server, load, expected, f"{server.name} round {round_no}")
-                if server is gateway:
-                    acknowledged += load.ok
-                result.round = round_no
-                runs[server.name].append(result)
-                print_run(result, args.repeat)
+        runs, acknowledged = run_rounds(args, secret, path, gateway, baseline)
 
         for server in servers:
             server.stop()
-        log_lines = sum(1 for _ in gateway.log_path.open("rb"))
+        with gateway.log_path.open("rb") as log:
+            log_lines = sum(1 for _ in log)
         with contextlib.closing(sqlite3.connect(db_path)) as conn:
             stored = int(conn.execute("SELECT count(*) FROM inbox").fetchone()[0])
 
         summary = {name: summarize(results) for name, results in runs.items()}
         ratio = summary["gateway"]["events_per_s"] / summary["baseline"]["events_per_s"]
-        ratios = [
-            g.events_per_s / b.events_per_s for b, g in zip(runs["baseline"], runs["gateway"], strict=True)
-        ]
+        ratios = [g.events_per_s / b.events_per_s for b, g in zip(runs["baseline"], runs["gateway"], strict=True)]
         print_report(summary, ratio, ratios)
         same = stored == acknowledged
         print(
@@ -585,7 +622,7 @@ def run(args: argparse.Namespace) -> int:
                     "python": platform.python_version(),
                     "aiohttp": aiohttp.__version__,
                     "sqlite": sqlite3.sqlite_version,
-                    "scratch_fs": fstype,
+                    "scratch_fs": _mount_of(scratch)[1],
                 },
                 "settings": {
                     "events": args.events,
@@ -613,9 +650,7 @@ def run(args: argparse.Namespace) -> int:
         if args.keep:
             print(f"scratch folder kept: {scratch}")
         else:
-            for item in sorted(scratch.iterdir()):
-                item.unlink()
-            scratch.rmdir()
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

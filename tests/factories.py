@@ -124,7 +124,7 @@ def event(event_type: str, rng: random.Random | None = None, **data: Any) -> dic
             "occurred_at": at,
         },
         "penalty.imposed": {
-            "decision_no": f"连市监罚〔2026〕{n}号",  # noqa: RUF001 -- tortoise-shell brackets: how decision numbers are written
+            "decision_no": f"连市监罚〔2026〕{n}号",
             "subject": merchant(rng),
             "authority": "连云港市市场监督管理局",
             "severity": "general",
@@ -132,7 +132,7 @@ def event(event_type: str, rng: random.Random | None = None, **data: Any) -> dic
             "decided_at": at,
         },
         "penalty.revoked": {
-            "decision_no": f"连市监罚〔2026〕{n}号",  # noqa: RUF001 -- tortoise-shell brackets: how decision numbers are written
+            "decision_no": f"连市监罚〔2026〕{n}号",
             "subject": merchant(rng),
             "revoked_at": at,
             "reason": "行政复议撤销",

@@ -41,7 +41,7 @@ T = TypeVar("T")
 EPILOG = """\
 examples:
   xinyong-gateway migrate
-  xinyong-gateway sources add --kind marketplace --name "Example Mall" --uscc 91320700MA1XXXXXXX
+  xinyong-gateway sources add --kind marketplace --name "Example Mall" --uscc 91330100MA2H9X4W2M
   xinyong-gateway sources add --kind courier --name "Swift Express" --public-key whpk_...
   xinyong-gateway serve --port 8080
 
@@ -85,37 +85,58 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print JSON even on a terminal")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    commands.add_parser("migrate", help="create or upgrade the database schema (idempotent)")
+    def command(group: Any, name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = group.add_parser(
+            name,
+            help=help_text,
+            description=help_text[0].upper() + help_text[1:] + ".",
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        return parser
 
-    serve = commands.add_parser("serve", help="run the gateway (HTTP)")
+    command(commands, "migrate", "create or upgrade the database schema (idempotent)", "xinyong-gateway migrate")
+
+    serve = command(commands, "serve", "run the gateway (HTTP)", "xinyong-gateway serve --host 0.0.0.0 --port 8080")
     serve.add_argument("--host", help="interface to listen on (default: $XINYONG_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: $XINYONG_PORT or 8080)")
     serve.add_argument("--workers", type=int, default=1, help="processes (more than 1 needs PostgreSQL)")
     serve.add_argument("--log-format", choices=["auto", "json", "console"], help="log renderer (default: auto)")
 
-    sources = commands.add_parser("sources", help="register and manage webhook senders")
+    sources = command(commands, "sources", "register and manage webhook senders", "xinyong-gateway sources list")
     source_commands = sources.add_subparsers(dest="sources_command", metavar="ACTION", required=True)
-    add = source_commands.add_parser(
+    add = command(
+        source_commands,
         "add",
-        help="register a source; prints its id and, for a symmetric source, its secret (shown once)",
-        epilog='example: xinyong-gateway sources add --kind courier --name "Swift Express" --public-key whpk_...',
+        "register a source; prints its id and, for a symmetric source, its secret (shown once)",
+        'xinyong-gateway sources add --kind courier --name "Swift Express" --public-key whpk_...',
     )
     add.add_argument("--kind", required=True, choices=SOURCE_KINDS)
     add.add_argument("--name", required=True)
     add.add_argument("--uscc", help="the sender's unified social credit code")
     add.add_argument("--public-key", metavar="whpk_…", help="register an Ed25519 public key (v1a) instead of a secret")
     add.add_argument("--rate", type=_positive, metavar="N", help="own rate limit, verified requests per second")
-    source_commands.add_parser("list", help="list sources with their keys and key expiry")
-    disable = source_commands.add_parser("disable", help="refuse a source's webhooks from now on")
+    command(source_commands, "list", "list sources with their keys and key expiry", "xinyong-gateway sources list")
+    disable = command(
+        source_commands, "disable", "refuse a source's webhooks from now on", "xinyong-gateway sources disable src_..."
+    )
     disable.add_argument("source_id", metavar="ID")
-    rotate = source_commands.add_parser(
-        "rotate", help="issue a new secret (or register a new public key); old keys stay valid for --grace"
+    rotate = command(
+        source_commands,
+        "rotate",
+        "issue a new secret (or register a new public key); old keys stay valid for --grace",
+        "xinyong-gateway sources rotate src_... --grace 24h",
     )
     rotate.add_argument("source_id", metavar="ID")
     rotate.add_argument("--grace", type=_duration, default=timedelta(hours=24), help="grace period (default 24h)")
     rotate.add_argument("--public-key", metavar="whpk_…", help="new Ed25519 public key instead of a new secret")
 
-    commands.add_parser("master-key", help="print a new random master key for XINYONG_MASTER_KEY")
+    command(
+        commands,
+        "master-key",
+        "print a new random master key for XINYONG_MASTER_KEY",
+        "xinyong-gateway master-key      # then: export XINYONG_MASTER_KEY=<the printed key>",
+    )
     return parser
 
 

@@ -4,12 +4,12 @@ Domain errors are raised by the store, the key handling and the command line; th
 ones a client can cause to ``application/problem+json`` in one middleware (``web_middlewares``)::
 
     GatewayError
-     ├── ConfigError              settings that cannot work (bad database URL, no master key, ...)
-     ├── MasterKeyError           the master key is missing, malformed, or not the key this database was sealed with
-     ├── StoreError               the storage layer failed (driver errors are translated here, once)
-     │    ├── StoreUnavailableError    cannot reach the database or cannot commit right now (HTTP 503)
-     │    └── SchemaNotReadyError      migrations are pending: run ``xinyong-gateway migrate``
-     └── SourceNotFoundError           no source with that id
+     ├── ConfigError                settings that cannot work (bad database URL, bad option values)
+     ├── MasterKeyError             master key missing, malformed, or not the key this database was sealed with
+     ├── StoreError                 the storage layer failed (driver errors are translated here, once)
+     │    ├── StoreUnavailableError cannot reach the database or cannot commit right now (HTTP 503)
+     │    └── SchemaNotReadyError   migrations are pending: run ``xinyong-gateway migrate``
+     └── SourceNotFoundError        no source with that id
 
 Messages are one sentence a person can act on, and never contain a secret or a personal identifier.
 """

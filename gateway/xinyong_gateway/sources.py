@@ -180,7 +180,11 @@ class SourceRegistry:
         for record in records:
             if record.status != "active":
                 continue
-            built = self._build(record, self._active.get(record.source_id))
+            previous = self._active.get(record.source_id)
+            if previous is not None and self._records.get(record.source_id) == record:
+                active[record.source_id] = previous  # unchanged: keep its verifier (and bucket)
+                continue
+            built = self._build(record, previous)
             if built is not None:
                 active[record.source_id] = built
         self._records = {record.source_id: record for record in records}
@@ -200,17 +204,23 @@ class SourceRegistry:
         return source
 
     async def lookup(self, source_id: str) -> ActiveSource | None:
-        """Like :meth:`get`, but an unknown id reloads the table first.
-
-        Misses are coalesced: one reload serves every request that missed before it started, and reloads
-        run at most every 0.2 s, so a flood of unknown ids costs the database five queries a second.
-        """
+        """Like :meth:`get`, but an unknown id reloads the table first (see :meth:`reload`)."""
         source = self.get(source_id)
         if source is not None:
             return source
-        missed_at = time.monotonic()
+        return await self.reload(source_id)
+
+    async def reload(self, source_id: str) -> ActiveSource | None:
+        """Reload the table, unless a reload started since this call, and return the source afresh.
+
+        Used when a request names an unknown source, or when its signature matches none of the keys held
+        in memory: a source added, or a key rotated in, from the command line works on its first
+        request. Reloads are coalesced and run at most every 0.2 s, so a flood of unknown ids or bad
+        signatures costs the database five small queries a second (and each such request waits for it).
+        """
+        asked_at = time.monotonic()
         async with self._refresh_lock:
-            if self._last_refresh < missed_at:
+            if self._last_refresh < asked_at:
                 delay = self._last_refresh + _MISS_RELOAD_INTERVAL - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)

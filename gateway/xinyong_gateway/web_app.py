@@ -19,7 +19,7 @@ from aiohttp import web
 
 from xinyong import problems
 from xinyong_gateway.crypto import MasterKey, master_key_for
-from xinyong_gateway.errors import StoreError
+from xinyong_gateway.errors import StoreError, StoreUnavailableError
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.sources import SourceRegistry
 from xinyong_gateway.store import Store, open_store
@@ -37,7 +37,7 @@ REGISTRY = web.AppKey("registry", SourceRegistry)
 def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.time) -> web.Application:
     """The gateway application; opening it resolves the master key and opens the store."""
     app = web.Application(middlewares=[request_middleware], client_max_size=settings.body_limit)
-    ingest = IngestHandler(body_limit=settings.body_limit)
+    ingest = IngestHandler(body_limit=settings.body_limit, clock=clock)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         env_key = settings.master_key.get_secret_value() if settings.master_key else None
@@ -82,7 +82,7 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         status = await request.app[STORE].schema_status()
     except StoreError as exc:
-        raise ProblemError(problems.STORE_UNAVAILABLE, str(exc)) from exc
+        raise StoreUnavailableError(str(exc)) from exc  # logged by the middleware, answered 503 without details
     if not status.ready:
         raise ProblemError(
             problems.STORE_UNAVAILABLE,

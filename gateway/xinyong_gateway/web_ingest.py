@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pydantic_core
@@ -39,8 +40,9 @@ class IngestHandler:
     _master: MasterKey
     _registry: SourceRegistry
 
-    def __init__(self, *, body_limit: int) -> None:
+    def __init__(self, *, body_limit: int, clock: Callable[[], float] = time.time) -> None:
         self._body_limit = body_limit
+        self._clock = clock
 
     def attach(self, store: Store, master: MasterKey, registry: SourceRegistry) -> None:
         """Bind the resources opened at start-up (routes must exist before the app starts)."""
@@ -64,14 +66,26 @@ class IngestHandler:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge as exc:
             raise ProblemError(problems.BODY_TOO_LARGE, f"The body limit is {self._body_limit} bytes.") from exc
+        except web.RequestPayloadError as exc:
+            raise ProblemError(
+                problems.BODY_NOT_JSON, "The body could not be decoded with its Content-Encoding."
+            ) from exc
 
-        if request.content_type != _JSON or request.charset not in (None, "utf-8"):
+        if request.content_type != _JSON or (request.charset or "utf-8").lower() != "utf-8":
             raise ProblemError(
                 problems.UNSUPPORTED_MEDIA_TYPE, "Send the event with Content-Type: application/json (UTF-8)."
             )
 
         try:
-            headers = source.verifier.verify(request.headers, body)
+            try:
+                headers = source.verifier.verify(request.headers, body)
+            except SignatureMismatchError:
+                # The sender may already hold a key rotated in after our last reload: reload once, retry.
+                fresher = await self._registry.reload(source_id)
+                if fresher is None or fresher is source:
+                    raise
+                source = fresher
+                headers = source.verifier.verify(request.headers, body)
         except MalformedHeadersError as exc:
             raise ProblemError(problems.MALFORMED_HEADERS, str(exc)) from exc
         except SignatureMismatchError as exc:
@@ -84,11 +98,17 @@ class IngestHandler:
             document = pydantic_core.from_json(body)
         except ValueError as exc:
             raise ProblemError(problems.BODY_NOT_JSON, "The body is not valid UTF-8 JSON.") from exc
-        event_type = document.get("type") if isinstance(document, dict) else None
+        if not isinstance(document, dict):
+            raise ProblemError(
+                problems.SCHEMA_INVALID,
+                "The body must be a JSON object (the event envelope).",
+                errors=[{"pointer": "", "detail": "Input should be an object"}],
+            )
+        event_type = document.get("type")
         if not isinstance(event_type, str):
             raise ProblemError(
                 problems.SCHEMA_INVALID,
-                "The body must be an object with a string 'type'.",
+                "The event envelope needs a string 'type'.",
                 errors=[{"pointer": "/type", "detail": "Field required (a string naming the event type)"}],
             )
         model = EVENT_TYPES.get(event_type)
@@ -102,7 +122,7 @@ class IngestHandler:
         if event_type not in source.allowed_types:
             raise ProblemError(problems.EVENT_NOT_ALLOWED, f"A {source.kind} source may not send {event_type}.")
 
-        now = time.time()
+        now = self._clock()
         try:
             model.model_validate_json(body, context={"now": datetime.fromtimestamp(now, UTC)})
         except ValidationError as exc:
@@ -125,7 +145,7 @@ class IngestHandler:
                 body_digest=self._master.body_digest(body),
                 event_type=event_type,
                 webhook_timestamp=headers.timestamp,
-                signature=request.headers["webhook-signature"],
+                signature=headers.signature,
                 received_at=int(now * 1_000_000),
                 sealed_body=self._master.seal_body(source_id, headers.id, body),
             )

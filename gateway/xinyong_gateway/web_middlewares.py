@@ -46,7 +46,12 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         problem = problem_for_status(exc.status, exc.reason)
         problem.headers.update({k: v for k, v in exc.headers.items() if k.lower() == "allow"})
     except StoreUnavailableError as exc:
-        problem = ProblemError(problems.STORE_UNAVAILABLE, str(exc), headers={"Retry-After": "1"})
+        _log.warning("store.unavailable", request_id=request_id, error=str(exc))
+        problem = ProblemError(
+            problems.STORE_UNAVAILABLE,
+            "The store cannot commit right now; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
     except Exception:
         _log.exception("request.unhandled_error", request_id=request_id, path=request.path)
         problem = ProblemError(problems.INTERNAL, "An unexpected error occurred; quote the request id.")

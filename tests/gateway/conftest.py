@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import io
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -25,16 +28,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from xinyong.events import SourceKind
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
+from xinyong_gateway import cli
 from xinyong_gateway.crypto import MasterKey
+from xinyong_gateway.logs import configure_logging
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.sources import add_source
 from xinyong_gateway.store import Store, open_store
-from xinyong_gateway.web_app import MASTER_KEY, STORE, create_app
+from xinyong_gateway.web_app import MASTER_KEY, REGISTRY, STORE, create_app
 
 TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
 PROBLEM_JSON = "application/problem+json"
@@ -99,6 +105,10 @@ class Gateway:
     async def add_source(
         self, kind: SourceKind = "marketplace", *, ed25519: bool = False, rate: float | None = None
     ) -> Source:
+        """Register a source through the running app's store; it is known to the gateway on return.
+
+        The registry is reloaded at once, so a test does not wait for the gateway's reload of unknown ids
+        (throttled to one per 0.2 s); ``test_ingest`` covers a source appearing without that reload."""
         app = self.client.app
         assert app is not None
         signing_key = SigningKey.generate() if ed25519 else None
@@ -113,6 +123,7 @@ class Gateway:
         )
         key = signing_key or secret
         assert key is not None
+        await app[REGISTRY].refresh()
         return Source(record.source_id, key, kind)
 
     async def post(
@@ -179,6 +190,60 @@ async def gateway(gateway_settings: GatewaySettings, aiohttp_client: Any, tmp_pa
     yield Gateway(client, gateway_settings, tmp_path / "gateway.db")
 
 
+@contextlib.contextmanager
+def inbox_refuses_inserts(db_path: Path) -> Iterator[None]:
+    """Make every insert into the inbox fail, set up from another connection (the gateway's code is untouched).
+
+    Stands in for a database that cannot commit (disk full, I/O error): the failure reaches the store as a
+    ``sqlite3.Error`` inside its write transaction, as those do."""
+    with contextlib.closing(sqlite3.connect(db_path, isolation_level=None)) as conn:
+        conn.execute(
+            "CREATE TRIGGER test_refuse_inbox BEFORE INSERT ON inbox BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
+        )
+        try:
+            yield
+        finally:
+            conn.execute("DROP TRIGGER test_refuse_inbox")
+
+
+# -- the gateway's log ------------------------------------------------------------------------------------------
+
+
+class LogSink(io.TextIOBase):
+    """A log stream whose destination tests can swap.
+
+    ``configure_logging`` makes structlog cache each logger on first use, and a cached logger keeps writing to
+    the stream it was first configured with, whatever is configured later. So every test that captures the log
+    configures this one sink (one per worker process) and points it at its own buffer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.target: io.StringIO | None = None
+
+    def write(self, text: str) -> int:
+        if self.target is not None:
+            self.target.write(text)
+        return len(text)
+
+
+@pytest.fixture(scope="session")
+def log_sink() -> LogSink:
+    return LogSink()
+
+
+@pytest.fixture
+def gateway_log(log_sink: LogSink) -> Iterator[io.StringIO]:
+    """The gateway's log lines (JSON, as in production) written during the test."""
+    buffer = io.StringIO()
+    log_sink.target = buffer
+    configure_logging("json", stream=log_sink)
+    try:
+        yield buffer
+    finally:
+        log_sink.target = None
+        structlog.reset_defaults()
+
+
 # -- the real server in a subprocess ----------------------------------------------------------------
 
 
@@ -198,15 +263,6 @@ def gateway_env(**extra: str) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("XINYONG_")}
     env.update(extra)
     return env
-
-
-def run_gateway_cli(*args: str, env: Mapping[str, str]) -> Any:
-    """Run the installed ``xinyong-gateway`` script with ``args`` and return its JSON output."""
-    done = subprocess.run(
-        [str(GATEWAY_SCRIPT), "--json", *args], capture_output=True, text=True, env=dict(env), timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 def free_port() -> int:
@@ -230,14 +286,28 @@ def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log_path: Path,
     pytest.fail(f"the gateway did not become ready within {timeout} s:\n{log_path.read_text(errors='replace')}")
 
 
+def cli_json(*args: str) -> Any:
+    """Run ``xinyong-gateway --json ARGS`` in this process and return its JSON output."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = cli.main(["--json", *args])
+    assert status == 0, args
+    return json.loads(out.getvalue())
+
+
 @pytest.fixture(scope="module")
 def served_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedGateway]:
     """The real server on a free localhost port, started once per module (migrated, one marketplace source)."""
     folder = tmp_path_factory.mktemp("served")
     url = f"sqlite:///{folder / 'gateway.db'}"
     env = gateway_env(XINYONG_MASTER_KEY=TEST_MASTER_KEY)
-    run_gateway_cli("--db", url, "migrate", env=env)
-    source = run_gateway_cli("--db", url, "sources", "add", "--kind", "marketplace", "--name", "fuzz", env=env)
+    with pytest.MonkeyPatch.context() as patch:  # the in-process CLI reads its settings from the environment
+        for name in list(os.environ):
+            if name.startswith("XINYONG_"):
+                patch.delenv(name)
+        patch.setenv("XINYONG_MASTER_KEY", TEST_MASTER_KEY)
+        cli_json("--db", url, "migrate")
+        source = cli_json("--db", url, "sources", "add", "--kind", "marketplace", "--name", "fuzz")
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_path = folder / "gateway.log"

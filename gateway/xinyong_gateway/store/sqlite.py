@@ -176,12 +176,19 @@ class SqliteStore(Store):
                         items.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
-                appends = [i for i in items if isinstance(i, _Append)]
-                if appends:
-                    self._commit_appends(conn, loop, appends)
-                for i in items:
-                    if isinstance(i, _Job):
-                        self._run_job(conn, loop, i)
+                try:
+                    appends = [i for i in items if isinstance(i, _Append)]
+                    if appends:
+                        self._commit_appends(conn, loop, appends)
+                    for i in items:
+                        if isinstance(i, _Job):
+                            self._run_job(conn, loop, i)
+                except Exception as exc:  # never leave a request waiting on a future nobody will settle
+                    error = StoreUnavailableError(f"The SQLite writer failed: {exc}.")
+                    failed: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = [
+                        (i.future, None, error) for i in items if isinstance(i, _Append | _Job)
+                    ]
+                    loop.call_soon_threadsafe(_settle_all, failed)
                 if any(i is _STOP for i in items):
                     break
         finally:
