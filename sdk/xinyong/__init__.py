@@ -35,12 +35,12 @@ from xinyong.webhooks import SigningKey, SigningSecret, VerifyingKey, WebhookVer
 __version__ = "0.1.0"
 
 __all__ = [
+    "EVENT_TYPES",
     "ApiError",
     "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
     "ConflictError",
-    "EVENT_TYPES",
     "Event",
     "EventSender",
     "InvalidIdentifierError",
