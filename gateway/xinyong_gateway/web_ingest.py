@@ -31,6 +31,7 @@ from xinyong_gateway.web_problems import ProblemError
 __all__ = ["IngestHandler"]
 
 _JSON = "application/json"
+_ACK = {status: b'{"status": "' + status.value.encode() + b'", "webhook_id": ' for status in AppendStatus}
 
 
 class IngestHandler:
@@ -55,7 +56,7 @@ class IngestHandler:
         source_id = request.match_info["source_id"]
         facts["source_id"] = source_id
 
-        source = await self._registry.lookup(source_id)
+        source = self._registry.get(source_id) or await self._registry.lookup(source_id)
         if source is None:
             raise ProblemError(problems.SOURCE_NOT_FOUND, "No active source has this id.")
 
@@ -124,7 +125,9 @@ class IngestHandler:
 
         now = self._clock()
         try:
-            model.model_validate_json(body, context={"now": datetime.fromtimestamp(now, UTC)})
+            # The document is already parsed; validating the Python objects gives the same answers as
+            # validating the JSON again (the models are strict, and times take RFC 3339 strings only).
+            model.model_validate(document, context={"now": datetime.fromtimestamp(now, UTC)})
         except ValidationError as exc:
             raise ProblemError(
                 problems.SCHEMA_INVALID, "The event does not match its schema.", errors=error_pointers(exc)
@@ -158,7 +161,7 @@ class IngestHandler:
         accepted = result.status is AppendStatus.ACCEPTED
         facts["outcome"] = result.status.value
         return web.Response(
-            body=json.dumps({"status": result.status.value, "webhook_id": headers.id}).encode(),
+            body=_ACK[result.status] + json.dumps(headers.id).encode() + b"}",
             status=202 if accepted else 200,
             content_type=_JSON,
         )

@@ -731,3 +731,39 @@ def test_dumped_event_parses_back_to_an_equal_event(event_type: str, data: st.Da
     dumped = event.model_dump_json(exclude_none=True)
     assert parse_event(dumped, now=NOW) == event
     assert parse_event(dumped.encode(), now=NOW).model_dump_json(exclude_none=True) == dumped
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(
+    event_type=st.sampled_from(sorted(EVENT_TYPES)),
+    field_index=st.integers(min_value=0, max_value=20),
+    value=_json_values | st.sampled_from(["2026-01-01T00:00:00+08:00", "2026-01-01", "91320700MA1P4K7L4R"]),
+)
+def test_validating_parsed_json_agrees_with_validating_the_json(
+    event_type: str, field_index: int, value: object
+) -> None:
+    """The gateway parses a body once and validates the Python objects: same verdicts, same pointers."""
+    import pydantic_core
+
+    from tests.factories import event
+
+    body = event(event_type)
+    fields = sorted(body["data"])
+    body["data"][fields[field_index % len(fields)]] = value
+    raw = json.dumps(body).encode()
+    model = EVENT_TYPES[event_type]
+    now = {"now": datetime.now(UTC)}
+    try:
+        from_json = model.model_validate_json(raw, context=now)
+    except ValidationError as exc:
+        with pytest.raises(ValidationError) as caught:
+            model.model_validate(pydantic_core.from_json(raw), context=now)
+        assert error_pointers(caught.value) == error_pointers(exc)
+    else:
+        assert model.model_validate(pydantic_core.from_json(raw), context=now) == from_json

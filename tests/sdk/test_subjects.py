@@ -458,3 +458,13 @@ def test_subject_is_frozen() -> None:
 def test_china_standard_time_is_utc_plus_8() -> None:
     """Birth dates are compared with today's date in UTC+8."""
     assert CHINA_STANDARD_TIME.utcoffset(None) == timedelta(hours=8)
+
+
+@given(st.text(alphabet="0123456789ABCDEFGHJKLMNPQRTUWXY", min_size=17, max_size=17))
+def test_uscc_check_character_equals_python_stdnum(first17: str) -> None:
+    """The table-driven mod-31 check on the hot path computes exactly what python-stdnum computes."""
+    from stdnum.cn import uscc as stdnum_uscc
+
+    from xinyong.subjects import _uscc_check_char
+
+    assert _uscc_check_char(first17) == stdnum_uscc.calc_check_digit(first17)
