@@ -298,8 +298,9 @@ def main() -> int:
                     server.wait()
 
         log_lines = log_path.read_text().splitlines()
-        stored = sum(1 for line in log_lines if '"outcome": "accepted"' in line)
-        refused = sum(1 for line in log_lines if '"problem"' in line)
+        entries = [json.loads(line) for line in log_lines if line.startswith("{")]
+        stored = sum(1 for entry in entries if entry.get("outcome") == "accepted")
+        refused = sum(1 for entry in entries if "problem" in entry)
         plain_ric = SOLE_TRADER["id"].encode()
         on_disk = b"".join(p.read_bytes() for p in Path(scratch).iterdir() if p.name.startswith("xinyong.db"))
         in_log = plain_ric in log_path.read_bytes()

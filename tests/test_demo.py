@@ -1,0 +1,32 @@
+"""`make demo` runs examples/demo.py: it must work end to end and tell the truth about what it did."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_and_reports_what_was_stored_and_refused() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py")], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    stored = re.search(r"(\d+) events stored durably", out)
+    refused = re.search(r"(\d+) requests refused", out)
+    assert stored is not None and int(stored.group(1)) == 19, out
+    assert refused is not None and int(refused.group(1)) == 5, out
+    assert "422 rejected at /data/merchant/id" in out
+    assert "401 No valid signature" in out
+    assert "401 Timestamp outside the tolerance window" in out
+    assert "409 Webhook id already used with another body" in out
+    assert "duplicate: stored once" in out
+    assert "resident id in it: no" in out
+    assert "no: raw bodies are sealed" in out
