@@ -1,0 +1,153 @@
+"""The credit policy file: the shipped default, and a clear error (line and key) for every kind of mistake."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from xinyong_gateway.credit.policy import AtLeast, PolicyError, default_policy, load_policy, parse_policy
+
+DEFAULT_TEXT = (
+    Path(__file__).resolve().parents[2] / "gateway" / "xinyong_gateway" / "credit" / "default_policy.toml"
+).read_text(encoding="utf-8")
+
+
+def test_default_policy_loads_with_its_version_and_publicity_periods() -> None:
+    policy = default_policy()
+    assert policy.version == "lyg-2026.1"
+    assert policy.publicity.of("minor") == timedelta(days=90)
+    assert policy.publicity.of("general") == timedelta(days=365)
+    assert policy.publicity.of("serious") == timedelta(days=1095)
+    assert policy.measures.black == ["refuse_onboarding", "close_store", "freeze_account", "public_exposure"]
+    assert policy.measures.watch == ["search_demotion", "increased_inspection", "risk_warning"]
+    assert policy.measures.red == ["search_boost", "traffic_priority", "green_channel"]
+    assert policy.red.registered_for == timedelta(days=180)
+    assert policy.red.clean_for == timedelta(days=365)
+
+
+def test_default_rules_hold_the_thresholds_of_the_published_measures() -> None:
+    rules = {rule.id: rule for rule in default_policy().rules}
+    assert rules["counterfeit-listing"].where == {"confirmed": True, "kind": "counterfeit"}
+    assert rules["mass-fake-orders"].where["order_count"] == AtLeast(at_least=100)
+    assert (rules["repeated-manipulation"].count, rules["repeated-manipulation"].within) == (3, timedelta(days=365))
+    assert (rules["empty-parcels-black"].count, rules["empty-parcels-black"].within) == (10, timedelta(days=90))
+    assert (rules["empty-parcels-watch"].count, rules["empty-parcels-watch"].within) == (3, timedelta(days=90))
+    assert (rules["upheld-complaints"].count, rules["upheld-complaints"].within) == (5, timedelta(days=90))
+    ratio = rules["courier-loss-rate"].ratio
+    assert ratio is not None
+    assert (ratio.of, ratio.at_least, ratio.min_total) == ({"status": ["lost", "damaged"]}, 0.02, 200)
+    assert rules["courier-loss-rate"].subject_field == "courier"
+    assert rules["empty-parcels-black"].subject_field == "merchant"
+    assert rules["serious-penalty"].subject_field == "subject"
+    assert {rule.list for rule in rules.values()} == {"black", "watch", "none"}
+
+
+def test_rules_are_grouped_by_event_in_file_order() -> None:
+    grouped = default_policy().rules_by_event
+    assert [rule.id for rule in grouped["penalty.imposed"]] == ["serious-penalty", "general-penalty", "minor-penalty"]
+
+
+def _replace(old: str, new: str) -> str:
+    assert old in DEFAULT_TEXT, old
+    return DEFAULT_TEXT.replace(old, new, 1)
+
+
+def _line_of(text: str, fragment: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), start=1) if fragment in line)
+
+
+def _error(text: str) -> str:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text, source="policy.toml")
+    return str(caught.value)
+
+
+def test_toml_syntax_error_names_the_file_and_line() -> None:
+    message = _error(_replace('minor = "90d"', 'minor = "90d'))
+    assert message.startswith("policy.toml: not valid TOML")
+    assert "line" in message
+
+
+def test_unknown_key_in_a_rule_names_its_line_and_path() -> None:
+    text = _replace('where = { confirmed = true, kind = "counterfeit" }', "whre = { confirmed = true }")
+    message = _error(text)
+    assert f"line {_line_of(text, 'whre =')}, rule[0].whre: unknown key" in message
+
+
+def test_unknown_event_type_is_named_with_its_line() -> None:
+    text = _replace('event = "penalty.imposed"', 'event = "penalty.imposd"')
+    message = _error(text)
+    assert f"line {_line_of(text, 'penalty.imposd')}, rule[1].event: unknown event type 'penalty.imposd'" in message
+
+
+def test_condition_on_a_field_the_event_does_not_have_is_refused() -> None:
+    message = _error(_replace('where = { severity = "serious" }', 'where = { severty = "serious" }'))
+    assert "rule[1]" in message
+    assert "penalty.imposed has no field 'severty'" in message
+
+
+def test_condition_with_an_impossible_value_is_refused() -> None:
+    message = _error(_replace('kind = "counterfeit" }', 'kind = "counterfit" }'))
+    assert "'counterfit' is not a possible value of listing.violation 'kind'" in message
+
+
+def test_at_least_on_a_field_that_is_not_a_number_is_refused() -> None:
+    message = _error(_replace('where = { severity = "serious" }', "where = { severity = { at_least = 2 } }"))
+    assert "'severity' is not a number" in message
+
+
+def test_event_with_two_subjects_needs_the_subject_named() -> None:
+    message = _error(_replace('subject = "courier"\n', ""))
+    assert "delivery.recorded has subjects courier, merchant: say which with `subject`" in message
+
+
+def test_count_without_a_window_is_refused() -> None:
+    message = _error(_replace('count = 3\nwithin = "365d"', "count = 3"))
+    assert "needs a window: `within`" in message
+
+
+def test_publicity_outside_legal_bounds_names_the_table() -> None:
+    text = _replace('serious = "1095d"', 'serious = "1500d"')
+    message = _error(text)
+    assert f"line {_line_of(text, '[publicity]')}, publicity: serious publicity must be between 365 and 1096" in message
+
+
+def test_duration_must_be_whole_days() -> None:
+    text = _replace('minor = "90d"', 'minor = "3 months"')
+    message = _error(text)
+    assert f"line {_line_of(text, '3 months')}, publicity.minor:" in message
+    assert 'a duration is a whole number of days, such as "90d"' in message
+
+
+def test_grade_thresholds_must_fall_from_a_to_c() -> None:
+    message = _error(_replace("grades = { A = 90, B = 75, C = 60 }", "grades = { A = 70, B = 75, C = 60 }"))
+    assert "score.grades: grade thresholds must fall from A to C" in message
+
+
+def test_duplicate_rule_ids_are_refused() -> None:
+    message = _error(_replace('id = "serious-penalty"', 'id = "counterfeit-listing"'))
+    assert "two rules have the id 'counterfeit-listing'" in message
+
+
+def test_several_problems_are_reported_together() -> None:
+    text = _replace('reason = "PENALTY_SERIOUS"', 'reason = "penalty serious"').replace(
+        'list = "watch"', 'list = "grey"', 1
+    )
+    message = _error(text)
+    assert message.count("policy.toml: line") >= 2
+
+
+def test_load_policy_reads_a_file_and_reports_a_missing_one(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(DEFAULT_TEXT.replace('version = "lyg-2026.1"', 'version = "lyg-2026.2"'), encoding="utf-8")
+    assert load_policy(path).version == "lyg-2026.2"
+    with pytest.raises(PolicyError, match="Cannot read the policy file"):
+        load_policy(tmp_path / "missing.toml")
+
+
+def test_invalid_list_name_points_at_the_list_key() -> None:
+    text = _replace('list = "watch"', 'list = "grey"')
+    message = _error(text)
+    assert f"line {_line_of(text, 'grey')}, rule[5].list: Input should be 'black', 'watch' or 'none'" in message
