@@ -24,7 +24,7 @@ def org_check(body8: str) -> str:
 
 def make_uscc(rng: random.Random | None = None, *, authority: str = "9", category: str = "1") -> str:
     """A valid USCC: authority + category + 6-digit region + organisation code (8 + check) + mod-31 check."""
-    rng = rng or random.Random()  # noqa: S311 -- test data, not secrets
+    rng = rng or random.Random()
     region = "".join(rng.choice("0123456789") for _ in range(6))
     body = "".join(rng.choice("0123456789ABCDEFGHJKLMNPQRTUWXY") for _ in range(8))
     first17 = authority + category + region + body + org_check(body)
@@ -33,7 +33,7 @@ def make_uscc(rng: random.Random | None = None, *, authority: str = "9", categor
 
 def make_ric(rng: random.Random | None = None, *, region: str = "320102", born: date | None = None) -> str:
     """A valid resident identity number (ISO 7064 MOD 11-2 check computed)."""
-    rng = rng or random.Random()  # noqa: S311 -- test data, not secrets
+    rng = rng or random.Random()
     born = born or date(1980, 1, 1) + timedelta(days=rng.randrange(0, 12000))
     first17 = region + born.strftime("%Y%m%d") + f"{rng.randrange(0, 1000):03d}"
     return first17 + stdnum_ric.calc_check_digit(first17 + "0")  # it reads 18 chars and ignores the last
@@ -64,7 +64,7 @@ def merchant(rng: random.Random | None = None) -> dict[str, Any]:
 
 def event(event_type: str, rng: random.Random | None = None, **data: Any) -> dict[str, Any]:
     """A valid event of ``event_type`` dated now; keyword arguments override fields of ``data``."""
-    rng = rng or random.Random()  # noqa: S311 -- test data, not secrets
+    rng = rng or random.Random()
     at = now_rfc3339(-timedelta(minutes=1))
     n = rng.randrange(10**9)
     defaults: dict[str, dict[str, Any]] = {

@@ -33,7 +33,7 @@ NAME = "王小明"
 
 @pytest.fixture
 def ric() -> str:
-    return make_ric(random.Random(20260301))  # noqa: S311 -- test data, not a secret
+    return make_ric(random.Random(20260301))
 
 
 @pytest.fixture
