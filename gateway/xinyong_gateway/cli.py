@@ -5,6 +5,8 @@
     xinyong-gateway [--db URL] sources add --kind marketplace|courier|regulator --name NAME
                                            [--uscc CODE] [--public-key whpk_…] [--rate N]
     xinyong-gateway [--db URL] sources list | disable ID | rotate ID [--grace 24h] [--public-key whpk_…]
+    xinyong-gateway [--db URL] project [--once]
+    xinyong-gateway [--db URL] subjects show uscc|ric ID [--reveal]
     xinyong-gateway master-key
 
 Output is human-readable on a terminal and JSON otherwise (``--json`` forces JSON). Errors are one sentence
@@ -33,6 +35,7 @@ from xinyong_gateway.errors import GatewayError
 from xinyong_gateway.settings import DEFAULT_DATABASE_URL, GatewaySettings
 from xinyong_gateway.sources import add_source, rotate_source
 from xinyong_gateway.store import SourceRecord, Store, open_store
+from xinyong_gateway.store.base import from_micros
 
 __all__ = ["main"]
 
@@ -102,6 +105,37 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default: $XINYONG_PORT or 8080)")
     serve.add_argument("--workers", type=int, default=1, help="processes (more than 1 needs PostgreSQL)")
     serve.add_argument("--log-format", choices=["auto", "json", "console"], help="log renderer (default: auto)")
+    serve.add_argument(
+        "--no-projector", action="store_true", help="do not project inside this process (run `project` apart)"
+    )
+    serve.add_argument(
+        "--policy", metavar="FILE", help="credit policy (default: $XINYONG_POLICY_FILE or the shipped one)"
+    )
+
+    project = command(
+        commands,
+        "project",
+        "apply the inbox to credit files and list status (runs inside `serve` unless --no-projector)",
+        "xinyong-gateway project --once",
+    )
+    project.add_argument("--once", action="store_true", help="catch up with the inbox, let time pass, then exit")
+    project.add_argument(
+        "--policy", metavar="FILE", help="credit policy (default: $XINYONG_POLICY_FILE or the shipped one)"
+    )
+
+    subjects = command(
+        commands, "subjects", "inspect credit files", "xinyong-gateway subjects show uscc 91330100MA2H9X4W2M"
+    )
+    subject_commands = subjects.add_subparsers(dest="subjects_command", metavar="ACTION", required=True)
+    show = command(
+        subject_commands,
+        "show",
+        "a regulator's view of one credit file: status, records, status history (masked unless --reveal)",
+        "xinyong-gateway subjects show ric 320102199001011234 --reveal",
+    )
+    show.add_argument("id_type", choices=["uscc", "ric"])
+    show.add_argument("id", metavar="ID")
+    show.add_argument("--reveal", action="store_true", help="show the identifier and name unmasked")
 
     sources = command(commands, "sources", "register and manage webhook senders", "xinyong-gateway sources list")
     source_commands = sources.add_subparsers(dest="sources_command", metavar="ACTION", required=True)
@@ -246,6 +280,94 @@ def _cmd_serve(settings: GatewaySettings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_project(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
+    from xinyong_gateway.credit.policy import policy_from
+    from xinyong_gateway.credit.projector import Projector
+    from xinyong_gateway.logs import configure_logging
+
+    policy = policy_from(settings.policy_file)
+    if not args.once:
+        configure_logging(settings.log_format, settings.log_level)
+
+    async def run(store: Store, master: MasterKey) -> dict[str, Any]:
+        projector = Projector(store, master, policy)
+        if not args.once:
+            await projector.run()
+        applied = await projector.catch_up()
+        return {"applied": applied, "position": await store.projector_position(), "policy_version": policy.version}
+
+    result = asyncio.run(_with_store(settings, run))
+    out.emit(
+        result,
+        f"Applied {result['applied']} event(s); the projector is at inbox position {result['position']}"
+        f" (policy {result['policy_version']}).",
+    )
+    return 0
+
+
+def _cmd_subjects(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
+    from xinyong.subjects import Subject
+    from xinyong_gateway.credit.engine import CreditFile
+
+    try:
+        subject = Subject.model_validate({"id_type": args.id_type, "id": args.id})
+    except ValidationError:
+        raise CliError(f"That is not a valid {args.id_type.upper()}.") from None
+
+    async def show(store: Store, master: MasterKey) -> dict[str, Any]:
+        key = master.subject_key(subject.id_type, subject.id)
+        row = (await store.load_subjects([key])).get(key)
+        if row is None:
+            raise CliError("No credit file for this subject (nothing has been reported about it).")
+        now = datetime.now(UTC)
+        credit_file = CreditFile.from_json(row.state)
+        identity: dict[str, Any] = {"id_type": row.id_type, "id": row.display_id, "name": row.display_name}
+        if args.reveal:
+            identity["id"] = master.open_identity(key, row.sealed_id)
+            identity["name"] = master.open_identity(key, row.sealed_name) if row.sealed_name else None
+        records = [
+            {
+                "reason": record.reason,
+                "rule": record.rule_id,
+                "list": record.list_name,
+                "severity": record.severity,
+                "state": record.state_at(now),
+                "source_events": record.source_seqs,
+                "effective_from": _iso(record.effective_from),
+                "effective_until": _iso(record.effective_until),
+            }
+            for record in sorted(credit_file.records.values(), key=lambda r: (r.effective_from, r.record_id))
+        ]
+        history = [
+            {"change_id": c.change_id, "effective_at": _iso(from_micros(c.effective_at)), **json.loads(c.snapshot)}
+            for c in await store.subject_changes(key)
+        ]
+        status = json.loads(row.status)
+        status["subject"] = identity
+        return {"subject": identity, "status": status, "records": records, "history": history}
+
+    result = asyncio.run(_with_store(settings, show))
+    status = result["status"]
+    lines = [
+        f"{result['subject']['id_type'].upper()} {result['subject']['id']}  {result['subject']['name'] or ''}".rstrip(),
+        f"  list {status['list']}, grade {status['grade']}, score {status['score']}"
+        f" (policy {status['policy_version']}, as of {status['as_of']})",
+    ]
+    if status["measures"]:
+        lines.append(f"  measures: {', '.join(status['measures'])}")
+    lines.append(f"  records ({len(result['records'])}):")
+    for record in result["records"]:
+        lines.append(
+            f"    {record['reason']:<24} {record['list']:<5} {record['severity']:<7} {record['state']:<9}"
+            f" {record['effective_from']} → {record['effective_until']}  events {record['source_events']}"
+        )
+    lines.append(f"  status history ({len(result['history'])}):")
+    for change in result["history"]:
+        lines.append(f"    #{change['change_id']} {change['effective_at']}: {change['list']} {change['grade']}")
+    out.emit(result, "\n".join(lines))
+    return 0
+
+
 def _cmd_sources(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
     now = datetime.now(UTC)
     action = args.sources_command
@@ -333,6 +455,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 overrides["port"] = args.port
             if args.log_format:
                 overrides["log_format"] = args.log_format
+            if args.no_projector:
+                overrides["projector"] = False
+        if getattr(args, "policy", None):
+            overrides["policy_file"] = args.policy
         try:
             settings = GatewaySettings(**overrides)
         except ValidationError as exc:
@@ -345,6 +471,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_serve(settings, args)
         if args.command == "sources":
             return _cmd_sources(settings, args, out)
+        if args.command == "project":
+            return _cmd_project(settings, args, out)
+        if args.command == "subjects":
+            return _cmd_subjects(settings, args, out)
         if args.command == "master-key":
             key = MasterKey.generate_text()
             out.emit({"master_key": key}, f"{key}\n  export XINYONG_MASTER_KEY=... and keep a copy safe.")

@@ -7,6 +7,8 @@ are derived from it with HKDF-SHA256:
 - ``inbox``   AES-256-GCM key that seals raw webhook bodies at rest (they may carry resident ids and names);
 - ``secrets`` AES-256-GCM key that seals sources' webhook secrets;
 - ``dedupe``  HMAC key for the body digest that tells a duplicate from a conflicting re-use of a webhook-id;
+- ``subject`` HMAC key of the blind index that names a subject's credit file (``subject_key``): files are
+  found by identifier without any resident id stored in the clear, and identities are sealed beside them;
 - ``check``   HMAC key for a check value stored in the database, so a wrong master key is refused at start-up
   instead of producing undecryptable rows.
 
@@ -71,7 +73,9 @@ class MasterKey:
 
     inbox: Sealer
     secrets: Sealer
+    identities: Sealer
     dedupe_key: bytes
+    subject_index_key: bytes
     check_value: bytes
 
     @classmethod
@@ -82,7 +86,9 @@ class MasterKey:
         return cls(
             inbox=Sealer(_derive(raw, "inbox")),
             secrets=Sealer(_derive(raw, "secrets")),
+            identities=Sealer(_derive(raw, "identities")),
             dedupe_key=_derive(raw, "dedupe"),
+            subject_index_key=_derive(raw, "subject"),
             check_value=hmac.digest(check_key, _CHECK_LABEL, "sha256"),
         )
 
@@ -115,6 +121,17 @@ class MasterKey:
 
     def open_secret(self, source_id: str, sealed: bytes) -> bytes:
         return self.secrets.open(sealed, _row_aad(b"source-secret", source_id))
+
+    def subject_key(self, id_type: str, normalised_id: str) -> str:
+        """The blind index naming a subject's credit file: HMAC-SHA256 of ``id_type:id``, 32 hex digits."""
+        return hmac.digest(self.subject_index_key, f"{id_type}:{normalised_id}".encode(), "sha256")[:16].hex()
+
+    def seal_identity(self, subject_key: str, value: str) -> bytes:
+        """Seal a subject's identifier or name, bound to its credit file."""
+        return self.identities.seal(value.encode(), _row_aad(b"identity", subject_key))
+
+    def open_identity(self, subject_key: str, sealed: bytes) -> str:
+        return self.identities.open(sealed, _row_aad(b"identity", subject_key)).decode()
 
     def body_digest(self, body: bytes) -> bytes:
         """Keyed SHA-256 of a raw body: equal bodies, equal digests; no guessing a body from its digest."""

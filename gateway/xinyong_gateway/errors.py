@@ -8,7 +8,8 @@ ones a client can cause to ``application/problem+json`` in one middleware (``web
      ├── MasterKeyError             master key missing, malformed, or not the key this database was sealed with
      ├── StoreError                 the storage layer failed (driver errors are translated here, once)
      │    ├── StoreUnavailableError cannot reach the database or cannot commit right now (HTTP 503)
-     │    └── SchemaNotReadyError   migrations are pending: run ``xinyong-gateway migrate``
+     │    ├── SchemaNotReadyError   migrations are pending: run ``xinyong-gateway migrate``
+     │    └── ProjectionConflictError another projector moved the position first (retry from the new one)
      └── SourceNotFoundError        no source with that id
 
 Messages are one sentence a person can act on, and never contain a secret or a personal identifier.
@@ -20,6 +21,7 @@ __all__ = [
     "ConfigError",
     "GatewayError",
     "MasterKeyError",
+    "ProjectionConflictError",
     "SchemaNotReadyError",
     "SourceNotFoundError",
     "StoreError",
@@ -49,6 +51,10 @@ class StoreUnavailableError(StoreError):
 
 class SchemaNotReadyError(StoreError):
     """The database schema is not at the version this gateway needs."""
+
+
+class ProjectionConflictError(StoreError):
+    """Another projector committed from the same position first; nothing was written."""
 
 
 class SourceNotFoundError(GatewayError):

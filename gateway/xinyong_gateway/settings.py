@@ -6,6 +6,7 @@ Every field can be set from the environment with the ``XINYONG_`` prefix, e.g. `
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -35,5 +36,9 @@ class GatewaySettings(BaseSettings):
     """Verified requests per second a source may send unless it has its own limit."""
     source_refresh_interval: float = Field(default=2.0, gt=0)
     """Seconds between reloads of the source table (new, disabled and rotated sources)."""
+    policy_file: Path | None = None
+    """The credit policy (TOML); the shipped default when unset."""
+    projector: bool = True
+    """Run the projector inside ``serve`` (turn off when ``xinyong-gateway project`` runs separately)."""
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

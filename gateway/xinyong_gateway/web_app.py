@@ -6,6 +6,8 @@ Resources (store, master key, source registry and its refresher) are opened and 
 - ``POST /v1/webhooks/{source_id}``  signed event ingest (``web_ingest``)
 - ``GET /healthz``                   the process is alive
 - ``GET /readyz``                    the store is reachable and every migration is applied
+
+Unless ``settings.projector`` is off, the projector runs beside the server, keeping credit files current.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from xinyong import problems
+from xinyong_gateway.credit.policy import policy_from
+from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.crypto import MasterKey, master_key_for
 from xinyong_gateway.errors import StoreError, StoreUnavailableError
 from xinyong_gateway.settings import GatewaySettings
@@ -59,11 +63,16 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             app[MASTER_KEY] = master
             app[REGISTRY] = registry
             ingest.attach(store, master, registry)
-            refresher = asyncio.create_task(registry.run(), name="xinyong-source-refresh")
+            tasks = [asyncio.create_task(registry.run(), name="xinyong-source-refresh")]
+            if settings.projector:
+                projector = Projector(store, master, policy_from(settings.policy_file), clock=clock)
+                tasks.append(asyncio.create_task(projector.run(), name="xinyong-projector"))
             yield
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         finally:
             await store.close()
 

@@ -25,6 +25,8 @@ from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.web_app import create_app
 
+MIGRATIONS = ["0001_initial.sql", "0002_credit_files.sql"]
+
 
 @pytest.fixture(autouse=True)
 def no_gateway_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,8 +100,8 @@ def test_migrate_twice_prints_json_and_the_second_run_applies_nothing(
 ) -> None:
     first = ok_json(capsys, "--db", url, "migrate")
     second = ok_json(capsys, "--db", url, "migrate")
-    assert first == {"applied": ["0001_initial.sql"], "schema_version": 1, "database": url}
-    assert second == {"applied": [], "schema_version": 1, "database": url}
+    assert first == {"applied": MIGRATIONS, "schema_version": len(MIGRATIONS), "database": url}
+    assert second == {"applied": [], "schema_version": len(MIGRATIONS), "database": url}
 
 
 def test_first_use_creates_a_key_file_beside_the_database_readable_only_by_its_owner(
@@ -118,7 +120,7 @@ def test_first_use_creates_a_key_file_beside_the_database_readable_only_by_its_o
 def test_installed_script_migrates_and_prints_json_when_piped(db: Path, url: str) -> None:
     done = script("--db", url, "migrate")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"applied": ["0001_initial.sql"], "schema_version": 1, "database": url}
+    assert json.loads(done.stdout) == {"applied": MIGRATIONS, "schema_version": len(MIGRATIONS), "database": url}
     assert stat.S_IMODE(db.with_name("x.db.key").stat().st_mode) == 0o600
 
 

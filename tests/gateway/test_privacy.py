@@ -73,7 +73,8 @@ def files_holding(folder: Path, needles: list[bytes]) -> list[str]:
 
 
 def log_records(log: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in log.getvalue().splitlines()]
+    """The canonical request lines of the log (other lines, such as the projector's, are left out)."""
+    return [record for line in log.getvalue().splitlines() if (record := json.loads(line))["event"] == "request"]
 
 
 # -- at rest ------------------------------------------------------------------------------------------------------

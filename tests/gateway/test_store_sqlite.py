@@ -32,7 +32,7 @@ from xinyong_gateway.store import (
 )
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-MIGRATIONS = ["0001_initial.sql"]
+MIGRATIONS = ["0001_initial.sql", "0002_credit_files.sql"]
 
 
 def url_for(path: Path) -> str:
@@ -130,10 +130,10 @@ async def test_migrate_applies_every_migration_once_then_nothing(db_path: Path) 
 async def test_schema_status_lists_pending_migrations_before_and_none_after(db_path: Path) -> None:
     async with open_store(url_for(db_path)) as store:
         before = await store.schema_status()
-        assert (before.current, before.latest, before.pending, before.ready) == (0, 1, tuple(MIGRATIONS), False)
+        assert (before.current, before.latest, before.pending, before.ready) == (0, len(MIGRATIONS), tuple(MIGRATIONS), False)
         await store.migrate()
         after = await store.schema_status()
-        assert (after.current, after.latest, after.pending, after.ready) == (1, 1, (), True)
+        assert (after.current, after.latest, after.pending, after.ready) == (len(MIGRATIONS), len(MIGRATIONS), (), True)
 
 
 async def test_unmigrated_database_is_refused_with_schema_not_ready(db_path: Path) -> None:

@@ -62,6 +62,7 @@ __all__ = [
     "default_policy",
     "load_policy",
     "parse_policy",
+    "policy_from",
 ]
 
 DEFAULT_POLICY_FILE = "default_policy.toml"
@@ -376,6 +377,11 @@ def load_policy(path: str | Path) -> Policy:
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"Cannot read the policy file {file}: {exc}.") from exc
     return parse_policy(text, source=str(file))
+
+
+def policy_from(path: str | Path | None) -> Policy:
+    """The policy in ``path``, or the shipped default when there is none."""
+    return load_policy(path) if path is not None else default_policy()
 
 
 def default_policy() -> Policy:

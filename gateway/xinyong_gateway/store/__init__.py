@@ -8,11 +8,14 @@ from xinyong_gateway.store.base import (
     AppendStatus,
     InboxEntry,
     NewSourceKey,
+    ProjectionCommit,
     SchemaStatus,
     SourceKey,
     SourceRecord,
+    StatusChange,
     Store,
     StoredEvent,
+    SubjectRow,
 )
 from xinyong_gateway.store.sqlite import SqliteStore, sqlite_path_from_url
 
@@ -21,12 +24,15 @@ __all__ = [
     "AppendStatus",
     "InboxEntry",
     "NewSourceKey",
+    "ProjectionCommit",
     "SchemaStatus",
     "SourceKey",
     "SourceRecord",
     "SqliteStore",
+    "StatusChange",
     "Store",
     "StoredEvent",
+    "SubjectRow",
     "open_store",
     "sqlite_path_from_url",
 ]

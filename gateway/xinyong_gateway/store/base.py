@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -23,11 +23,14 @@ __all__ = [
     "AppendStatus",
     "InboxEntry",
     "NewSourceKey",
+    "ProjectionCommit",
     "SchemaStatus",
     "SourceKey",
     "SourceRecord",
+    "StatusChange",
     "Store",
     "StoredEvent",
+    "SubjectRow",
     "from_micros",
     "to_micros",
 ]
@@ -126,6 +129,47 @@ class SourceRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SubjectRow:
+    """A subject's credit file as stored: identity (sealed and displayable), state, status."""
+
+    subject_key: str
+    id_type: Literal["uscc", "ric"]
+    display_id: str
+    display_name: str | None
+    sealed_id: bytes
+    sealed_name: bytes | None
+    state: str
+    status: str
+    next_change_at: int | None
+    """Unix microseconds, or None when time alone cannot change the status."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """An entry of the change feed: a full status snapshot and the instant it took effect."""
+
+    change_id: int
+    subject_key: str
+    snapshot: str
+    effective_at: int
+    recorded_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionCommit:
+    """What one projector step writes, in one transaction: its effects and its new position together."""
+
+    name: str
+    expected_position: int
+    """The position the step started from; the commit fails if another projector moved it meanwhile."""
+    position: int
+    subjects: tuple[SubjectRow, ...]
+    changes: tuple[tuple[str, str, int], ...]
+    """``(subject_key, snapshot, effective_at)`` to append to the change feed, in order."""
+    recorded_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class SchemaStatus:
     current: int
     latest: int
@@ -196,6 +240,33 @@ class Store(ABC):
 
     @abstractmethod
     async def inbox_count(self) -> int: ...
+
+    # -- credit files (the projector) -----------------------------------------------------------------
+    @abstractmethod
+    async def projector_position(self, name: str = "main") -> int:
+        """The seq of the last inbox row the named projector applied (0 before the first)."""
+
+    @abstractmethod
+    async def load_subjects(self, keys: Sequence[str]) -> dict[str, SubjectRow]:
+        """The stored credit files of these subjects (absent keys are new subjects)."""
+
+    @abstractmethod
+    async def commit_projection(self, commit: ProjectionCommit) -> None:
+        """Write a projector step atomically: subjects, feed entries and the new position, or nothing.
+
+        Raises ``ProjectionConflictError`` when the position is no longer ``expected_position``."""
+
+    @abstractmethod
+    async def due_subjects(self, now: int, limit: int) -> list[SubjectRow]:
+        """Subjects whose ``next_change_at`` is at or before ``now`` (unix microseconds), earliest first."""
+
+    @abstractmethod
+    async def read_changes(self, after: int = 0, limit: int = 100) -> list[StatusChange]:
+        """Change-feed entries with ``change_id > after``, in order."""
+
+    @abstractmethod
+    async def subject_changes(self, subject_key: str) -> list[StatusChange]:
+        """One subject's status history, in order."""
 
     # -- sources ----------------------------------------------------------------------------------
     @abstractmethod

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -25,6 +26,7 @@ from typing import Any, Literal, TypeVar, cast
 from xinyong_gateway.errors import (
     ConfigError,
     MasterKeyError,
+    ProjectionConflictError,
     SourceNotFoundError,
     StoreError,
     StoreUnavailableError,
@@ -34,11 +36,14 @@ from xinyong_gateway.store.base import (
     AppendStatus,
     InboxEntry,
     NewSourceKey,
+    ProjectionCommit,
     SchemaStatus,
     SourceKey,
     SourceRecord,
+    StatusChange,
     Store,
     StoredEvent,
+    SubjectRow,
     from_micros,
     to_micros,
 )
@@ -48,6 +53,14 @@ __all__ = ["SqliteStore", "sqlite_path_from_url"]
 T = TypeVar("T")
 
 _MAX_BATCH = 1024
+_SELECT_SUBJECTS_BY_KEYS = (
+    "SELECT subject_key, id_type, display_id, display_name, sealed_id, sealed_name, state, status, next_change_at"
+    " FROM subjects WHERE subject_key IN (SELECT value FROM json_each(?))"
+)
+_SELECT_DUE_SUBJECTS = (
+    "SELECT subject_key, id_type, display_id, display_name, sealed_id, sealed_name, state, status, next_change_at"
+    " FROM subjects WHERE next_change_at IS NOT NULL AND next_change_at <= ? ORDER BY next_change_at LIMIT ?"
+)
 _GATHER_STEP = 0.001
 """Seconds the writer waits for more appends before committing, as long as more keep arriving ..."""
 _GATHER_WINDOW = 0.004
@@ -369,6 +382,89 @@ class SqliteStore(Store):
 
     async def inbox_count(self) -> int:
         return await self._submit(lambda conn: int(conn.execute("SELECT count(*) FROM inbox").fetchone()[0]))
+
+    # -- credit files (the projector) ----------------------------------------------------------------
+    async def projector_position(self, name: str = "main") -> int:
+        def read(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT position FROM projector WHERE name = ?", (name,)).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._submit(read)
+
+    async def load_subjects(self, keys: Sequence[str]) -> dict[str, SubjectRow]:
+        def read(conn: sqlite3.Connection) -> dict[str, SubjectRow]:
+            rows = conn.execute(
+                _SELECT_SUBJECTS_BY_KEYS,
+                (json.dumps(list(dict.fromkeys(keys))),),
+            )
+            return {row[0]: SubjectRow(*row) for row in rows}
+
+        return await self._submit(read)
+
+    async def commit_projection(self, commit: ProjectionCommit) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT position FROM projector WHERE name = ?", (commit.name,)).fetchone()
+            if (int(row[0]) if row else 0) != commit.expected_position:
+                raise ProjectionConflictError(
+                    f"Projector {commit.name!r} moved past position {commit.expected_position} meanwhile."
+                )
+            conn.executemany(
+                "INSERT INTO subjects (subject_key, id_type, display_id, display_name, sealed_id, sealed_name,"
+                " state, status, next_change_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (subject_key) DO UPDATE SET display_name = excluded.display_name,"
+                " sealed_name = excluded.sealed_name, state = excluded.state, status = excluded.status,"
+                " next_change_at = excluded.next_change_at, updated_at = excluded.updated_at",
+                [
+                    (
+                        r.subject_key, r.id_type, r.display_id, r.display_name, r.sealed_id, r.sealed_name,
+                        r.state, r.status, r.next_change_at, commit.recorded_at,
+                    )
+                    for r in commit.subjects
+                ],
+            )  # fmt: skip
+            conn.executemany(
+                "INSERT INTO status_changes (subject_key, snapshot, effective_at, recorded_at) VALUES (?, ?, ?, ?)",
+                [(key, snapshot, effective_at, commit.recorded_at) for key, snapshot, effective_at in commit.changes],
+            )
+            conn.execute(
+                "INSERT INTO projector (name, position) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                (commit.name, commit.position),
+            )
+
+        await self._submit(write, write=True)
+
+    async def due_subjects(self, now: int, limit: int) -> list[SubjectRow]:
+        def read(conn: sqlite3.Connection) -> list[SubjectRow]:
+            rows = conn.execute(
+                _SELECT_DUE_SUBJECTS,
+                (now, limit),
+            ).fetchall()
+            return [SubjectRow(*row) for row in rows]
+
+        return await self._submit(read)
+
+    async def read_changes(self, after: int = 0, limit: int = 100) -> list[StatusChange]:
+        def read(conn: sqlite3.Connection) -> list[StatusChange]:
+            rows = conn.execute(
+                "SELECT change_id, subject_key, snapshot, effective_at, recorded_at FROM status_changes"
+                " WHERE change_id > ? ORDER BY change_id LIMIT ?",
+                (after, limit),
+            ).fetchall()
+            return [StatusChange(*row) for row in rows]
+
+        return await self._submit(read)
+
+    async def subject_changes(self, subject_key: str) -> list[StatusChange]:
+        def read(conn: sqlite3.Connection) -> list[StatusChange]:
+            rows = conn.execute(
+                "SELECT change_id, subject_key, snapshot, effective_at, recorded_at FROM status_changes"
+                " WHERE subject_key = ? ORDER BY change_id",
+                (subject_key,),
+            ).fetchall()
+            return [StatusChange(*row) for row in rows]
+
+        return await self._submit(read)
 
     # -- sources -----------------------------------------------------------------------------------
     @staticmethod

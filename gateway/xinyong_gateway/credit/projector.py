@@ -1,0 +1,257 @@
+"""The projector: reads the inbox in order and keeps every subject's credit file and status up to date.
+
+The thin edge around the pure engine (``credit.engine``). One :meth:`Projector.step` reads the next inbox rows
+after its position, opens their sealed bodies, applies them to the credit files of the subjects they are
+about, and writes the files, their new status, any change-feed entries and the new position in **one**
+transaction (``Store.commit_projection``): after a crash it resumes exactly where its last commit left off,
+so every event is applied once. :meth:`Projector.sweep` lets time pass: subjects whose records start or end,
+or who earn the red list, get their new status (and feed entry) at the exact instant it took effect, with no
+new event.
+
+A status snapshot names the subject as it may be shown (a USCC in full, a resident id masked), so the
+change feed never carries a resident id; identifiers and names are stored sealed beside the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from xinyong.events import EVENT_TYPES
+from xinyong.subjects import Subject
+from xinyong_gateway.credit.engine import CreditFile, LoggedEvent, Status, subjects_of
+from xinyong_gateway.credit.policy import Policy
+from xinyong_gateway.crypto import MasterKey
+from xinyong_gateway.errors import ProjectionConflictError, StoreError
+from xinyong_gateway.store import ProjectionCommit, Store, SubjectRow
+from xinyong_gateway.store.base import from_micros, to_micros
+
+__all__ = ["Projector", "status_document"]
+
+_log = structlog.get_logger("xinyong_gateway.projector")
+
+# Events were validated (including "not dated in the future") when they were received; replaying them later
+# must not refuse them because the clock has moved, so the projector validates against a distant "now".
+_REPLAY_CONTEXT = {"now": datetime(9999, 1, 1, tzinfo=UTC)}
+
+
+def status_document(row_identity: tuple[str, str, str | None], status: Status) -> dict[str, Any]:
+    """The JSON form of a status: what the store keeps, the feed carries and the query API will serve."""
+    id_type, display_id, display_name = row_identity
+    return {
+        "subject": {"id_type": id_type, "id": display_id, "name": display_name},
+        "list": status.list,
+        "grade": status.grade,
+        "score": status.score,
+        "measures": list(status.measures),
+        "reasons": [
+            {
+                "code": reason.code,
+                "list": reason.list,
+                "severity": reason.severity,
+                "source_events": list(reason.source_seqs),
+                "effective_from": reason.effective_from.isoformat(),
+                "effective_until": reason.effective_until.isoformat(),
+            }
+            for reason in status.reasons
+        ],
+        "disputed": status.disputed,
+        "policy_version": status.policy_version,
+        "as_of": status.as_of.isoformat(),
+    }
+
+
+def _decision(document: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return (document["list"], document["grade"], document["measures"])
+
+
+class Projector:
+    """Applies the inbox to credit files under one policy; safe to stop and restart at any moment."""
+
+    def __init__(
+        self,
+        store: Store,
+        master: MasterKey,
+        policy: Policy,
+        *,
+        name: str = "main",
+        batch_size: int = 500,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._master = master
+        self._policy = policy
+        self._name = name
+        self._batch_size = batch_size
+        self._clock = clock
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy
+
+    def _identity(self, key: str, subject: Subject, previous: SubjectRow | None) -> SubjectRow:
+        """A row carrying the subject's identity, sealed and as it may be displayed (the latest name wins)."""
+        if previous is None:
+            sealed_id, display_id = self._master.seal_identity(key, subject.id), subject.masked_id
+        else:
+            sealed_id, display_id = previous.sealed_id, previous.display_id
+        display_name: str | None
+        sealed_name: bytes | None
+        if subject.name is not None:
+            display_name, sealed_name = subject.masked_name, self._master.seal_identity(key, subject.name)
+        elif previous is not None:
+            display_name, sealed_name = previous.display_name, previous.sealed_name
+        else:
+            display_name, sealed_name = None, None
+        return SubjectRow(
+            subject_key=key,
+            id_type=subject.id_type,
+            display_id=display_id,
+            display_name=display_name,
+            sealed_id=sealed_id,
+            sealed_name=sealed_name,
+            state=previous.state if previous else "",
+            status=previous.status if previous else "",
+            next_change_at=previous.next_change_at if previous else None,
+        )
+
+    async def step(self) -> int:
+        """Apply the next batch of inbox rows; return how many were applied (0: caught up)."""
+        position = await self._store.projector_position(self._name)
+        rows = await self._store.read_inbox(position, self._batch_size)
+        if not rows:
+            return 0
+        logged: list[LoggedEvent] = []
+        for row in rows:
+            body = self._master.open_body(row.source_id, row.webhook_id, row.sealed_body)
+            event = EVENT_TYPES[row.event_type].model_validate_json(body, context=_REPLAY_CONTEXT)
+            logged.append(LoggedEvent(row.seq, row.source_id, event))
+
+        keyed: list[tuple[LoggedEvent, str, str, Subject]] = []
+        for item in logged:
+            for field_name, subject in subjects_of(item.event).items():
+                keyed.append((item, field_name, self._master.subject_key(subject.id_type, subject.id), subject))
+        stored = await self._store.load_subjects([key for _, _, key, _ in keyed])
+        files: dict[str, CreditFile] = {}
+        identities: dict[str, SubjectRow] = {}
+        for item, field_name, key, subject in keyed:
+            if key not in files:
+                previous = stored.get(key)
+                files[key] = CreditFile.from_json(previous.state) if previous else CreditFile(key)
+            identities[key] = self._identity(key, subject, identities.get(key) or stored.get(key))
+            files[key].apply(item, field_name, self._policy)
+
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        subjects, changes = [], []
+        for key, credit_file in files.items():
+            identity = identities[key]
+            document = status_document(
+                (identity.id_type, identity.display_id, identity.display_name), credit_file.status_at(now, self._policy)
+            )
+            previous = stored.get(key)
+            if previous is None or _decision(json.loads(previous.status)) != _decision(document):
+                changes.append((key, json.dumps(document, ensure_ascii=False), to_micros(now)))
+            next_change = credit_file.next_change_after(now, self._policy)
+            subjects.append(
+                SubjectRow(
+                    subject_key=key,
+                    id_type=identity.id_type,
+                    display_id=identity.display_id,
+                    display_name=identity.display_name,
+                    sealed_id=identity.sealed_id,
+                    sealed_name=identity.sealed_name,
+                    state=credit_file.to_json(),
+                    status=json.dumps(document, ensure_ascii=False),
+                    next_change_at=to_micros(next_change) if next_change else None,
+                )
+            )
+        await self._store.commit_projection(
+            ProjectionCommit(
+                name=self._name,
+                expected_position=position,
+                position=rows[-1].seq,
+                subjects=tuple(subjects),
+                changes=tuple(changes),
+                recorded_at=to_micros(now),
+            )
+        )
+        return len(rows)
+
+    async def sweep(self, limit: int = 500) -> int:
+        """Let time pass: recompute the subjects whose status may have changed by now; return how many."""
+        now_us = int(self._clock() * 1_000_000)
+        due = await self._store.due_subjects(now_us, limit)
+        if not due:
+            return 0
+        position = await self._store.projector_position(self._name)
+        subjects, changes = [], []
+        for row in due:
+            credit_file = CreditFile.from_json(row.state)
+            identity = (row.id_type, row.display_id, row.display_name)
+            document = json.loads(row.status)
+            moment: datetime | None = from_micros(row.next_change_at) if row.next_change_at else None
+            while moment is not None and to_micros(moment) <= now_us:
+                status = credit_file.status_at(moment, self._policy)
+                new_document = status_document(identity, status)
+                if _decision(new_document) != _decision(document):
+                    changes.append((row.subject_key, json.dumps(new_document, ensure_ascii=False), to_micros(moment)))
+                document = new_document
+                moment = credit_file.next_change_after(moment, self._policy)
+            subjects.append(
+                SubjectRow(
+                    subject_key=row.subject_key,
+                    id_type=row.id_type,
+                    display_id=row.display_id,
+                    display_name=row.display_name,
+                    sealed_id=row.sealed_id,
+                    sealed_name=row.sealed_name,
+                    state=row.state,
+                    status=json.dumps(document, ensure_ascii=False),
+                    next_change_at=to_micros(moment) if moment else None,
+                )
+            )
+        await self._store.commit_projection(
+            ProjectionCommit(
+                name=self._name,
+                expected_position=position,
+                position=position,
+                subjects=tuple(subjects),
+                changes=tuple(changes),
+                recorded_at=now_us,
+            )
+        )
+        return len(due)
+
+    async def catch_up(self) -> int:
+        """Apply everything in the inbox now, then let time pass; return the number of events applied."""
+        applied = 0
+        while True:
+            count = await self.step()
+            applied += count
+            if count == 0:
+                break
+        while await self.sweep():
+            pass
+        return applied
+
+    async def run(self, *, idle_interval: float = 0.25) -> None:
+        """Project until cancelled: apply new events as they arrive, sweep due subjects, idle when caught up."""
+        _log.info("projector.started", name=self._name, policy_version=self._policy.version)
+        while True:
+            try:
+                applied = await self.step()
+                swept = await self.sweep()
+            except ProjectionConflictError as exc:
+                _log.warning("projector.conflict", error=str(exc))
+                continue
+            except StoreError as exc:
+                _log.warning("projector.store_error", error=str(exc))
+                applied = swept = 0
+            if applied == 0 and swept == 0:
+                await asyncio.sleep(idle_interval)
