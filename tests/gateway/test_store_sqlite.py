@@ -130,7 +130,12 @@ async def test_migrate_applies_every_migration_once_then_nothing(db_path: Path) 
 async def test_schema_status_lists_pending_migrations_before_and_none_after(db_path: Path) -> None:
     async with open_store(url_for(db_path)) as store:
         before = await store.schema_status()
-        assert (before.current, before.latest, before.pending, before.ready) == (0, len(MIGRATIONS), tuple(MIGRATIONS), False)
+        assert (before.current, before.latest, before.pending, before.ready) == (
+            0,
+            len(MIGRATIONS),
+            tuple(MIGRATIONS),
+            False,
+        )
         await store.migrate()
         after = await store.schema_status()
         assert (after.current, after.latest, after.pending, after.ready) == (len(MIGRATIONS), len(MIGRATIONS), (), True)

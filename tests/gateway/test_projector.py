@@ -1,0 +1,235 @@
+"""The projector on a real store: exactly once across restarts, one file per subject, feed, time, privacy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.factories import event, make_ric, make_uscc
+from tests.gateway.conftest import TEST_MASTER_KEY, Gateway, eventually
+from xinyong.events import EVENT_TYPES
+from xinyong_gateway.cli import main as cli_main
+from xinyong_gateway.credit.engine import LoggedEvent, project
+from xinyong_gateway.credit.policy import default_policy
+from xinyong_gateway.credit.projector import Projector
+from xinyong_gateway.errors import ProjectionConflictError
+from xinyong_gateway.settings import GatewaySettings
+from xinyong_gateway.store import ProjectionCommit
+
+POLICY = default_policy()
+
+
+@pytest.fixture
+def gateway_settings(tmp_path: Path) -> GatewaySettings:
+    """The gateway without its built-in projector: these tests drive projection themselves."""
+    return GatewaySettings(
+        database_url=f"sqlite:///{tmp_path / 'gateway.db'}",
+        master_key=TEST_MASTER_KEY,
+        source_refresh_interval=0.2,
+        log_format="json",
+        projector=False,
+    )
+
+
+def merchant(n: int) -> dict[str, Any]:
+    import random
+
+    return {"id_type": "uscc", "id": make_uscc(random.Random(n)), "name": f"商户{n}"}
+
+
+async def _post_mix(gateway: Gateway) -> None:
+    market = await gateway.add_source("marketplace")
+    regulator = await gateway.add_source("regulator")
+    courier = await gateway.add_source("courier")
+    bodies = [
+        (market, event("listing.violation", merchant=merchant(1), case_id="L1", kind="counterfeit", confirmed=True)),
+        (market, event("review.manipulation_detected", merchant=merchant(2), case_id="M1", confirmed=True)),
+        (market, event("listing.violation", merchant=merchant(1), case_id="L1", kind="counterfeit", confirmed=False)),
+        (regulator, event("penalty.imposed", subject=merchant(2), decision_no="P1", severity="general")),
+        (market, event("merchant.registered", merchant=merchant(3))),
+        (market, event("commitment.published", merchant=merchant(3))),
+    ]
+    for i in range(4):
+        bodies.append(
+            (courier, event("delivery.recorded", merchant=merchant(4), waybill_no=f"W{i}", status="empty_parcel"))
+        )
+    for n, (source, body) in enumerate(bodies):
+        response = await gateway.post(source, body, webhook_id=f"msg_{n}")
+        assert response.status == 202, await response.text()
+
+
+async def _replay(gateway: Gateway) -> dict[str, str]:
+    """A clean, single-pass replay of the inbox with the pure engine."""
+    master = gateway.master_key
+    logged = []
+    for row in await gateway.store.read_inbox(0, 10_000):
+        body = master.open_body(row.source_id, row.webhook_id, row.sealed_body)
+        parsed = EVENT_TYPES[row.event_type].model_validate_json(body)
+        logged.append(LoggedEvent(row.seq, row.source_id, parsed))
+    files = project(logged, POLICY, lambda s: master.subject_key(s.id_type, s.id))
+    return {key: credit_file.to_json() for key, credit_file in files.items()}
+
+
+async def _stored_states(gateway: Gateway) -> dict[str, str]:
+    replay_keys = list(await _replay(gateway))
+    rows = await gateway.store.load_subjects(replay_keys)
+    return {key: row.state for key, row in rows.items()}
+
+
+async def test_projector_applies_every_event_once_also_across_restarts(gateway: Gateway) -> None:
+    await _post_mix(gateway)
+    first = Projector(gateway.store, gateway.master_key, POLICY, batch_size=3)
+    assert await first.step() == 3
+    assert await first.step() == 3
+    restarted = Projector(gateway.store, gateway.master_key, POLICY, batch_size=3)  # as after a crash
+    assert await restarted.catch_up() == 4
+    assert await restarted.catch_up() == 0
+    assert await gateway.store.projector_position() == (await gateway.store.read_inbox(0, 100))[-1].seq
+    assert await _stored_states(gateway) == await _replay(gateway)
+
+
+async def test_a_commit_from_a_stale_position_writes_nothing(gateway: Gateway) -> None:
+    await _post_mix(gateway)
+    await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
+    position = await gateway.store.projector_position()
+    stale = ProjectionCommit(name="main", expected_position=0, position=1, subjects=(), changes=(), recorded_at=0)
+    with pytest.raises(ProjectionConflictError):
+        await gateway.store.commit_projection(stale)
+    assert await gateway.store.projector_position() == position
+
+
+async def test_one_credit_file_per_subject_whoever_reports_it(gateway: Gateway) -> None:
+    market = await gateway.add_source("marketplace")
+    regulator = await gateway.add_source("regulator")
+    same = merchant(7)
+    await gateway.post(market, event("complaint.resolved", merchant=same, outcome="upheld"), webhook_id="a")
+    await gateway.post(regulator, event("penalty.imposed", subject=same, severity="minor"), webhook_id="b")
+    await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
+    key = gateway.master_key.subject_key("uscc", same["id"])
+    (row,) = (await gateway.store.load_subjects([key])).values()
+    status = json.loads(row.status)
+    assert (status["list"], status["score"]) == ("none", 90)
+    assert sorted(r["code"] for r in status["reasons"]) == ["COMPLAINT_UPHELD", "PENALTY_MINOR"]
+
+
+async def test_every_change_of_list_grade_or_measures_is_in_the_feed_in_order(gateway: Gateway) -> None:
+    await _post_mix(gateway)
+    projector = Projector(gateway.store, gateway.master_key, POLICY, batch_size=1)
+    await projector.catch_up()
+    changes = await gateway.store.read_changes(0, 1000)
+    assert [c.change_id for c in changes] == sorted(c.change_id for c in changes)
+    by_subject: dict[str, list[dict[str, Any]]] = {}
+    for change in changes:
+        by_subject.setdefault(change.subject_key, []).append(json.loads(change.snapshot))
+    counterfeit = by_subject[gateway.master_key.subject_key("uscc", merchant(1)["id"])]
+    assert [(s["list"], s["grade"]) for s in counterfeit] == [("black", "D"), ("none", "A")]
+    assert counterfeit[0]["measures"] == list(POLICY.measures.black)
+    assert counterfeit[0]["reasons"][0]["source_events"]
+    parcels = by_subject[gateway.master_key.subject_key("uscc", merchant(4)["id"])]
+    assert [s["list"] for s in parcels] == ["none", "watch"]
+    page = await gateway.store.read_changes(changes[1].change_id, 2)
+    assert [c.change_id for c in page] == [c.change_id for c in changes[2:4]]
+
+
+async def test_time_alone_ends_a_record_and_the_feed_says_exactly_when(gateway: Gateway) -> None:
+    regulator = await gateway.add_source("regulator")
+    who = merchant(9)
+    body = event("penalty.imposed", subject=who, severity="general")
+    await gateway.post(regulator, body, webhook_id="pen")
+    now = time.time()
+    await Projector(gateway.store, gateway.master_key, POLICY, clock=lambda: now).catch_up()
+    later = Projector(gateway.store, gateway.master_key, POLICY, clock=lambda: now + 400 * 86400)
+    assert await later.sweep() == 1
+    key = gateway.master_key.subject_key("uscc", who["id"])
+    history = await gateway.store.subject_changes(key)
+    assert [json.loads(c.snapshot)["list"] for c in history] == ["watch", "none"]
+    decided = datetime.fromisoformat(body["data"]["decided_at"])
+    assert history[-1].effective_at == int((decided + timedelta(days=365)).timestamp() * 1_000_000)
+    assert await later.sweep() == 0
+
+
+def _database_bytes(folder: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in folder.iterdir() if path.name.startswith("gateway.db"))
+
+
+async def test_resident_ids_stay_out_of_every_file_after_projection(gateway: Gateway, tmp_path: Path) -> None:
+    market = await gateway.add_source("marketplace")
+    ric = make_ric()
+    person = {"id_type": "ric", "id": ric, "name": "王小明"}
+    await gateway.post(market, event("complaint.resolved", merchant=person, outcome="upheld"), webhook_id="p")
+    await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
+    key = gateway.master_key.subject_key("ric", ric)
+    (row,) = (await gateway.store.load_subjects([key])).values()
+    assert (row.display_id, row.display_name) == (f"{ric[:6]}********{ric[-4:]}", "王**")
+    assert ric not in row.status and "王小明" not in row.status
+    data = _database_bytes(tmp_path)
+    assert ric.encode() not in data
+    assert "王小明".encode() not in data
+
+
+async def test_subjects_show_masks_unless_revealed(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    market = await gateway.add_source("marketplace")
+    ric = make_ric()
+    await gateway.post(
+        market, event("complaint.resolved", merchant={"id_type": "ric", "id": ric, "name": "王小明"}, outcome="upheld")
+    )
+    await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
+    monkeypatch.setenv("XINYONG_MASTER_KEY", TEST_MASTER_KEY)
+    capsys.readouterr()  # what the gateway logged so far is not the command's output
+    url = gateway.settings.database_url
+    assert await asyncio.to_thread(cli_main, ["--db", url, "--json", "subjects", "show", "ric", ric.lower()]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["subject"]["id"] == f"{ric[:6]}********{ric[-4:]}"
+    assert shown["status"]["reasons"][0]["code"] == "COMPLAINT_UPHELD"
+    assert shown["records"][0]["state"] == "active"
+    assert len(shown["history"]) == 1
+    assert await asyncio.to_thread(cli_main, ["--db", url, "--json", "subjects", "show", "ric", ric, "--reveal"]) == 0
+    revealed = json.loads(capsys.readouterr().out)
+    assert (revealed["subject"]["id"], revealed["subject"]["name"]) == (ric, "王小明")
+    assert await asyncio.to_thread(cli_main, ["--db", url, "subjects", "show", "uscc", make_uscc()]) == 2
+    assert "No credit file for this subject" in capsys.readouterr().err
+
+
+async def test_project_once_catches_up_from_the_command_line(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _post_mix(gateway)
+    monkeypatch.setenv("XINYONG_MASTER_KEY", TEST_MASTER_KEY)
+    capsys.readouterr()  # what the gateway logged so far is not the command's output
+    assert (
+        await asyncio.to_thread(cli_main, ["--db", gateway.settings.database_url, "--json", "project", "--once"]) == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert result["applied"] == 10
+    assert result["policy_version"] == POLICY.version
+    assert await _stored_states(gateway) == await _replay(gateway)
+
+
+async def test_serve_runs_the_projector_by_default(aiohttp_client: Any, tmp_path: Path) -> None:
+    from xinyong_gateway.store import open_store
+    from xinyong_gateway.web_app import create_app
+
+    settings = GatewaySettings(
+        database_url=f"sqlite:///{tmp_path / 'served.db'}", master_key=TEST_MASTER_KEY, source_refresh_interval=0.2
+    )
+    async with open_store(settings.database_url) as store:
+        await store.migrate()
+    gateway = Gateway(await aiohttp_client(create_app(settings)), settings, tmp_path / "served.db")
+    market = await gateway.add_source("marketplace")
+    who = merchant(11)
+    await gateway.post(market, event("listing.violation", merchant=who, kind="counterfeit", confirmed=True))
+    key = gateway.master_key.subject_key("uscc", who["id"])
+
+    async def listed() -> bool:
+        rows = await gateway.store.load_subjects([key])
+        return key in rows and json.loads(rows[key].status)["list"] == "black"
+
+    await eventually(listed, within=10.0)
