@@ -297,6 +297,17 @@ def main() -> int:
                     server.kill()
                     server.wait()
 
+        # The projector ran inside the gateway; `project --once` makes sure it has caught up before we look.
+        run_cli("xinyong-gateway", "--db", url, "--json", "project", "--once")
+        print("\nWhat the credit files say now (the projector applied the policy to every stored event):")
+        for shop in (SHOP_A, SHOP_B, SHOP_C, SOLE_TRADER, COURIER):
+            shown = run_cli("xinyong-gateway", "--db", url, "--json", "subjects", "show", shop["id_type"], shop["id"])
+            status = shown["status"]
+            codes = ", ".join(reason["code"] for reason in status["reasons"]) or "no negative record"
+            who = f"{shown['subject']['id']} {shown['subject']['name'] or ''}"
+            print(f"  {who:<44} {status['list']:<5} grade {status['grade']}  ({codes})")
+        print("  (a resident id and a person's name are shown masked; `subjects show ... --reveal` unmasks them)")
+
         log_lines = log_path.read_text().splitlines()
         entries = [json.loads(line) for line in log_lines if line.startswith("{")]
         stored = sum(1 for entry in entries if entry.get("outcome") == "accepted")
@@ -310,7 +321,8 @@ def main() -> int:
         sealed = "YES (a bug!)" if plain_ric in on_disk else "no: raw bodies are sealed with AES-256-GCM"
         print(f"  does the sole trader's resident id appear in the database files? {sealed}")
         logged = "YES (a bug!)" if in_log else "no"
-        print(f"  gateway log: {len(log_lines)} JSON lines (one per request); resident id in it: {logged}")
+        requests = sum(1 for entry in entries if entry.get("event") == "request")
+        print(f"  gateway log: {requests} request lines (one per request); resident id in it: {logged}")
         print("\nThe gateway has stopped and the scratch folder is removed. Next: `make test`, or see README.md.")
         return 0 if plain_ric not in on_disk and not in_log and tally.rows else 1
 
