@@ -29,6 +29,6 @@ def test_demo_runs_end_to_end_and_reports_what_was_stored_and_refused() -> None:
     assert "409 Webhook id already used with another body" in out
     assert "duplicate: stored once" in out
     assert "resident id in it: no" in out
-    assert re.search(r"91320706MA1Y2N6Q47 \S+\s+black grade D \(.*FAKE_ORDERS_MASS", out), out
+    assert re.search(r"91320706MA1Y2N6Q47 \S+\s+black grade D\s+\(.*FAKE_ORDERS_MASS", out), out
     assert re.search(r"320706\*{8}4597 王\*\*\s+none", out), out
     assert "no: raw bodies are sealed" in out
