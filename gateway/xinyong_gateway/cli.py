@@ -307,7 +307,7 @@ def _cmd_project(settings: GatewaySettings, args: argparse.Namespace, out: Outpu
 
 def _cmd_subjects(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
     from xinyong.subjects import Subject
-    from xinyong_gateway.credit.engine import CreditFile
+    from xinyong_gateway.credit.engine import CreditFile, Record
 
     try:
         subject = Subject.model_validate({"id_type": args.id_type, "id": args.id})
@@ -336,7 +336,13 @@ def _cmd_subjects(settings: GatewaySettings, args: argparse.Namespace, out: Outp
                 "effective_from": _iso(record.effective_from),
                 "effective_until": _iso(record.effective_until),
             }
-            for record in sorted(credit_file.records.values(), key=lambda r: (r.effective_from, r.record_id))
+            for record in sorted(
+                [
+                    *(Record.from_json(json.loads(text)) for text in await store.archived_records(key)),
+                    *credit_file.records.values(),
+                ],
+                key=lambda r: (r.effective_from, r.record_id),
+            )
         ]
         history = [
             {"change_id": c.change_id, "effective_at": _iso(from_micros(c.effective_at)), **json.loads(c.snapshot)}

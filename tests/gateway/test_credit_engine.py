@@ -446,3 +446,19 @@ def test_record_expiry_is_exact_at_its_boundary(seed: int, length: int) -> None:
                 until = record.effective_until
                 assert record.state_at(until - timedelta(microseconds=1)) in ("active", "pending")
                 assert record.state_at(until) == "expired"
+
+
+def test_records_that_can_no_longer_matter_leave_the_file_for_the_archive() -> None:
+    log = Log()
+    log.add("complaint.resolved", T0, complaint_id="k1", outcome="upheld")  # minor: effective for 90 days
+    log.add("complaint.resolved", T0 + days(90 + 364), complaint_id="k2", outcome="upheld")
+    credit_file = log.files()[key_of(Subject.model_validate(MERCHANT))]
+    assert credit_file.archived == []  # still inside the red list's 365 clean days
+    log.add("complaint.resolved", T0 + days(90 + 365), complaint_id="k3", outcome="upheld")
+    credit_file = log.files()[key_of(Subject.model_validate(MERCHANT))]
+    assert [record.case for record in credit_file.archived] == ["src_a|complaint.resolved|k1"]
+    assert sorted(record.case or "" for record in credit_file.records.values()) == [
+        "src_a|complaint.resolved|k2",
+        "src_a|complaint.resolved|k3",
+    ]
+    assert "k1" not in credit_file.to_json()

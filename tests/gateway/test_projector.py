@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -233,3 +233,24 @@ async def test_serve_runs_the_projector_by_default(aiohttp_client: Any, tmp_path
         return key in rows and json.loads(rows[key].status)["list"] == "black"
 
     await eventually(listed, within=10.0)
+
+
+async def test_archived_records_are_kept_and_shown(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    market = await gateway.add_source("marketplace")
+    who = merchant(13)
+    old = (datetime.now(UTC) - timedelta(days=600)).isoformat()
+    await gateway.post(
+        market, event("complaint.resolved", merchant=who, outcome="upheld", resolved_at=old), webhook_id="o"
+    )
+    await gateway.post(market, event("complaint.resolved", merchant=who, outcome="upheld"), webhook_id="n")
+    await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
+    key = gateway.master_key.subject_key("uscc", who["id"])
+    assert len(await gateway.store.archived_records(key)) == 1
+    monkeypatch.setenv("XINYONG_MASTER_KEY", TEST_MASTER_KEY)
+    capsys.readouterr()
+    url = gateway.settings.database_url
+    assert await asyncio.to_thread(cli_main, ["--db", url, "--json", "subjects", "show", "uscc", who["id"]]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [record["state"] for record in shown["records"]] == ["expired", "active"]

@@ -204,6 +204,11 @@ class CreditFile:
     """Ratio rules: ``{day ISO: [matching, total]}`` over the window."""
     fired: dict[str, int] = field(default_factory=dict)
     """How many records each counting or ratio rule has created (their ids are ``rule#n``)."""
+    newest_fact: datetime | None = None
+    """The latest fact time applied: records that ended long before it leave the file (see ``archived``)."""
+    archived: list[Record] = field(default_factory=list)
+    """Records moved out of the file by the last :meth:`apply` calls, for the projector to keep elsewhere (they
+    can no longer change any status from ``newest_fact`` on); not part of the file's JSON."""
 
     # -- applying facts -----------------------------------------------------------------------------
     def apply(self, logged: LoggedEvent, subject_field: str, policy: Policy) -> None:
@@ -227,6 +232,20 @@ class CreditFile:
                 self._apply_count(rule, logged, policy)
             else:
                 self._apply_single(rule, logged, policy)
+        moment = fact_time(event)
+        if self.newest_fact is None or moment > self.newest_fact:
+            self.newest_fact = moment
+            self._archive_old_records(policy)
+
+    def _archive_old_records(self, policy: Policy) -> None:
+        """Move out the records that can no longer matter: ended, or expired for longer than the red list's
+        clean period, before the newest fact. This keeps the file's size, and so the cost of applying an
+        event, bounded by recent activity rather than by the subject's whole history."""
+        assert self.newest_fact is not None  # noqa: S101 -- set by the caller
+        horizon = self.newest_fact - policy.red.clean_for
+        old = [record_id for record_id, record in self.records.items() if record.effective_until <= horizon]
+        for record_id in old:
+            self.archived.append(self.records.pop(record_id))
 
     def _new_record(
         self, rule: Rule, record_id: str, seqs: list[int], moment: datetime, policy: Policy, **extra: Any
@@ -419,6 +438,7 @@ class CreditFile:
             "windows": dict(sorted(self.windows.items())),
             "days": {rule: dict(sorted(days.items())) for rule, days in sorted(self.days.items())},
             "fired": dict(sorted(self.fired.items())),
+            "newest_fact": _iso(self.newest_fact) if self.newest_fact else None,
         }
         return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
@@ -433,6 +453,7 @@ class CreditFile:
             windows=document["windows"],
             days=document["days"],
             fired=document["fired"],
+            newest_fact=datetime.fromisoformat(document["newest_fact"]) if document.get("newest_fact") else None,
         )
 
 

@@ -148,8 +148,9 @@ class Projector:
             files[key].apply(item, field_name, self._policy)
 
         now = datetime.fromtimestamp(self._clock(), UTC)
-        subjects, changes = [], []
+        subjects, changes, archived = [], [], []
         for key, credit_file in files.items():
+            archived += [(key, json.dumps(record.to_json(), ensure_ascii=False)) for record in credit_file.archived]
             identity = identities[key]
             document = status_document(
                 (identity.id_type, identity.display_id, identity.display_name), credit_file.status_at(now, self._policy)
@@ -179,6 +180,7 @@ class Projector:
                 subjects=tuple(subjects),
                 changes=tuple(changes),
                 recorded_at=to_micros(now),
+                archived=tuple(archived),
             )
         )
         return len(rows)

@@ -167,6 +167,8 @@ class ProjectionCommit:
     changes: tuple[tuple[str, str, int], ...]
     """``(subject_key, snapshot, effective_at)`` to append to the change feed, in order."""
     recorded_at: int
+    archived: tuple[tuple[str, str], ...] = ()
+    """``(subject_key, record JSON)`` of records leaving their credit file for the archive."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +269,10 @@ class Store(ABC):
     @abstractmethod
     async def subject_changes(self, subject_key: str) -> list[StatusChange]:
         """One subject's status history, in order."""
+
+    @abstractmethod
+    async def archived_records(self, subject_key: str) -> list[str]:
+        """One subject's archived records (JSON), oldest first."""
 
     # -- sources ----------------------------------------------------------------------------------
     @abstractmethod

@@ -426,6 +426,10 @@ class SqliteStore(Store):
                 "INSERT INTO status_changes (subject_key, snapshot, effective_at, recorded_at) VALUES (?, ?, ?, ?)",
                 [(key, snapshot, effective_at, commit.recorded_at) for key, snapshot, effective_at in commit.changes],
             )
+            conn.executemany(
+                "INSERT INTO archived_records (subject_key, record, archived_at) VALUES (?, ?, ?)",
+                [(key, record, commit.recorded_at) for key, record in commit.archived],
+            )
             conn.execute(
                 "INSERT INTO projector (name, position) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
@@ -463,6 +467,15 @@ class SqliteStore(Store):
                 (subject_key,),
             ).fetchall()
             return [StatusChange(*row) for row in rows]
+
+        return await self._submit(read)
+
+    async def archived_records(self, subject_key: str) -> list[str]:
+        def read(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT record FROM archived_records WHERE subject_key = ? ORDER BY archive_id", (subject_key,)
+            )
+            return [row[0] for row in rows]
 
         return await self._submit(read)
 

@@ -27,3 +27,11 @@ CREATE TABLE status_changes (
     recorded_at  INTEGER NOT NULL
 );
 CREATE INDEX status_changes_by_subject ON status_changes (subject_key, change_id);
+
+CREATE TABLE archived_records (
+    archive_id  INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject_key TEXT NOT NULL REFERENCES subjects (subject_key),
+    record      TEXT NOT NULL,         -- a record that can no longer change any status, JSON
+    archived_at INTEGER NOT NULL
+);
+CREATE INDEX archived_records_by_subject ON archived_records (subject_key, archive_id);
