@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -158,19 +160,35 @@ def _database_bytes(folder: Path) -> bytes:
     return b"".join(path.read_bytes() for path in folder.iterdir() if path.name.startswith("gateway.db"))
 
 
-async def test_resident_ids_stay_out_of_every_file_after_projection(gateway: Gateway, tmp_path: Path) -> None:
+async def test_resident_ids_stay_out_of_every_file_after_projection(
+    gateway_log: io.StringIO, gateway: Gateway, tmp_path: Path
+) -> None:
+    """Database, WAL, key file and the gateway's log, after ingest and projection (run as in `serve`)."""
     market = await gateway.add_source("marketplace")
     ric = make_ric()
     person = {"id_type": "ric", "id": ric, "name": "王小明"}
     await gateway.post(market, event("complaint.resolved", merchant=person, outcome="upheld"), webhook_id="p")
-    await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
+    running = asyncio.create_task(Projector(gateway.store, gateway.master_key, POLICY).run(idle_interval=0.05))
     key = gateway.master_key.subject_key("ric", ric)
+
+    async def projected() -> bool:
+        return key in await gateway.store.load_subjects([key])
+
+    try:
+        await eventually(projected)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
     (row,) = (await gateway.store.load_subjects([key])).values()
     assert (row.display_id, row.display_name) == (f"{ric[:6]}********{ric[-4:]}", "王**")
     assert ric not in row.status and "王小明" not in row.status
     data = _database_bytes(tmp_path)
     assert ric.encode() not in data
     assert "王小明".encode() not in data
+    log = gateway_log.getvalue()
+    assert "projector.started" in log and '"status":202' in log.replace(" ", "")
+    assert ric not in log and "王小明" not in log
 
 
 async def test_subjects_show_masks_unless_revealed(
