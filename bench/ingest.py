@@ -9,7 +9,8 @@ What it does, all on 127.0.0.1, in a scratch folder that is removed afterwards (
    database; then ``xinyong-gateway serve`` as shipped: WAL, ``synchronous=FULL`` (a 202 only after the
    group commit is on disk), production JSON logs ON (one line per request, written to a file in the scratch
    folder). The source is given a high ``--rate`` so the guard rail against runaway clients is not what is
-   measured.
+   measured. The projector, which by default runs inside ``serve``, is turned off (``--no-projector``): this
+   measures ingest; ``--with-projector`` keeps it on, sharing the server's core.
 2. The baseline: ``bench/_baseline_server.py``, an aiohttp app (same aiohttp) whose handler awaits
    ``request.read()`` and answers 200, access log off, in its own process.
 3. Both servers are pinned to ``--server-cpu`` (default 0), this process (the load generator) to
@@ -145,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the scratch folder (database, logs) is created (default: the system temp dir; "
         "use a real disk: on tmpfs an fsync costs nothing)",
+    )
+    parser.add_argument(
+        "--with-projector",
+        action="store_true",
+        help="keep the projector running inside the gateway (off by default: this measures ingest)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (database and logs)")
     parser.add_argument("--json", action="store_true", help="also print the results as one JSON document")
@@ -504,7 +510,8 @@ def print_header(args: argparse.Namespace, scratch: Path) -> None:
         print("  WARNING: the database is on a RAM filesystem, where fsync costs nothing; use --scratch-dir.")
     print(
         "  gateway: `xinyong-gateway serve` as shipped: SQLite WAL, synchronous=FULL (202 after the commit is on"
-        " disk), production JSON logs ON (one line per request, to a file); the source's rate limit is set high"
+        " disk), production JSON logs ON (one line per request, to a file); the source's rate limit is set high;"
+        + (" the projector runs inside it" if args.with_projector else " projector off (--no-projector)")
     )
     print("  baseline: aiohttp handler that awaits request.read() and returns 200, access log off\n")
 
@@ -534,6 +541,8 @@ def start_servers(args: argparse.Namespace, url: str, scratch: Path, servers: li
     env = {**os.environ, "XINYONG_DATABASE_URL": url, "XINYONG_LOG_LEVEL": "info", "XINYONG_LOG_FORMAT": "json"}
     gateway_port, baseline_port = free_port(), free_port()
     gateway_argv = [str(BIN / "xinyong-gateway"), "--db", url, "serve", "--port", str(gateway_port)]
+    if not args.with_projector:
+        gateway_argv.append("--no-projector")
     baseline_argv = [sys.executable, str(HERE / "_baseline_server.py"), "--port", str(baseline_port)]
     with pinned(args.server_cpu):
         gateway = start_server(

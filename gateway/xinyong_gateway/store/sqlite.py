@@ -1,10 +1,11 @@
 """The embedded SQLite backend: one file, WAL, ``synchronous=FULL``, group commit.
 
-One writer thread owns the connection. Requests put work on a queue and await a future; the thread takes
-everything that queued up while the previous commit was syncing and writes it in one transaction, so one
-fsync acknowledges many webhooks (group commit) and durability costs little throughput. Results go back to
-the event loop in one ``call_soon_threadsafe`` per batch. sqlite3 releases the GIL while it syncs, so the
-event loop keeps serving requests meanwhile.
+One writer thread owns the connection and does all database work, in order. Appends gather on the event
+loop while the previous commit is syncing; when it returns, everything that gathered goes to the writer as
+one batch and is written in one transaction, so one fsync acknowledges many webhooks (group commit) and
+durability costs little throughput. Each batch crosses between the threads twice (one queue hand-off, one
+``call_soon_threadsafe`` back), however many webhooks it holds. sqlite3 releases the GIL while it syncs, so
+the event loop keeps serving requests meanwhile.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import json
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,10 +61,6 @@ _SELECT_DUE_SUBJECTS = (
     "SELECT subject_key, id_type, display_id, display_name, sealed_id, sealed_name, state, status, next_change_at"
     " FROM subjects WHERE next_change_at IS NOT NULL AND next_change_at <= ? ORDER BY next_change_at LIMIT ?"
 )
-_GATHER_STEP = 0.001
-"""Seconds the writer waits for more appends before committing, as long as more keep arriving ..."""
-_GATHER_WINDOW = 0.004
-"""... but never longer than this in total (the latency a batch may add)."""
 _BUSY_TIMEOUT_MS = 5000
 
 
@@ -112,6 +108,11 @@ class _Append:
 
 
 @dataclass(slots=True)
+class _AppendBatch:
+    appends: list[_Append]
+
+
+@dataclass(slots=True)
 class _Job:
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
@@ -126,10 +127,13 @@ class SqliteStore(Store):
 
     def __init__(self, url: str) -> None:
         self._path = sqlite_path_from_url(url)
-        self._queue: queue.SimpleQueue[_Append | _Job | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_AppendBatch | _Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: sqlite3.Connection | None = None
+        self._pending: list[_Append] = []
+        self._in_flight = False
+        self._flush_scheduled = False
 
     @property
     def path(self) -> Path:
@@ -187,55 +191,26 @@ class SqliteStore(Store):
         conn = self._conn
         try:
             while True:
-                items = self._gather(self._queue.get())
+                item = self._queue.get()
+                if item is _STOP:
+                    break
                 try:
-                    appends = [i for i in items if isinstance(i, _Append)]
-                    if appends:
-                        self._commit_appends(conn, loop, appends)
-                    for i in items:
-                        if isinstance(i, _Job):
-                            self._run_job(conn, loop, i)
+                    if isinstance(item, _AppendBatch):
+                        self._commit_appends(conn, loop, item.appends)
+                    elif isinstance(item, _Job):
+                        self._run_job(conn, loop, item)
                 except Exception as exc:  # never leave a request waiting on a future nobody will settle
                     error = StoreUnavailableError(f"The SQLite writer failed: {exc}.")
-                    failed: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = [
-                        (i.future, None, error) for i in items if isinstance(i, _Append | _Job)
-                    ]
-                    loop.call_soon_threadsafe(_settle_all, failed)
-                if any(i is _STOP for i in items):
-                    break
+                    if isinstance(item, _AppendBatch):
+                        failed: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = [
+                            (a.future, None, error) for a in item.appends
+                        ]
+                        loop.call_soon_threadsafe(self._batch_done, failed)
+                    elif isinstance(item, _Job):
+                        loop.call_soon_threadsafe(_settle, item.future, None, error)
         finally:
             conn.close()
             self._conn = None
-
-    def _drain(self, items: list[_Append | _Job | object]) -> int:
-        """Move whatever is queued now into ``items`` (up to the batch limit); return how many."""
-        taken = 0
-        while len(items) < _MAX_BATCH:
-            try:
-                items.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-            taken += 1
-        return taken
-
-    def _gather(self, first: _Append | _Job | object) -> list[_Append | _Job | object]:
-        """A batch: ``first``, what queued behind it, and, while requests keep arriving, what arrives
-        within a few milliseconds more.
-
-        Waiting a little for a batch to fill is what makes one fsync acknowledge tens of webhooks under
-        load (without it, a fast disk syncs after every two or three). A lone request waits one step.
-        """
-        items = [first]
-        self._drain(items)
-        if not isinstance(first, _Append):
-            return items
-        waited = 0.0
-        while waited < _GATHER_WINDOW and len(items) < _MAX_BATCH:
-            time.sleep(_GATHER_STEP)
-            waited += _GATHER_STEP
-            if self._drain(items) == 0:
-                break
-        return items
 
     def _commit_appends(
         self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop, appends: list[_Append]
@@ -280,7 +255,7 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             error = StoreUnavailableError(f"The inbox could not commit: {exc}.")
             outcomes = [(item.future, None, error) for item in appends]
-        loop.call_soon_threadsafe(_settle_all, outcomes)
+        loop.call_soon_threadsafe(self._batch_done, outcomes)
 
     def _run_job(self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop, job: _Job) -> None:
         try:
@@ -362,12 +337,32 @@ class SqliteStore(Store):
 
     # -- inbox -------------------------------------------------------------------------------------
     def append(self, entry: InboxEntry) -> asyncio.Future[AppendResult]:
-        # Not a coroutine: the hot path hands the entry to the writer and awaits the future directly.
+        # Not a coroutine: the hot path hands the entry over and awaits the future directly.
         if self._loop is None:
             raise StoreError("The store is not open.")
         future: asyncio.Future[AppendResult] = self._loop.create_future()
-        self._queue.put(_Append(entry, future))
+        self._pending.append(_Append(entry, future))
+        if not self._in_flight and not self._flush_scheduled:
+            # Send at the end of this turn of the loop, so that appends made in the same turn travel together.
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
         return future
+
+    def _flush(self) -> None:
+        """(Event loop) Hand the pending appends to the writer as one batch, unless a batch is in flight."""
+        self._flush_scheduled = False
+        if self._in_flight or not self._pending:
+            return
+        batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+        self._in_flight = True
+        self._queue.put(_AppendBatch(batch))
+
+    def _batch_done(self, outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+        """(Event loop) Settle a committed batch and send what queued up meanwhile: the next group commit."""
+        self._in_flight = False
+        _settle_all(outcomes)
+        if self._pending:
+            self._flush()
 
     async def read_inbox(self, after_seq: int = 0, limit: int = 1000) -> list[StoredEvent]:
         def read(conn: sqlite3.Connection) -> list[StoredEvent]:
