@@ -6,7 +6,9 @@
                                            [--uscc CODE] [--public-key whpk_…] [--rate N]
     xinyong-gateway [--db URL] sources list | disable ID | rotate ID [--grace 24h] [--public-key whpk_…]
     xinyong-gateway [--db URL] project [--once]
+    xinyong-gateway [--db URL] import FILE.ndjson --source ID [--rejects FILE]
     xinyong-gateway [--db URL] subjects show uscc|ric ID [--reveal]
+    xinyong-gateway [--db URL] policy check [FILE] | diff FILE [--examples N]
     xinyong-gateway master-key
 
 Output is human-readable on a terminal and JSON otherwise (``--json`` forces JSON). Errors are one sentence
@@ -123,6 +125,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--policy", metavar="FILE", help="credit policy (default: $XINYONG_POLICY_FILE or the shipped one)"
     )
 
+    bulk = command(
+        commands,
+        "import",
+        "load historical events from an NDJSON file into the inbox (checked as ingest does, stored exactly once)",
+        "xinyong-gateway import events.ndjson --source src_...",
+    )
+    bulk.description = (bulk.description or "") + (
+        "\n\nEach line is one event envelope {type, timestamp, data}, UTF-8; empty lines are skipped. No"
+        " signatures:\nthe source must exist and be active, and each event must be one it may send. A line's"
+        ' webhook id is\nits top-level "id" member when present (taken out; the rest is stored re-serialised'
+        " compactly),\nelse import- and 32 hex digits of the keyed digest of the line (stored byte for byte)."
+        " Importing\nthe same file again stores nothing new. Rejected lines are listed in the rejects file by"
+        " number,\nproblem type and JSON Pointers, never by content. Exit status: 0 all lines accepted or"
+        " duplicate,\n1 some rejected, 2 the import could not run."
+    )
+    bulk.add_argument("file", metavar="FILE", help="NDJSON file: one event envelope per line")
+    bulk.add_argument("--source", required=True, metavar="ID", help="the active source the events came from")
+    bulk.add_argument(
+        "--rejects", metavar="FILE", help="where to describe rejected lines (default: FILE.rejected.ndjson)"
+    )
+    bulk.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="processes checking lines (default: one per CPU, at most 8; 1 for files under 8 MiB)",
+    )
+
     subjects = command(
         commands, "subjects", "inspect credit files", "xinyong-gateway subjects show uscc 91330100MA2H9X4W2M"
     )
@@ -136,6 +165,34 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("id_type", choices=["uscc", "ric"])
     show.add_argument("id", metavar="ID")
     show.add_argument("--reveal", action="store_true", help="show the identifier and name unmasked")
+
+    policy = command(commands, "policy", "check and compare credit policies", "xinyong-gateway policy check new.toml")
+    policy_commands = policy.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
+    check = command(
+        policy_commands,
+        "check",
+        "validate a policy file and explain each of its rules in one line (exit 1 when it is invalid)",
+        "xinyong-gateway policy check new.toml",
+    )
+    check.add_argument("file", metavar="FILE", nargs="?", help="policy file (default: the current policy)")
+    diff = command(
+        policy_commands,
+        "diff",
+        "dry run: who would move between lists under the policy in FILE (writes nothing)",
+        "xinyong-gateway policy diff new.toml --examples 5",
+    )
+    diff.description = (
+        "Dry run: replay the whole inbox, in order, under the current policy and under FILE with the pure engine,\n"
+        "and compare every subject's status now: a from -> to matrix over black, watch, red and none, and examples\n"
+        "of each move with the reason codes gained and lost (resident ids masked). Nothing is written to the\n"
+        "database; Ctrl-C stops it (exit 130). Progress goes to stderr on a terminal.\n\n"
+        "Memory: every subject's credit file, under both policies, is kept in memory while it runs."
+    )
+    diff.add_argument("file", metavar="FILE", help="the new policy")
+    diff.add_argument(
+        "--policy", metavar="FILE", help="current policy (default: $XINYONG_POLICY_FILE or the shipped one)"
+    )
+    diff.add_argument("--examples", type=int, default=3, metavar="N", help="examples per move (default 3)")
 
     sources = command(commands, "sources", "register and manage webhook senders", "xinyong-gateway sources list")
     source_commands = sources.add_subparsers(dest="sources_command", metavar="ACTION", required=True)
@@ -305,6 +362,59 @@ def _cmd_project(settings: GatewaySettings, args: argparse.Namespace, out: Outpu
     return 0
 
 
+def _cmd_policy(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
+    from xinyong_gateway.credit import policy_tools
+    from xinyong_gateway.credit.policy import PolicyError, load_policy, policy_from
+
+    if args.policy_command == "check":
+        source = str(args.file or settings.policy_file or "the shipped default policy")
+        try:
+            checked = load_policy(args.file) if args.file else policy_from(settings.policy_file)
+        except PolicyError as exc:
+            if out.json:
+                out.emit({"file": source, "valid": False, "errors": str(exc).splitlines()}, "")
+            sys.stderr.write(f"xinyong-gateway: error: {exc}\n")
+            return 1
+        general = {
+            "publicity": policy_tools.explain_publicity(checked),
+            "score": policy_tools.explain_score(checked),
+            "measures": policy_tools.explain_measures(checked),
+            "red": policy_tools.explain_red(checked),
+        }
+        rules = [{"id": rule.id, "explanation": policy_tools.explain_rule(rule, checked)} for rule in checked.rules]
+        human = [f"{source} is valid: policy {checked.version}, {len(rules)} rule(s).", *general.values(), "rules:"]
+        human += [f"  {rule['explanation']}" for rule in rules]
+        document = {"file": source, "version": checked.version, "valid": True, **general, "rules": rules}
+        out.emit(document, "\n".join(human))
+        return 0
+
+    if args.examples < 0:
+        raise CliError("--examples must be 0 or more.")
+    current, candidate = policy_from(settings.policy_file), load_policy(args.file)
+    show_progress = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        sys.stderr.write(f"\rreplaying the inbox: {done} / {total} events")
+        sys.stderr.flush()
+
+    async def run(store: Store, master: MasterKey) -> policy_tools.DryRun:
+        return await policy_tools.dry_run(
+            store, master, current, candidate, examples=args.examples, progress=progress if show_progress else None
+        )
+
+    try:
+        try:
+            result = asyncio.run(_with_store(settings, run))
+        finally:
+            if show_progress:
+                sys.stderr.write("\n")
+    except KeyboardInterrupt:
+        sys.stderr.write("xinyong-gateway: interrupted; nothing was written.\n")
+        raise
+    out.emit(policy_tools.diff_document(result), "\n".join(policy_tools.diff_lines(result)))
+    return 0
+
+
 def _cmd_subjects(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
     from xinyong.subjects import Subject
     from xinyong_gateway.credit.engine import CreditFile, Record
@@ -372,6 +482,93 @@ def _cmd_subjects(settings: GatewaySettings, args: argparse.Namespace, out: Outp
         lines.append(f"    #{change['change_id']} {change['effective_at']}: {change['list']} {change['grade']}")
     out.emit(result, "\n".join(lines))
     return 0
+
+
+def _cmd_import(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
+    import os
+    import time
+    from pathlib import Path
+
+    from xinyong_gateway.errors import StoreUnavailableError
+    from xinyong_gateway.importer import Importer, ImportProgress, RejectsFile
+    from xinyong_gateway.store import sqlite_path_from_url
+
+    path = Path(args.file)
+    rejects_path = Path(args.rejects) if args.rejects else path.with_name(path.name + ".rejected.ndjson")
+    if not path.is_file():
+        raise CliError(f"No such file: {path}.")
+    if rejects_path.resolve() == path.resolve():
+        raise CliError("--rejects must name another file than the input.")
+    if not rejects_path.parent.is_dir():
+        raise CliError(f"No directory {rejects_path.parent} for the rejects file.")
+    if settings.database_url.startswith("sqlite:") and not sqlite_path_from_url(settings.database_url).exists():
+        raise CliError(f"No database at {settings.database_url}; run `xinyong-gateway migrate` first.")
+    if args.jobs is not None and args.jobs < 1:
+        raise CliError("--jobs must be at least 1.")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    jobs = args.jobs or (1 if path.stat().st_size < 8 << 20 else min(cpus, 8))
+    started = shown = time.monotonic()
+    progress_shown = False
+
+    def show(progress: ImportProgress) -> None:
+        nonlocal shown, progress_shown
+        now = time.monotonic()
+        if now - shown < 0.25 and progress.bytes_read < progress.total_bytes:
+            return
+        shown, progress_shown = now, True
+        percent = 100 * progress.bytes_read / progress.total_bytes if progress.total_bytes else 100.0
+        sys.stderr.write(
+            f"\r{percent:5.1f}%  {progress.lines:,} lines  {progress.lines / max(now - started, 1e-9):,.0f} lines/s"
+            f"  accepted {progress.accepted:,}  duplicate {progress.duplicate:,}  rejected {progress.rejected:,} "
+        )
+        sys.stderr.flush()
+
+    try:
+        with path.open("rb", buffering=1 << 20) as stream, RejectsFile(rejects_path) as rejects:
+
+            async def run(store: Store, master: MasterKey) -> ImportProgress:
+                source = await store.get_source(args.source)
+                if source is None:
+                    raise CliError(f"No source with id {args.source!r}.")
+                if source.status != "active":
+                    raise CliError(f"Source {source.source_id} is disabled; its events cannot be imported.")
+                return await Importer(store, master, source, body_limit=settings.body_limit, jobs=jobs).run(
+                    stream,
+                    total_bytes=os.fstat(stream.fileno()).st_size,
+                    on_rejections=rejects.write,
+                    on_progress=show if sys.stderr.isatty() else None,
+                )
+
+            result = asyncio.run(_with_store(settings, run))
+    except StoreUnavailableError as exc:
+        raise CliError(
+            f"The import stopped: {exc} Lines committed before the failure stay stored; running the same import"
+            " again is safe (they answer duplicate)."
+        ) from exc
+    except (GatewayError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        if progress_shown:
+            sys.stderr.write("\n")
+    elapsed = time.monotonic() - started
+    rejected_file = str(rejects_path) if result.rejected else None
+    human = (
+        f"Imported {path} for source {args.source}: {result.accepted:,} accepted, {result.duplicate:,} duplicate,"
+        f" {result.rejected:,} rejected in {elapsed:.1f} s ({result.lines / max(elapsed, 1e-9):,.0f} lines/s)."
+    )
+    if rejected_file:
+        human += f"\n  Rejected lines (number, problem, JSON Pointers): {rejected_file}"
+    out.emit(
+        {
+            "accepted": result.accepted,
+            "duplicate": result.duplicate,
+            "rejected": result.rejected,
+            "rejected_file": rejected_file,
+            "elapsed_s": round(elapsed, 3),
+        },
+        human,
+    )
+    return 1 if result.rejected else 0
 
 
 def _cmd_sources(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
@@ -479,8 +676,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_sources(settings, args, out)
         if args.command == "project":
             return _cmd_project(settings, args, out)
+        if args.command == "import":
+            return _cmd_import(settings, args, out)
         if args.command == "subjects":
             return _cmd_subjects(settings, args, out)
+        if args.command == "policy":
+            return _cmd_policy(settings, args, out)
         if args.command == "master-key":
             key = MasterKey.generate_text()
             out.emit({"master_key": key}, f"{key}\n  export XINYONG_MASTER_KEY=... and keep a copy safe.")

@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -67,9 +67,9 @@ class Sealer:
             raise MasterKeyError("Sealed data does not open with this master key (or was altered).") from exc
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class MasterKey:
-    """The master key and the purpose-bound keys derived from it."""
+    """The master key and the purpose-bound keys derived from it (``repr`` shows none of them)."""
 
     inbox: Sealer
     secrets: Sealer
@@ -77,6 +77,16 @@ class MasterKey:
     dedupe_key: bytes
     subject_index_key: bytes
     check_value: bytes
+    _dedupe: hmac.HMAC = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The keyed state that body digests copy: hmac.digest() lets go of the GIL on every call, which costs a
+        # thread switch per body while the store's writer thread holds it; copy, update and digest of a body
+        # under 2 KiB do not.
+        object.__setattr__(self, "_dedupe", hmac.new(self.dedupe_key, digestmod=hashlib.sha256))
+
+    def __repr__(self) -> str:
+        return "MasterKey(…)"
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> MasterKey:
@@ -135,7 +145,9 @@ class MasterKey:
 
     def body_digest(self, body: bytes) -> bytes:
         """Keyed SHA-256 of a raw body: equal bodies, equal digests; no guessing a body from its digest."""
-        return hmac.digest(self.dedupe_key, body, hashlib.sha256)
+        mac = self._dedupe.copy()
+        mac.update(body)
+        return mac.digest()
 
 
 def _row_aad(purpose: bytes, *parts: str) -> bytes:

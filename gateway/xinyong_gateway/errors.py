@@ -10,15 +10,19 @@ ones a client can cause to ``application/problem+json`` in one middleware (``web
      │    ├── StoreUnavailableError cannot reach the database or cannot commit right now (HTTP 503)
      │    ├── SchemaNotReadyError   migrations are pending: run ``xinyong-gateway migrate``
      │    └── ProjectionConflictError another projector moved the position first (retry from the new one)
-     └── SourceNotFoundError        no source with that id
+     ├── SourceNotFoundError        no source with that id
+     └── EventRejectedError         an event body fails the contract's checks (problem type, detail, pointers)
 
 Messages are one sentence a person can act on, and never contain a secret or a personal identifier.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 __all__ = [
     "ConfigError",
+    "EventRejectedError",
     "GatewayError",
     "MasterKeyError",
     "ProjectionConflictError",
@@ -59,3 +63,25 @@ class ProjectionConflictError(StoreError):
 
 class SourceNotFoundError(GatewayError):
     """No source with that id."""
+
+
+class EventRejectedError(GatewayError):
+    """An event body fails the wire contract's checks; nothing was stored.
+
+    Carries what an answer needs: the problem ``type`` URI (``xinyong.problems``), a detail sentence, the
+    JSON Pointers of schema errors, and the event type when it is one of the catalogue (for log lines).
+    The detail and pointers never repeat a value from the body."""
+
+    def __init__(
+        self,
+        problem_type: str,
+        detail: str,
+        *,
+        errors: Sequence[Mapping[str, str]] | None = None,
+        event_type: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.problem_type = problem_type
+        self.detail = detail
+        self.errors = [dict(error) for error in errors] if errors is not None else None
+        self.event_type = event_type

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from xinyong.events import ALLOWED_EVENT_TYPES, SourceKind
+from xinyong.events import SourceKind
 from xinyong.webhooks import SigningSecret, VerifyingKey, WebhookVerifier
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import StoreError
@@ -105,7 +105,6 @@ class ActiveSource:
 
     source_id: str
     kind: SourceKind
-    allowed_types: frozenset[str]
     verifier: WebhookVerifier
     bucket: TokenBucket
     rebuild_at: float
@@ -157,7 +156,6 @@ class SourceRegistry:
         return ActiveSource(
             source_id=record.source_id,
             kind=record.kind,
-            allowed_types=ALLOWED_EVENT_TYPES[record.kind],
             verifier=WebhookVerifier(keys, tolerance=self._tolerance, clock=self._clock),
             bucket=bucket,
             rebuild_at=rebuild_at,

@@ -5,6 +5,7 @@ Checks run in the order of the wire contract (DESIGN.md "Inbound events"), each 
 timestamp → 400 body not JSON → 422 unknown event type → 403 type not allowed for the source's kind →
 422 schema → 429 rate limit → 503 store → 202 accepted | 200 duplicate | 409 webhook-id conflict.
 
+The body checks (JSON → type → kind → schema) are ``validation.check_event``, shared with bulk import.
 The answer is 2xx only after the inbox commit that stores the (sealed) raw body is durable.
 """
 
@@ -15,16 +16,15 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import pydantic_core
 from aiohttp import web
-from pydantic import ValidationError
 
 from xinyong import problems
 from xinyong.errors import MalformedHeadersError, SignatureMismatchError, TimestampOutOfToleranceError
-from xinyong.events import EVENT_TYPES, error_pointers
 from xinyong_gateway.crypto import MasterKey
+from xinyong_gateway.errors import EventRejectedError
 from xinyong_gateway.sources import SourceRegistry
 from xinyong_gateway.store import AppendStatus, InboxEntry, Store
+from xinyong_gateway.validation import check_event, parse_body
 from xinyong_gateway.web_middlewares import LOG_FACTS
 from xinyong_gateway.web_problems import ProblemError
 
@@ -95,43 +95,15 @@ class IngestHandler:
             raise ProblemError(problems.TIMESTAMP_OUT_OF_TOLERANCE, str(exc)) from exc
         facts["webhook_id"] = headers.id
 
-        try:
-            document = pydantic_core.from_json(body)
-        except ValueError as exc:
-            raise ProblemError(problems.BODY_NOT_JSON, "The body is not valid UTF-8 JSON.") from exc
-        if not isinstance(document, dict):
-            raise ProblemError(
-                problems.SCHEMA_INVALID,
-                "The body must be a JSON object (the event envelope).",
-                errors=[{"pointer": "", "detail": "Input should be an object"}],
-            )
-        event_type = document.get("type")
-        if not isinstance(event_type, str):
-            raise ProblemError(
-                problems.SCHEMA_INVALID,
-                "The event envelope needs a string 'type'.",
-                errors=[{"pointer": "/type", "detail": "Field required (a string naming the event type)"}],
-            )
-        model = EVENT_TYPES.get(event_type)
-        if model is None:
-            raise ProblemError(
-                problems.UNKNOWN_EVENT_TYPE,
-                "This event type is not in the v1 catalogue.",
-                errors=[{"pointer": "/type", "detail": "Unknown event type"}],
-            )
-        facts["type"] = event_type
-        if event_type not in source.allowed_types:
-            raise ProblemError(problems.EVENT_NOT_ALLOWED, f"A {source.kind} source may not send {event_type}.")
-
         now = self._clock()
         try:
-            # The document is already parsed; validating the Python objects gives the same answers as
-            # validating the JSON again (the models are strict, and times take RFC 3339 strings only).
-            model.model_validate(document, context={"now": datetime.fromtimestamp(now, UTC)})
-        except ValidationError as exc:
-            raise ProblemError(
-                problems.SCHEMA_INVALID, "The event does not match its schema.", errors=error_pointers(exc)
-            ) from exc
+            event = check_event(parse_body(body), source.kind, now=datetime.fromtimestamp(now, UTC))
+        except EventRejectedError as exc:
+            if exc.event_type is not None:
+                facts["type"] = exc.event_type
+            raise ProblemError(exc.problem_type, exc.detail, errors=exc.errors) from exc
+        event_type = event.type
+        facts["type"] = event_type
 
         wait = source.bucket.take(time.monotonic())
         if wait:

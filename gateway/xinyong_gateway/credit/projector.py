@@ -29,10 +29,10 @@ from xinyong_gateway.credit.engine import CreditFile, LoggedEvent, Status, subje
 from xinyong_gateway.credit.policy import Policy
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import ProjectionConflictError, StoreError
-from xinyong_gateway.store import ProjectionCommit, Store, SubjectRow
+from xinyong_gateway.store import ProjectionCommit, Store, StoredEvent, SubjectRow
 from xinyong_gateway.store.base import from_micros, to_micros
 
-__all__ = ["Projector", "status_document"]
+__all__ = ["Projector", "read_logged", "status_document"]
 
 _log = structlog.get_logger("xinyong_gateway.projector")
 
@@ -65,6 +65,13 @@ def status_document(row_identity: tuple[str, str, str | None], status: Status) -
         "policy_version": status.policy_version,
         "as_of": status.as_of.isoformat(),
     }
+
+
+def read_logged(row: StoredEvent, master: MasterKey) -> LoggedEvent:
+    """An inbox row as the engine takes it: its body unsealed and parsed (as received, whatever the clock says)."""
+    body = master.open_body(row.source_id, row.webhook_id, row.sealed_body)
+    event = EVENT_TYPES[row.event_type].model_validate_json(body, context=_REPLAY_CONTEXT)
+    return LoggedEvent(row.seq, row.source_id, event)
 
 
 def _decision(document: dict[str, Any]) -> tuple[Any, Any, Any]:
@@ -127,11 +134,7 @@ class Projector:
         rows = await self._store.read_inbox(position, self._batch_size)
         if not rows:
             return 0
-        logged: list[LoggedEvent] = []
-        for row in rows:
-            body = self._master.open_body(row.source_id, row.webhook_id, row.sealed_body)
-            event = EVENT_TYPES[row.event_type].model_validate_json(body, context=_REPLAY_CONTEXT)
-            logged.append(LoggedEvent(row.seq, row.source_id, event))
+        logged = [read_logged(row, self._master) for row in rows]
 
         keyed: list[tuple[LoggedEvent, str, str, Subject]] = []
         for item in logged:

@@ -237,6 +237,17 @@ class Store(ABC):
         copies race. Raises ``StoreUnavailableError`` when the commit fails (nothing acknowledged)."""
 
     @abstractmethod
+    def append_many(self, entries: Sequence[InboxEntry]) -> Awaitable[list[AppendResult]]:
+        """Append many entries (bulk import); one result per entry, in order, once all are durable.
+
+        The semantics of :meth:`append` called for each entry in order: a ``(source_id, webhook_id)``
+        already stored, or earlier in ``entries``, is a duplicate (same body digest) or a conflict (another
+        digest, nothing written). The entries are queued when this is called, so a caller can prepare its
+        next entries while these commit; bulk calls are stored in the order they are made. Backends write
+        large chunks per transaction. Raises ``StoreUnavailableError`` when a commit fails: chunks committed
+        before it stay stored (appending the same entries again answers duplicate for them)."""
+
+    @abstractmethod
     async def read_inbox(self, after_seq: int = 0, limit: int = 1000) -> list[StoredEvent]:
         """Inbox rows with ``seq > after_seq`` in log order."""
 
