@@ -173,12 +173,14 @@ class Gateway:
 
 
 @pytest.fixture
-def gateway_settings(tmp_path: Path) -> GatewaySettings:
+def gateway_settings(tmp_path: Path, request: pytest.FixtureRequest) -> GatewaySettings:
+    """Settings of the test gateway; a test module that drives projection itself sets ``RUN_PROJECTOR = False``."""
     return GatewaySettings(
         database_url=f"sqlite:///{tmp_path / 'gateway.db'}",
         master_key=TEST_MASTER_KEY,
         source_refresh_interval=0.2,
         log_format="json",
+        projector=getattr(request.module, "RUN_PROJECTOR", True),
     )
 
 

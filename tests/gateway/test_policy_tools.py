@@ -31,7 +31,6 @@ from xinyong_gateway.credit.policy_tools import (
     explain_rule,
 )
 from xinyong_gateway.credit.projector import Projector
-from xinyong_gateway.settings import GatewaySettings
 
 POLICY = default_policy()
 DEFAULT_TEXT = (
@@ -292,16 +291,8 @@ def test_a_subject_missing_on_one_side_counts_as_on_no_list_there() -> None:
 # -- policy diff over the inbox --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def gateway_settings(tmp_path: Path) -> GatewaySettings:
-    """The gateway without its built-in projector: the tests decide what has been projected."""
-    return GatewaySettings(
-        database_url=f"sqlite:///{tmp_path / 'gateway.db'}",
-        master_key=TEST_MASTER_KEY,
-        source_refresh_interval=0.2,
-        log_format="json",
-        projector=False,
-    )
+RUN_PROJECTOR = False
+"""The gateway without its built-in projector: the tests decide what has been projected."""
 
 
 def _merchant(n: int) -> dict[str, Any]:

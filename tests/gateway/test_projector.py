@@ -27,16 +27,8 @@ from xinyong_gateway.store import ProjectionCommit
 POLICY = default_policy()
 
 
-@pytest.fixture
-def gateway_settings(tmp_path: Path) -> GatewaySettings:
-    """The gateway without its built-in projector: these tests drive projection themselves."""
-    return GatewaySettings(
-        database_url=f"sqlite:///{tmp_path / 'gateway.db'}",
-        master_key=TEST_MASTER_KEY,
-        source_refresh_interval=0.2,
-        log_format="json",
-        projector=False,
-    )
+RUN_PROJECTOR = False
+"""The gateway without its built-in projector: these tests drive projection themselves."""
 
 
 def merchant(n: int) -> dict[str, Any]:
