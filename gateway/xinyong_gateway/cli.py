@@ -8,7 +8,7 @@
     xinyong-gateway [--db URL] project [--once]
     xinyong-gateway [--db URL] import FILE.ndjson --source ID [--rejects FILE]
     xinyong-gateway [--db URL] subjects show uscc|ric ID [--reveal]
-    xinyong-gateway [--db URL] policy check [FILE] | diff FILE [--examples N]
+    xinyong-gateway [--db URL] policy check [FILE] | diff FILE [--examples N] | apply FILE
     xinyong-gateway master-key
 
 Output is human-readable on a terminal and JSON otherwise (``--json`` forces JSON). Errors are one sentence
@@ -24,6 +24,7 @@ import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -33,7 +34,7 @@ from xinyong.events import SOURCE_KINDS
 from xinyong.subjects import validate_uscc
 from xinyong.webhooks import VerifyingKey
 from xinyong_gateway.crypto import MasterKey, master_key_for
-from xinyong_gateway.errors import GatewayError
+from xinyong_gateway.errors import GatewayError, ProjectionConflictError
 from xinyong_gateway.settings import DEFAULT_DATABASE_URL, GatewaySettings
 from xinyong_gateway.sources import add_source, rotate_source
 from xinyong_gateway.store import SourceRecord, Store, open_store
@@ -189,6 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Memory: every subject's credit file, under both policies, is kept in memory while it runs."
     )
     diff.add_argument("file", metavar="FILE", help="the new policy")
+    apply = command(
+        policy_commands,
+        "apply",
+        "adopt a policy: replay the whole inbox under it and replace every credit file in one transaction",
+        "xinyong-gateway policy apply new.toml",
+    )
+    apply.add_argument("file", metavar="FILE", help="the policy to adopt (its version must be new, or the same text)")
     diff.add_argument(
         "--policy", metavar="FILE", help="current policy (default: $XINYONG_POLICY_FILE or the shipped one)"
     )
@@ -364,7 +372,7 @@ def _cmd_project(settings: GatewaySettings, args: argparse.Namespace, out: Outpu
 
 def _cmd_policy(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
     from xinyong_gateway.credit import policy_tools
-    from xinyong_gateway.credit.policy import PolicyError, load_policy, policy_from
+    from xinyong_gateway.credit.policy import PolicyError, load_policy, parse_policy, policy_from
 
     if args.policy_command == "check":
         source = str(args.file or settings.policy_file or "the shipped default policy")
@@ -388,6 +396,9 @@ def _cmd_policy(settings: GatewaySettings, args: argparse.Namespace, out: Output
         out.emit(document, "\n".join(human))
         return 0
 
+    if args.policy_command == "apply":
+        return _cmd_policy_apply(settings, args, out)
+
     if args.examples < 0:
         raise CliError("--examples must be 0 or more.")
     current, candidate = policy_from(settings.policy_file), load_policy(args.file)
@@ -398,8 +409,10 @@ def _cmd_policy(settings: GatewaySettings, args: argparse.Namespace, out: Output
         sys.stderr.flush()
 
     async def run(store: Store, master: MasterKey) -> policy_tools.DryRun:
+        adopted = await store.active_policy()  # a policy adopted with `policy apply` is the current one
+        in_force = parse_policy(adopted[1], source=f"adopted policy {adopted[0]}") if adopted else current
         return await policy_tools.dry_run(
-            store, master, current, candidate, examples=args.examples, progress=progress if show_progress else None
+            store, master, in_force, candidate, examples=args.examples, progress=progress if show_progress else None
         )
 
     try:
@@ -412,6 +425,57 @@ def _cmd_policy(settings: GatewaySettings, args: argparse.Namespace, out: Output
         sys.stderr.write("xinyong-gateway: interrupted; nothing was written.\n")
         raise
     out.emit(policy_tools.diff_document(result), "\n".join(policy_tools.diff_lines(result)))
+    return 0
+
+
+def _cmd_policy_apply(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
+    from xinyong_gateway.credit.policy import load_policy
+    from xinyong_gateway.credit.projector import Projector
+
+    policy = load_policy(args.file)  # a clear error for a missing or invalid file
+    text = Path(args.file).read_text(encoding="utf-8")  # adopted as written, comments and all
+    show_progress = sys.stderr.isatty()
+
+    async def run(store: Store, master: MasterKey) -> dict[str, Any]:
+        total = await store.inbox_count()
+
+        def progress(done: int) -> None:
+            if show_progress:
+                sys.stderr.write(f"\rreplaying the inbox under {policy.version}: {done} / {total} events")
+                sys.stderr.flush()
+
+        previous = await store.active_policy()
+        replayed, changed = await Projector(store, master, policy).reproject(policy, text, progress=progress)
+        return {
+            "version": policy.version,
+            "previous_version": previous[0] if previous else None,
+            "events": replayed,
+            "subjects_changed": changed,
+            "history": [
+                {"version": version, "adopted_at": _iso(from_micros(at)), "active": active}
+                for version, at, active in await store.policy_history()
+            ],
+        }
+
+    try:
+        try:
+            result = asyncio.run(_with_store(settings, run))
+        finally:
+            if show_progress:
+                sys.stderr.write("\n")
+    except ProjectionConflictError as exc:
+        raise GatewayError(
+            "The projector moved on while the policy was being applied, so nothing was written; run the command"
+            " again (or stop the gateway's projector while applying)."
+        ) from exc
+    except KeyboardInterrupt:
+        sys.stderr.write("xinyong-gateway: interrupted; nothing was written, the previous policy stays in force.\n")
+        raise
+    out.emit(
+        result,
+        f"Adopted policy {result['version']}: replayed {result['events']} event(s); {result['subjects_changed']}"
+        " subject(s) changed list, grade or measures (each change is in the feed with the new version).",
+    )
     return 0
 
 

@@ -9,7 +9,8 @@ ones a client can cause to ``application/problem+json`` in one middleware (``web
      ├── StoreError                 the storage layer failed (driver errors are translated here, once)
      │    ├── StoreUnavailableError cannot reach the database or cannot commit right now (HTTP 503)
      │    ├── SchemaNotReadyError   migrations are pending: run ``xinyong-gateway migrate``
-     │    └── ProjectionConflictError another projector moved the position first (retry from the new one)
+     │    ├── ProjectionConflictError another projector moved the position first (retry from the new one)
+     │    └── PolicyVersionError    a policy version already on record with another text
      ├── SourceNotFoundError        no source with that id
      └── EventRejectedError         an event body fails the contract's checks (problem type, detail, pointers)
 
@@ -25,6 +26,7 @@ __all__ = [
     "EventRejectedError",
     "GatewayError",
     "MasterKeyError",
+    "PolicyVersionError",
     "ProjectionConflictError",
     "SchemaNotReadyError",
     "SourceNotFoundError",
@@ -59,6 +61,10 @@ class SchemaNotReadyError(StoreError):
 
 class ProjectionConflictError(StoreError):
     """Another projector committed from the same position first; nothing was written."""
+
+
+class PolicyVersionError(StoreError):
+    """A policy version is already on record with a different text: versions name one text for ever."""
 
 
 class SourceNotFoundError(GatewayError):

@@ -26,7 +26,7 @@ import structlog
 from xinyong.events import EVENT_TYPES
 from xinyong.subjects import Subject
 from xinyong_gateway.credit.engine import CreditFile, LoggedEvent, Status, subjects_of
-from xinyong_gateway.credit.policy import Policy
+from xinyong_gateway.credit.policy import Policy, parse_policy
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import ProjectionConflictError, StoreError
 from xinyong_gateway.store import ProjectionCommit, Store, StoredEvent, SubjectRow
@@ -128,40 +128,52 @@ class Projector:
             next_change_at=previous.next_change_at if previous else None,
         )
 
-    async def step(self) -> int:
-        """Apply the next batch of inbox rows; return how many were applied (0: caught up)."""
-        position = await self._store.projector_position(self._name)
-        rows = await self._store.read_inbox(position, self._batch_size)
-        if not rows:
-            return 0
-        logged = [read_logged(row, self._master) for row in rows]
-
+    async def _apply_rows(
+        self,
+        rows: list[StoredEvent],
+        policy: Policy,
+        files: dict[str, CreditFile],
+        identities: dict[str, SubjectRow],
+        stored: dict[str, SubjectRow],
+        *,
+        fresh: bool,
+    ) -> None:
+        """Apply inbox rows to ``files`` (loading each subject's stored file first, unless ``fresh``)."""
         keyed: list[tuple[LoggedEvent, str, str, Subject]] = []
-        for item in logged:
+        for item in (read_logged(row, self._master) for row in rows):
             for field_name, subject in subjects_of(item.event).items():
                 keyed.append((item, field_name, self._master.subject_key(subject.id_type, subject.id), subject))
-        stored = await self._store.load_subjects([key for _, _, key, _ in keyed])
-        files: dict[str, CreditFile] = {}
-        identities: dict[str, SubjectRow] = {}
+        missing = list({key for _, _, key, _ in keyed if key not in stored and key not in files})
+        if missing:
+            stored.update(await self._store.load_subjects(missing))
         for item, field_name, key, subject in keyed:
             if key not in files:
-                previous = stored.get(key)
+                previous = None if fresh else stored.get(key)
                 files[key] = CreditFile.from_json(previous.state) if previous else CreditFile(key)
             identities[key] = self._identity(key, subject, identities.get(key) or stored.get(key))
-            files[key].apply(item, field_name, self._policy)
+            files[key].apply(item, field_name, policy)
 
-        now = datetime.fromtimestamp(self._clock(), UTC)
+    def _outcome(
+        self,
+        policy: Policy,
+        files: dict[str, CreditFile],
+        identities: dict[str, SubjectRow],
+        stored: dict[str, SubjectRow],
+        now: datetime,
+    ) -> tuple[list[SubjectRow], list[tuple[str, str, int]], list[tuple[str, str]]]:
+        """The rows to write for ``files`` at ``now``: subjects, feed entries for changed decisions, archive."""
         subjects, changes, archived = [], [], []
         for key, credit_file in files.items():
             archived += [(key, json.dumps(record.to_json(), ensure_ascii=False)) for record in credit_file.archived]
+            credit_file.archived.clear()
             identity = identities[key]
             document = status_document(
-                (identity.id_type, identity.display_id, identity.display_name), credit_file.status_at(now, self._policy)
+                (identity.id_type, identity.display_id, identity.display_name), credit_file.status_at(now, policy)
             )
             previous = stored.get(key)
             if previous is None or _decision(json.loads(previous.status)) != _decision(document):
                 changes.append((key, json.dumps(document, ensure_ascii=False), to_micros(now)))
-            next_change = credit_file.next_change_after(now, self._policy)
+            next_change = credit_file.next_change_after(now, policy)
             subjects.append(
                 SubjectRow(
                     subject_key=key,
@@ -175,6 +187,21 @@ class Projector:
                     next_change_at=to_micros(next_change) if next_change else None,
                 )
             )
+        return subjects, changes, archived
+
+    async def step(self) -> int:
+        """Apply the next batch of inbox rows; return how many were applied (0: caught up)."""
+        await self.refresh_policy()
+        position = await self._store.projector_position(self._name)
+        rows = await self._store.read_inbox(position, self._batch_size)
+        if not rows:
+            return 0
+        files: dict[str, CreditFile] = {}
+        identities: dict[str, SubjectRow] = {}
+        stored: dict[str, SubjectRow] = {}
+        await self._apply_rows(rows, self._policy, files, identities, stored, fresh=False)
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        subjects, changes, archived = self._outcome(self._policy, files, identities, stored, now)
         await self._store.commit_projection(
             ProjectionCommit(
                 name=self._name,
@@ -188,8 +215,56 @@ class Projector:
         )
         return len(rows)
 
+    async def reproject(
+        self, policy: Policy, policy_text: str, *, progress: Callable[[int], None] | None = None
+    ) -> tuple[int, int]:
+        """Adopt ``policy``: replay the whole inbox under it and replace every credit file in one transaction.
+
+        The replay happens in memory; nothing is written until the single commit that replaces every file and
+        its status, appends a feed entry (carrying the new version) for each subject whose decision changes,
+        archives records afresh, moves the position to the end of the replayed log and records the policy as
+        the active one. An interruption before that commit leaves the old policy and files in place; a
+        projector that moved meanwhile makes the commit fail (``ProjectionConflictError``) and nothing is
+        written. Returns (events replayed, subjects whose decision changed).
+        """
+        position = await self._store.projector_position(self._name)
+        files: dict[str, CreditFile] = {}
+        identities: dict[str, SubjectRow] = {}
+        stored: dict[str, SubjectRow] = {}
+        after = replayed = 0
+        while rows := await self._store.read_inbox(after, 2000):
+            await self._apply_rows(rows, policy, files, identities, stored, fresh=True)
+            after, replayed = rows[-1].seq, replayed + len(rows)
+            if progress is not None:
+                progress(replayed)
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        subjects, changes, archived = self._outcome(policy, files, identities, stored, now)
+        await self._store.commit_projection(
+            ProjectionCommit(
+                name=self._name,
+                expected_position=position,
+                position=after,
+                subjects=tuple(subjects),
+                changes=tuple(changes),
+                recorded_at=to_micros(now),
+                archived=tuple(archived),
+                replace_archive=True,
+                adopt_policy=(policy.version, policy_text),
+            )
+        )
+        self._policy = policy
+        return replayed, len(changes)
+
+    async def refresh_policy(self) -> None:
+        """Switch to the policy adopted in the database (``policy apply``), if it is not the one in use."""
+        adopted = await self._store.active_policy()
+        if adopted is not None and adopted[0] != self._policy.version:
+            self._policy = parse_policy(adopted[1], source=f"adopted policy {adopted[0]}")
+            _log.info("projector.policy_adopted", version=self._policy.version)
+
     async def sweep(self, limit: int = 500) -> int:
         """Let time pass: recompute the subjects whose status may have changed by now; return how many."""
+        await self.refresh_policy()
         now_us = int(self._clock() * 1_000_000)
         due = await self._store.due_subjects(now_us, limit)
         if not due:

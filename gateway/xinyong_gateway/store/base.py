@@ -169,6 +169,10 @@ class ProjectionCommit:
     recorded_at: int
     archived: tuple[tuple[str, str], ...] = ()
     """``(subject_key, record JSON)`` of records leaving their credit file for the archive."""
+    replace_archive: bool = False
+    """Empty the archive first (a re-projection rebuilds it)."""
+    adopt_policy: tuple[str, str] | None = None
+    """``(version, TOML text)``: record this policy as the active one, in the same transaction."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +271,16 @@ class Store(ABC):
     async def commit_projection(self, commit: ProjectionCommit) -> None:
         """Write a projector step atomically: subjects, feed entries and the new position, or nothing.
 
-        Raises ``ProjectionConflictError`` when the position is no longer ``expected_position``."""
+        Raises ``ProjectionConflictError`` when the position is no longer ``expected_position``, and
+        ``PolicyVersionError`` when ``adopt_policy`` reuses a recorded version with another text."""
+
+    @abstractmethod
+    async def active_policy(self) -> tuple[str, str] | None:
+        """The adopted policy as ``(version, TOML text)``, or None while none was adopted."""
+
+    @abstractmethod
+    async def policy_history(self) -> list[tuple[str, int, bool]]:
+        """Every adopted policy: ``(version, adopted_at unix microseconds, active)``, oldest first."""
 
     @abstractmethod
     async def due_subjects(self, now: int, limit: int) -> list[SubjectRow]:

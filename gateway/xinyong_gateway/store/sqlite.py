@@ -27,6 +27,7 @@ from typing import Any, Literal, TypeVar, cast
 from xinyong_gateway.errors import (
     ConfigError,
     MasterKeyError,
+    PolicyVersionError,
     ProjectionConflictError,
     SourceNotFoundError,
     StoreError,
@@ -444,6 +445,22 @@ class SqliteStore(Store):
                 "INSERT INTO status_changes (subject_key, snapshot, effective_at, recorded_at) VALUES (?, ?, ?, ?)",
                 [(key, snapshot, effective_at, commit.recorded_at) for key, snapshot, effective_at in commit.changes],
             )
+            if commit.adopt_policy is not None:
+                version, text = commit.adopt_policy
+                known = conn.execute("SELECT text FROM policies WHERE version = ?", (version,)).fetchone()
+                if known is not None and known[0] != text:
+                    raise PolicyVersionError(
+                        f"Policy version {version!r} is already on record with another text;"
+                        " give the new policy a version of its own."
+                    )
+                conn.execute("UPDATE policies SET active = 0 WHERE active = 1")
+                conn.execute(
+                    "INSERT INTO policies (version, text, adopted_at, active) VALUES (?, ?, ?, 1)"
+                    " ON CONFLICT (version) DO UPDATE SET active = 1, adopted_at = excluded.adopted_at",
+                    (version, text, commit.recorded_at),
+                )
+            if commit.replace_archive:
+                conn.execute("DELETE FROM archived_records")
             conn.executemany(
                 "INSERT INTO archived_records (subject_key, record, archived_at) VALUES (?, ?, ?)",
                 [(key, record, commit.recorded_at) for key, record in commit.archived],
@@ -485,6 +502,20 @@ class SqliteStore(Store):
                 (subject_key,),
             ).fetchall()
             return [StatusChange(*row) for row in rows]
+
+        return await self._submit(read)
+
+    async def active_policy(self) -> tuple[str, str] | None:
+        def read(conn: sqlite3.Connection) -> tuple[str, str] | None:
+            row = conn.execute("SELECT version, text FROM policies WHERE active = 1").fetchone()
+            return (row[0], row[1]) if row else None
+
+        return await self._submit(read)
+
+    async def policy_history(self) -> list[tuple[str, int, bool]]:
+        def read(conn: sqlite3.Connection) -> list[tuple[str, int, bool]]:
+            rows = conn.execute("SELECT version, adopted_at, active FROM policies ORDER BY adopted_at, version")
+            return [(row[0], int(row[1]), bool(row[2])) for row in rows]
 
         return await self._submit(read)
 
