@@ -359,7 +359,11 @@ def _cmd_project(settings: GatewaySettings, args: argparse.Namespace, out: Outpu
         if not args.once:
             await projector.run()
         applied = await projector.catch_up()
-        return {"applied": applied, "position": await store.projector_position(), "policy_version": policy.version}
+        return {
+            "applied": applied,
+            "position": await store.projector_position(),
+            "policy_version": projector.policy.version,  # an adopted policy (`policy apply`) wins over the file
+        }
 
     result = asyncio.run(_with_store(settings, run))
     out.emit(
