@@ -78,6 +78,10 @@ def _positive(text: str) -> float:
     return value
 
 
+def _policy_option(parser: argparse.ArgumentParser, what: str = "credit policy") -> None:
+    parser.add_argument("--policy", metavar="FILE", help=f"{what} (default: $XINYONG_POLICY_FILE or the shipped one)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xinyong-gateway",
@@ -111,9 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-projector", action="store_true", help="do not project inside this process (run `project` apart)"
     )
-    serve.add_argument(
-        "--policy", metavar="FILE", help="credit policy (default: $XINYONG_POLICY_FILE or the shipped one)"
-    )
+    _policy_option(serve)
 
     project = command(
         commands,
@@ -122,9 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         "xinyong-gateway project --once",
     )
     project.add_argument("--once", action="store_true", help="catch up with the inbox, let time pass, then exit")
-    project.add_argument(
-        "--policy", metavar="FILE", help="credit policy (default: $XINYONG_POLICY_FILE or the shipped one)"
-    )
+    _policy_option(project)
 
     bulk = command(
         commands,
@@ -190,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Memory: every subject's credit file, under both policies, is kept in memory while it runs."
     )
     diff.add_argument("file", metavar="FILE", help="the new policy")
+    _policy_option(diff, "current policy")
+    diff.add_argument("--examples", type=int, default=3, metavar="N", help="examples per move (default 3)")
     apply = command(
         policy_commands,
         "apply",
@@ -197,10 +199,6 @@ def build_parser() -> argparse.ArgumentParser:
         "xinyong-gateway policy apply new.toml",
     )
     apply.add_argument("file", metavar="FILE", help="the policy to adopt (its version must be new, or the same text)")
-    diff.add_argument(
-        "--policy", metavar="FILE", help="current policy (default: $XINYONG_POLICY_FILE or the shipped one)"
-    )
-    diff.add_argument("--examples", type=int, default=3, metavar="N", help="examples per move (default 3)")
 
     sources = command(commands, "sources", "register and manage webhook senders", "xinyong-gateway sources list")
     source_commands = sources.add_subparsers(dest="sources_command", metavar="ACTION", required=True)

@@ -263,8 +263,9 @@ class Projector:
             _log.info("projector.policy_adopted", version=self._policy.version)
 
     async def sweep(self, limit: int = 500) -> int:
-        """Let time pass: recompute the subjects whose status may have changed by now; return how many."""
-        await self.refresh_policy()
+        """Let time pass: recompute the subjects whose status may have changed by now; return how many.
+
+        (The policy in force is refreshed by :meth:`step`, which :meth:`run` and :meth:`catch_up` call first.)"""
         now_us = int(self._clock() * 1_000_000)
         due = await self._store.due_subjects(now_us, limit)
         if not due:
