@@ -353,7 +353,8 @@ def _cmd_project(settings: GatewaySettings, args: argparse.Namespace, out: Outpu
         configure_logging(settings.log_format, settings.log_level)
 
     async def run(store: Store, master: MasterKey) -> dict[str, Any]:
-        projector = Projector(store, master, policy)
+        # A long-running projector shares the partitions with the others; a one-off catch-up does them all.
+        projector = Projector(store, master, policy, claims=None if args.once else store.claim_partitions())
         if not args.once:
             await projector.run()
         applied = await projector.catch_up()

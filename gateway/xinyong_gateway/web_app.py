@@ -65,7 +65,9 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             ingest.attach(store, master, registry)
             tasks = [asyncio.create_task(registry.run(), name="xinyong-source-refresh")]
             if settings.projector:
-                projector = Projector(store, master, policy_from(settings.policy_file), clock=clock)
+                projector = Projector(
+                    store, master, policy_from(settings.policy_file), claims=store.claim_partitions(), clock=clock
+                )
                 tasks.append(asyncio.create_task(projector.run(), name="xinyong-projector"))
             yield
             for task in tasks:

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from xinyong import problems
 from xinyong.errors import MalformedHeadersError, SignatureMismatchError, TimestampOutOfToleranceError
+from xinyong_gateway.credit.projector import event_partitions
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import EventRejectedError
 from xinyong_gateway.sources import SourceRegistry
@@ -123,6 +124,7 @@ class IngestHandler:
                 signature=headers.signature,
                 received_at=int(now * 1_000_000),
                 sealed_body=self._master.seal_body(source_id, headers.id, body),
+                partitions=event_partitions(event, self._master),
             )
         )
         if result.status is AppendStatus.CONFLICT:

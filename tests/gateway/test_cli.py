@@ -25,7 +25,7 @@ from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.web_app import create_app
 
-MIGRATIONS = ["0001_initial.sql", "0002_credit_files.sql", "0003_policies.sql"]
+MIGRATIONS = ["0001_initial.sql", "0002_credit_files.sql", "0003_policies.sql", "0004_partitions.sql"]
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,8 @@ from xinyong_gateway.credit.policy import default_policy
 from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.errors import ProjectionConflictError
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.store import ProjectionCommit
+from xinyong_gateway.store import ALL_PARTITIONS, PartitionClaims, PartitionState, ProjectionCommit
+from xinyong_gateway.store.base import partition_of
 
 POLICY = default_policy()
 
@@ -91,11 +92,63 @@ async def test_projector_applies_every_event_once_also_across_restarts(gateway: 
 async def test_a_commit_from_a_stale_position_writes_nothing(gateway: Gateway) -> None:
     await _post_mix(gateway)
     await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
-    position = await gateway.store.projector_position()
-    stale = ProjectionCommit(name="main", expected_position=0, position=1, subjects=(), changes=(), recorded_at=0)
+    states = await gateway.store.partition_states()
+    stale = ProjectionCommit(partitions=((0, PartitionState(), 1),), subjects=(), changes=(), recorded_at=0)
     with pytest.raises(ProjectionConflictError):
         await gateway.store.commit_projection(stale)
-    assert await gateway.store.projector_position() == position
+    assert await gateway.store.partition_states() == states
+
+
+class FixedClaims(PartitionClaims):
+    """A projector's claim on a fixed set of partitions (what the PostgreSQL claims hand out, held still)."""
+
+    def __init__(self, mask: int) -> None:
+        self.mask = mask
+
+    async def acquire(self) -> int:
+        return self.mask
+
+    async def release(self) -> None:
+        self.mask = 0
+
+
+EVEN = sum(1 << p for p in range(0, 16, 2))
+
+
+async def test_projectors_on_disjoint_partitions_share_the_work_and_equal_a_single_replay(gateway: Gateway) -> None:
+    await _post_mix(gateway)
+    keys = [gateway.master_key.subject_key("uscc", merchant(n)["id"]) for n in (1, 2, 3, 4)]
+    assert {partition_of(key) % 2 for key in keys} == {0, 1}, "the mix must span both halves"
+    even = Projector(gateway.store, gateway.master_key, POLICY, claims=FixedClaims(EVEN), batch_size=2)
+    odd = Projector(gateway.store, gateway.master_key, POLICY, claims=FixedClaims(ALL_PARTITIONS ^ EVEN), batch_size=3)
+    while await even.step() + await odd.step():  # interleaved, as two processes would
+        pass
+    assert await _stored_states(gateway) == await _replay(gateway)
+    last = (await gateway.store.read_inbox(0, 100))[-1].seq
+    assert {state.position for state in (await gateway.store.partition_states()).values()} == {last}
+    changes = await gateway.store.read_changes(0, 1000)
+    firsts = [c.subject_key for c in changes if json.loads(c.snapshot)["list"] == "black"]
+    assert len(firsts) == len(set(firsts)), "no event applied twice"
+
+
+async def test_a_projector_holding_no_partition_does_nothing(gateway: Gateway) -> None:
+    await _post_mix(gateway)
+    idle = Projector(gateway.store, gateway.master_key, POLICY, claims=FixedClaims(0))
+    assert (await idle.step(), await idle.sweep()) == (0, 0)
+    assert await gateway.store.projector_position() == 0
+
+
+async def test_ingest_stores_the_partition_of_each_subject_and_projectors_skip_other_rows_unopened(
+    gateway: Gateway,
+) -> None:
+    market = await gateway.add_source("marketplace")
+    who = merchant(11)
+    await gateway.post(market, event("merchant.registered", merchant=who), webhook_id="r1")
+    partition = partition_of(gateway.master_key.subject_key("uscc", who["id"]))
+    (row,) = await gateway.store.read_inbox()
+    assert row.partitions == 1 << partition
+    (elsewhere,) = await gateway.store.read_inbox(partitions=ALL_PARTITIONS ^ (1 << partition))
+    assert (elsewhere.seq, elsewhere.sealed_body) == (row.seq, None)
 
 
 async def test_one_credit_file_per_subject_whoever_reports_it(gateway: Gateway) -> None:

@@ -32,7 +32,7 @@ from xinyong_gateway.store import (
 )
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-MIGRATIONS = ["0001_initial.sql", "0002_credit_files.sql", "0003_policies.sql"]
+MIGRATIONS = ["0001_initial.sql", "0002_credit_files.sql", "0003_policies.sql", "0004_partitions.sql"]
 
 
 def url_for(path: Path) -> str:

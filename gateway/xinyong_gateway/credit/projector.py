@@ -8,6 +8,14 @@ so every event is applied once. :meth:`Projector.sweep` lets time pass: subjects
 or who earn the red list, get their new status (and feed entry) at the exact instant it took effect, with no
 new event.
 
+**Sharing the work.** Subjects fall into ``PARTITIONS`` partitions by their key; each partition has its own
+position in the inbox. A projector works on the partitions its claims hold (``Store.claim_partitions``: all
+of them on SQLite; on PostgreSQL each live projector takes a fair share, and takes over a dead one's): it
+reads the inbox from the lowest of their positions and applies each event only to its subjects in those
+partitions, past that partition's position. One holder per partition means the events of one subject are
+applied in log order; every commit checks that each partition it writes is still in the state it read, so
+even two projectors that both believe they hold a partition cannot apply an event twice.
+
 A status snapshot names the subject as it may be shown (a USCC in full, a resident id masked), so the
 change feed never carries a resident id; identifiers and names are stored sealed beside the file.
 """
@@ -23,16 +31,23 @@ from typing import Any
 
 import structlog
 
-from xinyong.events import EVENT_TYPES
+from xinyong.events import EVENT_TYPES, EventBase
 from xinyong.subjects import Subject
 from xinyong_gateway.credit.engine import CreditFile, LoggedEvent, Status, subjects_of
 from xinyong_gateway.credit.policy import Policy, parse_policy
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import ProjectionConflictError, StoreError
 from xinyong_gateway.store import ProjectionCommit, Store, StoredEvent, SubjectRow
-from xinyong_gateway.store.base import from_micros, to_micros
+from xinyong_gateway.store.base import (
+    ALL_PARTITIONS,
+    PartitionClaims,
+    from_micros,
+    partition_mask,
+    partition_of,
+    to_micros,
+)
 
-__all__ = ["Projector", "read_logged", "status_document"]
+__all__ = ["Projector", "event_partitions", "read_logged", "status_document"]
 
 _log = structlog.get_logger("xinyong_gateway.projector")
 
@@ -67,8 +82,15 @@ def status_document(row_identity: tuple[str, str, str | None], status: Status) -
     }
 
 
+def event_partitions(event: EventBase, master: MasterKey) -> int:
+    """The bit mask of the projection partitions of the subjects ``event`` is about (stored with its inbox row)."""
+    return partition_mask(master.subject_key(subject.id_type, subject.id) for subject in subjects_of(event).values())
+
+
 def read_logged(row: StoredEvent, master: MasterKey) -> LoggedEvent:
     """An inbox row as the engine takes it: its body unsealed and parsed (as received, whatever the clock says)."""
+    if row.sealed_body is None:
+        raise StoreError(f"Inbox row {row.seq} was read without its body.")
     body = master.open_body(row.source_id, row.webhook_id, row.sealed_body)
     event = EVENT_TYPES[row.event_type].model_validate_json(body, context=_REPLAY_CONTEXT)
     return LoggedEvent(row.seq, row.source_id, event)
@@ -87,14 +109,15 @@ class Projector:
         master: MasterKey,
         policy: Policy,
         *,
-        name: str = "main",
+        claims: PartitionClaims | None = None,
         batch_size: int = 500,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``claims``: the partitions to work on (every one when None, as for a one-off catch-up)."""
         self._store = store
         self._master = master
         self._policy = policy
-        self._name = name
+        self._claims = claims
         self._batch_size = batch_size
         self._clock = clock
 
@@ -137,12 +160,22 @@ class Projector:
         stored: dict[str, SubjectRow],
         *,
         fresh: bool,
+        positions: dict[int, int] | None = None,
     ) -> None:
-        """Apply inbox rows to ``files`` (loading each subject's stored file first, unless ``fresh``)."""
+        """Apply inbox rows to ``files`` (loading each subject's stored file first, unless ``fresh``).
+
+        With ``positions`` (partition → seq applied so far), only subjects of those partitions are touched,
+        and only by rows past their partition's position."""
         keyed: list[tuple[LoggedEvent, str, str, Subject]] = []
-        for item in (read_logged(row, self._master) for row in rows):
+        for row in rows:
+            if row.sealed_body is None:
+                continue  # about none of the partitions asked for
+            item = read_logged(row, self._master)
             for field_name, subject in subjects_of(item.event).items():
-                keyed.append((item, field_name, self._master.subject_key(subject.id_type, subject.id), subject))
+                key = self._master.subject_key(subject.id_type, subject.id)
+                if positions is not None and row.seq <= positions.get(partition_of(key), row.seq):
+                    continue
+                keyed.append((item, field_name, key, subject))
         missing = list({key for _, _, key, _ in keyed if key not in stored and key not in files})
         if missing:
             stored.update(await self._store.load_subjects(missing))
@@ -189,24 +222,32 @@ class Projector:
             )
         return subjects, changes, archived
 
+    async def _held(self) -> int:
+        return await self._claims.acquire() if self._claims is not None else ALL_PARTITIONS
+
     async def step(self) -> int:
-        """Apply the next batch of inbox rows; return how many were applied (0: caught up)."""
+        """Apply the next batch of inbox rows to the partitions held; return how many rows were read (0: caught
+        up, or no partition held)."""
         await self.refresh_policy()
-        position = await self._store.projector_position(self._name)
-        rows = await self._store.read_inbox(position, self._batch_size)
+        held = await self._held()
+        if not held:
+            return 0
+        states = await self._store.partition_states()
+        mine = {partition: state for partition, state in states.items() if held >> partition & 1}
+        positions = {partition: state.position for partition, state in mine.items()}
+        rows = await self._store.read_inbox(min(positions.values()), self._batch_size, partitions=held)
         if not rows:
             return 0
         files: dict[str, CreditFile] = {}
         identities: dict[str, SubjectRow] = {}
         stored: dict[str, SubjectRow] = {}
-        await self._apply_rows(rows, self._policy, files, identities, stored, fresh=False)
+        await self._apply_rows(rows, self._policy, files, identities, stored, fresh=False, positions=positions)
         now = datetime.fromtimestamp(self._clock(), UTC)
         subjects, changes, archived = self._outcome(self._policy, files, identities, stored, now)
+        last = rows[-1].seq
         await self._store.commit_projection(
             ProjectionCommit(
-                name=self._name,
-                expected_position=position,
-                position=rows[-1].seq,
+                partitions=tuple((p, state, max(state.position, last)) for p, state in mine.items()),
                 subjects=tuple(subjects),
                 changes=tuple(changes),
                 recorded_at=to_micros(now),
@@ -227,7 +268,7 @@ class Projector:
         projector that moved meanwhile makes the commit fail (``ProjectionConflictError``) and nothing is
         written. Returns (events replayed, subjects whose decision changed).
         """
-        position = await self._store.projector_position(self._name)
+        states = await self._store.partition_states()
         files: dict[str, CreditFile] = {}
         identities: dict[str, SubjectRow] = {}
         stored: dict[str, SubjectRow] = {}
@@ -241,9 +282,7 @@ class Projector:
         subjects, changes, archived = self._outcome(policy, files, identities, stored, now)
         await self._store.commit_projection(
             ProjectionCommit(
-                name=self._name,
-                expected_position=position,
-                position=after,
+                partitions=tuple((partition, state, after) for partition, state in states.items()),
                 subjects=tuple(subjects),
                 changes=tuple(changes),
                 recorded_at=to_micros(now),
@@ -267,10 +306,16 @@ class Projector:
 
         (The policy in force is refreshed by :meth:`step`, which :meth:`run` and :meth:`catch_up` call first.)"""
         now_us = int(self._clock() * 1_000_000)
-        due = await self._store.due_subjects(now_us, limit)
+        held = await self._held()
+        if not held:
+            return 0
+        # Read the states first: if another projector rewrites one of these subjects after this read, it
+        # bumps its partition's version and this commit fails instead of writing a stale status.
+        states = await self._store.partition_states()
+        due = await self._store.due_subjects(now_us, limit, partitions=held)
         if not due:
             return 0
-        position = await self._store.projector_position(self._name)
+        touched = {partition_of(row.subject_key) for row in due}
         subjects, changes = [], []
         for row in due:
             credit_file = CreditFile.from_json(row.state)
@@ -299,9 +344,7 @@ class Projector:
             )
         await self._store.commit_projection(
             ProjectionCommit(
-                name=self._name,
-                expected_position=position,
-                position=position,
+                partitions=tuple((p, states[p], states[p].position) for p in sorted(touched)),
                 subjects=tuple(subjects),
                 changes=tuple(changes),
                 recorded_at=now_us,
@@ -310,29 +353,44 @@ class Projector:
         return len(due)
 
     async def catch_up(self) -> int:
-        """Apply everything in the inbox now, then let time pass; return the number of events applied."""
+        """Apply everything in the inbox now, then let time pass; return the number of inbox rows read.
+
+        A commit that loses a race with another projector (``ProjectionConflictError``) is retried from the
+        states that projector left."""
         applied = 0
         while True:
-            count = await self.step()
+            try:
+                count = await self.step()
+            except ProjectionConflictError:
+                continue
             applied += count
             if count == 0:
                 break
-        while await self.sweep():
-            pass
+        while True:
+            try:
+                if not await self.sweep():
+                    break
+            except ProjectionConflictError:
+                continue
         return applied
 
     async def run(self, *, idle_interval: float = 0.25) -> None:
-        """Project until cancelled: apply new events as they arrive, sweep due subjects, idle when caught up."""
-        _log.info("projector.started", name=self._name, policy_version=self._policy.version)
-        while True:
-            try:
-                applied = await self.step()
-                swept = await self.sweep()
-            except ProjectionConflictError as exc:
-                _log.warning("projector.conflict", error=str(exc))
-                continue
-            except StoreError as exc:
-                _log.warning("projector.store_error", error=str(exc))
-                applied = swept = 0
-            if applied == 0 and swept == 0:
-                await asyncio.sleep(idle_interval)
+        """Project until cancelled: apply new events as they arrive, sweep due subjects, idle when caught up.
+        The claims end with the run."""
+        _log.info("projector.started", policy_version=self._policy.version)
+        try:
+            while True:
+                try:
+                    applied = await self.step()
+                    swept = await self.sweep()
+                except ProjectionConflictError as exc:
+                    _log.warning("projector.conflict", error=str(exc))
+                    continue
+                except StoreError as exc:
+                    _log.warning("projector.store_error", error=str(exc))
+                    applied = swept = 0
+                if applied == 0 and swept == 0:
+                    await asyncio.sleep(idle_interval)
+        finally:
+            if self._claims is not None:
+                await self._claims.release()

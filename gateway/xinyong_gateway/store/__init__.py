@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from xinyong_gateway.errors import ConfigError
 from xinyong_gateway.store.base import (
+    ALL_PARTITIONS,
+    PARTITIONS,
+    AllPartitions,
     AppendResult,
     AppendStatus,
     InboxEntry,
     NewSourceKey,
+    PartitionClaims,
+    PartitionState,
     ProjectionCommit,
     SchemaStatus,
     SourceKey,
@@ -20,10 +25,15 @@ from xinyong_gateway.store.base import (
 from xinyong_gateway.store.sqlite import SqliteStore, sqlite_path_from_url
 
 __all__ = [
+    "ALL_PARTITIONS",
+    "PARTITIONS",
+    "AllPartitions",
     "AppendResult",
     "AppendStatus",
     "InboxEntry",
     "NewSourceKey",
+    "PartitionClaims",
+    "PartitionState",
     "ProjectionCommit",
     "SchemaStatus",
     "SourceKey",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -19,10 +19,15 @@ from typing import Literal, Self
 from xinyong_gateway.errors import SchemaNotReadyError
 
 __all__ = [
+    "ALL_PARTITIONS",
+    "PARTITIONS",
+    "AllPartitions",
     "AppendResult",
     "AppendStatus",
     "InboxEntry",
     "NewSourceKey",
+    "PartitionClaims",
+    "PartitionState",
     "ProjectionCommit",
     "SchemaStatus",
     "SourceKey",
@@ -31,11 +36,40 @@ __all__ = [
     "Store",
     "StoredEvent",
     "SubjectRow",
+    "classify_appends",
     "from_micros",
+    "partition_mask",
+    "partition_of",
+    "partitions_in",
     "to_micros",
 ]
 
 KeyScheme = Literal["v1", "v1a"]
+
+PARTITIONS = 16
+"""Subjects are split into this many projection partitions by their key's first hex digit. Each partition has
+its own position in the inbox, and one projector at a time holds it, so projectors share the work while the
+events of one subject are applied in order (see ``Projector``)."""
+ALL_PARTITIONS = (1 << PARTITIONS) - 1
+"""The bit mask of every partition: an inbox row that may concern any subject."""
+
+
+def partition_of(subject_key: str) -> int:
+    """The projection partition of a subject (its blind-index key is hex, so the first digit is uniform)."""
+    return int(subject_key[0], 16) % PARTITIONS
+
+
+def partition_mask(subject_keys: Iterable[str]) -> int:
+    """The bit mask of the partitions of these subjects."""
+    mask = 0
+    for key in subject_keys:
+        mask |= 1 << partition_of(key)
+    return mask
+
+
+def partitions_in(mask: int) -> list[int]:
+    """The partitions whose bits are set in ``mask``, in order."""
+    return [partition for partition in range(PARTITIONS) if mask >> partition & 1]
 
 
 def to_micros(moment: datetime) -> int:
@@ -69,6 +103,9 @@ class InboxEntry:
     received_at: int
     """Unix microseconds."""
     sealed_body: bytes
+    partitions: int = ALL_PARTITIONS
+    """Bit mask of the projection partitions of the subjects the event is about (a hint that lets a projector
+    skip rows of other partitions without opening them; all bits when unknown)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +127,9 @@ class StoredEvent:
     signature: str
     received_at: int
     body_digest: bytes
-    sealed_body: bytes
+    sealed_body: bytes | None
+    """None when the row concerns none of the partitions asked for (``read_inbox(partitions=…)``)."""
+    partitions: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,13 +195,21 @@ class StatusChange:
 
 
 @dataclass(frozen=True, slots=True)
-class ProjectionCommit:
-    """What one projector step writes, in one transaction: its effects and its new position together."""
+class PartitionState:
+    """Where a projection partition stands: the seq of the last inbox row applied to it, and a counter of the
+    commits that touched it (so a commit can tell that nobody else wrote the partition since it read)."""
 
-    name: str
-    expected_position: int
-    """The position the step started from; the commit fails if another projector moved it meanwhile."""
-    position: int
+    position: int = 0
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionCommit:
+    """What one projector step writes, in one transaction: its effects and its new positions together."""
+
+    partitions: tuple[tuple[int, PartitionState, int], ...]
+    """``(partition, state read when the step started, new position)`` of every partition the step wrote for.
+    The commit fails unless each partition is still in the state read, and then bumps each one's version."""
     subjects: tuple[SubjectRow, ...]
     changes: tuple[tuple[str, str, int], ...]
     """``(subject_key, snapshot, effective_at)`` to append to the change feed, in order."""
@@ -184,6 +231,64 @@ class SchemaStatus:
     @property
     def ready(self) -> bool:
         return not self.pending
+
+
+def classify_appends(
+    entries: Sequence[InboxEntry],
+    stored: Mapping[tuple[str, str], tuple[int, bytes]],
+    inserted_now: Callable[[int], bool],
+) -> list[AppendResult]:
+    """The results of a bulk append, as ``append`` called for each entry in order would answer.
+
+    ``stored`` maps every entry's ``(source_id, webhook_id)`` to the ``(seq, body_digest)`` of its row after
+    the insert; ``inserted_now(seq)`` tells a row this transaction stored. Such a row is the first entry's
+    with that id (accepted); every other entry is a duplicate (same digest) or a conflict of the stored row."""
+    results: list[AppendResult] = []
+    claimed: set[tuple[str, str]] = set()
+    for e in entries:
+        key = (e.source_id, e.webhook_id)
+        seq, digest = stored[key]
+        if key not in claimed and inserted_now(seq):
+            claimed.add(key)
+            results.append(AppendResult(AppendStatus.ACCEPTED, seq))
+        else:
+            status = AppendStatus.DUPLICATE if digest == e.body_digest else AppendStatus.CONFLICT
+            results.append(AppendResult(status, seq))
+    return results
+
+
+class PartitionClaims(ABC):
+    """The projection partitions one projector may work on, shared with other processes' projectors.
+
+    A projector calls :meth:`acquire` between steps (never during one): it returns the mask of partitions held
+    now, having taken free ones or let go of some so that every live projector holds a fair share. Claims
+    are an efficiency device (projectors do not duplicate work); the guarantee that an event is applied once
+    is the commit's check of each partition's state. A claim ends when :meth:`release` is called or the
+    process dies."""
+
+    @abstractmethod
+    async def acquire(self) -> int: ...
+
+    @abstractmethod
+    async def release(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.release()
+
+
+class AllPartitions(PartitionClaims):
+    """Every partition, always: the one projector of an embedded (single-process) database."""
+
+    async def acquire(self) -> int:
+        return ALL_PARTITIONS
+
+    async def release(self) -> None:
+        return None
 
 
 class Store(ABC):
@@ -252,16 +357,31 @@ class Store(ABC):
         before it stay stored (appending the same entries again answers duplicate for them)."""
 
     @abstractmethod
-    async def read_inbox(self, after_seq: int = 0, limit: int = 1000) -> list[StoredEvent]:
-        """Inbox rows with ``seq > after_seq`` in log order."""
+    async def read_inbox(
+        self, after_seq: int = 0, limit: int = 1000, *, partitions: int = ALL_PARTITIONS
+    ) -> list[StoredEvent]:
+        """Inbox rows with ``seq > after_seq`` in log order; a row whose ``partitions`` mask has no bit of
+        ``partitions`` comes without its body (``sealed_body`` None).
+
+        A row is returned only once every row with a lower seq is committed: a reader that pages by seq never
+        misses a row that commits later (commits may not come out of order)."""
 
     @abstractmethod
     async def inbox_count(self) -> int: ...
 
     # -- credit files (the projector) -----------------------------------------------------------------
     @abstractmethod
-    async def projector_position(self, name: str = "main") -> int:
-        """The seq of the last inbox row the named projector applied (0 before the first)."""
+    async def partition_states(self) -> dict[int, PartitionState]:
+        """Every projection partition's state (``PartitionState()`` for one never written)."""
+
+    async def projector_position(self) -> int:
+        """The seq up to which every inbox row is applied to every partition (0 before the first)."""
+        return min(state.position for state in (await self.partition_states()).values())
+
+    @abstractmethod
+    def claim_partitions(self) -> PartitionClaims:
+        """Claims on projection partitions for one projector, shared fairly with the projectors of other
+        processes that hold claims on this database (see :class:`PartitionClaims`)."""
 
     @abstractmethod
     async def load_subjects(self, keys: Sequence[str]) -> dict[str, SubjectRow]:
@@ -271,7 +391,7 @@ class Store(ABC):
     async def commit_projection(self, commit: ProjectionCommit) -> None:
         """Write a projector step atomically: subjects, feed entries and the new position, or nothing.
 
-        Raises ``ProjectionConflictError`` when the position is no longer ``expected_position``, and
+        Raises ``ProjectionConflictError`` when a partition is no longer in the state the commit expects, and
         ``PolicyVersionError`` when ``adopt_policy`` reuses a recorded version with another text."""
 
     @abstractmethod
@@ -283,12 +403,14 @@ class Store(ABC):
         """Every adopted policy: ``(version, adopted_at unix microseconds, active)``, oldest first."""
 
     @abstractmethod
-    async def due_subjects(self, now: int, limit: int) -> list[SubjectRow]:
-        """Subjects whose ``next_change_at`` is at or before ``now`` (unix microseconds), earliest first."""
+    async def due_subjects(self, now: int, limit: int, *, partitions: int = ALL_PARTITIONS) -> list[SubjectRow]:
+        """Subjects of these partitions whose ``next_change_at`` is at or before ``now`` (unix microseconds),
+        earliest first."""
 
     @abstractmethod
     async def read_changes(self, after: int = 0, limit: int = 100) -> list[StatusChange]:
-        """Change-feed entries with ``change_id > after``, in order."""
+        """Change-feed entries with ``change_id > after``, in order. As with the inbox, an entry is returned
+        only once every entry with a lower ``change_id`` is committed, so a follower never misses one."""
 
     @abstractmethod
     async def subject_changes(self, subject_key: str) -> list[StatusChange]:

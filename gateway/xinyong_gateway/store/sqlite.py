@@ -34,10 +34,15 @@ from xinyong_gateway.errors import (
     StoreUnavailableError,
 )
 from xinyong_gateway.store.base import (
+    ALL_PARTITIONS,
+    PARTITIONS,
+    AllPartitions,
     AppendResult,
     AppendStatus,
     InboxEntry,
     NewSourceKey,
+    PartitionClaims,
+    PartitionState,
     ProjectionCommit,
     SchemaStatus,
     SourceKey,
@@ -46,29 +51,32 @@ from xinyong_gateway.store.base import (
     Store,
     StoredEvent,
     SubjectRow,
+    classify_appends,
     from_micros,
+    partition_of,
     to_micros,
 )
+from xinyong_gateway.store.group_commit import GroupCommit, Outcome, PendingAppend, settle
 
 __all__ = ["SqliteStore", "sqlite_path_from_url"]
 
 T = TypeVar("T")
 
-_MAX_BATCH = 1024
 _SELECT_SUBJECTS_BY_KEYS = (
     "SELECT subject_key, id_type, display_id, display_name, sealed_id, sealed_name, state, status, next_change_at"
     " FROM subjects WHERE subject_key IN (SELECT value FROM json_each(?))"
 )
 _SELECT_DUE_SUBJECTS = (
     "SELECT subject_key, id_type, display_id, display_name, sealed_id, sealed_name, state, status, next_change_at"
-    " FROM subjects WHERE next_change_at IS NOT NULL AND next_change_at <= ? ORDER BY next_change_at LIMIT ?"
+    " FROM subjects WHERE next_change_at IS NOT NULL AND next_change_at <= ? AND (? >> partition) & 1"
+    " ORDER BY next_change_at LIMIT ?"
 )
 _BUSY_TIMEOUT_MS = 5000
 _BULK_CHUNK = 5000
 """Rows per transaction on the bulk path (``append_many``)."""
 _INSERT_INBOX_UNLESS_STORED = (
     "INSERT INTO inbox (source_id, webhook_id, body_digest, event_type, webhook_timestamp, signature, received_at,"
-    " body) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source_id, webhook_id) DO NOTHING"
+    " body, partitions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source_id, webhook_id) DO NOTHING"
 )
 _LAST_SEQ = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'inbox'), 0)"
 """The last inbox seq AUTOINCREMENT handed out (never reused, even if that row were gone)."""
@@ -116,14 +124,8 @@ def _statements(script: str) -> list[str]:
 
 
 @dataclass(slots=True)
-class _Append:
-    entry: InboxEntry
-    future: asyncio.Future[AppendResult]
-
-
-@dataclass(slots=True)
 class _AppendBatch:
-    appends: list[_Append]
+    appends: list[PendingAppend]
 
 
 @dataclass(slots=True)
@@ -145,9 +147,7 @@ class SqliteStore(Store):
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: sqlite3.Connection | None = None
-        self._pending: list[_Append] = []
-        self._in_flight = False
-        self._flush_scheduled = False
+        self._group = GroupCommit(lambda batch: self._queue.put(_AppendBatch(batch)))
 
     @property
     def path(self) -> Path:
@@ -171,11 +171,13 @@ class SqliteStore(Store):
             self._thread.join()
             self._thread = None
             raise
+        self._group.start(self._loop)
 
     async def close(self) -> None:
         thread, self._thread = self._thread, None
         if thread is None:
             return
+        self._group.stop()
         self._queue.put(_STOP)
         await asyncio.to_thread(thread.join)
 
@@ -199,9 +201,9 @@ class SqliteStore(Store):
         try:
             self._conn = self._connect()
         except StoreError as exc:
-            loop.call_soon_threadsafe(_settle, ready, None, exc)
+            loop.call_soon_threadsafe(settle, ready, None, exc)
             return
-        loop.call_soon_threadsafe(_settle, ready, None, None)
+        loop.call_soon_threadsafe(settle, ready, None, None)
         conn = self._conn
         try:
             while True:
@@ -216,20 +218,18 @@ class SqliteStore(Store):
                 except Exception as exc:  # never leave a request waiting on a future nobody will settle
                     error = StoreUnavailableError(f"The SQLite writer failed: {exc}.")
                     if isinstance(item, _AppendBatch):
-                        failed: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = [
-                            (a.future, None, error) for a in item.appends
-                        ]
-                        loop.call_soon_threadsafe(self._batch_done, failed)
+                        failed: list[Outcome] = [(a.future, None, error) for a in item.appends]
+                        loop.call_soon_threadsafe(self._group.done, failed)
                     elif isinstance(item, _Job):
-                        loop.call_soon_threadsafe(_settle, item.future, None, error)
+                        loop.call_soon_threadsafe(settle, item.future, None, error)
         finally:
             conn.close()
             self._conn = None
 
     def _commit_appends(
-        self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop, appends: list[_Append]
+        self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop, appends: list[PendingAppend]
     ) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        outcomes: list[Outcome] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -237,9 +237,7 @@ class SqliteStore(Store):
                 for item in appends:
                     e = item.entry
                     cur.execute(
-                        "INSERT INTO inbox (source_id, webhook_id, body_digest, event_type, webhook_timestamp,"
-                        " signature, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                        " ON CONFLICT (source_id, webhook_id) DO NOTHING",
+                        _INSERT_INBOX_UNLESS_STORED,
                         (
                             e.source_id,
                             e.webhook_id,
@@ -249,6 +247,7 @@ class SqliteStore(Store):
                             e.signature,
                             e.received_at,
                             e.sealed_body,
+                            e.partitions,
                         ),
                     )
                     if cur.rowcount == 1:
@@ -269,7 +268,7 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             error = StoreUnavailableError(f"The inbox could not commit: {exc}.")
             outcomes = [(item.future, None, error) for item in appends]
-        loop.call_soon_threadsafe(self._batch_done, outcomes)
+        loop.call_soon_threadsafe(self._group.done, outcomes)
 
     def _run_job(self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop, job: _Job) -> None:
         try:
@@ -285,11 +284,11 @@ class SqliteStore(Store):
             else:
                 value = job.fn(conn)
         except sqlite3.Error as exc:
-            loop.call_soon_threadsafe(_settle, job.future, None, StoreUnavailableError(f"SQLite error: {exc}."))
+            loop.call_soon_threadsafe(settle, job.future, None, StoreUnavailableError(f"SQLite error: {exc}."))
         except Exception as exc:  # a domain error raised by the job itself travels back unchanged
-            loop.call_soon_threadsafe(_settle, job.future, None, exc)
+            loop.call_soon_threadsafe(settle, job.future, None, exc)
         else:
-            loop.call_soon_threadsafe(_settle, job.future, value, None)
+            loop.call_soon_threadsafe(settle, job.future, value, None)
 
     def _submit(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> asyncio.Future[T]:
         if self._thread is None or self._loop is None:
@@ -352,31 +351,7 @@ class SqliteStore(Store):
     # -- inbox -------------------------------------------------------------------------------------
     def append(self, entry: InboxEntry) -> asyncio.Future[AppendResult]:
         # Not a coroutine: the hot path hands the entry over and awaits the future directly.
-        if self._loop is None:
-            raise StoreError("The store is not open.")
-        future: asyncio.Future[AppendResult] = self._loop.create_future()
-        self._pending.append(_Append(entry, future))
-        if not self._in_flight and not self._flush_scheduled:
-            # Send at the end of this turn of the loop, so that appends made in the same turn travel together.
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-        return future
-
-    def _flush(self) -> None:
-        """(Event loop) Hand the pending appends to the writer as one batch, unless a batch is in flight."""
-        self._flush_scheduled = False
-        if self._in_flight or not self._pending:
-            return
-        batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
-        self._in_flight = True
-        self._queue.put(_AppendBatch(batch))
-
-    def _batch_done(self, outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-        """(Event loop) Settle a committed batch and send what queued up meanwhile: the next group commit."""
-        self._in_flight = False
-        _settle_all(outcomes)
-        if self._pending:
-            self._flush()
+        return self._group.append(entry)
 
     def append_many(self, entries: Sequence[InboxEntry]) -> Awaitable[list[AppendResult]]:
         # The bulk path (import): one writer job and one transaction per chunk, so one fsync stores thousands
@@ -388,12 +363,16 @@ class SqliteStore(Store):
         ]
         return _concatenated(jobs)
 
-    async def read_inbox(self, after_seq: int = 0, limit: int = 1000) -> list[StoredEvent]:
+    async def read_inbox(
+        self, after_seq: int = 0, limit: int = 1000, *, partitions: int = ALL_PARTITIONS
+    ) -> list[StoredEvent]:
+        # One writer commits in seq order, so every row below a visible one is visible: no row is missed.
         def read(conn: sqlite3.Connection) -> list[StoredEvent]:
             rows = conn.execute(
                 "SELECT seq, source_id, webhook_id, event_type, webhook_timestamp, signature, received_at,"
-                " body_digest, body FROM inbox WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after_seq, limit),
+                " body_digest, CASE WHEN partitions & ? THEN body END, partitions"
+                " FROM inbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                (partitions, after_seq, limit),
             ).fetchall()
             return [StoredEvent(*row) for row in rows]
 
@@ -403,12 +382,13 @@ class SqliteStore(Store):
         return await self._submit(lambda conn: int(conn.execute("SELECT count(*) FROM inbox").fetchone()[0]))
 
     # -- credit files (the projector) ----------------------------------------------------------------
-    async def projector_position(self, name: str = "main") -> int:
-        def read(conn: sqlite3.Connection) -> int:
-            row = conn.execute("SELECT position FROM projector WHERE name = ?", (name,)).fetchone()
-            return int(row[0]) if row else 0
+    async def partition_states(self) -> dict[int, PartitionState]:
+        return await self._submit(_partition_states)
 
-        return await self._submit(read)
+    def claim_partitions(self) -> PartitionClaims:
+        # One process serves an embedded database: its projector holds every partition. (A second projector,
+        # say ``project`` run beside ``serve``, is kept safe by the commit's check of each partition's state.)
+        return AllPartitions()
 
     async def load_subjects(self, keys: Sequence[str]) -> dict[str, SubjectRow]:
         def read(conn: sqlite3.Connection) -> dict[str, SubjectRow]:
@@ -422,21 +402,22 @@ class SqliteStore(Store):
 
     async def commit_projection(self, commit: ProjectionCommit) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            row = conn.execute("SELECT position FROM projector WHERE name = ?", (commit.name,)).fetchone()
-            if (int(row[0]) if row else 0) != commit.expected_position:
-                raise ProjectionConflictError(
-                    f"Projector {commit.name!r} moved past position {commit.expected_position} meanwhile."
-                )
+            states = _partition_states(conn)
+            for partition, expected, _ in commit.partitions:
+                if states[partition] != expected:
+                    raise ProjectionConflictError(
+                        f"Projection partition {partition} was written by another projector meanwhile."
+                    )
             conn.executemany(
                 "INSERT INTO subjects (subject_key, id_type, display_id, display_name, sealed_id, sealed_name,"
-                " state, status, next_change_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " state, status, next_change_at, updated_at, partition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (subject_key) DO UPDATE SET display_name = excluded.display_name,"
                 " sealed_name = excluded.sealed_name, state = excluded.state, status = excluded.status,"
                 " next_change_at = excluded.next_change_at, updated_at = excluded.updated_at",
                 [
                     (
                         r.subject_key, r.id_type, r.display_id, r.display_name, r.sealed_id, r.sealed_name,
-                        r.state, r.status, r.next_change_at, commit.recorded_at,
+                        r.state, r.status, r.next_change_at, commit.recorded_at, partition_of(r.subject_key),
                     )
                     for r in commit.subjects
                 ],
@@ -465,20 +446,17 @@ class SqliteStore(Store):
                 "INSERT INTO archived_records (subject_key, record, archived_at) VALUES (?, ?, ?)",
                 [(key, record, commit.recorded_at) for key, record in commit.archived],
             )
-            conn.execute(
-                "INSERT INTO projector (name, position) VALUES (?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-                (commit.name, commit.position),
+            conn.executemany(
+                "INSERT INTO projection_partitions (partition, position, version) VALUES (?, ?, 1)"
+                " ON CONFLICT (partition) DO UPDATE SET position = excluded.position, version = version + 1",
+                [(partition, position) for partition, _, position in commit.partitions],
             )
 
         await self._submit(write, write=True)
 
-    async def due_subjects(self, now: int, limit: int) -> list[SubjectRow]:
+    async def due_subjects(self, now: int, limit: int, *, partitions: int = ALL_PARTITIONS) -> list[SubjectRow]:
         def read(conn: sqlite3.Connection) -> list[SubjectRow]:
-            rows = conn.execute(
-                _SELECT_DUE_SUBJECTS,
-                (now, limit),
-            ).fetchall()
+            rows = conn.execute(_SELECT_DUE_SUBJECTS, (now, partitions, limit)).fetchall()
             return [SubjectRow(*row) for row in rows]
 
         return await self._submit(read)
@@ -637,7 +615,7 @@ def _insert_chunk(conn: sqlite3.Connection, chunk: Sequence[InboxEntry]) -> list
         [
             (
                 e.source_id, e.webhook_id, e.body_digest, e.event_type, e.webhook_timestamp, e.signature,
-                e.received_at, e.sealed_body,
+                e.received_at, e.sealed_body, e.partitions,
             )
             for e in chunk
         ],
@@ -655,18 +633,7 @@ def _insert_chunk(conn: sqlite3.Connection, chunk: Sequence[InboxEntry]) -> list
     for source_id, webhook_ids in by_source.items():
         for webhook_id, seq, digest in conn.execute(_SELECT_STORED_IDS, (source_id, json.dumps(webhook_ids))):
             stored[(source_id, webhook_id)] = (seq, bytes(digest))
-    results: list[AppendResult] = []
-    claimed: set[tuple[str, str]] = set()
-    for e in chunk:
-        key = (e.source_id, e.webhook_id)
-        seq, digest = stored[key]
-        if seq > before and key not in claimed:
-            claimed.add(key)
-            results.append(AppendResult(AppendStatus.ACCEPTED, seq))
-        else:
-            status = AppendStatus.DUPLICATE if digest == e.body_digest else AppendStatus.CONFLICT
-            results.append(AppendResult(status, seq))
-    return results
+    return classify_appends(chunk, stored, lambda seq: seq > before)
 
 
 async def _concatenated(jobs: list[asyncio.Future[list[AppendResult]]]) -> list[AppendResult]:
@@ -704,15 +671,8 @@ def _source_record(row: tuple[Any, ...], keys: list[tuple[Any, ...]]) -> SourceR
     )
 
 
-def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
-    if future.done():  # the awaiting request was cancelled (client went away); the result is moot
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)
-
-
-def _settle_all(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for future, value, error in outcomes:
-        _settle(future, value, error)
+def _partition_states(conn: sqlite3.Connection) -> dict[int, PartitionState]:
+    states = dict.fromkeys(range(PARTITIONS), PartitionState())
+    for partition, position, version in conn.execute("SELECT partition, position, version FROM projection_partitions"):
+        states[partition] = PartitionState(position, version)
+    return states
