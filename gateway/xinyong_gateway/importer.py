@@ -43,9 +43,11 @@ import pydantic_core
 
 from xinyong import problems
 from xinyong.events import SourceKind
+from xinyong_gateway.credit.engine import subjects_of
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import EventRejectedError, GatewayError
 from xinyong_gateway.store import AppendResult, AppendStatus, InboxEntry, SourceRecord, Store
+from xinyong_gateway.store.base import partition_mask
 from xinyong_gateway.validation import check_event, parse_body
 
 __all__ = ["IMPORT_SIGNATURE", "ImportProgress", "Importer", "Rejection", "RejectsFile", "check_lines"]
@@ -83,6 +85,9 @@ class _Checked:
     """The body to store; None when it is the line itself."""
     event_type: str
     webhook_timestamp: int
+    subjects: tuple[tuple[str, str], ...]
+    """``(id_type, id)`` of the subjects the event is about: the parent derives their partitions (under the
+    master key, which workers never see)."""
 
 
 def check_lines(lines: list[tuple[int, bytes]], kind: SourceKind, body_limit: int, now: float) -> list[Any]:
@@ -105,7 +110,8 @@ def _check_line(number: int, line: bytes, kind: SourceKind, body_limit: int, now
     # pydantic_core.to_json writes what json.dumps(document, separators=(",", ":"), ensure_ascii=False) does for
     # every document that passed (events hold no fractional numbers, where they differ; tests hold both), faster.
     body = pydantic_core.to_json(document) if webhook_id is not None else None
-    return _Checked(webhook_id, body, event.type, int(event.timestamp.timestamp()))
+    subjects = tuple((subject.id_type, subject.id) for subject in subjects_of(event).values())
+    return _Checked(webhook_id, body, event.type, int(event.timestamp.timestamp()), subjects)
 
 
 def _checked_webhook_id(value: Any) -> str:
@@ -314,6 +320,7 @@ class Importer:
                     signature=IMPORT_SIGNATURE,
                     received_at=received_at,
                     sealed_body=master.seal_body(source_id, webhook_id, body),
+                    partitions=partition_mask(master.subject_key(*subject) for subject in verdict.subjects),
                 )
             )
             chunk.line_numbers.append(number)

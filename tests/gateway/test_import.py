@@ -29,6 +29,7 @@ from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.importer import IMPORT_SIGNATURE
 from xinyong_gateway.store import AppendResult, AppendStatus, InboxEntry, StoredEvent, open_store
 from xinyong_gateway.store import sqlite as sqlite_store
+from xinyong_gateway.store.base import partition_of
 
 MASTER = MasterKey.from_text(TEST_MASTER_KEY)
 
@@ -121,6 +122,22 @@ def test_import_counts_accepted_duplicate_and_rejected_lines(
     assert summary["rejected_file"] == str(tmp_path / "events.ndjson.rejected.ndjson")
     assert isinstance(summary["elapsed_s"], float)
     assert len(stored(url)) == 3
+
+
+def test_imported_rows_carry_the_partitions_of_their_subjects(
+    capsys: pytest.CaptureFixture[str], url: str, market: str, tmp_path: Path
+) -> None:
+    lines = [complaint(n) for n in range(20)]
+    status, _, _ = run_import(capsys, url, write_lines(tmp_path / "events.ndjson", lines), market)
+    assert status == 0
+    master = MASTER
+    by_id = {line["data"]["complaint_id"]: line["data"]["merchant"]["id"] for line in lines}
+    rows = stored(url)
+    for row in rows:
+        assert row.sealed_body is not None
+        body = json.loads(master.open_body(row.source_id, row.webhook_id, row.sealed_body))
+        assert row.partitions == 1 << partition_of(master.subject_key("uscc", by_id[body["data"]["complaint_id"]]))
+    assert len({row.partitions for row in rows}) > 1
 
 
 def test_importing_the_same_file_again_answers_duplicate_for_every_line_and_stores_nothing(
