@@ -347,9 +347,9 @@ class Sampler:
             while not self._stop.is_set():
                 with contextlib.suppress(sqlite3.OperationalError):
                     row = conn.execute("SELECT seq, received_at FROM inbox ORDER BY seq DESC LIMIT 1").fetchone()
-                    pos = conn.execute("SELECT position FROM projector WHERE name = 'main'").fetchone()
+                    pos = conn.execute("SELECT min(position) FROM projection_partitions").fetchone()
                     now_us = time.time_ns() // 1000
-                    self.samples.append((now_us, row[0] if row else 0, row[1] if row else 0, pos[0] if pos else 0))
+                    self.samples.append((now_us, row[0] if row else 0, row[1] if row else 0, (pos[0] if pos else 0) or 0))
                 self._stop.wait(SAMPLE_INTERVAL)
 
     def start(self) -> None:
@@ -445,7 +445,7 @@ def seed_store(args: argparse.Namespace, url: str, scratch: Path) -> tuple[Signi
 
 def cold_projection(args: argparse.Namespace, url: str, db_path: Path) -> dict[str, Any]:
     with contextlib.closing(sqlite3.connect(db_path)) as conn:
-        position = conn.execute("SELECT coalesce(max(position), 0) FROM projector").fetchone()[0]
+        position = conn.execute("SELECT coalesce(max(position), 0) FROM projection_partitions").fetchone()[0]
         total = conn.execute("SELECT count(*) FROM inbox").fetchone()[0]
     if position:
         raise BenchError(f"the projector already ran on the seeded store (position {position})")
