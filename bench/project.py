@@ -457,7 +457,7 @@ def cold_projection(args: argparse.Namespace, url: str, db_path: Path) -> dict[s
     if done.returncode != 0:
         raise BenchError(f"project --once failed: {done.stderr.strip()[-1000:]}")
     with contextlib.closing(sqlite3.connect(db_path)) as conn:
-        position = conn.execute("SELECT position FROM projector WHERE name = 'main'").fetchone()[0]
+        position = conn.execute("SELECT min(position) FROM projection_partitions").fetchone()[0]
         subjects = conn.execute("SELECT count(*) FROM subjects").fetchone()[0]
     rate = total / elapsed
     print(
