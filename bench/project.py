@@ -347,9 +347,9 @@ class Sampler:
             while not self._stop.is_set():
                 with contextlib.suppress(sqlite3.OperationalError):
                     row = conn.execute("SELECT seq, received_at FROM inbox ORDER BY seq DESC LIMIT 1").fetchone()
-                    pos = conn.execute("SELECT min(position) FROM projection_partitions").fetchone()
+                    pos = conn.execute("SELECT coalesce(min(position), 0) FROM projection_partitions").fetchone()[0]
                     now_us = time.time_ns() // 1000
-                    self.samples.append((now_us, row[0] if row else 0, row[1] if row else 0, (pos[0] if pos else 0) or 0))
+                    self.samples.append((now_us, row[0] if row else 0, row[1] if row else 0, pos))
                 self._stop.wait(SAMPLE_INTERVAL)
 
     def start(self) -> None:

@@ -23,7 +23,9 @@ class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="XINYONG_", extra="ignore", frozen=True)
 
     database_url: str = DEFAULT_DATABASE_URL
-    """``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (PostgreSQL comes later)."""
+    """``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, or ``postgresql://user@host:port/db``
+    (any number of gateway processes on one database; ``?search_path=schema`` picks the schema, and a password
+    in the URL never appears in messages). PostgreSQL needs ``XINYONG_MASTER_KEY``."""
     master_key: SecretStr | None = None
     """Base64 of 32 random bytes. On SQLite it may instead live in a 0600 key file beside the database."""
     host: str = "127.0.0.1"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from xinyong_gateway.errors import ConfigError
 from xinyong_gateway.store.base import (
     ALL_PARTITIONS,
@@ -24,6 +26,9 @@ from xinyong_gateway.store.base import (
 )
 from xinyong_gateway.store.sqlite import SqliteStore, sqlite_path_from_url
 
+if TYPE_CHECKING:
+    from xinyong_gateway.store.postgresql import PostgresStore
+
 __all__ = [
     "ALL_PARTITIONS",
     "PARTITIONS",
@@ -34,6 +39,7 @@ __all__ = [
     "NewSourceKey",
     "PartitionClaims",
     "PartitionState",
+    "PostgresStore",
     "ProjectionCommit",
     "SchemaStatus",
     "SourceKey",
@@ -53,5 +59,19 @@ def open_store(url: str) -> Store:
     if url.startswith("sqlite:"):
         return SqliteStore(url)
     if url.startswith(("postgresql:", "postgres:")):
-        raise ConfigError("The PostgreSQL backend is not available in this version; use a sqlite:/// URL.")
-    raise ConfigError(f"Unsupported database URL scheme in {url.split(':', 1)[0]!r}: use sqlite:///path/to/file.db.")
+        from xinyong_gateway.store.postgresql import PostgresStore
+
+        return PostgresStore(url)
+    raise ConfigError(
+        f"Unsupported database URL scheme in {url.split(':', 1)[0]!r}:"
+        " use sqlite:///path/to/file.db or postgresql://user@host:port/db."
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # asyncpg is imported only when a PostgreSQL database is used (it costs every SQLite command otherwise).
+    if name == "PostgresStore":
+        from xinyong_gateway.store.postgresql import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from types import TracebackType
 from typing import Literal, Self
 
@@ -38,6 +39,7 @@ __all__ = [
     "SubjectRow",
     "classify_appends",
     "from_micros",
+    "packaged_migrations",
     "partition_mask",
     "partition_of",
     "partitions_in",
@@ -231,6 +233,18 @@ class SchemaStatus:
     @property
     def ready(self) -> bool:
         return not self.pending
+
+
+def packaged_migrations(backend: str) -> list[tuple[int, str, str]]:
+    """``(version, name, sql)`` of a backend's numbered migrations (``migrations/<backend>/NNNN_name.sql``), in
+    order."""
+    folder = resources.files("xinyong_gateway.store") / "migrations" / backend
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
 
 
 def classify_appends(

@@ -20,7 +20,6 @@ import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
@@ -53,6 +52,7 @@ from xinyong_gateway.store.base import (
     SubjectRow,
     classify_appends,
     from_micros,
+    packaged_migrations,
     partition_of,
     to_micros,
 )
@@ -95,17 +95,6 @@ def sqlite_path_from_url(url: str) -> Path:
     if path == ":memory:" or "?" in path:
         raise ConfigError("The SQLite store needs a file path; in-memory databases and URL options are not supported.")
     return Path(path)
-
-
-def _migrations() -> list[tuple[int, str, str]]:
-    """(version, name, sql) of the packaged SQLite migrations, in order."""
-    folder = resources.files("xinyong_gateway.store") / "migrations" / "sqlite"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            version = int(entry.name.split("_", 1)[0])
-            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
 
 
 def _statements(script: str) -> list[str]:
@@ -310,7 +299,7 @@ class SqliteStore(Store):
         def apply(conn: sqlite3.Connection) -> list[str]:
             applied: list[str] = []
             done = self._applied_versions(conn)
-            for version, name, sql in _migrations():
+            for version, name, sql in packaged_migrations("sqlite"):
                 if version in done:
                     continue
                 for statement in _statements(sql):
@@ -330,7 +319,7 @@ class SqliteStore(Store):
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
             ).fetchone()
             done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")} if exists else set()
-            all_migrations = _migrations()
+            all_migrations = packaged_migrations("sqlite")
             pending = tuple(name for version, name, _ in all_migrations if version not in done)
             latest = all_migrations[-1][0] if all_migrations else 0
             return SchemaStatus(current=max(done, default=0), latest=latest, pending=pending)
