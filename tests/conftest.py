@@ -1,13 +1,19 @@
-"""Suite-wide settings: hypothesis profiles (``HYPOTHESIS_PROFILE=ci`` in CI); no silent skips under CI."""
+"""Suite-wide settings: hypothesis profiles (``HYPOTHESIS_PROFILE=ci`` in CI); no silent skips under CI; the
+databases every backend-agnostic test runs on (``database_url``: SQLite and PostgreSQL, see ``tests/postgres.py``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Generator
+import secrets
+from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from tests import postgres
 
 settings.register_profile("dev", max_examples=100, deadline=None)
 # CI runs on 2 shared cores: fewer examples, no per-example deadline (timing is never asserted).
@@ -26,3 +32,45 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which must run every test: {reason}"
+
+
+# -- databases ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a PostgreSQL database for the session: ``XINYONG_TEST_POSTGRES_URL`` if set, else a throwaway
+    cluster (``initdb``/``pg_ctl`` on the PATH) stopped at the end, else the test is skipped saying so.
+
+    With pytest-xdist each worker has its own session (and its own throwaway cluster); schemas keep them apart."""
+    if postgres.CONFIGURED_URL is not None:
+        yield postgres.CONFIGURED_URL
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres.throwaway_cluster())
+        except postgres.ClusterUnavailableError as exc:
+            pytest.skip(str(exc))
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty schema on the PostgreSQL server, as the server URL with ``?search_path=t_<hex>``; the schema
+    is dropped with everything in it after the test."""
+    schema = f"t_{secrets.token_hex(8)}"
+    postgres.execute(postgres_server, f"CREATE SCHEMA {schema}")
+    try:
+        yield postgres.with_search_path(postgres_server, schema)
+    finally:
+        postgres.execute(postgres_server, f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of each backend: a new SQLite file in ``tmp_path``, or a new PostgreSQL schema
+    (``postgres_url``, asked for only here, so a run of the SQLite half needs no server)."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return f"sqlite:///{tmp_path / 'gateway.db'}"

@@ -1,8 +1,13 @@
-"""A real gateway for each test: the aiohttp app on a localhost port, on a fresh SQLite file.
+"""A real gateway for each test: the aiohttp app on a localhost port, on a fresh database of each backend.
+
+``gateway_settings`` takes ``database_url`` (``tests/conftest.py``), so every test that uses the ``gateway`` fixture
+runs twice: on a new SQLite file (``[sqlite]``) and on a new PostgreSQL schema (``[postgresql]``). Helpers that
+look at the database behind the store's back (``inbox_refuses_inserts``, ``database_rows``, ``at_rest_holding``)
+know both backends.
 
 Also: ``assert_problem`` (status, problem ``type`` and ``application/problem+json`` in one check),
 ``eventually`` (poll a condition with a deadline instead of sleeping a fixed time) and ``served_gateway``
-(the real ``xinyong-gateway serve`` in a subprocess, once per module, for synchronous clients such as
+(the real ``xinyong-gateway serve`` in a subprocess on SQLite, once per module, for synchronous clients such as
 hypothesis tests)."""
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import asyncpg
 import pytest
 import structlog
 from aiohttp import ClientResponse
@@ -39,7 +46,7 @@ from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.logs import configure_logging
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.sources import add_source
-from xinyong_gateway.store import Store, open_store
+from xinyong_gateway.store import Store, open_store, sqlite_path_from_url
 from xinyong_gateway.web_app import MASTER_KEY, REGISTRY, STORE, create_app
 
 TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
@@ -83,7 +90,14 @@ class Gateway:
 
     client: TestClient[Any, Any]
     settings: GatewaySettings
-    db_path: Path
+    folder: Path
+    """A folder of the test's own for the files it writes (policy files, say); the SQLite database lives here."""
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file when the backend is SQLite; None on PostgreSQL."""
+        url = self.settings.database_url
+        return sqlite_path_from_url(url) if is_sqlite(url) else None
 
     @property
     def base_url(self) -> str:
@@ -173,10 +187,11 @@ class Gateway:
 
 
 @pytest.fixture
-def gateway_settings(tmp_path: Path, request: pytest.FixtureRequest) -> GatewaySettings:
-    """Settings of the test gateway; a test module that drives projection itself sets ``RUN_PROJECTOR = False``."""
+def gateway_settings(database_url: str, request: pytest.FixtureRequest) -> GatewaySettings:
+    """Settings of the test gateway, on each backend; a module that drives projection itself sets
+    ``RUN_PROJECTOR = False``."""
     return GatewaySettings(
-        database_url=f"sqlite:///{tmp_path / 'gateway.db'}",
+        database_url=database_url,
         master_key=TEST_MASTER_KEY,
         source_refresh_interval=0.2,
         log_format="json",
@@ -189,23 +204,102 @@ async def gateway(gateway_settings: GatewaySettings, aiohttp_client: Any, tmp_pa
     async with open_store(gateway_settings.database_url) as store:
         await store.migrate()
     client = await aiohttp_client(create_app(gateway_settings))
-    yield Gateway(client, gateway_settings, tmp_path / "gateway.db")
+    yield Gateway(client, gateway_settings, tmp_path)
 
 
-@contextlib.contextmanager
-def inbox_refuses_inserts(db_path: Path) -> Iterator[None]:
+# -- the database behind the store's back ---------------------------------------------------------------------
+
+
+def is_sqlite(database_url: str) -> bool:
+    return database_url.startswith("sqlite:")
+
+
+def backend_of(database_url: str) -> Literal["sqlite", "postgresql"]:
+    return "sqlite" if is_sqlite(database_url) else "postgresql"
+
+
+def migration_names(backend: Literal["sqlite", "postgresql"]) -> list[str]:
+    """The names of the migrations packaged for ``backend``, in the order they apply."""
+    folder = resources.files("xinyong_gateway.store") / "migrations" / backend
+    return sorted(item.name for item in folder.iterdir() if item.name.endswith(".sql"))
+
+
+@contextlib.asynccontextmanager
+async def inbox_refuses_inserts(database_url: str) -> AsyncIterator[None]:
     """Make every insert into the inbox fail, set up from another connection (the gateway's code is untouched).
 
-    Stands in for a database that cannot commit (disk full, I/O error): the failure reaches the store as a
-    ``sqlite3.Error`` inside its write transaction, as those do."""
-    with contextlib.closing(sqlite3.connect(db_path, isolation_level=None)) as conn:
-        conn.execute(
-            "CREATE TRIGGER test_refuse_inbox BEFORE INSERT ON inbox BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
+    Stands in for a database that cannot commit (disk full, I/O error): the failure reaches the store as its
+    driver's error inside its write transaction, as those do: on SQLite a trigger that aborts (a
+    ``sqlite3.Error``), on PostgreSQL a trigger that raises SQLSTATE 53100 ``disk_full``."""
+    if is_sqlite(database_url):
+        with contextlib.closing(sqlite3.connect(sqlite_path_from_url(database_url), isolation_level=None)) as conn:
+            conn.execute(
+                "CREATE TRIGGER test_refuse_inbox BEFORE INSERT ON inbox BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
+            )
+            try:
+                yield
+            finally:
+                conn.execute("DROP TRIGGER test_refuse_inbox")
+        return
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(
+            "CREATE FUNCTION test_refuse_inbox() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'disk is full' USING ERRCODE = 'disk_full'; END $$;"
+            " CREATE TRIGGER test_refuse_inbox BEFORE INSERT ON inbox"
+            " FOR EACH STATEMENT EXECUTE FUNCTION test_refuse_inbox()"
         )
         try:
             yield
         finally:
-            conn.execute("DROP TRIGGER test_refuse_inbox")
+            await connection.execute("DROP TRIGGER test_refuse_inbox ON inbox; DROP FUNCTION test_refuse_inbox()")
+    finally:
+        await connection.close()
+
+
+async def database_rows(database_url: str) -> dict[str, list[str]]:
+    """Every row of every table (the migration bookkeeping included), each as text, sorted; read from a
+    connection of the test's own. On PostgreSQL: the tables of the test's schema, rows as ``t::text``."""
+    if is_sqlite(database_url):
+        with contextlib.closing(sqlite3.connect(sqlite_path_from_url(database_url))) as conn:
+            tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            return {
+                table: sorted(repr(row) for row in conn.execute(f'SELECT * FROM "{table}"'))  # noqa: S608 -- names from sqlite_master
+                for table in tables
+            }
+    connection = await asyncpg.connect(database_url)
+    try:
+        tables = await connection.fetch(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+        )
+        rows = {}
+        for (table,) in tables:
+            texts = await connection.fetch(f'SELECT t::text FROM "{table}" t')  # noqa: S608 -- names from the catalogue
+            rows[table] = sorted(text for (text,) in texts)
+        return rows
+    finally:
+        await connection.close()
+
+
+async def at_rest_holding(database_url: str, needles: Sequence[bytes]) -> list[str]:
+    """Where any of ``needles`` is stored in plain form, as ``"place: needle"`` lines (empty: nowhere).
+
+    SQLite: the bytes of every file of the database (the database, its write-ahead log and shared memory, its
+    key file), free pages and stale log frames included. PostgreSQL has no files of ours to read: every row of
+    every table of the test's schema, as text, where a ``bytea`` column shows as hex (both forms are searched)."""
+    if is_sqlite(database_url):
+        path = sqlite_path_from_url(database_url)
+        files = sorted(item for item in path.parent.iterdir() if item.name.startswith(path.name) and item.is_file())
+        assert path in files, f"no database file at {path}"
+        return [f"{item.name}: {needle!r}" for item in files for needle in needles if needle in item.read_bytes()]
+    return [
+        f"{table} row: {needle!r}"
+        for table, rows in (await database_rows(database_url)).items()
+        for row in rows
+        for needle in needles
+        if needle.decode() in row or needle.hex() in row
+    ]
 
 
 # -- the gateway's log ------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """``xinyong-gateway`` as an operator uses it: in-process through ``main(argv)``, and as the installed script.
 
 Every test runs on a database in its own tmp_path with no ``XINYONG_*`` variable from outside, so the master key
-comes from the key file beside the database unless a test sets ``XINYONG_MASTER_KEY`` itself.
+comes from the key file beside the database unless a test sets ``XINYONG_MASTER_KEY`` itself. The commands are the
+same on PostgreSQL (the store tests cover both backends); the tests at the end show that the command line reaches
+a PostgreSQL database, and that it needs ``XINYONG_MASTER_KEY`` there.
 """
 
 from __future__ import annotations
@@ -18,14 +20,23 @@ from typing import Any
 import pytest
 
 from tests.factories import event, make_uscc, with_wrong_check
-from tests.gateway.conftest import GATEWAY_SCRIPT, Gateway, Source, free_port, gateway_env
+from tests.gateway.conftest import (
+    GATEWAY_SCRIPT,
+    TEST_MASTER_KEY,
+    Gateway,
+    Source,
+    database_rows,
+    free_port,
+    gateway_env,
+    migration_names,
+)
 from xinyong.webhooks import SigningKey, SigningSecret
 from xinyong_gateway.cli import main
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.web_app import create_app
 
-MIGRATIONS = ["0001_initial.sql", "0002_credit_files.sql", "0003_policies.sql", "0004_partitions.sql"]
+MIGRATIONS = migration_names("sqlite")
 
 
 @pytest.fixture(autouse=True)
@@ -206,7 +217,7 @@ async def test_secret_printed_by_sources_add_signs_webhooks_the_gateway_accepts(
     assert await asyncio.to_thread(main, ["--db", url, "sources", "add", "--kind", "regulator", "--name", "R"]) == 0
     added = json.loads(capsys.readouterr().out.splitlines()[-1])
     settings = GatewaySettings(database_url=url, source_refresh_interval=0.2)
-    gateway = Gateway(await aiohttp_client(create_app(settings)), settings, db)
+    gateway = Gateway(await aiohttp_client(create_app(settings)), settings, db.parent)
     source = Source(added["source_id"], SigningSecret.parse(added["secret"]), "regulator")
     response = await gateway.post(source, event("penalty.imposed"), webhook_id="msg_cli")
     assert response.status == 202, await response.text()
@@ -347,6 +358,35 @@ def test_serve_on_an_unmigrated_database_exits_telling_to_run_migrate(tmp_path: 
     done = script("--db", url, "serve", "--port", str(free_port()))
     assert done.returncode != 0
     assert "xinyong-gateway migrate" in assert_one_sentence_error(done.stderr)
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------------------
+
+
+def test_migrate_and_sources_on_postgresql_with_the_master_key_from_the_environment(
+    capsys: pytest.CaptureFixture[str], postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XINYONG_MASTER_KEY", TEST_MASTER_KEY)
+    expected = migration_names("postgresql")
+    first = ok_json(capsys, "--db", postgres_url, "migrate")
+    assert (first["applied"], first["schema_version"]) == (expected, int(expected[-1].split("_", 1)[0]))
+    assert ok_json(capsys, "--db", postgres_url, "migrate")["applied"] == []
+    added = add_marketplace(capsys, postgres_url)
+    SigningSecret.parse(added["secret"])
+    listed = ok_json(capsys, "--db", postgres_url, "sources", "list")
+    assert [(item["source_id"], item["name"], item["status"]) for item in listed] == [
+        (added["source_id"], "云购商城", "active")
+    ]
+
+
+async def test_postgresql_without_xinyong_master_key_is_refused_before_anything_is_written(
+    capsys: pytest.CaptureFixture[str], postgres_url: str
+) -> None:
+    """No key file stands in on PostgreSQL: the command says what to set, and the schema stays empty."""
+    status, out, err = await asyncio.to_thread(run, capsys, "--db", postgres_url, "migrate")
+    assert (status, out) == (1, "")
+    assert "XINYONG_MASTER_KEY" in assert_one_sentence_error(err)
+    assert await database_rows(postgres_url) == {}
 
 
 # -- help ----------------------------------------------------------------------------------------------------

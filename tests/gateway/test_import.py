@@ -1,10 +1,12 @@
 """``xinyong-gateway import``: historical events from NDJSON into the inbox, checked as ingest checks them,
-stored exactly once, on real SQLite files through ``main(argv)``; and the store's bulk path under it."""
+stored exactly once, through ``main(argv)`` on a fresh database of each backend (``database_url``); and the
+store's bulk path under it."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -20,14 +22,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.factories import event, make_ric, make_uscc, now_rfc3339
-from tests.gateway.conftest import TEST_MASTER_KEY, inbox_refuses_inserts
-from tests.gateway.test_store_sqlite import entry, make_source, wal_commits
+from tests.gateway.conftest import TEST_MASTER_KEY, backend_of, inbox_refuses_inserts
+from tests.gateway.test_store import entry, make_source
+from tests.gateway.test_store_sqlite import wal_commits
 from xinyong import problems
 from xinyong.events import EVENT_ADAPTER
 from xinyong_gateway.cli import main
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.importer import IMPORT_SIGNATURE
-from xinyong_gateway.store import AppendResult, AppendStatus, InboxEntry, StoredEvent, open_store
+from xinyong_gateway.store import AppendStatus, InboxEntry, StoredEvent, open_store
 from xinyong_gateway.store import sqlite as sqlite_store
 from xinyong_gateway.store.base import partition_of
 
@@ -43,17 +46,11 @@ def master_key_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "gateway.db"
-
-
-@pytest.fixture
-def url(db: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    """A migrated database."""
-    database = f"sqlite:///{db}"
-    assert main(["--db", database, "migrate"]) == 0
+def url(database_url: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """A migrated database, of each backend."""
+    assert main(["--db", database_url, "migrate"]) == 0
     capsys.readouterr()
-    return database
+    return database_url
 
 
 def add_source(capsys: pytest.CaptureFixture[str], url: str, kind: str = "marketplace") -> str:
@@ -170,16 +167,16 @@ def test_a_line_reusing_an_id_with_another_body_is_rejected_as_a_conflict(
     assert [row.webhook_id for row in stored(url)] == ["case-7"]
 
 
-def test_a_failed_commit_stores_nothing_exits_2_and_a_second_run_completes_the_import(
-    capsys: pytest.CaptureFixture[str], url: str, market: str, tmp_path: Path, db: Path
+async def test_a_failed_commit_stores_nothing_exits_2_and_a_second_run_completes_the_import(
+    capsys: pytest.CaptureFixture[str], url: str, market: str, tmp_path: Path
 ) -> None:
     path = write_lines(tmp_path / "events.ndjson", [complaint(n) for n in range(10)])
-    with inbox_refuses_inserts(db):
-        status, summary, err = run_import(capsys, url, path, market)
+    async with inbox_refuses_inserts(url):
+        status, summary, err = await asyncio.to_thread(run_import, capsys, url, path, market)
     assert (status, summary) == (2, {})
     assert "The import stopped" in err and "running the same import again is safe" in err
-    assert stored(url) == []
-    status, summary, _ = run_import(capsys, url, path, market)
+    assert await asyncio.to_thread(stored, url) == []
+    status, summary, _ = await asyncio.to_thread(run_import, capsys, url, path, market)
     assert (status, summary["accepted"]) == (0, 10)
 
 
@@ -502,30 +499,32 @@ def mixed_entries(source_id: str) -> list[InboxEntry]:
     ]
 
 
-async def append_many_and_one_by_one(tmp_path: Path) -> tuple[list[AppendResult], list[AppendResult]]:
-    results = []
-    for name, bulk in (("bulk.db", True), ("single.db", False)):
-        async with open_store(f"sqlite:///{tmp_path / name}") as store:
-            await store.migrate()
-            source_id = await make_source(store)
-            await store.append(entry(source_id, "old-same"))
-            await store.append(entry(source_id, "old-other"))
-            batch = mixed_entries(source_id)
-            if bulk:
-                results.append(await store.append_many(batch))
-            else:
-                results.append([await store.append(e) for e in batch])
-    return results[0], results[1]
+def store_module(database_url: str) -> Any:
+    """The module of the backend of ``database_url`` (whose ``_BULK_CHUNK`` a test may shrink)."""
+    return importlib.import_module(f"xinyong_gateway.store.{backend_of(database_url)}")
 
 
 @pytest.mark.parametrize("chunk", [3, 5000])
 async def test_append_many_answers_exactly_as_append_one_by_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+    database_url: str, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    monkeypatch.setattr(sqlite_store, "_BULK_CHUNK", chunk)
-    bulk, single = await append_many_and_one_by_one(tmp_path)
+    """Two sources with the same history in one database: one gets the batch in bulk, the other one by one."""
+    monkeypatch.setattr(store_module(database_url), "_BULK_CHUNK", chunk)
+    async with open_store(database_url) as store:
+        await store.migrate()
+        outcomes = []
+        for source_id, bulk in (("src_bulk", True), ("src_single", False)):
+            await make_source(store, source_id)
+            await store.append(entry(source_id, "old-same"))
+            await store.append(entry(source_id, "old-other"))
+            batch = mixed_entries(source_id)
+            results = await store.append_many(batch) if bulk else [await store.append(e) for e in batch]
+            rows = {row.seq: row for row in await store.read_inbox(0, 1000)}
+            # a result's seq names the row it stands for: the new one, or the one stored before under that id
+            outcomes.append([(r.status, rows[r.seq or 0].webhook_id, rows[r.seq or 0].sealed_body) for r in results])
+    bulk, single = outcomes
     assert bulk == single
-    assert [r.status for r in bulk] == [
+    assert [status for status, _, _ in bulk] == [
         AppendStatus.DUPLICATE,
         AppendStatus.ACCEPTED,
         AppendStatus.CONFLICT,

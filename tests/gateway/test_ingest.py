@@ -4,8 +4,9 @@ DESIGN.md, "Inbound events": 404 unknown source → 413 too large → 415 not JS
 signature, then timestamp → 400 body not JSON → 422 unknown type → 403 type not allowed for the kind → 422
 schema → 429 rate limit → 503 store → 202 accepted | 200 duplicate | 409 conflict.
 
-Requests go over real HTTP to the aiohttp app on localhost (``gateway`` fixture, a fresh SQLite file per test);
-the hypothesis tests use the real ``xinyong-gateway serve`` in a subprocess (``served_gateway``).
+Requests go over real HTTP to the aiohttp app on localhost (``gateway`` fixture: each test runs on a fresh SQLite
+file and on a fresh PostgreSQL schema); the hypothesis tests use the real ``xinyong-gateway serve`` in a subprocess
+on SQLite (``served_gateway``).
 """
 
 from __future__ import annotations
@@ -281,7 +282,7 @@ async def test_old_secret_is_refused_once_its_grace_period_has_ended(
         await store.migrate()
     clock = FakeClock()
     client: TestClient[Any, Any] = await aiohttp_client(create_app(gateway_settings, clock=clock))
-    clocked = Gateway(client, gateway_settings, tmp_path / "gateway.db")
+    clocked = Gateway(client, gateway_settings, tmp_path)
     source = await clocked.add_source("marketplace")
     new = await rotate(clocked, source, timedelta(minutes=10))
     await wait_until_accepted(clocked, new, event("complaint.filed"), "msg_new")
@@ -677,7 +678,7 @@ async def test_store_that_cannot_commit_is_503_with_retry_after_and_the_retry_is
     source = await gateway.add_source("marketplace")
     body = event("complaint.filed")
     await accepted(await gateway.post(source, event("complaint.filed"), webhook_id="msg_before"), "msg_before")
-    with inbox_refuses_inserts(gateway.db_path):
+    async with inbox_refuses_inserts(gateway.settings.database_url):
         response = await gateway.post(source, body, webhook_id="msg_a")
         await assert_problem(response, 503, problems.STORE_UNAVAILABLE)
         assert int(response.headers["Retry-After"]) >= 1
@@ -774,7 +775,7 @@ async def test_rate_limit_wins_over_a_duplicate(gateway: Gateway) -> None:
 async def test_store_failure_wins_over_a_conflict(gateway: Gateway) -> None:
     source = await gateway.add_source("marketplace")
     await accepted(await gateway.post(source, event("complaint.filed"), webhook_id="msg_1"), "msg_1")
-    with inbox_refuses_inserts(gateway.db_path):
+    async with inbox_refuses_inserts(gateway.settings.database_url):
         response = await gateway.post(source, event("complaint.filed"), webhook_id="msg_1")
     await assert_problem(response, 503, problems.STORE_UNAVAILABLE)
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
-import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.factories import event, make_ric, make_uscc
-from tests.gateway.conftest import TEST_MASTER_KEY, Gateway
+from tests.gateway.conftest import TEST_MASTER_KEY, Gateway, database_rows
 from xinyong.events import EVENT_TYPES
 from xinyong.subjects import Subject
 from xinyong_gateway.cli import main as cli_main
@@ -342,13 +340,6 @@ async def _post_log(gateway: Gateway) -> None:
         assert response.status == 202, await response.text()
 
 
-def _database_rows(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, read from a connection of the test's own."""
-    with contextlib.closing(sqlite3.connect(db_path)) as conn:
-        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        return {table: conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall() for table in tables}  # noqa: S608 -- names from sqlite_master
-
-
 async def _diff(
     gateway: Gateway,
     capsys: pytest.CaptureFixture[str],
@@ -356,7 +347,7 @@ async def _diff(
     policy_text: str,
     *options: str,
 ) -> tuple[int, str, str]:
-    file = gateway.db_path.parent / "candidate.toml"
+    file = gateway.folder / "candidate.toml"
     file.write_text(policy_text, encoding="utf-8")
     monkeypatch.setenv("XINYONG_MASTER_KEY", TEST_MASTER_KEY)
     monkeypatch.delenv("XINYONG_POLICY_FILE", raising=False)
@@ -457,13 +448,13 @@ async def test_diff_writes_nothing_to_the_database(
     store = gateway.store
     position = await store.projector_position()
     changes = await store.read_changes(0, 1000)
-    rows = _database_rows(gateway.db_path)
+    rows = await database_rows(gateway.settings.database_url)
     assert rows["subjects"] and rows["status_changes"]  # there is something the diff could have touched
     status, _, _ = await _diff(gateway, capsys, monkeypatch, STRICTER)
     assert status == 0
     assert await store.projector_position() == position
     assert await store.read_changes(0, 1000) == changes
-    assert _database_rows(gateway.db_path) == rows
+    assert await database_rows(gateway.settings.database_url) == rows
 
 
 async def test_diff_with_an_invalid_policy_exits_1_naming_the_problem(
@@ -479,9 +470,9 @@ async def test_diff_compares_against_the_policy_given_with_policy(
     gateway: Gateway, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await _post_log(gateway)
-    current = gateway.db_path.parent / "current.toml"
+    current = gateway.folder / "current.toml"
     current.write_text(STRICTER, encoding="utf-8")
-    file = gateway.db_path.parent / "candidate.toml"
+    file = gateway.folder / "candidate.toml"
     file.write_text(DEFAULT_TEXT, encoding="utf-8")
     monkeypatch.setenv("XINYONG_MASTER_KEY", TEST_MASTER_KEY)
     capsys.readouterr()

@@ -1,8 +1,9 @@
 """Personal information (a resident id number, a natural person's name) never lands in plain form on disk, in a
 problem answer or in the log (DESIGN.md, "Security and privacy").
 
-The gateway here runs like the embedded default: its master key is the key file that ``xinyong-gateway migrate``
-creates beside the database, and its log is the production JSON log.
+The gateway here runs as in production, on each backend: on SQLite its master key is the key file that
+``xinyong-gateway migrate`` creates beside the database, on PostgreSQL it comes from ``XINYONG_MASTER_KEY``; its
+log is the production JSON log.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 from stdnum.cn import ric as stdnum_ric
 
 from tests.factories import RIC_CHECK_ALPHABET, encode, event, make_ric, person, with_wrong_check
-from tests.gateway.conftest import Gateway, assert_problem
+from tests.gateway.conftest import TEST_MASTER_KEY, Gateway, assert_problem, at_rest_holding, is_sqlite
 from xinyong import problems
 from xinyong_gateway.cli import main
 from xinyong_gateway.crypto import MasterKey
@@ -38,15 +39,22 @@ def ric() -> str:
 
 @pytest.fixture
 async def gateway(
-    tmp_path: Path, aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch, gateway_log: io.StringIO
+    database_url: str,
+    tmp_path: Path,
+    aiohttp_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    gateway_log: io.StringIO,
 ) -> Gateway:
-    """A gateway on a database migrated by the CLI, keyed by the key file beside it, logging JSON."""
-    monkeypatch.delenv("XINYONG_MASTER_KEY", raising=False)
-    url = f"sqlite:///{tmp_path / 'gateway.db'}"
-    assert await asyncio.to_thread(main, ["--db", url, "migrate"]) == 0
-    settings = GatewaySettings(database_url=url, source_refresh_interval=0.2, log_format="json")
+    """A gateway on a database migrated by the CLI, logging JSON; keyed by the key file beside a SQLite database,
+    by ``XINYONG_MASTER_KEY`` on PostgreSQL (which has no key file)."""
+    if is_sqlite(database_url):
+        monkeypatch.delenv("XINYONG_MASTER_KEY", raising=False)
+    else:
+        monkeypatch.setenv("XINYONG_MASTER_KEY", TEST_MASTER_KEY)
+    assert await asyncio.to_thread(main, ["--db", database_url, "migrate"]) == 0
+    settings = GatewaySettings(database_url=database_url, source_refresh_interval=0.2, log_format="json")
     client = await aiohttp_client(create_app(settings))
-    return Gateway(client, settings, tmp_path / "gateway.db")
+    return Gateway(client, settings, tmp_path)
 
 
 def forms_of(*values: str) -> list[bytes]:
@@ -62,16 +70,6 @@ def file_names(folder: Path) -> set[str]:
     return {path.name for path in folder.iterdir()}
 
 
-def files_holding(folder: Path, needles: list[bytes]) -> list[str]:
-    return [
-        f"{path.name}: {needle!r}"
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-        for needle in needles
-        if needle in path.read_bytes()
-    ]
-
-
 def log_records(log: io.StringIO) -> list[dict[str, Any]]:
     """The canonical request lines of the log (other lines, such as the projector's, are left out)."""
     return [record for line in log.getvalue().splitlines() if (record := json.loads(line))["event"] == "request"]
@@ -80,21 +78,23 @@ def log_records(log: io.StringIO) -> list[dict[str, Any]]:
 # -- at rest ------------------------------------------------------------------------------------------------------
 
 
-async def test_resident_id_and_name_are_in_no_file_of_the_database_or_its_key(
-    gateway: Gateway, tmp_path: Path, ric: str
-) -> None:
+async def test_resident_id_and_name_are_nowhere_in_the_stored_database(gateway: Gateway, ric: str) -> None:
+    """On SQLite in no byte of the database, its write-ahead log or its key file; on PostgreSQL in no row of any
+    table (see ``at_rest_holding``)."""
     source = await gateway.add_source("marketplace")
     body = event("merchant.registered", merchant=person(name=NAME) | {"id": ric})
     assert (await gateway.post(source, body, webhook_id="msg_person")).status == 202
     assert (await gateway.post(source, body, webhook_id="msg_person")).status == 200
     assert await gateway.store.inbox_count() == 1
     needles = forms_of(ric, NAME)
-    assert {"gateway.db", "gateway.db-wal", "gateway.db.key"} <= file_names(tmp_path)
+    url = gateway.settings.database_url
+    if gateway.sqlite_path is not None:  # the scan must cover the write-ahead log and the key file
+        assert {"gateway.db", "gateway.db-wal", "gateway.db.key"} <= file_names(gateway.sqlite_path.parent)
 
-    assert files_holding(tmp_path, [b"msg_person"]) != [], "control: the scan sees the row's plain columns"
-    assert files_holding(tmp_path, needles) == [], "while the gateway runs"
-    await gateway.client.close()  # the store closes: the log is checkpointed into the database file
-    assert files_holding(tmp_path, needles) == [], "after the gateway stopped"
+    assert await at_rest_holding(url, [b"msg_person"]) != [], "control: the scan sees the row's plain columns"
+    assert await at_rest_holding(url, needles) == [], "while the gateway runs"
+    await gateway.client.close()  # the store closes (on SQLite the log is checkpointed into the database file)
+    assert await at_rest_holding(url, needles) == [], "after the gateway stopped"
 
 
 async def test_body_digest_is_keyed_so_a_body_cannot_be_confirmed_by_hashing_a_guess(

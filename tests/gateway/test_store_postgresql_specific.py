@@ -1,19 +1,17 @@
 """What only the PostgreSQL store has to get right: several processes on one database.
 
 Each "process" is a :class:`PostgresStore` of its own (its own pool of connections). Tests that need a server
-take its URL from ``XINYONG_TEST_POSTGRES_URL`` (e.g. ``postgresql://postgres@127.0.0.1:5432/test``) and run in
-a fresh schema of that database, dropped afterwards; without the variable they are skipped.
+use the suite's ``postgres_server`` / ``postgres_url`` fixtures (tests/conftest.py): a fresh schema per test.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -39,7 +37,6 @@ from xinyong_gateway.store import (
 from xinyong_gateway.store.postgresql import PostgresClaims
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-SERVER_URL = os.environ.get("XINYONG_TEST_POSTGRES_URL")
 FULL = (1 << PARTITIONS) - 1
 
 
@@ -48,28 +45,19 @@ def with_search_path(url: str, schema: str) -> str:
 
 
 @pytest.fixture
-def server_url() -> str:
-    if not SERVER_URL:
-        pytest.skip("set XINYONG_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test) to run this")
-    return SERVER_URL
+def server_url(postgres_server: str) -> str:
+    return postgres_server
 
 
 @pytest.fixture
-async def schema(server_url: str) -> AsyncIterator[str]:
-    """A fresh schema of the test database (dropped after the test)."""
-    name = f"x_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f"CREATE SCHEMA {name}")
-        yield name
-    finally:
-        await admin.execute(f"DROP SCHEMA {name} CASCADE")
-        await admin.close()
+def url(postgres_url: str) -> str:
+    return postgres_url
 
 
 @pytest.fixture
-def url(server_url: str, schema: str) -> str:
-    return with_search_path(server_url, schema)
+def schema(postgres_url: str) -> str:
+    """The fresh schema of ``url`` (dropped after the test)."""
+    return dict(parse_qsl(urlsplit(postgres_url).query))["search_path"]
 
 
 @pytest.fixture
@@ -156,7 +144,7 @@ def test_a_postgresql_database_without_the_master_key_variable_is_refused_with_o
 
 
 async def test_unknown_database_is_store_unavailable_naming_it(server_url: str) -> None:
-    missing = server_url.rsplit("/", 1)[0] + "/xinyong_no_such_database"
+    missing = urlunsplit(urlsplit(server_url)._replace(path="/xinyong_no_such_database"))
     with pytest.raises(StoreUnavailableError, match=r"xinyong_no_such_database.*does not exist"):
         await PostgresStore(missing).open()
 

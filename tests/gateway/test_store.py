@@ -1,0 +1,306 @@
+"""The storage interface on each backend (a fresh SQLite file and a fresh PostgreSQL schema per test): migrations,
+the inbox with its exactly-once appends, the master key check, sources.
+
+What only SQLite has (its file, its write-ahead log, its URLs) is in ``test_store_sqlite.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.gateway.conftest import backend_of, database_rows, inbox_refuses_inserts, migration_names
+from xinyong_gateway.errors import MasterKeyError, SchemaNotReadyError, SourceNotFoundError, StoreUnavailableError
+from xinyong_gateway.store import AppendStatus, InboxEntry, NewSourceKey, Store, open_store
+
+NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    async with open_store(database_url) as opened:
+        await opened.migrate()
+        yield opened
+
+
+def new_key(material: bytes = b"sealed secret") -> NewSourceKey:
+    return NewSourceKey("v1", material, hashlib.sha256(material).hexdigest()[:12])
+
+
+async def make_source(store: Store, source_id: str = "src_a", *, now: datetime = NOW) -> str:
+    await store.create_source(
+        source_id=source_id, kind="marketplace", name="云购商城", uscc=None, rate_limit=None, key=new_key(), now=now
+    )
+    return source_id
+
+
+def entry(source_id: str, webhook_id: str, body: bytes = b'{"type": "complaint.filed"}') -> InboxEntry:
+    """An inbox entry; the store treats digest and sealed body as opaque bytes."""
+    return InboxEntry(
+        source_id=source_id,
+        webhook_id=webhook_id,
+        body_digest=hashlib.sha256(body).digest(),
+        event_type="complaint.filed",
+        webhook_timestamp=1_772_352_000,
+        signature="v1,c2lnbmF0dXJl",
+        received_at=1_772_352_000_000_000,
+        sealed_body=b"sealed:" + body,
+    )
+
+
+# -- schema --------------------------------------------------------------------------------------------------
+
+
+async def test_migrate_applies_every_packaged_migration_once_in_order_then_nothing(database_url: str) -> None:
+    expected = migration_names(backend_of(database_url))
+    assert expected, "the backend ships no migrations"
+    async with open_store(database_url) as store:
+        assert await store.migrate() == expected
+        assert await store.migrate() == []
+    async with open_store(database_url) as reopened:
+        assert await reopened.migrate() == []
+
+
+async def test_schema_status_lists_pending_migrations_before_and_none_after(database_url: str) -> None:
+    names = migration_names(backend_of(database_url))
+    latest = int(names[-1].split("_", 1)[0])  # migrations are numbered: 0004_partitions.sql is version 4
+    async with open_store(database_url) as store:
+        before = await store.schema_status()
+        assert (before.current, before.latest, before.pending, before.ready) == (0, latest, tuple(names), False)
+        await store.migrate()
+        after = await store.schema_status()
+        assert (after.current, after.latest, after.pending, after.ready) == (latest, latest, (), True)
+
+
+async def test_unmigrated_database_is_refused_with_schema_not_ready(database_url: str) -> None:
+    async with open_store(database_url) as store:
+        with pytest.raises(SchemaNotReadyError, match="migrate"):
+            await store.require_schema()
+        with pytest.raises(SchemaNotReadyError):
+            await store.check_master_key(b"check")
+
+
+# -- inbox ---------------------------------------------------------------------------------------------------
+
+
+async def test_new_webhooks_are_accepted_with_increasing_seq(store: Store) -> None:
+    source = await make_source(store)
+    results = [await store.append(entry(source, f"msg_{n}")) for n in range(3)]
+    assert [result.status for result in results] == [AppendStatus.ACCEPTED] * 3
+    seqs = [result.seq for result in results]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 3
+    rows = await store.read_inbox()
+    assert [(row.seq, row.webhook_id) for row in rows] == [(seq, f"msg_{n}") for n, seq in enumerate(seqs)]
+
+
+async def test_stored_row_keeps_every_field_of_the_entry(store: Store) -> None:
+    source = await make_source(store)
+    sent = entry(source, "msg_1")
+    result = await store.append(sent)
+    (row,) = await store.read_inbox()
+    assert row.seq == result.seq
+    assert (row.source_id, row.webhook_id, row.event_type) == (sent.source_id, sent.webhook_id, sent.event_type)
+    assert (row.webhook_timestamp, row.signature, row.received_at) == (
+        sent.webhook_timestamp,
+        sent.signature,
+        sent.received_at,
+    )
+    assert (row.body_digest, row.sealed_body) == (sent.body_digest, sent.sealed_body)
+
+
+async def test_same_id_and_digest_again_is_a_duplicate_with_the_first_seq(store: Store) -> None:
+    source = await make_source(store)
+    first = await store.append(entry(source, "msg_1"))
+    await store.append(entry(source, "msg_2"))
+    again = await store.append(entry(source, "msg_1"))
+    assert again.status is AppendStatus.DUPLICATE
+    assert again.seq == first.seq
+    assert await store.inbox_count() == 2
+
+
+async def test_same_id_with_another_digest_is_a_conflict_and_writes_nothing(store: Store) -> None:
+    source = await make_source(store)
+    first = await store.append(entry(source, "msg_1", b"first"))
+    conflict = await store.append(entry(source, "msg_1", b"second"))
+    assert conflict.status is AppendStatus.CONFLICT
+    assert conflict.seq == first.seq
+    (row,) = await store.read_inbox()
+    assert row.sealed_body == b"sealed:first"
+
+
+async def test_same_webhook_id_under_two_sources_is_two_rows(store: Store) -> None:
+    one = await make_source(store, "src_one")
+    other = await make_source(store, "src_other")
+    assert (await store.append(entry(one, "msg_1"))).status is AppendStatus.ACCEPTED
+    assert (await store.append(entry(other, "msg_1"))).status is AppendStatus.ACCEPTED
+    assert await store.inbox_count() == 2
+
+
+async def test_read_inbox_pages_in_log_order(store: Store) -> None:
+    source = await make_source(store)
+    seqs = [(await store.append(entry(source, f"msg_{n}"))).seq for n in range(5)]
+    first_page = await store.read_inbox(limit=2)
+    assert [row.seq for row in first_page] == seqs[:2]
+    rest = await store.read_inbox(after_seq=first_page[-1].seq)
+    assert [row.seq for row in rest] == seqs[2:]
+    assert await store.read_inbox(after_seq=seqs[-1]) == []
+
+
+async def test_two_hundred_concurrent_appends_are_all_accepted_and_all_in_the_log(store: Store) -> None:
+    source = await make_source(store)
+    results = await asyncio.gather(*(store.append(entry(source, f"msg_{n}")) for n in range(200)))
+    assert all(result.status is AppendStatus.ACCEPTED for result in results)
+    seqs = sorted(result.seq for result in results if result.seq is not None)
+    assert len(set(seqs)) == 200
+    assert [row.seq for row in await store.read_inbox(limit=1000)] == seqs
+    assert await store.inbox_count() == 200
+
+
+async def test_racing_copies_of_one_webhook_store_one_row(store: Store) -> None:
+    source = await make_source(store)
+    results = await asyncio.gather(*(store.append(entry(source, "msg_race")) for _ in range(20)))
+    statuses = sorted(result.status.value for result in results)
+    assert statuses == ["accepted"] + ["duplicate"] * 19
+    assert len({result.seq for result in results}) == 1
+    assert await store.inbox_count() == 1
+
+
+async def test_racing_conflicting_bodies_of_one_webhook_accept_one_and_conflict_the_rest(store: Store) -> None:
+    source = await make_source(store)
+    bodies = [f"body {n}".encode() for n in range(10)]
+    results = await asyncio.gather(*(store.append(entry(source, "msg_race", body)) for body in bodies))
+    statuses = sorted(result.status.value for result in results)
+    assert statuses == ["accepted"] + ["conflict"] * 9
+    winner = next(body for body, result in zip(bodies, results, strict=True) if result.status is AppendStatus.ACCEPTED)
+    (row,) = await store.read_inbox()
+    assert row.sealed_body == b"sealed:" + winner
+
+
+async def test_rows_survive_closing_and_reopening_the_database(database_url: str) -> None:
+    async with open_store(database_url) as store:
+        await store.migrate()
+        source = await make_source(store)
+        accepted = [await store.append(entry(source, f"msg_{n}")) for n in range(3)]
+    async with open_store(database_url) as reopened:
+        assert [row.seq for row in await reopened.read_inbox()] == [result.seq for result in accepted]
+        assert (await reopened.append(entry(source, "msg_0"))).status is AppendStatus.DUPLICATE
+    assert len((await database_rows(database_url))["inbox"]) == 3
+
+
+async def test_failed_commit_raises_store_unavailable_for_the_batch_and_writes_nothing(
+    store: Store, database_url: str
+) -> None:
+    source = await make_source(store)
+    await store.append(entry(source, "msg_before"))
+    async with inbox_refuses_inserts(database_url):
+        outcomes = await asyncio.gather(
+            *(store.append(entry(source, f"msg_{n}")) for n in range(5)), return_exceptions=True
+        )
+    assert all(isinstance(outcome, StoreUnavailableError) for outcome in outcomes), outcomes
+    assert await store.inbox_count() == 1
+    assert (await store.append(entry(source, "msg_0"))).status is AppendStatus.ACCEPTED
+
+
+# -- master key check ----------------------------------------------------------------------------------------
+
+
+async def test_master_key_check_value_is_recorded_on_first_use_and_accepted_again(database_url: str) -> None:
+    async with open_store(database_url) as store:
+        await store.migrate()
+        await store.check_master_key(b"check value of key A")
+        await store.check_master_key(b"check value of key A")
+    async with open_store(database_url) as reopened:
+        await reopened.check_master_key(b"check value of key A")
+
+
+async def test_different_master_key_is_refused_with_master_key_error(database_url: str) -> None:
+    async with open_store(database_url) as store:
+        await store.migrate()
+        await store.check_master_key(b"check value of key A")
+    async with open_store(database_url) as reopened:
+        with pytest.raises(MasterKeyError, match="does not match"):
+            await reopened.check_master_key(b"check value of key B")
+        await reopened.check_master_key(b"check value of key A")
+
+
+# -- sources -------------------------------------------------------------------------------------------------
+
+
+async def test_created_source_is_active_with_one_current_key(store: Store) -> None:
+    record = await store.create_source(
+        source_id="src_a",
+        kind="courier",
+        name="顺捷快递",
+        uscc="91320700MA1P4K7L4X",
+        rate_limit=5.0,
+        key=new_key(b"material"),
+        now=NOW,
+    )
+    assert (record.source_id, record.kind, record.name, record.uscc) == (
+        "src_a",
+        "courier",
+        "顺捷快递",
+        "91320700MA1P4K7L4X",
+    )
+    assert (record.rate_limit, record.status, record.created_at, record.disabled_at) == (5.0, "active", NOW, None)
+    (key,) = record.keys
+    assert (key.scheme, key.material, key.created_at, key.expires_at) == ("v1", b"material", NOW, None)
+    assert await store.get_source("src_a") == record
+
+
+async def test_sources_are_listed_in_creation_order(store: Store) -> None:
+    await make_source(store, "src_b", now=NOW)
+    await make_source(store, "src_a", now=NOW + timedelta(seconds=1))
+    assert [record.source_id for record in await store.list_sources()] == ["src_b", "src_a"]
+
+
+async def test_unknown_source_is_none(store: Store) -> None:
+    assert await store.get_source("src_missing") is None
+
+
+async def test_disabling_a_source_is_idempotent_and_keeps_the_first_time(store: Store) -> None:
+    await make_source(store)
+    first = await store.disable_source("src_a", now=NOW + timedelta(hours=1))
+    again = await store.disable_source("src_a", now=NOW + timedelta(hours=2))
+    assert (first.status, first.disabled_at) == ("disabled", NOW + timedelta(hours=1))
+    assert (again.status, again.disabled_at) == ("disabled", NOW + timedelta(hours=1))
+
+
+async def test_rotation_adds_a_current_key_and_gives_older_keys_the_grace_expiry(store: Store) -> None:
+    await make_source(store)
+    grace_until = NOW + timedelta(hours=24)
+    record = await store.rotate_source_key("src_a", new_key(b"new"), now=NOW, grace_until=grace_until)
+    old, new = record.keys
+    assert (old.expires_at, new.expires_at) == (grace_until, None)
+    assert new.material == b"new"
+    assert old.valid_at(grace_until - timedelta(microseconds=1))
+    assert not old.valid_at(grace_until)
+
+
+async def test_a_second_rotation_never_extends_an_earlier_expiry(store: Store) -> None:
+    await make_source(store)
+    await store.rotate_source_key("src_a", new_key(b"second"), now=NOW, grace_until=NOW + timedelta(hours=1))
+    later = NOW + timedelta(minutes=10)
+    record = await store.rotate_source_key("src_a", new_key(b"third"), now=later, grace_until=later + timedelta(days=7))
+    first, second, third = record.keys
+    assert first.expires_at == NOW + timedelta(hours=1)
+    assert second.expires_at == later + timedelta(days=7)
+    assert third.expires_at is None
+
+
+@pytest.mark.parametrize("action", ["disable", "rotate"])
+async def test_changing_an_unknown_source_raises_source_not_found_and_writes_nothing(
+    store: Store, database_url: str, action: str
+) -> None:
+    await make_source(store)
+    before = await database_rows(database_url)
+    with pytest.raises(SourceNotFoundError):
+        if action == "disable":
+            await store.disable_source("src_missing", now=NOW)
+        else:
+            await store.rotate_source_key("src_missing", new_key(), now=NOW, grace_until=NOW)
+    assert await database_rows(database_url) == before
