@@ -25,6 +25,19 @@ What it does, all on 127.0.0.1, in a scratch folder that is removed afterwards (
    which side was the bottleneck. Finally the inbox row count is compared with the number of 202s.
 
 Figures, not a test: nothing here asserts on time. The target (ratio >= 0.5) is printed next to the result.
+
+**On PostgreSQL** (``--db postgresql://user@host:port/db``) it answers another question: what does a second
+gateway process cost per event? It creates a scratch database ``xinyong_bench_<hex>`` on that server (dropped at
+the end unless ``--keep``), migrates it and registers the source as above (``XINYONG_MASTER_KEY``: a fresh key),
+then for each round and each entry of ``--workers`` (default ``1,2``, run side by side in every round) starts
+``xinyong-gateway serve --workers N --no-projector`` on a fresh port, waits until every worker is ready, warms it
+up and measures one closed-loop run as above. No baseline and no pinning: the gateway processes, PostgreSQL and
+the load generator share the machine's CPUs. Around the measured phase (gateway still connected) it reads
+user + system CPU seconds from ``/proc/<pid>/stat`` of the gateway's process tree (supervisor, workers) and of
+every process whose ``comm`` is ``postgres``; the report shows CPU-seconds per 1,000 accepted events for each,
+and the ratio of N workers to the first entry (target from the issue: 2 workers <= 1.25 x the CPU per event of
+1). Other load on the same PostgreSQL server counts in its figure: the report shows how much of it came from
+sessions on the scratch database.
 """
 
 from __future__ import annotations
@@ -54,6 +67,7 @@ from typing import Any
 import aiohttp
 from stdnum.cn import uscc as stdnum_uscc
 
+import _postgres
 from _loadgen import LoadResult, percentile, run_closed_loop
 from xinyong.webhooks import SigningSecret
 
@@ -95,6 +109,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _worker_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of process counts: {text!r} (example: 1,2)") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("process counts must be at least 1 (example: 1,2)")
+    return counts
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench/ingest.py",
@@ -134,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=3,
         metavar="R",
-        help="rounds of (baseline run, gateway run); medians are reported (default 3)",
+        help="rounds of (baseline run, gateway run), on PostgreSQL of one run per --workers entry; medians are"
+        " reported (default 3)",
     )
     parser.add_argument("--server-cpu", type=int, default=0, metavar="CPU", help="CPU for both servers (default 0)")
     parser.add_argument(
@@ -152,7 +177,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep the projector running inside the gateway (off by default: this measures ingest)",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the scratch folder (database and logs)")
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="a PostgreSQL server (postgresql://user@host:port/db): measure gateway processes side by side on a"
+        " scratch database created there and dropped at the end (default: a scratch SQLite file and the baseline)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_worker_counts,
+        metavar="N[,N...]",
+        help="PostgreSQL only: `serve --workers N` for each N, side by side in every round (default 1,2)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the scratch folder (database and logs; on PostgreSQL the database)"
+    )
     parser.add_argument("--json", action="store_true", help="also print the results as one JSON document")
     parser.add_argument("--seed", type=int, default=2018, help="seed for the generated merchants (default 2018)")
     return parser
@@ -244,9 +283,11 @@ def signed_requests(events: Sequence[tuple[str, bytes]], secret: SigningSecret, 
 
 
 # -- processes -------------------------------------------------------------------------------------------
-def run_cli(*args: str) -> Any:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> Any:
     """Run ``xinyong-gateway`` with ``args`` and return its JSON output."""
-    done = subprocess.run([str(BIN / "xinyong-gateway"), "--json", *args], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(BIN / "xinyong-gateway"), "--json", *args], capture_output=True, text=True, check=False, env=env
+    )
     if done.returncode != 0:
         raise BenchError(f"xinyong-gateway {' '.join(args[:4])} failed: {done.stderr.strip()}")
     return json.loads(done.stdout)
@@ -516,9 +557,9 @@ def print_header(args: argparse.Namespace, scratch: Path) -> None:
     print("  baseline: aiohttp handler that awaits request.read() and returns 200, access log off\n")
 
 
-def register_source(url: str, seed: int) -> tuple[SigningSecret, str]:
+def register_source(url: str, seed: int, env: dict[str, str] | None = None) -> tuple[SigningSecret, str]:
     """Migrate the scratch database and register a marketplace; (its secret, its webhook path)."""
-    run_cli("--db", url, "migrate")
+    run_cli("--db", url, "migrate", env=env)
     source = run_cli(
         "--db",
         url,
@@ -532,6 +573,7 @@ def register_source(url: str, seed: int) -> tuple[SigningSecret, str]:
         _make_uscc(random.Random(seed + 1)),
         "--rate",
         "1000000",
+        env=env,
     )
     return SigningSecret.parse(source["secret"]), f"/v1/webhooks/{source['source_id']}"
 
@@ -584,6 +626,12 @@ def run_rounds(
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.db is not None:
+        if not _postgres.is_postgres(args.db):
+            raise BenchError("--db takes a postgresql:// URL (the SQLite benchmark makes its own scratch file).")
+        return run_postgres(args)
+    if args.workers not in (None, [1]):
+        raise BenchError("--workers needs --db postgresql://…: SQLite serves one process.")
     allowed = os.sched_getaffinity(0)
     for option, cpu in (("--server-cpu", args.server_cpu), ("--client-cpu", args.client_cpu)):
         if cpu not in allowed:
@@ -656,6 +704,324 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for server in servers:
             server.stop()
+        if args.keep:
+            print(f"scratch folder kept: {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+# -- PostgreSQL: gateway processes side by side ----------------------------------------------------------------
+@dataclass
+class ScaleRun:
+    """One measured run of ``serve --workers N`` on PostgreSQL."""
+
+    workers: int
+    round: int
+    events_per_s: float
+    p50_ms: float
+    p99_ms: float
+    accepted: int
+    wall_s: float
+    gateway_cpu_s: float
+    """User + system CPU of the gateway's process tree (supervisor and workers) during the run."""
+    postgres_cpu_s: float
+    """User + system CPU of every ``postgres`` process on this machine during the run."""
+    postgres_scratch_cpu_s: float
+    """The part of ``postgres_cpu_s`` used by sessions on the scratch database (the gateway's connections)."""
+    generator_cpu: float
+    machine_busy: float
+    """Share of all CPUs busy during the run (anything: gateway, PostgreSQL, generator, others)."""
+    others_cores: float
+    """CPU used by anything but the gateway, PostgreSQL and the generator, in cores (other load: the noise)."""
+    gateway_pids: list[int] = field(default_factory=list)
+
+    def per_1k(self, cpu_seconds: float) -> float:
+        return cpu_seconds / self.accepted * 1000 if self.accepted else 0.0
+
+
+def machine_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = values
+    busy = user + nice + system + irq + softirq + steal
+    tick = os.sysconf("SC_CLK_TCK")
+    return busy / tick, (busy + idle + iowait) / tick
+
+
+def start_gateway_processes(
+    workers: int, url: str, log_path: Path, env: dict[str, str], with_projector: bool
+) -> tuple[Server, set[int]]:
+    """``serve --workers N`` on a fresh port, waited for until every worker is ready; (server, its pids)."""
+    port = free_port()
+    argv = [str(BIN / "xinyong-gateway"), "--db", url, "serve", "--port", str(port), "--log-format", "json"]
+    argv += ["--workers", str(workers)]
+    if not with_projector:
+        argv.append("--no-projector")
+    server = start_server(f"gateway ({workers} worker{'s' if workers > 1 else ''})", argv, port, log_path, env)
+    try:
+        server.wait_ready("/readyz")  # one worker is up ...
+        deadline = time.monotonic() + START_TIMEOUT
+        while b'"event":"serving"' not in log_path.read_bytes():  # ... and the supervisor says all of them are
+            if server.process.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"the {server.name} did not get every worker ready:\n{server.log_tail()}")
+            time.sleep(0.05)
+        pids = _postgres.process_tree(server.process.pid)
+        expected = 1 if workers == 1 else workers + 2  # workers, the supervisor and multiprocessing's tracker
+        if len(pids) != expected:
+            raise BenchError(f"the {server.name} runs {len(pids)} processes, not {expected}:\n{server.log_tail()}")
+    except BaseException:
+        server.stop()
+        raise
+    return server, pids
+
+
+def measure_processes(
+    server: Server,
+    pids: set[int],
+    requests: Sequence[bytes],
+    args: argparse.Namespace,
+    scratch_name: str,
+    scratch_url: str,
+) -> tuple[ScaleRun, LoadResult]:
+    """One closed-loop run, with the CPU of the gateway's processes and of PostgreSQL read before and after."""
+    gateway_before = _postgres.CpuSnapshot.of(pids)
+    postgres_before = _postgres.CpuSnapshot.of(_postgres.postgres_pids())
+    busy_before, total_before = machine_seconds()
+    load = run_closed_loop(
+        HOST, server.port, requests, concurrency=args.concurrency, expected_status=202, time_limit=args.duration
+    )
+    busy_after, total_after = machine_seconds()
+    gateway_after = _postgres.CpuSnapshot.of(pids)
+    postgres_after = _postgres.CpuSnapshot.of(_postgres.postgres_pids())  # the gateway is still connected
+    if set(gateway_after.seconds) != pids or _postgres.process_tree(server.process.pid) != pids:
+        raise BenchError(f"a process of the {server.name} ended or was replaced during the run:\n{server.log_tail()}")
+    scratch_sessions = _postgres.database_sessions(scratch_url, scratch_name)
+    postgres_scratch = _postgres.CpuSnapshot(
+        {pid: s for pid, s in postgres_after.seconds.items() if pid in scratch_sessions}
+    ).used_since(postgres_before)
+    ordered = sorted(load.latencies_ns)
+    gateway_cpu = gateway_after.used_since(gateway_before)
+    postgres_cpu = postgres_after.used_since(postgres_before)
+    others = (busy_after - busy_before) - gateway_cpu - postgres_cpu - load.cpu_s
+    result = ScaleRun(
+        workers=0,
+        round=0,
+        events_per_s=load.rate,
+        p50_ms=percentile(ordered, 0.50) / 1e6,
+        p99_ms=percentile(ordered, 0.99) / 1e6,
+        accepted=load.ok,
+        wall_s=load.wall_s,
+        gateway_cpu_s=gateway_cpu,
+        postgres_cpu_s=postgres_cpu,
+        postgres_scratch_cpu_s=postgres_scratch,
+        generator_cpu=load.cpu_share,
+        machine_busy=(busy_after - busy_before) / max(total_after - total_before, 1e-9),
+        others_cores=max(0.0, others) / load.wall_s if load.wall_s > 0 else 0.0,
+        gateway_pids=sorted(pids),
+    )
+    return result, load
+
+
+def summarize_scale(runs: Sequence[ScaleRun]) -> dict[str, float]:
+    return {
+        "events_per_s": statistics.median(r.events_per_s for r in runs),
+        "p50_ms": statistics.median(r.p50_ms for r in runs),
+        "p99_ms": statistics.median(r.p99_ms for r in runs),
+        "gateway_cpu_per_1k": statistics.median(r.per_1k(r.gateway_cpu_s) for r in runs),
+        "postgres_cpu_per_1k": statistics.median(r.per_1k(r.postgres_cpu_s) for r in runs),
+        "total_cpu_per_1k": statistics.median(r.per_1k(r.gateway_cpu_s + r.postgres_cpu_s) for r in runs),
+        "scratch_total_cpu_per_1k": statistics.median(
+            r.per_1k(r.gateway_cpu_s + r.postgres_scratch_cpu_s) for r in runs
+        ),
+        "postgres_scratch_share": statistics.median(
+            r.postgres_scratch_cpu_s / r.postgres_cpu_s if r.postgres_cpu_s else 0.0 for r in runs
+        ),
+        "machine_busy": statistics.median(r.machine_busy for r in runs),
+        "others_cores": statistics.median(r.others_cores for r in runs),
+        "generator_cpu": statistics.median(r.generator_cpu for r in runs),
+    }
+
+
+def print_scale_run(result: ScaleRun, repeat: int) -> None:
+    print(
+        f"  round {result.round}/{repeat} workers {result.workers}  {result.accepted:>7} in {result.wall_s:6.2f} s"
+        f"  {result.events_per_s:7,.0f} events/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
+        f"  CPU s/1k: gateway {result.per_1k(result.gateway_cpu_s):.3f}"
+        f" postgres {result.per_1k(result.postgres_cpu_s):.3f}  machine busy {result.machine_busy:4.0%}"
+        f"  generator {result.generator_cpu:4.0%}  others {result.others_cores:.2f} cores",
+        flush=True,
+    )
+
+
+def scale_ratios(summary: dict[int, dict[str, float]]) -> dict[int, dict[str, float]]:
+    """CPU per event of each process count over that of the first one."""
+    first = summary[next(iter(summary))]
+    return {
+        workers: {
+            "gateway": s["gateway_cpu_per_1k"] / first["gateway_cpu_per_1k"],
+            "gateway_and_postgres": s["total_cpu_per_1k"] / first["total_cpu_per_1k"],
+            "gateway_and_scratch_sessions": s["scratch_total_cpu_per_1k"] / first["scratch_total_cpu_per_1k"],
+            "events_per_s": s["events_per_s"] / first["events_per_s"],
+        }
+        for workers, s in summary.items()
+    }
+
+
+def print_scale_report(
+    runs: dict[int, list[ScaleRun]], summary: dict[int, dict[str, float]], ratios: dict[int, dict[str, float]]
+) -> None:
+    print("\nResults (medians over the rounds; CPU in CPU-seconds per 1,000 accepted events)")
+    print(
+        f"  {'workers':>7} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'gateway CPU':>12} {'postgres CPU':>13}"
+        f" {'total CPU':>10} {'machine busy':>13} {'generator':>10} {'others':>7}"
+    )
+    for workers, s in summary.items():
+        print(
+            f"  {workers:>7} {s['events_per_s']:>9,.0f} {s['p50_ms']:>7.2f} {s['p99_ms']:>7.2f}"
+            f" {s['gateway_cpu_per_1k']:>12.3f} {s['postgres_cpu_per_1k']:>13.3f} {s['total_cpu_per_1k']:>10.3f}"
+            f" {s['machine_busy']:>13.0%} {s['generator_cpu']:>10.0%} {s['others_cores']:>7.2f}"
+        )
+    first = next(iter(summary))
+    for workers, ratio in ratios.items():
+        if workers == first:
+            continue
+        verdict = ""
+        if (first, workers) == (1, 2):
+            met = ratio["gateway"] <= 1.25 and ratio["gateway_and_postgres"] <= 1.25
+            verdict = f" (target <= 1.25: {'met' if met else 'NOT met'})"
+        print(
+            f"\nCPU per event, {workers} workers / {first}: gateway {ratio['gateway']:.2f}, gateway + PostgreSQL"
+            f" {ratio['gateway_and_postgres']:.2f}{verdict}; events/s {ratio['events_per_s']:.2f}x"
+        )
+        print(
+            f"  counting only PostgreSQL's sessions on the scratch database: gateway + PostgreSQL"
+            f" {ratio['gateway_and_scratch_sessions']:.2f}"
+        )
+    shares = ", ".join(f"{w}: {s['postgres_scratch_share']:.0%}" for w, s in summary.items())
+    print(
+        f"  PostgreSQL CPU from sessions on the scratch database (the rest: WAL writer, checkpointer, other"
+        f" databases' sessions): {shares}"
+    )
+    disturbed = [r for results in runs.values() for r in results if r.others_cores >= 0.1]
+    if disturbed:
+        listed = ", ".join(f"round {r.round} workers {r.workers} ({r.others_cores:.2f})" for r in disturbed)
+        print(
+            f"  WARNING: other load took at least 0.1 cores in {len(disturbed)} of {sum(map(len, runs.values()))}"
+            f" runs: {listed}. Medians resist a minority of such runs; if it is more, run again on a quieter machine."
+        )
+    busiest = max(s["machine_busy"] for s in summary.values())
+    if busiest >= 0.9:
+        print(
+            f"  the machine was {busiest:.0%} busy: gateway processes, PostgreSQL and the generator competed for"
+            " its CPUs, so events/s shows what this machine can do, not what another worker adds on a bigger one."
+        )
+
+
+def print_postgres_header(args: argparse.Namespace, facts: dict[str, str], database: str, scratch: Path) -> None:
+    print("xinyong ingest benchmark on PostgreSQL: gateway processes side by side")
+    print(
+        f"  machine: {_cpu_model()}, nproc {os.cpu_count()}, Linux {platform.release()}, "
+        f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}"
+    )
+    print(
+        f"  PostgreSQL {facts['version']}: synchronous_commit={facts['synchronous_commit']} fsync={facts['fsync']}"
+        f" wal_sync_method={facts['wal_sync_method']} commit_delay={facts['commit_delay']}"
+        f" shared_buffers={facts['shared_buffers']}; data directory {facts['data_directory']}"
+        + (f" ({_mount_of(Path(facts['data_directory']))[1]})" if facts["data_directory"].startswith("/") else "")
+    )
+    print(f"  scratch database: {database} (dropped at the end{' unless --keep' if not args.keep else ': kept'})")
+    print(
+        f"  settings: workers {','.join(map(str, args.workers))} side by side in each of {args.repeat} round(s);"
+        f" {args.events} events per run (at most {args.duration:g} s), {args.warmup} warm-up requests, "
+        f"{args.concurrency} connections, closed loop; no CPU pinning"
+    )
+    print(
+        f"  gateway: `serve --workers N{'' if args.with_projector else ' --no-projector'}`, production JSON logs ON"
+        f" (to files in {scratch}); a fresh start for every run\n"
+    )
+
+
+def run_postgres(args: argparse.Namespace) -> int:
+    from xinyong_gateway.crypto import MasterKey
+
+    args.workers = args.workers or [1, 2]
+    if len(set(args.workers)) != len(args.workers):
+        raise BenchError("--workers lists a process count twice.")
+    scratch_parent = args.scratch_dir or Path(tempfile.gettempdir())
+    scratch_parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="xinyong-bench-", dir=scratch_parent))
+    env = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("XINYONG_")},
+        "XINYONG_MASTER_KEY": MasterKey.generate_text(),
+        "XINYONG_LOG_LEVEL": "info",
+        "XINYONG_LOG_FORMAT": "json",
+    }
+    try:
+        with _postgres.scratch_database(args.db, keep=args.keep) as (url, name):
+            print_postgres_header(args, _postgres.server_facts(url), name, scratch)
+            secret, path = register_source(url, args.seed, env)
+            factory = EventFactory(args.seed)
+            runs: dict[int, list[ScaleRun]] = {workers: [] for workers in args.workers}
+            acknowledged = 0
+            for round_no in range(1, args.repeat + 1):
+                for workers in args.workers:
+                    log_path = scratch / f"gateway-w{workers}-r{round_no}.log"
+                    server, pids = start_gateway_processes(workers, url, log_path, env, args.with_projector)
+                    try:
+                        if args.warmup:
+                            warm = signed_requests(factory.batch(args.warmup), secret, server.port, path)
+                            load = run_closed_loop(
+                                HOST,
+                                server.port,
+                                warm,
+                                concurrency=args.concurrency,
+                                expected_status=202,
+                                time_limit=args.duration,
+                            )
+                            check(server, load, 202, f"{server.name} warm-up")
+                            acknowledged += load.ok
+                        requests = signed_requests(factory.batch(args.events), secret, server.port, path)
+                        result, load = measure_processes(server, pids, requests, args, name, url)
+                        check(server, load, 202, f"{server.name} round {round_no}")
+                        acknowledged += load.ok
+                    finally:
+                        server.stop()
+                    result.workers, result.round = workers, round_no
+                    runs[workers].append(result)
+                    print_scale_run(result, args.repeat)
+            stored = _postgres.inbox_rows(url)
+        summary = {workers: summarize_scale(results) for workers, results in runs.items()}
+        ratios = scale_ratios(summary)
+        print_scale_report(runs, summary, ratios)
+        same = stored == acknowledged
+        print(
+            f"\nstored = acknowledged: {'yes' if same else 'NO'} ({stored} inbox rows, {acknowledged} answers 202,"
+            " warm-ups included)"
+        )
+        if args.json:
+            document = {
+                "backend": "postgresql",
+                "postgres": _postgres.server_facts(args.db),
+                "settings": {
+                    "workers": args.workers,
+                    "events": args.events,
+                    "warmup": args.warmup,
+                    "concurrency": args.concurrency,
+                    "duration_s": args.duration,
+                    "repeat": args.repeat,
+                    "body_bytes": BODY_BYTES,
+                    "with_projector": args.with_projector,
+                },
+                "summary": {str(workers): s for workers, s in summary.items()},
+                "ratios_to_first": {str(workers): r for workers, r in ratios.items()},
+                "runs": [asdict(r) for results in runs.values() for r in results],
+                "stored": stored,
+                "acknowledged": acknowledged,
+                "stored_equals_acknowledged": same,
+            }
+            print(json.dumps(document, indent=2))
+        return 0 if same else 1
+    finally:
         if args.keep:
             print(f"scratch folder kept: {scratch}")
         else:
