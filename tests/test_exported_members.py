@@ -8,13 +8,15 @@ import pytest
 
 PUBLIC = {
     "xinyong": {
-        "ApiError", "AuthenticationError", "BadRequestError", "ClientClosedError", "ConflictError",
+        "ApiError", "AuthenticationError", "BadRequestError", "Client", "ClientClosedError", "ConflictError",
         "EVENT_TYPES", "Event", "EventSender", "InvalidIdentifierError", "InvalidKeyError",
-        "MalformedHeadersError", "NotFoundError", "PayloadTooLargeError", "PermissionDeniedError", "Problem",
+        "ListChange", "ListChangesPage", "MalformedHeadersError", "NotFoundError", "OnboardingDecision",
+        "PayloadTooLargeError", "PermissionDeniedError", "Problem", "ScreeningRequest", "ScreeningResponse",
         "RateLimitError", "RequestTimeout", "ServerError", "ServiceUnavailableError", "SignatureMismatchError",
-        "SigningKey", "SigningSecret", "Subject", "TimestampOutOfToleranceError", "TransportError",
+        "SigningKey", "SigningSecret", "StatusReason", "Subject", "SubjectStatus", "SyncClient",
+        "TimestampOutOfToleranceError", "TransportError",
         "UnprocessableEntityError", "UnsupportedMediaTypeError", "VerifyingKey", "WebhookAck",
-        "WebhookVerificationError", "WebhookVerifier", "XinyongError", "__version__", "parse_event",
+        "WebhookVerificationError", "WebhookVerifier", "XinyongError", "__version__", "parse_event", "ric_pseudonym",
     },
     "xinyong_gateway": {"GatewaySettings", "__version__", "create_app"},
 }  # fmt: skip

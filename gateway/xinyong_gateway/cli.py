@@ -1,7 +1,7 @@
 """``xinyong-gateway``: run and administer the gateway.
 
     xinyong-gateway [--db URL] migrate
-    xinyong-gateway [--db URL] serve [--host H] [--port P]
+    xinyong-gateway [--db URL] serve [--host H] [--port P] [--workers N] [--no-projector]
     xinyong-gateway [--db URL] sources add --kind marketplace|courier|regulator --name NAME
                                            [--uscc CODE] [--public-key whpk_…] [--rate N]
     xinyong-gateway [--db URL] sources list | disable ID | rotate ID [--grace 24h] [--public-key whpk_…]
@@ -9,6 +9,7 @@
     xinyong-gateway [--db URL] import FILE.ndjson --source ID [--rejects FILE]
     xinyong-gateway [--db URL] subjects show uscc|ric ID [--reveal]
     xinyong-gateway [--db URL] policy check [FILE] | diff FILE [--examples N] | apply FILE
+    xinyong-gateway [--db URL] keys add --name NAME --scopes screen,changes [--rate N] | list | revoke KEY_ID
     xinyong-gateway master-key
 
 Output is human-readable on a terminal and JSON otherwise (``--json`` forces JSON). Errors are one sentence
@@ -37,8 +38,8 @@ from xinyong_gateway.crypto import MasterKey, master_key_for
 from xinyong_gateway.errors import GatewayError, ProjectionConflictError
 from xinyong_gateway.settings import DEFAULT_DATABASE_URL, GatewaySettings
 from xinyong_gateway.sources import add_source, rotate_source
-from xinyong_gateway.store import SourceRecord, Store, open_store
-from xinyong_gateway.store.base import from_micros
+from xinyong_gateway.store import API_SCOPES, ApiKeyRecord, SourceRecord, Store, open_store
+from xinyong_gateway.store.base import ApiScope, from_micros
 
 __all__ = ["main"]
 
@@ -78,6 +79,14 @@ def _positive(text: str) -> float:
     return value
 
 
+def _scopes(text: str) -> tuple[ApiScope, ...]:
+    scopes = [scope.strip() for scope in text.split(",") if scope.strip()]
+    unknown = [scope for scope in scopes if scope not in API_SCOPES]
+    if unknown or not scopes:
+        raise argparse.ArgumentTypeError(f"scopes are a comma-separated list of {', '.join(API_SCOPES)}")
+    return tuple(scope for scope in API_SCOPES if scope in scopes)
+
+
 def _policy_option(parser: argparse.ArgumentParser, what: str = "credit policy") -> None:
     parser.add_argument("--policy", metavar="FILE", help=f"{what} (default: $XINYONG_POLICY_FILE or the shipped one)")
 
@@ -110,7 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = command(commands, "serve", "run the gateway (HTTP)", "xinyong-gateway serve --host 0.0.0.0 --port 8080")
     serve.add_argument("--host", help="interface to listen on (default: $XINYONG_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: $XINYONG_PORT or 8080)")
-    serve.add_argument("--workers", type=int, default=1, help="processes (more than 1 needs PostgreSQL)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="gateway processes sharing the port (SO_REUSEPORT), each with its own projector unless"
+        " --no-projector; a supervisor restarts any that dies (default 1; more than 1 needs PostgreSQL)",
+    )
     serve.add_argument("--log-format", choices=["auto", "json", "console"], help="log renderer (default: auto)")
     serve.add_argument(
         "--no-projector", action="store_true", help="do not project inside this process (run `project` apart)"
@@ -228,6 +244,37 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--grace", type=_duration, default=timedelta(hours=24), help="grace period (default 24h)")
     rotate.add_argument("--public-key", metavar="whpk_…", help="new Ed25519 public key instead of a new secret")
 
+    keys = command(
+        commands,
+        "keys",
+        "issue and revoke API keys of the query side (screening, change feed)",
+        "xinyong-gateway keys list",
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    add_key = command(
+        key_commands,
+        "add",
+        "issue an API key; prints it and its lookup secret for the feed's RIC pseudonyms (shown once)",
+        'xinyong-gateway keys add --name "云购商城 onboarding" --scopes screen,changes',
+    )
+    add_key.add_argument("--name", required=True, help="who the key is for (shown in `keys list`)")
+    add_key.add_argument(
+        "--scopes",
+        required=True,
+        type=_scopes,
+        metavar="SCOPES",
+        help=f"comma-separated: {', '.join(API_SCOPES)} (screening, the change feed)",
+    )
+    add_key.add_argument("--rate", type=_positive, metavar="N", help="own rate limit, requests per second")
+    command(key_commands, "list", "list API keys (never their secrets)", "xinyong-gateway keys list")
+    revoke_key = command(
+        key_commands,
+        "revoke",
+        "revoke an API key: running gateways refuse it within their refresh interval (2 s by default)",
+        "xinyong-gateway keys revoke key_...",
+    )
+    revoke_key.add_argument("key_id", metavar="KEY_ID")
+
     command(
         commands,
         "master-key",
@@ -294,21 +341,21 @@ async def _with_store(settings: GatewaySettings, action: Callable[[Store, Master
 
 
 def _cmd_migrate(settings: GatewaySettings, out: Output) -> int:
-    async def run() -> tuple[list[str], int]:
+    async def run() -> tuple[list[str], int, str]:
         env_key = settings.master_key.get_secret_value() if settings.master_key else None
         master = master_key_for(settings.database_url, env_key)
         async with open_store(settings.database_url) as store:
             applied = await store.migrate()
             await store.check_master_key(master.check_value)
-            return applied, (await store.schema_status()).current
+            return applied, (await store.schema_status()).current, store.display_url
 
-    applied, version = asyncio.run(run())
+    applied, version, database = asyncio.run(run())
     human = (
         f"Applied {len(applied)} migration(s): {', '.join(applied)}; schema is at version {version}."
         if applied
         else f"Schema is up to date (version {version})."
     )
-    out.emit({"applied": applied, "schema_version": version, "database": settings.database_url}, human)
+    out.emit({"applied": applied, "schema_version": version, "database": database}, human)
     return 0
 
 
@@ -324,13 +371,21 @@ def _cmd_serve(settings: GatewaySettings, args: argparse.Namespace) -> int:
         raise CliError(
             "SQLite serves one process only: --workers above 1 needs a PostgreSQL database (--db postgresql://…)."
         )
+    if args.workers > 1:
+        from xinyong_gateway.workers import serve_workers
+
+        if settings.port == 0:
+            raise CliError("--port 0 (any free port) cannot be shared by several workers; choose a port.")
+        return serve_workers(settings, args.workers)
     configure_logging(settings.log_format, settings.log_level)
     import structlog
 
     log = structlog.get_logger("xinyong_gateway.serve")
 
+    database = open_store(settings.database_url).display_url  # never a password in the log
+
     def announce(_: str) -> None:
-        log.info("serving", url=f"http://{settings.host}:{settings.port}", database=settings.database_url)
+        log.info("serving", url=f"http://{settings.host}:{settings.port}", database=database)
 
     web.run_app(
         create_app(settings),
@@ -710,6 +765,65 @@ def _cmd_sources(settings: GatewaySettings, args: argparse.Namespace, out: Outpu
     raise CliError(f"Unknown sources action {action!r}.")
 
 
+def _key_json(record: ApiKeyRecord) -> dict[str, Any]:
+    return {
+        "key_id": record.key_id,
+        "name": record.name,
+        "scopes": list(record.scopes),
+        "rate_limit": record.rate_limit,
+        "status": record.status,
+        "created_at": _iso(record.created_at),
+        "revoked_at": _iso(record.revoked_at),
+    }
+
+
+def _human_key(record: ApiKeyRecord) -> str:
+    rate = f"  rate limit {record.rate_limit:g}/s" if record.rate_limit else ""
+    revoked = f"  revoked {_iso(record.revoked_at)}" if record.revoked_at else ""
+    return f"{record.key_id}  {record.status:<7}  {','.join(record.scopes):<14}  {record.name}{rate}{revoked}"
+
+
+def _cmd_keys(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
+    from xinyong_gateway.api_keys import add_api_key
+
+    now = datetime.now(UTC)
+    action = args.keys_command
+    if action == "add":
+        name = args.name.strip()
+        if not name:
+            raise CliError("--name must not be empty.")
+
+        async def add(store: Store, master: MasterKey) -> dict[str, Any]:
+            issued = await add_api_key(store, master, name=name, scopes=args.scopes, rate_limit=args.rate, now=now)
+            return {**_key_json(issued.record), "api_key": issued.api_key, "lookup_secret": issued.lookup_secret}
+
+        result = asyncio.run(_with_store(settings, add))
+        out.emit(
+            result,
+            f"Issued API key {result['key_id']} ({result['name']}; scopes {', '.join(result['scopes'])}).\n"
+            f"  api key:       {result['api_key']}\n"
+            f"  lookup secret: {result['lookup_secret']}   (the change feed's RIC pseudonyms: xinyong.ric_pseudonym)\n"
+            "  Give both to the marketplace now; neither is shown again.",
+        )
+        return 0
+
+    if action == "list":
+        records = asyncio.run(_with_store(settings, lambda store, _master: store.list_api_keys()))
+        human = "\n".join(_human_key(r) for r in records) if records else "No API keys yet."
+        out.emit([_key_json(r) for r in records], human)
+        return 0
+
+    if action == "revoke":
+        record = asyncio.run(_with_store(settings, lambda store, _m: store.revoke_api_key(args.key_id, now=now)))
+        out.emit(
+            _key_json(record),
+            f"Revoked API key {record.key_id}; running gateways refuse it within their refresh interval (2 s by"
+            " default).",
+        )
+        return 0
+    raise CliError(f"Unknown keys action {action!r}.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -741,6 +855,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_serve(settings, args)
         if args.command == "sources":
             return _cmd_sources(settings, args, out)
+        if args.command == "keys":
+            return _cmd_keys(settings, args, out)
         if args.command == "project":
             return _cmd_project(settings, args, out)
         if args.command == "import":

@@ -9,6 +9,8 @@ are derived from it with HKDF-SHA256:
 - ``dedupe``  HMAC key for the body digest that tells a duplicate from a conflicting re-use of a webhook-id;
 - ``subject`` HMAC key of the blind index that names a subject's credit file (``subject_key``): files are
   found by identifier without any resident id stored in the clear, and identities are sealed beside them;
+- ``api-keys`` HMAC key under which API key secrets are stored (``api_key_digest``): the database holds no key
+  that works, nor one that can be checked offline without the master key;
 - ``check``   HMAC key for a check value stored in the database, so a wrong master key is refused at start-up
   instead of producing undecryptable rows.
 
@@ -76,14 +78,17 @@ class MasterKey:
     identities: Sealer
     dedupe_key: bytes
     subject_index_key: bytes
+    api_key_digest_key: bytes
     check_value: bytes
     _dedupe: hmac.HMAC = field(init=False, repr=False, compare=False)
+    _subject_index: hmac.HMAC = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # The keyed state that body digests copy: hmac.digest() lets go of the GIL on every call, which costs a
-        # thread switch per body while the store's writer thread holds it; copy, update and digest of a body
-        # under 2 KiB do not.
+        # The keyed states that body digests and blind-index keys copy: hmac.digest() lets go of the GIL on every
+        # call, which costs a thread switch per body while the store's writer thread holds it; copy, update and
+        # digest of a body under 2 KiB do not (a screening computes a thousand subject keys at once).
         object.__setattr__(self, "_dedupe", hmac.new(self.dedupe_key, digestmod=hashlib.sha256))
+        object.__setattr__(self, "_subject_index", hmac.new(self.subject_index_key, digestmod=hashlib.sha256))
 
     def __repr__(self) -> str:
         return "MasterKey(…)"
@@ -99,6 +104,7 @@ class MasterKey:
             identities=Sealer(_derive(raw, "identities")),
             dedupe_key=_derive(raw, "dedupe"),
             subject_index_key=_derive(raw, "subject"),
+            api_key_digest_key=_derive(raw, "api-keys"),
             check_value=hmac.digest(check_key, _CHECK_LABEL, "sha256"),
         )
 
@@ -132,9 +138,22 @@ class MasterKey:
     def open_secret(self, source_id: str, sealed: bytes) -> bytes:
         return self.secrets.open(sealed, _row_aad(b"source-secret", source_id))
 
+    def api_key_digest(self, key_id: str, secret: str) -> bytes:
+        """What is stored of an API key's secret: HMAC-SHA256 under a derived key, bound to the key's id."""
+        return hmac.digest(self.api_key_digest_key, f"{key_id}:{secret}".encode(), "sha256")
+
+    def seal_lookup_secret(self, key_id: str, secret: bytes) -> bytes:
+        """Seal an API key's lookup secret (the change feed's pseudonyms are computed with it), bound to the key."""
+        return self.secrets.seal(secret, _row_aad(b"lookup-secret", key_id))
+
+    def open_lookup_secret(self, key_id: str, sealed: bytes) -> bytes:
+        return self.secrets.open(sealed, _row_aad(b"lookup-secret", key_id))
+
     def subject_key(self, id_type: str, normalised_id: str) -> str:
         """The blind index naming a subject's credit file: HMAC-SHA256 of ``id_type:id``, 32 hex digits."""
-        return hmac.digest(self.subject_index_key, f"{id_type}:{normalised_id}".encode(), "sha256")[:16].hex()
+        mac = self._subject_index.copy()
+        mac.update(f"{id_type}:{normalised_id}".encode())
+        return mac.digest()[:16].hex()
 
     def seal_identity(self, subject_key: str, value: str) -> bytes:
         """Seal a subject's identifier or name, bound to its credit file."""

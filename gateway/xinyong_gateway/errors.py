@@ -12,6 +12,8 @@ ones a client can cause to ``application/problem+json`` in one middleware (``web
      │    ├── ProjectionConflictError another projector moved the position first (retry from the new one)
      │    └── PolicyVersionError    a policy version already on record with another text
      ├── SourceNotFoundError        no source with that id
+ ├── ApiKeyNotFoundError        no API key with that id
+     ├── ServeError                 ``serve --workers N`` cannot serve: the port is taken, workers keep failing at start
      └── EventRejectedError         an event body fails the contract's checks (problem type, detail, pointers)
 
 Messages are one sentence a person can act on, and never contain a secret or a personal identifier.
@@ -22,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 __all__ = [
+    "ApiKeyNotFoundError",
     "ConfigError",
     "EventRejectedError",
     "GatewayError",
@@ -29,6 +32,7 @@ __all__ = [
     "PolicyVersionError",
     "ProjectionConflictError",
     "SchemaNotReadyError",
+    "ServeError",
     "SourceNotFoundError",
     "StoreError",
     "StoreUnavailableError",
@@ -67,8 +71,16 @@ class PolicyVersionError(StoreError):
     """A policy version is already on record with a different text: versions name one text for ever."""
 
 
+class ServeError(GatewayError):
+    """The gateway's processes cannot serve: the port is already in use, or workers keep failing right after start."""
+
+
 class SourceNotFoundError(GatewayError):
     """No source with that id."""
+
+
+class ApiKeyNotFoundError(GatewayError):
+    """No API key with that id."""
 
 
 class EventRejectedError(GatewayError):

@@ -38,6 +38,10 @@ class GatewaySettings(BaseSettings):
     """Verified requests per second a source may send unless it has its own limit."""
     source_refresh_interval: float = Field(default=2.0, gt=0)
     """Seconds between reloads of the source table (new, disabled and rotated sources)."""
+    default_key_rate: float = Field(default=10_000.0, gt=0)
+    """Query requests per second an API key may make unless it has its own limit (a guard, not a throttle)."""
+    api_key_refresh_interval: float = Field(default=2.0, gt=0)
+    """Seconds between reloads of the API keys: a revoked key stops working within this interval."""
     policy_file: Path | None = None
     """The credit policy (TOML); the shipped default when unset."""
     projector: bool = True

@@ -34,6 +34,10 @@ _CATALOGUE: dict[str, tuple[int, str]] = {
     problems.STORE_UNAVAILABLE: (503, "Store cannot commit"),
     problems.DUPLICATE_CONFLICT: (409, "Webhook id already used with another body"),
     problems.INTERNAL: (500, "Internal error"),
+    problems.API_KEY_INVALID: (401, "Missing or invalid API key"),
+    problems.SCOPE_MISSING: (403, "API key lacks the scope"),
+    problems.REQUEST_INVALID: (422, "Request does not match its schema"),
+    problems.QUERY_INVALID: (400, "Invalid query parameter"),
 }
 
 _GENERIC_TITLES = {405: "Method not allowed", 400: "Bad request", 413: "Body too large"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from xinyong.client import Client, OnboardingDecision, SyncClient
 from xinyong.errors import (
     ApiError,
     AuthenticationError,
@@ -27,6 +28,15 @@ from xinyong.errors import (
     XinyongError,
 )
 from xinyong.events import EVENT_TYPES, Event, parse_event
+from xinyong.queries import (
+    ListChange,
+    ListChangesPage,
+    ScreeningRequest,
+    ScreeningResponse,
+    StatusReason,
+    SubjectStatus,
+    ric_pseudonym,
+)
 from xinyong.responses import Problem, WebhookAck
 from xinyong.sender import EventSender
 from xinyong.subjects import Subject
@@ -39,25 +49,34 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "BadRequestError",
+    "Client",
     "ClientClosedError",
     "ConflictError",
     "Event",
     "EventSender",
     "InvalidIdentifierError",
     "InvalidKeyError",
+    "ListChange",
+    "ListChangesPage",
     "MalformedHeadersError",
     "NotFoundError",
+    "OnboardingDecision",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "Problem",
     "RateLimitError",
     "RequestTimeout",
+    "ScreeningRequest",
+    "ScreeningResponse",
     "ServerError",
     "ServiceUnavailableError",
     "SignatureMismatchError",
     "SigningKey",
     "SigningSecret",
+    "StatusReason",
     "Subject",
+    "SubjectStatus",
+    "SyncClient",
     "TimestampOutOfToleranceError",
     "TransportError",
     "UnprocessableEntityError",
@@ -69,4 +88,5 @@ __all__ = [
     "XinyongError",
     "__version__",
     "parse_event",
+    "ric_pseudonym",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "API_KEY_INVALID",
     "BODY_NOT_JSON",
     "BODY_TOO_LARGE",
     "DUPLICATE_CONFLICT",
@@ -17,8 +18,11 @@ __all__ = [
     "MALFORMED_HEADERS",
     "NOT_FOUND",
     "PROBLEM_BASE",
+    "QUERY_INVALID",
     "RATE_LIMITED",
+    "REQUEST_INVALID",
     "SCHEMA_INVALID",
+    "SCOPE_MISSING",
     "SIGNATURE_INVALID",
     "SOURCE_NOT_FOUND",
     "STORE_UNAVAILABLE",
@@ -44,3 +48,13 @@ STORE_UNAVAILABLE: Final = PROBLEM_BASE + "store-unavailable"
 DUPLICATE_CONFLICT: Final = PROBLEM_BASE + "webhook-id-conflict"
 NOT_FOUND: Final = PROBLEM_BASE + "not-found"
 INTERNAL: Final = PROBLEM_BASE + "internal-error"
+
+# The query side (API keys, screening, the change feed).
+API_KEY_INVALID: Final = PROBLEM_BASE + "api-key-invalid"
+"""401: no ``Authorization: Bearer`` API key, or one the gateway does not know (unknown, revoked or malformed)."""
+SCOPE_MISSING: Final = PROBLEM_BASE + "scope-missing"
+"""403: the API key is valid but lacks the scope this endpoint needs (``screen``, ``changes``)."""
+REQUEST_INVALID: Final = PROBLEM_BASE + "request-invalid"
+"""422: a query body does not match its schema; ``errors`` holds JSON Pointers (``/subjects/3/id``)."""
+QUERY_INVALID: Final = PROBLEM_BASE + "query-parameter-invalid"
+"""400: a query parameter (``after`` cursor, ``limit``) is malformed or out of range."""

@@ -7,9 +7,11 @@ the files are regenerated, never edited::
     python -m xinyong.schemas --check schemas   # exit 1 if any is stale, missing or extra
 
 Files: ``events/<type>.json`` for each event type, ``event.json`` (any event), ``subject.json``,
-``responses/webhook-ack.json`` and ``responses/problem.json``. The generator owns every ``*.json``
-under ``events/`` and ``responses/`` (stale ones are removed) and the two top-level files it writes;
-other files in the directory (``openapi.json``) are left alone.
+``requests/screening.json``, ``responses/webhook-ack.json``, ``responses/problem.json``,
+``responses/screening.json``, ``responses/list-changes.json``, and ``openapi.json`` (the whole HTTP API,
+OpenAPI 3.1, :mod:`xinyong.openapi`; the gateway serves the same document at ``/openapi.json``). The generator
+owns every ``*.json`` under ``events/``, ``requests/`` and ``responses/`` (stale ones are removed) and the
+top-level files it writes; other files in the directory are left alone.
 """
 
 from __future__ import annotations
@@ -22,16 +24,30 @@ from pathlib import Path
 from typing import Any, Final
 
 from xinyong.events import EVENT_ADAPTER, EVENT_TYPES
+from xinyong.openapi import build_openapi
+from xinyong.queries import ListChangesPage, ScreeningRequest, ScreeningResponse
 from xinyong.responses import Problem, WebhookAck
 from xinyong.subjects import Subject
 
-__all__ = ["JSON_SCHEMA_DIALECT", "SCHEMA_ID_PREFIX", "build_schemas", "check", "main", "render"]
+__all__ = [
+    "JSON_SCHEMA_DIALECT",
+    "OPENAPI_FILE",
+    "SCHEMA_ID_PREFIX",
+    "build_files",
+    "build_schemas",
+    "check",
+    "main",
+    "render",
+]
 
 JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 #: ``$id`` of a schema file is this prefix and its path without ``.json``.
 SCHEMA_ID_PREFIX: Final = "urn:xinyong:schema:v1:"
 
-_OWNED_DIRECTORIES: Final = ("events", "responses")
+#: The OpenAPI document's file, beside the JSON Schemas.
+OPENAPI_FILE: Final = "openapi.json"
+
+_OWNED_DIRECTORIES: Final = ("events", "requests", "responses")
 
 
 def _document(path: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -46,10 +62,18 @@ def build_schemas() -> dict[str, dict[str, Any]]:
     paths_and_schemas += [
         ("event.json", EVENT_ADAPTER.json_schema()),
         ("subject.json", Subject.model_json_schema()),
+        ("requests/screening.json", ScreeningRequest.model_json_schema()),
         ("responses/webhook-ack.json", WebhookAck.model_json_schema()),
         ("responses/problem.json", Problem.model_json_schema()),
+        ("responses/screening.json", ScreeningResponse.model_json_schema()),
+        ("responses/list-changes.json", ListChangesPage.model_json_schema()),
     ]
     return {path: _document(path, schema) for path, schema in paths_and_schemas}
+
+
+def build_files() -> dict[str, dict[str, Any]]:
+    """Every generated file: the JSON Schemas (:func:`build_schemas`) and ``openapi.json``."""
+    return {**build_schemas(), OPENAPI_FILE: build_openapi()}
 
 
 def render(schema: dict[str, Any]) -> str:
@@ -71,7 +95,7 @@ def check(directory: Path) -> list[str]:
 
     An empty list means the schemas are up to date.
     """
-    expected = {path: render(schema) for path, schema in build_schemas().items()}
+    expected = {path: render(schema) for path, schema in build_files().items()}
     problems: list[str] = []
     for path, text in expected.items():
         file = directory.joinpath(*path.split("/"))
@@ -86,7 +110,7 @@ def check(directory: Path) -> list[str]:
 
 
 def _write(directory: Path) -> None:
-    expected = {path: render(schema) for path, schema in build_schemas().items()}
+    expected = {path: render(schema) for path, schema in build_files().items()}
     for path, text in expected.items():
         file = directory.joinpath(*path.split("/"))
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +125,8 @@ def _write(directory: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the schemas to a directory (default ``schemas``), or with ``--check`` verify them."""
     parser = argparse.ArgumentParser(
-        prog="python -m xinyong.schemas", description="Generate the JSON Schemas of the xinyong wire models."
+        prog="python -m xinyong.schemas",
+        description="Generate the JSON Schemas of the xinyong wire models and the OpenAPI document.",
     )
     parser.add_argument("directory", nargs="?", default="schemas", type=Path, help="default: schemas")
     parser.add_argument(

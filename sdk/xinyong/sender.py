@@ -20,26 +20,17 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
 import structlog
 from pydantic import BaseModel
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import RetryCallState
 
-from xinyong.errors import (
-    ApiError,
-    ClientClosedError,
-    RateLimitError,
-    RequestTimeout,
-    ServerError,
-    TransportError,
-    XinyongError,
-    api_error_for,
-)
+from xinyong.errors import ApiError, ClientClosedError, RequestTimeout, TransportError, XinyongError
 from xinyong.responses import WebhookAck
+from xinyong.retries import RetryWait, error_for_answer, is_retryable, retrying
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
 
 __all__ = ["EventSender", "OutgoingEvent", "is_retryable", "new_webhook_id"]
@@ -55,44 +46,12 @@ def new_webhook_id() -> str:
     return "msg_" + uuid.uuid4().hex
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """The SDK's one retry predicate: transport errors, 429 and 5xx."""
-    return isinstance(exc, TransportError | RateLimitError | ServerError)
-
-
 def _encode(event: OutgoingEvent) -> bytes:
     if isinstance(event, bytes):
         return event
     if isinstance(event, BaseModel):
         return event.model_dump_json(exclude_none=True).encode()
     return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-class _Wait:
-    """Back-off for tenacity: ``Retry-After`` when the gateway gave one, else capped jittered exponential."""
-
-    def __init__(self, initial: float, maximum: float, retry_after_cap: float) -> None:
-        self._exponential = wait_random_exponential(multiplier=initial, max=maximum)
-        self._retry_after_cap = retry_after_cap
-
-    def __call__(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
-            return min(exc.retry_after, self._retry_after_cap)
-        return float(self._exponential(state))
 
 
 class EventSender:
@@ -133,7 +92,7 @@ class EventSender:
         self._closed = False
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_attempts = max_attempts
-        self._wait = _Wait(backoff_initial, backoff_max, retry_after_max)
+        self._wait = RetryWait(backoff_initial, backoff_max, retry_after_max)
         self._concurrency = concurrency
         self._clock = clock
         self._sleep = sleep
@@ -168,15 +127,10 @@ class EventSender:
         """
         body = _encode(event)
         msg_id = webhook_id or new_webhook_id()
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(is_retryable),
-            stop=stop_after_attempt(self._max_attempts),
-            wait=self._wait,
-            before_sleep=self._log_retry,
-            sleep=self._sleep,
-            reraise=True,
+        attempts = retrying(
+            max_attempts=self._max_attempts, wait=self._wait, sleep=self._sleep, before_sleep=self._log_retry
         )
-        return await retrying(self._post_once, msg_id, body)
+        return await attempts(self._post_once, msg_id, body)
 
     async def send_many(
         self,
@@ -209,8 +163,7 @@ class EventSender:
             async with session.post(self._url, data=body, headers=headers, timeout=self._timeout) as response:
                 payload = await response.read()
                 status = response.status
-                request_id = response.headers.get("X-Request-Id")
-                retry_after = _retry_after(response.headers.get("Retry-After"))
+                answer_headers = response.headers
         except TimeoutError as exc:
             raise RequestTimeout(f"The gateway did not answer within {self._timeout.total} s.") from exc
         except aiohttp.ClientError as exc:
@@ -220,7 +173,7 @@ class EventSender:
                 return WebhookAck.model_validate_json(payload)
             except ValueError as exc:
                 raise ApiError(status, {"title": "Unexpected answer from the gateway"}) from exc
-        raise api_error_for(status, _problem(payload, status), request_id=request_id, retry_after=retry_after)
+        raise error_for_answer(status, payload, answer_headers)
 
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -232,11 +185,3 @@ class EventSender:
             reason=type(exc).__name__ if exc else None,
             status=getattr(exc, "status", None),
         )
-
-
-def _problem(payload: bytes, status: int) -> dict[str, Any]:
-    try:
-        document = json.loads(payload)
-    except ValueError:
-        return {"title": f"HTTP {status}", "detail": payload[:200].decode("utf-8", "replace") or None}
-    return document if isinstance(document, dict) else {"title": f"HTTP {status}"}

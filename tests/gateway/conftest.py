@@ -42,12 +42,14 @@ from aiohttp.test_utils import TestClient
 from xinyong.events import SourceKind
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
 from xinyong_gateway import cli
+from xinyong_gateway.api_keys import IssuedApiKey, add_api_key
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.logs import configure_logging
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.sources import add_source
 from xinyong_gateway.store import Store, open_store, sqlite_path_from_url
-from xinyong_gateway.web_app import MASTER_KEY, REGISTRY, STORE, create_app
+from xinyong_gateway.store.base import ApiScope
+from xinyong_gateway.web_app import API_KEYS, MASTER_KEY, REGISTRY, STORE, create_app
 
 TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
 PROBLEM_JSON = "application/problem+json"
@@ -139,6 +141,19 @@ class Gateway:
         assert key is not None
         await app[REGISTRY].refresh()
         return Source(record.source_id, key, kind)
+
+    async def add_api_key(
+        self, scopes: Sequence[ApiScope] = ("screen", "changes"), *, rate: float | None = None
+    ) -> IssuedApiKey:
+        """Issue an API key through the running app's store; the gateway knows it on return (its key registry is
+        reloaded at once; ``test_api_keys`` covers a key appearing without that reload)."""
+        app = self.client.app
+        assert app is not None
+        issued = await add_api_key(
+            app[STORE], app[MASTER_KEY], name="test key", scopes=scopes, rate_limit=rate, now=datetime.now(UTC)
+        )
+        await app[API_KEYS].refresh()
+        return issued
 
     async def post(
         self,

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from tests.gateway.conftest import migration_names
 from xinyong_gateway.crypto import master_key_for
 from xinyong_gateway.errors import (
     MasterKeyError,
@@ -177,7 +178,7 @@ async def test_tables_are_created_in_the_schema_of_the_search_path(server_url: s
 async def test_two_migrate_runs_at_once_apply_each_migration_once(url: str) -> None:
     async with PostgresStore(url) as one, PostgresStore(url) as two:
         results = await asyncio.gather(one.migrate(), two.migrate())
-        assert sorted(results) == [[], ["0001_initial.sql"]]
+        assert sorted(results) == [[], migration_names("postgresql")]
         assert (await one.schema_status()).ready
 
 

@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 
 from xinyong.events import EVENT_TYPES
-from xinyong.schemas import JSON_SCHEMA_DIALECT, SCHEMA_ID_PREFIX, build_schemas, check, main, render
+from xinyong.schemas import (
+    JSON_SCHEMA_DIALECT,
+    OPENAPI_FILE,
+    SCHEMA_ID_PREFIX,
+    build_files,
+    build_schemas,
+    check,
+    main,
+    render,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "schemas"
@@ -24,14 +33,19 @@ def test_checked_in_schemas_are_up_to_date() -> None:
 
 
 def test_every_event_type_has_a_schema_file() -> None:
-    """Integrators find one file per catalogue type, plus the union, the subject and the responses."""
+    """Integrators find one file per catalogue type, plus the union, the subject, the query side and the responses;
+    the generator writes the OpenAPI document beside them."""
     expected = {f"events/{event_type}.json" for event_type in EVENT_TYPES} | {
         "event.json",
         "subject.json",
+        "requests/screening.json",
         "responses/webhook-ack.json",
         "responses/problem.json",
+        "responses/screening.json",
+        "responses/list-changes.json",
     }
     assert set(build_schemas()) == expected
+    assert set(build_files()) == expected | {OPENAPI_FILE}
 
 
 def test_every_schema_declares_its_dialect_and_a_stable_id() -> None:
@@ -108,8 +122,8 @@ def test_main_writes_every_file_and_prints_one_line_each(tmp_path: Path, capsys:
     """Generating into an empty directory writes all files, after which --check passes."""
     assert main([str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == len(build_schemas())
-    for path, schema in build_schemas().items():
+    assert len(lines) == len(build_files())
+    for path, schema in build_files().items():
         written = tmp_path.joinpath(*path.split("/"))
         assert json.loads(written.read_text(encoding="utf-8")) == schema
     assert main(["--check", str(tmp_path)]) == 0
@@ -133,11 +147,15 @@ def test_check_reports_stale_missing_and_extra_files(tmp_path: Path, capsys: pyt
 
 
 def test_generation_removes_stale_owned_files_and_keeps_others(tmp_path: Path) -> None:
-    """Leftover *.json under events/ and responses/ go; openapi.json and non-JSON files stay."""
+    """Leftover *.json under events/, requests/ and responses/ go; other top-level and non-JSON files stay."""
     main([str(tmp_path)])
-    leftovers = [tmp_path / "events" / "penalty.withdrawn.json", tmp_path / "responses" / "old.json"]
+    leftovers = [
+        tmp_path / "events" / "penalty.withdrawn.json",
+        tmp_path / "responses" / "old.json",
+        tmp_path / "requests" / "old.json",
+    ]
     kept: dict[Path, str] = {
-        tmp_path / "openapi.json": '{"openapi": "3.1.0"}\n',
+        tmp_path / "examples.json": '{"note": "kept"}\n',
         tmp_path / "events" / "README.md": "notes\n",
     }
     for path in leftovers:

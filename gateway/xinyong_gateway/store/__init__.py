@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any
 from xinyong_gateway.errors import ConfigError
 from xinyong_gateway.store.base import (
     ALL_PARTITIONS,
+    API_SCOPES,
     PARTITIONS,
     AllPartitions,
+    ApiKeyRecord,
     AppendResult,
     AppendStatus,
     InboxEntry,
@@ -31,8 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALL_PARTITIONS",
+    "API_SCOPES",
     "PARTITIONS",
     "AllPartitions",
+    "ApiKeyRecord",
     "AppendResult",
     "AppendStatus",
     "InboxEntry",

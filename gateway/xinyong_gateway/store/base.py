@@ -21,8 +21,10 @@ from xinyong_gateway.errors import SchemaNotReadyError
 
 __all__ = [
     "ALL_PARTITIONS",
+    "API_SCOPES",
     "PARTITIONS",
     "AllPartitions",
+    "ApiKeyRecord",
     "AppendResult",
     "AppendStatus",
     "InboxEntry",
@@ -47,6 +49,9 @@ __all__ = [
 ]
 
 KeyScheme = Literal["v1", "v1a"]
+ApiScope = Literal["screen", "changes"]
+API_SCOPES: tuple[ApiScope, ...] = ("screen", "changes")
+"""What an API key may be allowed: ``screen`` (``POST /v1/screenings``), ``changes`` (``GET /v1/lists/changes``)."""
 
 PARTITIONS = 16
 """Subjects are split into this many projection partitions by their key's first hex digit. Each partition has
@@ -187,13 +192,38 @@ class SubjectRow:
 
 @dataclass(frozen=True, slots=True)
 class StatusChange:
-    """An entry of the change feed: a full status snapshot and the instant it took effect."""
+    """An entry of the change feed: a full status snapshot and the instant it took effect, with the subject's
+    identity as its credit file holds it (the feed names a RIC subject by a pseudonym computed from it)."""
 
     change_id: int
     subject_key: str
     snapshot: str
     effective_at: int
     recorded_at: int
+    id_type: Literal["uscc", "ric"]
+    sealed_id: bytes
+    """The identifier, sealed under the master key (``MasterKey.open_identity(subject_key, …)``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key of the query side as stored: never the key itself, only a keyed digest of its secret."""
+
+    key_id: str
+    name: str
+    scopes: tuple[ApiScope, ...]
+    rate_limit: float | None
+    """Requests per second; None for the gateway's default."""
+    secret_digest: bytes
+    """``MasterKey.api_key_digest(key_id, secret)``."""
+    sealed_lookup_secret: bytes
+    """The key's lookup secret (RIC pseudonyms in the change feed), sealed under the master key."""
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def status(self) -> Literal["active", "revoked"]:
+        return "active" if self.revoked_at is None else "revoked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,8 +453,9 @@ class Store(ABC):
 
     @abstractmethod
     async def read_changes(self, after: int = 0, limit: int = 100) -> list[StatusChange]:
-        """Change-feed entries with ``change_id > after``, in order. As with the inbox, an entry is returned
-        only once every entry with a lower ``change_id`` is committed, so a follower never misses one."""
+        """Change-feed entries with ``change_id > after``, in order (one query, joined with the subjects' identity).
+        As with the inbox, an entry is returned only once every entry with a lower ``change_id`` is committed, so
+        a follower never misses one."""
 
     @abstractmethod
     async def subject_changes(self, subject_key: str) -> list[StatusChange]:
@@ -464,3 +495,16 @@ class Store(ABC):
     ) -> SourceRecord:
         """Add ``key`` as the current key; every other key stays valid until ``grace_until`` (or its
         earlier expiry). Raises ``SourceNotFoundError``."""
+
+    # -- API keys (the query side) ------------------------------------------------------------------------
+    @abstractmethod
+    async def create_api_key(self, record: ApiKeyRecord) -> ApiKeyRecord:
+        """Store a new API key (its digest and sealed lookup secret; ``revoked_at`` is ignored)."""
+
+    @abstractmethod
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every API key, revoked ones included, oldest first."""
+
+    @abstractmethod
+    async def revoke_api_key(self, key_id: str, *, now: datetime) -> ApiKeyRecord:
+        """Mark a key revoked (a second revocation keeps the first time). Raises ``ApiKeyNotFoundError``."""

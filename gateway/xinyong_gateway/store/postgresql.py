@@ -48,6 +48,7 @@ import asyncpg
 import structlog
 
 from xinyong_gateway.errors import (
+    ApiKeyNotFoundError,
     ConfigError,
     MasterKeyError,
     PolicyVersionError,
@@ -60,6 +61,7 @@ from xinyong_gateway.errors import (
 from xinyong_gateway.store.base import (
     ALL_PARTITIONS,
     PARTITIONS,
+    ApiKeyRecord,
     AppendResult,
     InboxEntry,
     NewSourceKey,
@@ -163,6 +165,13 @@ _SELECT_SOURCE = (
 _SELECT_SOURCE_KEYS = (
     "SELECT key_id, scheme, material, fingerprint, created_at, expires_at"
     " FROM source_keys WHERE source_id = $1 ORDER BY key_id"
+)
+_SELECT_CHANGES = (
+    "SELECT c.change_id, c.subject_key, c.snapshot, c.effective_at, c.recorded_at, s.id_type, s.sealed_id"
+    " FROM status_changes c JOIN subjects s ON s.subject_key = c.subject_key"
+)
+_SELECT_API_KEYS = (
+    "SELECT key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret, created_at, revoked_at FROM api_keys"
 )
 
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError)
@@ -554,23 +563,15 @@ class PostgresStore(Store):
     async def read_changes(self, after: int = 0, limit: int = 100) -> list[StatusChange]:
         # Feed inserts commit in change_id order (the feed lock), so no entry appears behind a visible one.
         async def read(conn: _Connection) -> list[StatusChange]:
-            rows = await conn.fetch(
-                "SELECT change_id, subject_key, snapshot, effective_at, recorded_at FROM status_changes"
-                " WHERE change_id > $1 ORDER BY change_id LIMIT $2",
-                after,
-                limit,
-            )
+            query = _SELECT_CHANGES + " WHERE c.change_id > $1 ORDER BY c.change_id LIMIT $2"
+            rows = await conn.fetch(query, after, limit)
             return [StatusChange(*row) for row in rows]
 
         return await self._read(read)
 
     async def subject_changes(self, subject_key: str) -> list[StatusChange]:
         async def read(conn: _Connection) -> list[StatusChange]:
-            rows = await conn.fetch(
-                "SELECT change_id, subject_key, snapshot, effective_at, recorded_at FROM status_changes"
-                " WHERE subject_key = $1 ORDER BY change_id",
-                subject_key,
-            )
+            rows = await conn.fetch(_SELECT_CHANGES + " WHERE c.subject_key = $1 ORDER BY c.change_id", subject_key)
             return [StatusChange(*row) for row in rows]
 
         return await self._read(read)
@@ -693,6 +694,56 @@ class PostgresStore(Store):
                 to_micros(now),
             )
             return cast(SourceRecord, await self._load_source(conn, source_id))
+
+    # -- API keys ----------------------------------------------------------------------------------------
+    async def create_api_key(self, record: ApiKeyRecord) -> ApiKeyRecord:
+        async with self._transaction() as conn:
+            row = await conn.fetchrow(
+                "INSERT INTO api_keys (key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret,"
+                " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING key_id, name, scopes, rate_limit,"
+                " secret_digest, sealed_lookup_secret, created_at, revoked_at",
+                record.key_id,
+                record.name,
+                ",".join(record.scopes),
+                record.rate_limit,
+                record.secret_digest,
+                record.sealed_lookup_secret,
+                to_micros(record.created_at),
+            )
+        return _api_key_record(tuple(cast(asyncpg.Record, row)))
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        async def list_all(conn: _Connection) -> list[ApiKeyRecord]:
+            rows = await conn.fetch(_SELECT_API_KEYS + " ORDER BY created_at, key_id")
+            return [_api_key_record(tuple(row)) for row in rows]
+
+        return await self._read(list_all)
+
+    async def revoke_api_key(self, key_id: str, *, now: datetime) -> ApiKeyRecord:
+        async with self._transaction() as conn:
+            row = await conn.fetchrow(
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $1) WHERE key_id = $2 RETURNING key_id, name,"
+                " scopes, rate_limit, secret_digest, sealed_lookup_secret, created_at, revoked_at",
+                to_micros(now),
+                key_id,
+            )
+        if row is None:
+            raise ApiKeyNotFoundError(f"No API key with id {key_id!r}.")
+        return _api_key_record(tuple(row))
+
+
+def _api_key_record(row: tuple[Any, ...]) -> ApiKeyRecord:
+    key_id, name, scopes, rate_limit, digest, sealed, created_at, revoked_at = row
+    return ApiKeyRecord(
+        key_id=key_id,
+        name=name,
+        scopes=tuple(scope for scope in scopes.split(",") if scope),
+        rate_limit=rate_limit,
+        secret_digest=bytes(digest),
+        sealed_lookup_secret=bytes(sealed),
+        created_at=from_micros(created_at),
+        revoked_at=from_micros(revoked_at) if revoked_at is not None else None,
+    )
 
 
 class PostgresClaims(PartitionClaims):

@@ -1,0 +1,257 @@
+"""The query side: ``POST /v1/screenings`` and ``GET /v1/lists/changes`` (DESIGN.md "Query side").
+
+**Screening.** Checked in this order: 401/403 API key and scope (``web_auth``) → 429 the key's rate → 413 body
+over 1 MiB → 415 not JSON → 400 body not JSON → 422 schema (1 to 1000 subjects, each id checked as in events; the
+pointer names the index, ``/subjects/3/id``, and nothing is looked up) → 503 store. Then every subject is looked up
+by its blind index (``MasterKey.subject_key``) in one query (``Store.load_subjects``), and the answer has one
+status per subject, in request order, each ``as_of`` now: the stored status of its credit file (recomputed from the
+file when time alone changed it and the projector has not swept it yet), or, for a subject never reported, list
+``none``, no grade or score, no measures, under the policy in force. Personal ids arrive only in the body and leave
+only masked; the log line carries the key id and the number of subjects, never an identifier. An
+``Idempotency-Key`` header is accepted and ignored (a screening is a read).
+
+**Change feed.** ``after`` (a cursor; the start without one) and ``limit`` (1 to 1000, default 100) are checked (400
+``query-parameter-invalid``), then one page is read in feed order (``Store.read_changes``: a follower paging with
+the cursor never misses an entry). Each entry is the stored snapshot with its ``cursor`` and ``effective_at``; its
+subject is a USCC by code and name, or a RIC only by pseudonym: the hex HMAC-SHA256 of the number, unsealed here,
+under the lookup secret of the API key asking (``xinyong.ric_pseudonym``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pydantic_core
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+
+from xinyong import problems
+from xinyong.events import error_pointers
+from xinyong.queries import CURSOR_PATTERN, MAX_CHANGES_PAGE, MAX_SCREENING_SUBJECTS, ScreeningRequest, ric_pseudonym
+from xinyong.subjects import Subject
+from xinyong_gateway.api_keys import ApiKeyRegistry
+from xinyong_gateway.credit.engine import CreditFile
+from xinyong_gateway.credit.policy import Policy, parse_policy
+from xinyong_gateway.credit.projector import status_document
+from xinyong_gateway.crypto import MasterKey
+from xinyong_gateway.errors import StoreError
+from xinyong_gateway.store import Store, SubjectRow
+from xinyong_gateway.store.base import from_micros
+from xinyong_gateway.web_auth import authenticate
+from xinyong_gateway.web_middlewares import LOG_FACTS
+from xinyong_gateway.web_problems import ProblemError
+
+__all__ = ["SCREENING_BODY_LIMIT", "PolicyInForce", "QueryHandler"]
+
+_log = structlog.get_logger("xinyong_gateway.query")
+
+SCREENING_BODY_LIMIT = 1 << 20
+"""Bytes of a screening body: 1000 subjects with names of 200 Chinese characters fit (about 700 KB)."""
+_JSON = "application/json"
+_CURSOR = re.compile(CURSOR_PATTERN.removeprefix("^").removesuffix("$"))
+_LIMIT = re.compile(r"[0-9]{1,4}")
+_DEFAULT_PAGE = 100
+
+
+class PolicyInForce:
+    """The credit policy statuses are computed under: the adopted one (``policy apply``) when there is one, else
+    the configured file; re-read every ``refresh_interval`` seconds, as the projector does at each step."""
+
+    def __init__(self, store: Store, configured: Policy, *, refresh_interval: float) -> None:
+        self._store = store
+        self._configured = configured
+        self.policy = configured
+        self._refresh_interval = refresh_interval
+
+    async def refresh(self) -> None:
+        adopted = await self._store.active_policy()
+        if adopted is None:
+            self.policy = self._configured
+        elif adopted[0] != self.policy.version:
+            self.policy = parse_policy(adopted[1], source=f"adopted policy {adopted[0]}")
+
+    async def run(self) -> None:
+        """Refresh until cancelled; store errors are retried."""
+        while True:
+            await asyncio.sleep(self._refresh_interval)
+            try:
+                await self.refresh()
+            except StoreError as exc:
+                _log.warning("policy.refresh_failed", error=str(exc))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+class QueryHandler:
+    """The query endpoints, bound to the store, the master key, the API keys and the policy in force."""
+
+    _store: Store
+    _master: MasterKey
+    _keys: ApiKeyRegistry
+    _policies: PolicyInForce
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+
+    def attach(self, store: Store, master: MasterKey, keys: ApiKeyRegistry, policies: PolicyInForce) -> None:
+        """Bind the resources opened at start-up (routes must exist before the app starts)."""
+        self._store = store
+        self._master = master
+        self._keys = keys
+        self._policies = policies
+
+    # -- POST /v1/screenings ----------------------------------------------------------------------------
+    async def screen(self, request: web.Request) -> web.Response:
+        facts = request[LOG_FACTS]
+        await authenticate(request, self._keys, "screen")
+        body = await _read_limited(request, SCREENING_BODY_LIMIT)
+        if request.content_type != _JSON or (request.charset or "utf-8").lower() != "utf-8":
+            raise ProblemError(problems.UNSUPPORTED_MEDIA_TYPE, "Send the subjects as application/json (UTF-8).")
+        try:
+            document = pydantic_core.from_json(body)
+        except ValueError as exc:
+            raise ProblemError(problems.BODY_NOT_JSON, "The body is not valid UTF-8 JSON.") from exc
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        try:
+            screening = ScreeningRequest.model_validate(document, context={"now": now})
+        except ValidationError as exc:
+            raise _invalid_screening(exc, document) from None
+        subjects = screening.subjects
+        facts["subjects"] = len(subjects)
+        keys = [self._master.subject_key(subject.id_type, subject.id) for subject in subjects]
+        rows = await self._store.load_subjects(keys)
+        as_of = _iso(now)
+        now_us = int(now.timestamp() * 1_000_000)
+        parts = [
+            self._status_json(rows.get(key), subject, now, now_us, as_of)
+            for key, subject in zip(keys, subjects, strict=True)
+        ]
+        return web.Response(body=('{"results": [' + ", ".join(parts) + "]}").encode(), content_type=_JSON)
+
+    def _status_json(self, row: SubjectRow | None, subject: Subject, now: datetime, now_us: int, as_of: str) -> str:
+        if row is None:
+            # Never reported: the id (validated, so only digits and capitals) and the policy version in a template.
+            return _NEVER_REPORTED.format(
+                id_type=subject.id_type,
+                id=subject.masked_id,
+                policy_version=json.dumps(self._policies.policy.version, ensure_ascii=False),
+                as_of=as_of,
+            )
+        if row.next_change_at is not None and row.next_change_at <= now_us:
+            # Time alone changed the status and the projector has not swept this file yet: compute it now.
+            status = CreditFile.from_json(row.state).status_at(now, self._policies.policy)
+            document = status_document((row.id_type, row.display_id, row.display_name), status)
+            return json.dumps(document | {"as_of": as_of}, ensure_ascii=False)
+        return _restamped(row.status, as_of)
+
+    # -- GET /v1/lists/changes --------------------------------------------------------------------------
+    async def changes(self, request: web.Request) -> web.Response:
+        facts = request[LOG_FACTS]
+        key = await authenticate(request, self._keys, "changes")
+        after_text = request.query.get("after")
+        if after_text is None:
+            after = 0
+        elif _CURSOR.fullmatch(after_text):
+            after = int(after_text)
+        else:
+            raise ProblemError(
+                problems.QUERY_INVALID, "'after' must be a cursor from this feed (an entry's cursor, or 'next')."
+            )
+        limit_text = request.query.get("limit")
+        if limit_text is None:
+            limit = _DEFAULT_PAGE
+        elif _LIMIT.fullmatch(limit_text) and 1 <= int(limit_text) <= MAX_CHANGES_PAGE:
+            limit = int(limit_text)
+        else:
+            raise ProblemError(problems.QUERY_INVALID, f"'limit' must be a whole number from 1 to {MAX_CHANGES_PAGE}.")
+        rows = await self._store.read_changes(after, limit)
+        entries = []
+        for row in rows:
+            snapshot = json.loads(row.snapshot)
+            shown = snapshot.pop("subject")
+            if row.id_type == "ric":
+                ric = self._master.open_identity(row.subject_key, row.sealed_id)
+                subject: dict[str, Any] = {"id_type": "ric", "pseudonym": ric_pseudonym(ric, key.lookup_key)}
+            else:
+                subject = {"id_type": "uscc", "id": shown["id"], "name": shown["name"]}
+            entries.append(
+                {
+                    "cursor": str(row.change_id),
+                    "effective_at": _iso(from_micros(row.effective_at)),
+                    "subject": subject,
+                    **snapshot,
+                }
+            )
+        facts["changes"] = len(entries)
+        next_cursor = str(rows[-1].change_id) if rows else str(after)
+        body = json.dumps({"changes": entries, "next": next_cursor}, ensure_ascii=False).encode()
+        return web.Response(body=body, content_type=_JSON)
+
+
+_AS_OF = ', "as_of": "'
+_NEVER_REPORTED = (
+    '{{"subject": {{"id_type": "{id_type}", "id": "{id}", "name": null}}, "list": "none", "grade": null,'
+    ' "score": null, "measures": [], "reasons": [], "disputed": false, "policy_version": {policy_version},'
+    ' "as_of": "{as_of}"}}'
+)
+"""The status of a subject nothing was ever reported about (``json.dumps`` of it, in the same member order)."""
+
+
+def _restamped(status: str, as_of: str) -> str:
+    """A stored status document (JSON text) with its ``as_of`` replaced.
+
+    Stored statuses are ``json.dumps`` of ``status_document``, whose last member is ``as_of`` (an ISO 8601 time,
+    no escapes), so the text is cut there instead of parsed and re-serialised: a thousand results cost
+    microseconds instead of milliseconds. Any other text goes the long way."""
+    at = status.rfind(_AS_OF)
+    if at > 0 and status.endswith('"}') and '"' not in status[at + len(_AS_OF) : -2]:
+        return f'{status[:at]}{_AS_OF}{as_of}"}}'
+    document = json.loads(status)
+    document["as_of"] = as_of
+    return json.dumps(document, ensure_ascii=False)
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, refused with 413 past ``limit`` bytes (declared or streamed)."""
+    too_large = ProblemError(problems.BODY_TOO_LARGE, f"The body limit of a screening is {limit} bytes.")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        if request.content_length is not None and "Content-Encoding" not in request.headers:  # the usual case
+            return await request.content.readexactly(request.content_length)
+        async for chunk in request.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+    except web.RequestPayloadError as exc:
+        raise ProblemError(problems.BODY_NOT_JSON, "The body could not be decoded with its Content-Encoding.") from exc
+    except asyncio.IncompleteReadError as exc:
+        raise ProblemError(problems.BODY_NOT_JSON, "The body ended before its Content-Length.") from exc
+    return b"".join(chunks)
+
+
+def _invalid_screening(exc: ValidationError, document: Any) -> ProblemError:
+    errors = error_pointers(exc)
+    count = (
+        len(document["subjects"]) if isinstance(document, dict) and isinstance(document.get("subjects"), list) else 0
+    )
+    if count > MAX_SCREENING_SUBJECTS:
+        detail = (
+            f"At most {MAX_SCREENING_SUBJECTS} subjects per screening (this request has {count}); split the list"
+            " (the SDK's Client.screen does). Nothing was looked up."
+        )
+    else:
+        detail = "The screening request does not match its schema; nothing was looked up."
+    return ProblemError(problems.REQUEST_INVALID, detail, errors=errors)

@@ -1,0 +1,400 @@
+"""``Client``: screen subjects, decide onboarding, and follow the list change feed (the query side).
+
+    async with Client("https://credit.example.gov.cn", "xyk_…") as client:
+        decision = await client.check_onboarding({"id_type": "uscc", "id": "91320706MA1Y2N6Q47"})
+        if decision.decision == "deny": ...
+        statuses = await client.screen(merchants)            # any number: batches of 1000, results in order
+        async for change in client.changes(after=saved_cursor):
+            ...; saved_cursor = change.cursor
+
+Requests follow the SDK's one retry policy (:mod:`xinyong.retries`, as :class:`~xinyong.EventSender` does):
+transport errors, 429 (honouring ``Retry-After``) and 5xx are retried with capped, jittered exponential back-off;
+any other answer raises a typed :class:`~xinyong.errors.ApiError` carrying the problem document. When the
+gateway cannot be reached, a call raises :class:`~xinyong.errors.TransportError`: **no call ever answers "allow"
+by default**, a marketplace decides what an outage means for it.
+
+:class:`SyncClient` offers the same calls to code that is not async: it runs a ``Client`` on an event loop in
+a background thread of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, Literal, Self, TypeVar
+
+import aiohttp
+import structlog
+from pydantic import BaseModel, ValidationError
+from tenacity import RetryCallState
+
+from xinyong.errors import ApiError, ClientClosedError, InvalidIdentifierError, RequestTimeout, TransportError
+from xinyong.events import error_pointers
+from xinyong.queries import (
+    MAX_CHANGES_PAGE,
+    MAX_SCREENING_SUBJECTS,
+    ListChange,
+    ListChangesPage,
+    ScreeningResponse,
+    StatusReason,
+    SubjectStatus,
+)
+from xinyong.retries import RetryWait, error_for_answer, retrying
+from xinyong.subjects import Subject
+
+__all__ = ["REFUSE_ONBOARDING", "Client", "OnboardingDecision", "SubjectLike", "SyncClient"]
+
+_log = structlog.get_logger("xinyong.client")
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+SubjectLike = Subject | Mapping[str, Any]
+"""A :class:`~xinyong.Subject`, or a mapping such as ``{"id_type": "uscc", "id": "…", "name": "…"}``."""
+
+REFUSE_ONBOARDING: Final = "refuse_onboarding"
+"""The measure of the shipped policy's black list that tells platforms not to onboard the subject."""
+
+Decision = Literal["allow", "review", "deny"]
+
+
+@dataclass(frozen=True, slots=True)
+class OnboardingDecision:
+    """What to do with a merchant who asks to open a shop, and why.
+
+    - ``deny`` when the policy's measures include ``refuse_onboarding`` (the black list's, in the shipped policy);
+    - ``review`` when the subject is on the watch list, or on the black list under a policy whose black-list
+      measures do not refuse onboarding (a listed subject is never waved through);
+    - ``allow`` otherwise (red list, or on no list, or never reported).
+
+    ``measures`` and ``reasons`` are the status's, so the decision can be explained and recorded; ``status`` is
+    the full screening result (with ``as_of`` and ``policy_version``).
+    """
+
+    decision: Decision
+    measures: tuple[str, ...]
+    reasons: tuple[StatusReason, ...]
+    status: SubjectStatus
+
+    @classmethod
+    def from_status(cls, status: SubjectStatus) -> OnboardingDecision:
+        decision: Decision
+        if REFUSE_ONBOARDING in status.measures:
+            decision = "deny"
+        elif status.list in ("watch", "black"):
+            decision = "review"
+        else:
+            decision = "allow"
+        return cls(decision, tuple(status.measures), tuple(status.reasons), status)
+
+
+def _subjects(items: Iterable[SubjectLike]) -> list[Subject]:
+    """Validate subjects before anything is sent; an invalid one is named by its position, never its value."""
+    subjects = []
+    for index, item in enumerate(items):
+        if isinstance(item, Subject):
+            subjects.append(item)
+            continue
+        try:
+            subjects.append(Subject.model_validate(item))
+        except ValidationError as exc:
+            problems = "; ".join(f"{e['pointer'] or '/'}: {e['detail']}" for e in error_pointers(exc))
+            raise InvalidIdentifierError(f"Subject {index} is not valid ({problems}).") from None
+    return subjects
+
+
+class Client:
+    """The query API for one API key. Use it with ``async with``; it is not reusable after close.
+
+    ``api_key`` is the ``xyk_…`` key printed by ``xinyong-gateway keys add``; it needs the scope ``screen`` for
+    screening and ``changes`` for the feed. Pass ``session`` to share an ``aiohttp.ClientSession`` you own (it is
+    then never closed here). ``sleep`` (back-off waits) can be injected for tests. ``concurrency`` bounds the
+    batches of one :meth:`screen` call in flight at once.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 10.0,
+        max_attempts: int = 5,
+        backoff_initial: float = 0.25,
+        backoff_max: float = 20.0,
+        retry_after_max: float = 60.0,
+        concurrency: int = 4,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if not api_key or not api_key.strip():
+            raise ValueError("api_key must not be empty")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._base_url = base_url.rstrip("/")
+        self._authorization = f"Bearer {api_key.strip()}"
+        self._session = session
+        self._owns_session = session is None
+        self._closed = False
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._max_attempts = max_attempts
+        self._wait = RetryWait(backoff_initial, backoff_max, retry_after_max)
+        self._concurrency = concurrency
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"Client({self._base_url!r}, api_key=…)"
+
+    async def __aenter__(self) -> Self:
+        self._ensure_session()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session if this client created it. Idempotent."""
+        self._closed = True
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ClientClosedError("This Client is closed; create a new one.")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(headers={"User-Agent": "xinyong-python"})
+        return self._session
+
+    # -- screening ---------------------------------------------------------------------------------------
+    async def screen(self, subjects: Iterable[SubjectLike]) -> list[SubjectStatus]:
+        """The status of each subject now, in the order given (any number: sent in batches of 1000).
+
+        Every subject is validated first; an invalid one raises :class:`~xinyong.errors.InvalidIdentifierError`
+        naming its position, and nothing is sent."""
+        checked = _subjects(subjects)
+        batches = [checked[i : i + MAX_SCREENING_SUBJECTS] for i in range(0, len(checked), MAX_SCREENING_SUBJECTS)]
+        limit = asyncio.Semaphore(self._concurrency)
+
+        async def one(batch: list[Subject]) -> list[SubjectStatus]:
+            async with limit:
+                return await self._screen_batch(batch)
+
+        results = await asyncio.gather(*(one(batch) for batch in batches))
+        return [status for batch in results for status in batch]
+
+    async def screen_one(self, subject: SubjectLike) -> SubjectStatus:
+        """The status of one subject now."""
+        return (await self.screen([subject]))[0]
+
+    async def check_onboarding(self, subject: SubjectLike) -> OnboardingDecision:
+        """``allow``, ``review`` or ``deny`` for a merchant asking to be onboarded, with the measures and reasons.
+
+        Raises when the gateway cannot answer (after the retries): it never answers ``allow`` by default."""
+        return OnboardingDecision.from_status(await self.screen_one(subject))
+
+    async def _screen_batch(self, batch: list[Subject]) -> list[SubjectStatus]:
+        body = json.dumps(
+            {"subjects": [subject.model_dump(exclude_none=True) for subject in batch]},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
+        # A screening is a read, but like every POST of the SDK it carries an idempotency key, the same on retries.
+        headers = {"Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex}
+        status, payload = await self._request("POST", "/v1/screenings", data=body, headers=headers)
+        response = self._parse(ScreeningResponse, status, payload)
+        if len(response.results) != len(batch):
+            unexpected = {"title": "Unexpected answer from the gateway", "detail": "Wrong number of results."}
+            raise ApiError(status, unexpected)
+        return response.results
+
+    # -- the change feed -----------------------------------------------------------------------------------
+    async def changes_page(self, after: str | None = None, *, limit: int = 100) -> ListChangesPage:
+        """One page of the change feed: entries after the cursor ``after`` (from the start without one)."""
+        if not 1 <= limit <= MAX_CHANGES_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_CHANGES_PAGE}")
+        params = {"limit": str(limit)}
+        if after is not None:
+            params["after"] = after
+        status, payload = await self._request("GET", "/v1/lists/changes", params=params)
+        return self._parse(ListChangesPage, status, payload)
+
+    async def changes(
+        self, after: str | None = None, *, limit: int = 100, follow: bool = False, poll_interval: float = 5.0
+    ) -> AsyncGenerator[ListChange, None]:
+        """Every change-feed entry after the cursor ``after``, in feed order.
+
+        Without ``follow`` the iteration ends at the head of the feed (a page shorter than ``limit``); with it,
+        it keeps polling every ``poll_interval`` seconds once at the head. Keep the ``cursor`` of the last entry
+        handled to resume from there later."""
+        cursor = after
+        while True:
+            page = await self.changes_page(cursor, limit=limit)
+            for change in page.changes:
+                yield change
+            cursor = page.next
+            if len(page.changes) < limit:
+                if not follow:
+                    return
+                await self._sleep(poll_interval)
+
+    # -- transport -----------------------------------------------------------------------------------------
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        self._ensure_session()  # a closed client raises here, before any attempt
+        attempts = retrying(
+            max_attempts=self._max_attempts, wait=self._wait, sleep=self._sleep, before_sleep=self._log_retry(path)
+        )
+        return await attempts(self._attempt, method, path, data, headers, params)
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        data: bytes | None,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+    ) -> tuple[int, bytes]:
+        session = self._ensure_session()
+        url = self._base_url + path
+        request_headers = {"Authorization": self._authorization, "Accept": "application/json", **(headers or {})}
+        try:
+            async with session.request(
+                method, url, data=data, headers=request_headers, params=params, timeout=self._timeout
+            ) as response:
+                payload = await response.read()
+                status = response.status
+                answer_headers = response.headers
+        except TimeoutError as exc:
+            raise RequestTimeout(f"The gateway did not answer within {self._timeout.total} s.") from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"Cannot reach the gateway at {self._base_url}: {exc}") from exc
+        if 200 <= status < 300:
+            return status, payload
+        raise error_for_answer(status, payload, answer_headers)
+
+    @staticmethod
+    def _parse(model: type[M], status: int, payload: bytes) -> M:
+        try:
+            return model.model_validate_json(payload)
+        except ValueError as exc:
+            raise ApiError(status, {"title": "Unexpected answer from the gateway"}) from exc
+
+    def _log_retry(self, path: str) -> Callable[[RetryCallState], None]:
+        def log(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            _log.warning(
+                "xinyong.client.retry",
+                path=path,
+                attempt=state.attempt_number,
+                wait_s=round(state.upcoming_sleep, 3),
+                reason=type(exc).__name__ if exc else None,
+                status=getattr(exc, "status", None),
+            )
+
+        return log
+
+
+class SyncClient:
+    """:class:`Client` for code that is not async: the same calls, blocking, with the same errors.
+
+    It runs its own event loop in a background thread (started here, stopped by :meth:`close`); use it with
+    ``with``. Calls may come from any thread; each blocks until its answer (or error) is there.
+
+        with SyncClient("http://127.0.0.1:8080", "xyk_…") as client:
+            if client.check_onboarding(merchant).decision != "allow": ...
+    """
+
+    def __init__(self, base_url: str, api_key: str, **options: Any) -> None:
+        """``options`` are :class:`Client`'s (``timeout``, ``max_attempts``, ``backoff_initial`` …)."""
+        self._client = Client(base_url, api_key, **options)  # creates nothing bound to a loop yet
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="xinyong-sync-client", daemon=True)
+        self._thread.start()
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Sync{self._client!r}"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coroutine.close()
+            raise ClientClosedError("This SyncClient is closed; create a new one.")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def close(self) -> None:
+        """Close the client and stop its thread. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            asyncio.run_coroutine_threadsafe(self._client.close(), self._loop).result()
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    def screen(self, subjects: Iterable[SubjectLike]) -> list[SubjectStatus]:
+        """See :meth:`Client.screen`."""
+        return self._run(self._client.screen(list(subjects)))
+
+    def screen_one(self, subject: SubjectLike) -> SubjectStatus:
+        """See :meth:`Client.screen_one`."""
+        return self._run(self._client.screen_one(subject))
+
+    def check_onboarding(self, subject: SubjectLike) -> OnboardingDecision:
+        """See :meth:`Client.check_onboarding`."""
+        return self._run(self._client.check_onboarding(subject))
+
+    def changes_page(self, after: str | None = None, *, limit: int = 100) -> ListChangesPage:
+        """See :meth:`Client.changes_page`."""
+        return self._run(self._client.changes_page(after, limit=limit))
+
+    def changes(
+        self, after: str | None = None, *, limit: int = 100, follow: bool = False, poll_interval: float = 5.0
+    ) -> Iterator[ListChange]:
+        """See :meth:`Client.changes`; a plain iterator."""
+        feed = self._client.changes(after, limit=limit, follow=follow, poll_interval=poll_interval)
+        done = object()
+
+        async def following() -> ListChange | object:
+            try:
+                return await anext(feed)
+            except StopAsyncIteration:
+                return done
+
+        try:
+            while True:
+                item = self._run(following())
+                if item is done:
+                    return
+                assert isinstance(item, ListChange)  # noqa: S101 -- narrows the sentinel away for the type checker
+                yield item
+        finally:
+            if not self._closed:
+                self._run(feed.aclose())

@@ -1,0 +1,277 @@
+"""The gateway's HTTP API as an OpenAPI 3.1 document, built from the wire models.
+
+The same document is checked in as ``schemas/openapi.json`` (``python -m xinyong.schemas``) and served by the
+gateway at ``GET /openapi.json``; both come from :func:`build_openapi`, so neither can drift from the models.
+Component schemas are the models' JSON Schemas (draft 2020-12, which OpenAPI 3.1 uses as it is).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from pydantic import TypeAdapter
+
+from xinyong.events import EVENT_ADAPTER
+from xinyong.queries import (
+    CURSOR_PATTERN,
+    MAX_CHANGES_PAGE,
+    ListChangesPage,
+    ScreeningRequest,
+    ScreeningResponse,
+)
+from xinyong.responses import Problem, WebhookAck
+
+__all__ = ["OPENAPI_VERSION", "build_openapi"]
+
+OPENAPI_VERSION: Final = "3.1.0"
+
+_REF_TEMPLATE = "#/components/schemas/{model}"
+_PROBLEM_JSON = "application/problem+json"
+
+_PROBLEM_TEXT = {
+    400: "Malformed request (headers, a body that is not JSON, or a query parameter); see `type` and `detail`.",
+    401: "No valid credentials: a missing, unknown or revoked API key (or, for webhooks, no valid signature).",
+    403: "Authenticated, but not allowed: the API key lacks the scope (or the source may not send this type).",
+    404: "Unknown or disabled source.",
+    405: "Method not allowed.",
+    409: "The webhook id was already used with another body.",
+    413: "The body is over the limit.",
+    415: "The body is not declared as `application/json` (UTF-8).",
+    422: "The body does not match its schema; `errors` has a JSON Pointer for each problem.",
+    429: "Over the rate limit (a guard against runaway clients); retry after `Retry-After` seconds.",
+    503: "The store cannot answer or commit right now; retry shortly.",
+}
+
+
+def _problem(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": _PROBLEM_TEXT[status],
+        "content": {_PROBLEM_JSON: {"schema": {"$ref": _REF_TEMPLATE.format(model="Problem")}}},
+    }
+    if status == 429:
+        response["headers"] = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "string"}}}
+    if status == 503:
+        response["headers"] = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "string"}}}
+    return response
+
+
+def _json(ref: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": ref}}}}
+
+
+def _authenticated(status: int) -> dict[str, Any]:
+    response = _problem(status)
+    response["headers"] = {
+        "WWW-Authenticate": {
+            "description": "`Bearer …`: how to authenticate.",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    }
+    return response
+
+
+def build_openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the gateway's v1 API."""
+    refs, top = TypeAdapter.json_schemas(
+        [
+            ("screening-request", "validation", TypeAdapter(ScreeningRequest)),
+            ("screening-response", "validation", TypeAdapter(ScreeningResponse)),
+            ("changes-page", "validation", TypeAdapter(ListChangesPage)),
+            ("event", "validation", EVENT_ADAPTER),
+            ("ack", "validation", TypeAdapter(WebhookAck)),
+            ("problem", "validation", TypeAdapter(Problem)),
+        ],
+        ref_template=_REF_TEMPLATE,
+    )
+    components = dict(top.get("$defs", {}))
+    event_schema = refs[("event", "validation")]
+    if "$ref" not in event_schema:  # the union itself is inline: give it a name of its own
+        components["Event"] = event_schema
+        event_schema = {"$ref": _REF_TEMPLATE.format(model="Event")}
+
+    def ref(key: str) -> str:
+        return str(refs[(key, "validation")]["$ref"])
+
+    security: list[dict[str, list[str]]] = [{"apiKey": []}]
+    screenings = {
+        "post": {
+            "operationId": "screenSubjects",
+            "summary": "Screen 1 to 1000 subjects: their list, grade, score, measures and reasons now",
+            "description": (
+                "One result per subject, in request order. An invalid identifier is a 422 whose error pointer names"
+                " its index (`/subjects/3/id`), and nothing is looked up. Personal identifiers travel only in this"
+                " body: never in a URL, and never in the gateway's logs. An `Idempotency-Key` is accepted and"
+                " ignored (a screening is a read). Needs the scope `screen`."
+            ),
+            "tags": ["query"],
+            "security": security,
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": "Accepted and ignored: a screening changes nothing.",
+                    "schema": {"type": "string"},
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": ref("screening-request")},
+                        "examples": {
+                            "merchants": {
+                                "summary": "A business by its code, and a sole trader by resident id and name",
+                                "value": {
+                                    "subjects": [
+                                        {
+                                            "id_type": "uscc",
+                                            "id": "91320706MA1Y2N6Q47",
+                                            "name": "连云港示例网店有限公司",
+                                        },
+                                        {"id_type": "ric", "id": "320706198605174597", "name": "王五"},
+                                    ]
+                                },
+                            }
+                        },
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(ref("screening-response"), "One status per subject, in request order."),
+                **{str(status): _problem(status) for status in (400, 413, 415, 422, 429, 503)},
+                "401": _authenticated(401),
+                "403": _problem(403),
+            },
+        }
+    }
+    changes = {
+        "get": {
+            "operationId": "listChanges",
+            "summary": "The ordered feed of list, grade and measure changes, a page at a time",
+            "description": (
+                "Each entry is a full status snapshot, the instant it took effect and its cursor. Without `after`"
+                " the feed starts at the beginning; paging with `next` never misses an entry. A RIC subject"
+                " appears only as a pseudonym (HMAC-SHA256 under the API key's lookup secret). Needs the scope"
+                " `changes`."
+            ),
+            "tags": ["query"],
+            "security": security,
+            "parameters": [
+                {
+                    "name": "after",
+                    "in": "query",
+                    "required": False,
+                    "description": "A cursor (`next`, or an entry's `cursor`): the page starts after it.",
+                    "schema": {"type": "string", "pattern": CURSOR_PATTERN},
+                },
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "description": f"Entries per page, 1 to {MAX_CHANGES_PAGE}.",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_CHANGES_PAGE, "default": 100},
+                },
+            ],
+            "responses": {
+                "200": _json(ref("changes-page"), "A page of the feed and the cursor to continue from."),
+                **{str(status): _problem(status) for status in (400, 429, 503)},
+                "401": _authenticated(401),
+                "403": _problem(403),
+            },
+        }
+    }
+    webhooks = {
+        "post": {
+            "operationId": "postEvent",
+            "summary": "Post a signed event (Standard Webhooks)",
+            "description": (
+                "Checked in contract order: 404 unknown source, 413, 415, 400 webhook headers, 401 signature then"
+                " timestamp, 400 body not JSON, 422 unknown type, 403 type not allowed for the source's kind, 422"
+                " schema, 429, 503, then 202 accepted, 200 duplicate or 409 conflict. The signature is"
+                " `v1,<base64 HMAC-SHA256>` and/or `v1a,<base64 Ed25519>` over `{id}.{timestamp}.{raw body}`."
+            ),
+            "tags": ["ingest"],
+            "parameters": [
+                {"name": "source_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                *(
+                    {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+                    for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+                ),
+            ],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": event_schema}}},
+            "responses": {
+                "200": _json(ref("ack"), "Stored before (same webhook id, same body): `duplicate`."),
+                "202": _json(ref("ack"), "Stored now, durably: `accepted`."),
+                **{str(status): _problem(status) for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)},
+            },
+        }
+    }
+    status_object = {
+        "type": "object",
+        "properties": {"status": {"type": "string"}, "schema_version": {"type": "integer"}},
+        "required": ["status"],
+    }
+    health = {
+        "get": {
+            "operationId": "health",
+            "summary": "The process is alive",
+            "tags": ["operations"],
+            "responses": {"200": {"description": "Alive.", "content": {"application/json": {"schema": status_object}}}},
+        }
+    }
+    ready = {
+        "get": {
+            "operationId": "ready",
+            "summary": "The store is reachable and every migration is applied",
+            "tags": ["operations"],
+            "responses": {
+                "200": {"description": "Ready.", "content": {"application/json": {"schema": status_object}}},
+                "503": _problem(503),
+            },
+        }
+    }
+    openapi = {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document",
+            "tags": ["operations"],
+            "responses": {
+                "200": {"description": "OpenAPI 3.1.", "content": {"application/json": {"schema": {"type": "object"}}}}
+            },
+        }
+    }
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "xinyong credit-information gateway",
+            "version": "1",
+            "summary": "Signed e-commerce integrity events in; credit status, screening and the list change feed out.",
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "tags": [
+            {"name": "query", "description": "Marketplaces: API key (`Authorization: Bearer xyk_…`) with scopes."},
+            {"name": "ingest", "description": "Sources: signed webhooks."},
+            {"name": "operations", "description": "Health, readiness and this document (no authentication)."},
+        ],
+        "paths": {
+            "/v1/screenings": screenings,
+            "/v1/lists/changes": changes,
+            "/v1/webhooks/{source_id}": webhooks,
+            "/healthz": health,
+            "/readyz": ready,
+            "/openapi.json": openapi,
+        },
+        "components": {
+            "schemas": dict(sorted(components.items())),
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key from `xinyong-gateway keys add` (`xyk_…`); scopes `screen`, `changes`.",
+                }
+            },
+        },
+    }

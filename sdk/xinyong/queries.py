@@ -1,0 +1,179 @@
+"""Wire models of the query side (DESIGN.md, "Query side"), shared by the gateway and the SDK client.
+
+- ``POST /v1/screenings``: :class:`ScreeningRequest` ``{"subjects": [...]}`` (1 to 1000 subjects) →
+  :class:`ScreeningResponse` ``{"results": [...]}``, one :class:`SubjectStatus` per subject in request order.
+- ``GET /v1/lists/changes?after=<cursor>&limit=N`` → :class:`ListChangesPage` ``{"changes": [...], "next":
+  "<cursor>"}``: each :class:`ListChange` is a full status snapshot, the instant it took effect and its own
+  cursor.
+
+Personal information never travels in a status: a resident id (RIC) is shown masked (``320102********123X``)
+and a person's name masked (``王*``). In the change feed a RIC subject is named only by a **pseudonym**: the hex
+HMAC-SHA256 of the normalised number under the lookup secret issued with the API key, so a marketplace can
+match the feed against its own merchants offline (:func:`ric_pseudonym`) while the feed never carries a
+resident id, masked or not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+from typing import Annotated, Final, Literal
+
+from pydantic import Field
+
+from xinyong.errors import InvalidKeyError
+from xinyong.subjects import IdType, Subject, validate_ric
+from xinyong.wire import WireModel
+
+__all__ = [
+    "CURSOR_PATTERN",
+    "LOOKUP_SECRET_PREFIX",
+    "MAX_CHANGES_PAGE",
+    "MAX_SCREENING_SUBJECTS",
+    "FeedRicSubject",
+    "FeedSubject",
+    "FeedUsccSubject",
+    "ListChange",
+    "ListChangesPage",
+    "ListName",
+    "ScreeningRequest",
+    "ScreeningResponse",
+    "ShownSubject",
+    "StatusReason",
+    "SubjectStatus",
+    "parse_lookup_secret",
+    "ric_pseudonym",
+]
+
+MAX_SCREENING_SUBJECTS: Final = 1000
+"""Subjects per ``POST /v1/screenings`` (the SDK's ``Client.screen`` splits longer lists)."""
+MAX_CHANGES_PAGE: Final = 1000
+"""Largest ``limit`` of one change-feed page (the default is 100)."""
+CURSOR_PATTERN: Final = r"^[0-9]{1,18}$"
+"""What a change-feed cursor looks like today. Treat cursors as opaque strings: store and send them back."""
+LOOKUP_SECRET_PREFIX: Final = "xyls_"  # noqa: S105 -- a prefix, not a secret
+
+ListName = Literal["black", "watch", "red", "none"]
+Grade = Literal["A", "B", "C", "D"]
+Severity = Literal["minor", "general", "serious"]
+# Status documents have a member named ``list``; inside those classes the name no longer means the builtin.
+_Ints = list[int]
+_Strs = list[str]
+
+
+class ScreeningRequest(WireModel):
+    """``POST /v1/screenings``: the subjects to screen, each validated as in events (USCC / RIC checks)."""
+
+    subjects: list[Subject] = Field(
+        min_length=1,
+        max_length=MAX_SCREENING_SUBJECTS,
+        description=f"1 to {MAX_SCREENING_SUBJECTS} subjects; results come back in this order.",
+    )
+
+
+class ShownSubject(WireModel):
+    """A subject as a status may show it: a USCC and a company's name in full, a RIC and a person's name masked."""
+
+    id_type: IdType
+    id: str = Field(description="A USCC in full; a RIC masked (`320102********123X`).")
+    name: str | None = Field(description="The latest registered name; a natural person's name masked (`王*`).")
+
+
+class StatusReason(WireModel):
+    """Why a subject is where it is: one effective credit record."""
+
+    code: str = Field(description="Reason code of the policy rule, e.g. `LISTING_COUNTERFEIT`.")
+    list: ListName = Field(description="The list the record puts the subject on (`none`: it only lowers the score).")
+    severity: Severity
+    source_events: _Ints = Field(description="Inbox positions of the events behind the record.")
+    effective_from: datetime
+    effective_until: datetime
+
+
+_Reasons = list[StatusReason]
+
+
+class _Standing(WireModel):
+    """The decision part of a status, shared by screening results and change-feed entries."""
+
+    list: ListName = Field(description="`black` before `watch` before `red`; `none` when on no list.")
+    grade: Grade | None = Field(description="A to D (black is always D); null when nothing was ever reported.")
+    score: int | None = Field(description="100 minus the weights of effective records; null when never reported.")
+    measures: _Strs = Field(description="What platforms apply, from the policy (e.g. `refuse_onboarding`).")
+    reasons: _Reasons
+    disputed: bool = Field(description="Whether a reason is under objection (always false until objections exist).")
+    policy_version: str = Field(description="The credit policy the status was computed under.")
+    as_of: datetime = Field(description="When the status was computed.")
+
+
+class SubjectStatus(_Standing):
+    """One screening result: the subject as it may be shown, and its status now."""
+
+    subject: ShownSubject
+
+
+class ScreeningResponse(WireModel):
+    """``POST /v1/screenings`` 200: one result per requested subject, in request order."""
+
+    results: list[SubjectStatus]
+
+
+class FeedUsccSubject(WireModel):
+    """A business or organisation in the change feed: by its code (public registration data)."""
+
+    id_type: Literal["uscc"]
+    id: str
+    name: str | None
+
+
+class FeedRicSubject(WireModel):
+    """A natural person in the change feed: only a pseudonym (see :func:`ric_pseudonym`), never the number or name."""
+
+    id_type: Literal["ric"]
+    pseudonym: str = Field(
+        pattern="^[0-9a-f]{64}$",
+        description="Hex HMAC-SHA256 of the normalised RIC under the lookup secret issued with the API key.",
+    )
+
+
+FeedSubject = Annotated[FeedUsccSubject | FeedRicSubject, Field(discriminator="id_type")]
+
+
+class ListChange(_Standing):
+    """One change-feed entry: a full status snapshot after a change of list, grade or measures."""
+
+    cursor: str = Field(description="Opaque; `after=<cursor>` continues right after this entry.")
+    effective_at: datetime = Field(description="The instant the change took effect.")
+    subject: FeedSubject
+
+
+class ListChangesPage(WireModel):
+    """``GET /v1/lists/changes`` 200: entries in feed order, and the cursor to ask for the next page with."""
+
+    changes: list[ListChange]
+    next: str = Field(description="Pass as `after` to continue; the same cursor again when the page is empty.")
+
+
+def parse_lookup_secret(secret: str) -> bytes:
+    """The 32 key bytes of a lookup secret (``xyls_`` and 64 hex digits), as issued with an API key."""
+    text = secret.strip()
+    if not text.startswith(LOOKUP_SECRET_PREFIX):
+        raise InvalidKeyError("A lookup secret starts with xyls_.")
+    try:
+        key = bytes.fromhex(text.removeprefix(LOOKUP_SECRET_PREFIX))
+    except ValueError:
+        raise InvalidKeyError("A lookup secret is xyls_ followed by 64 hex digits.") from None
+    if len(key) != 32:
+        raise InvalidKeyError("A lookup secret is xyls_ followed by 64 hex digits.")
+    return key
+
+
+def ric_pseudonym(ric: str, lookup_secret: str | bytes) -> str:
+    """The pseudonym under which the change feed names the person with this RIC, for this API key.
+
+    ``lookup_secret`` is the ``xyls_…`` secret printed with the API key (or its 32 key bytes). The number is
+    normalised and validated first (:class:`~xinyong.errors.InvalidIdentifierError` otherwise).
+    """
+    key = lookup_secret if isinstance(lookup_secret, bytes) else parse_lookup_secret(lookup_secret)
+    return hmac.new(key, validate_ric(ric).encode(), hashlib.sha256).hexdigest()
