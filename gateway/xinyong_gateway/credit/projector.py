@@ -179,12 +179,16 @@ class Projector:
         missing = list({key for _, _, key, _ in keyed if key not in stored and key not in files})
         if missing:
             stored.update(await self._store.load_subjects(missing))
+        named: dict[str, Subject] = {}  # per subject, its last mention that carries a name (else its first)
         for item, field_name, key, subject in keyed:
             if key not in files:
                 previous = None if fresh else stored.get(key)
                 files[key] = CreditFile.from_json(previous.state) if previous else CreditFile(key)
-            identities[key] = self._identity(key, subject, identities.get(key) or stored.get(key))
+            if subject.name is not None or key not in named:
+                named[key] = subject
             files[key].apply(item, field_name, policy)
+        for key, subject in named.items():  # sealed once per subject and batch, not once per mention
+            identities[key] = self._identity(key, subject, identities.get(key) or stored.get(key))
 
     def _outcome(
         self,
