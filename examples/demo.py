@@ -3,7 +3,9 @@
 Run with ``make demo``. It works in a scratch folder, starts ``xinyong-gateway serve`` on a free local
 port, registers a marketplace (HMAC secret), a courier (Ed25519 key pair from ``xinyong keygen``) and a
 regulator, sends realistic events through the SDK's ``EventSender`` (and a few that are rejected, to show
-why), prints a summary, and stops the gateway. Nothing is left running and nothing is left on disk.
+why). Then a merchant moves onto the black list and the marketplace, which screens merchants with the SDK's
+``Client``, refuses to onboard it; the marketplace's ``ListMirror`` syncs the lists, the gateway is stopped, and
+the mirror still answers. It prints a summary. Nothing is left running and nothing is left on disk.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 import aiohttp
 
-from xinyong import ApiError, EventSender, XinyongError
+from xinyong import ApiError, Client, EventSender, ListMirror, OnboardingDecision, TransportError, XinyongError
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
 
 BIN = Path(sys.executable).parent
@@ -246,6 +248,80 @@ async def scenario(base_url: str, sources: dict[str, dict[str, Any]], courier_ke
     return tally
 
 
+def decided(decision: OnboardingDecision) -> str:
+    codes = ", ".join(dict.fromkeys(reason.code for reason in decision.reasons)) or "no negative record"
+    status = decision.status
+    return f"{decision.decision.upper():<6} ({status.list} list, grade {status.grade or '-'}: {codes})"
+
+
+async def onboarding(base_url: str, market: dict[str, Any], key: dict[str, Any], mirror_path: Path) -> bool:
+    """A merchant moves onto the black list; the marketplace refuses it, and its list mirror syncs."""
+    print("\nA merchant asks the marketplace for a second store; the marketplace screens it (API key, Client):")
+    async with Client(base_url, key["api_key"]) as client:
+        before = await client.check_onboarding(SHOP_B)
+        print(f"  {SHOP_B['id']} {SHOP_B['name']}: {decided(before)}")
+        print("The marketplace's risk team then confirms counterfeit goods in one of its listings:")
+        async with EventSender(base_url, market["source_id"], market["secret"]) as sender:
+            violation = {
+                "case_id": "LV-2026-0093",
+                "merchant": SHOP_B,
+                "listing_id": "item-88231",
+                "kind": "counterfeit",
+                "confirmed": True,
+                "found_at": at(1),
+            }
+            ack = await sender.send(envelope("listing.violation", violation), webhook_id="case-LV-2026-0093")
+        print(
+            f"  listing.violation (counterfeit, confirmed): {ack.status}; the projector inside the gateway applies it"
+        )
+        deadline = time.monotonic() + 20
+        after = await client.check_onboarding(SHOP_B)
+        while after.decision != "deny" and time.monotonic() < deadline:  # the projector runs beside ingest
+            await asyncio.sleep(0.1)
+            after = await client.check_onboarding(SHOP_B)
+        print(f"  screened again: {decided(after)}")
+        print(f"  → the marketplace refuses the store; measures: {', '.join(after.measures)}")
+        print("The marketplace keeps a list mirror: a local SQLite copy of the lists, following the change feed:")
+        with ListMirror(mirror_path, client, key["lookup_secret"]) as mirror:
+            applied = await mirror.sync()
+            freshness = mirror.freshness
+        print(f"  synced {applied} change-feed entries into {mirror_path.name} ({freshness.entries} subjects)")
+    return before.decision == "allow" and after.decision == "deny" and applied > 0
+
+
+def offline(base_url: str, key: dict[str, Any], mirror_path: Path) -> bool:
+    """The gateway is stopped: the client cannot answer, the list mirror can."""
+    print("\nThe gateway is stopped. The marketplace's client cannot screen any more:")
+
+    async def online() -> str:
+        async with Client(base_url, key["api_key"], max_attempts=1) as client:
+            try:
+                await client.check_onboarding(SHOP_B)
+            except TransportError:
+                return "TransportError (no answer, and never a default allow)"
+        return "an answer?!"
+
+    print(f"  Client.check_onboarding → {asyncio.run(online())}")
+    print("but its list mirror still answers, from the local file, without the network:")
+    answers = []
+    with ListMirror(mirror_path, None, key["lookup_secret"]) as mirror:
+        for shop in (SHOP_B, SHOP_A, SOLE_TRADER):
+            started = time.perf_counter()
+            decision = mirror.check_onboarding(shop)
+            micros = (time.perf_counter() - started) * 1e6
+            answers.append(decision.decision)
+            shown = f"{decision.status.subject.id} {shop['name'] if shop['id_type'] == 'uscc' else '(a person)'}"
+            print(f"  {shown:<44} {decided(decision)}  in {micros:.0f} µs")
+        synced = mirror.freshness.synced_at
+    print(f"  (as of its last sync, {synced:%H:%M:%S} UTC; past its max_age it answers review instead of allow)")
+    in_mirror = SOLE_TRADER["id"].encode() in b"".join(p.read_bytes() for p in mirror_path.parent.glob("lists.db*"))
+    print(
+        f"  does the sole trader's resident id appear in the mirror file? {'YES (a bug!)' if in_mirror else 'no'}"
+        " (persons are matched by pseudonym)"
+    )
+    return answers == ["deny", "allow", "allow"] and not in_mirror
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="xinyong-demo-") as scratch:
         db = Path(scratch) / "xinyong.db"
@@ -275,6 +351,12 @@ def main() -> int:
             scheme = source["keys"][0]["scheme"]
             label = "Ed25519" if scheme == "v1a" else "HMAC"
             print(f"  registered {kind:<11} {source['source_id']}  ({label} {scheme})")
+        api_key = run_cli(
+            "xinyong-gateway", "--db", url, "keys", "add", "--name", "云购商城", "--scopes", "screen,changes"
+        )
+        print(f"  API key {api_key['key_id']} for the marketplace (scopes screen, changes; with a lookup secret)")
+        mirror_path = Path(scratch) / "marketplace" / "lists.db"
+        mirror_path.parent.mkdir()
 
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
@@ -289,6 +371,7 @@ def main() -> int:
                 wait_ready(base_url, server, log_path)
                 print(f"  gateway listening on {base_url}")
                 tally = asyncio.run(scenario(base_url, sources, SigningKey.parse(keys["signing_key"])))
+                refused = asyncio.run(onboarding(base_url, sources["marketplace"], api_key, mirror_path))
             finally:
                 server.send_signal(signal.SIGTERM)
                 try:
@@ -296,6 +379,7 @@ def main() -> int:
                 except subprocess.TimeoutExpired:
                     server.kill()
                     server.wait()
+        mirror_answers = offline(base_url, api_key, mirror_path)
 
         # The projector ran inside the gateway; `project --once` makes sure it has caught up before we look.
         run_cli("xinyong-gateway", "--db", url, "--json", "project", "--once")
@@ -324,7 +408,7 @@ def main() -> int:
         requests = sum(1 for entry in entries if entry.get("event") == "request")
         print(f"  gateway log: {requests} request lines (one per request); resident id in it: {logged}")
         print("\nThe gateway has stopped and the scratch folder is removed. Next: `make test`, or see README.md.")
-        return 0 if plain_ric not in on_disk and not in_log and tally.rows else 1
+        return 0 if plain_ric not in on_disk and not in_log and tally.rows and refused and mirror_answers else 1
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def test_demo_runs_end_to_end_and_reports_what_was_stored_and_refused() -> None:
     out = done.stdout
     stored = re.search(r"(\d+) events stored durably", out)
     refused = re.search(r"(\d+) requests refused", out)
-    assert stored is not None and int(stored.group(1)) == 19, out
+    assert stored is not None and int(stored.group(1)) == 20, out
     assert refused is not None and int(refused.group(1)) == 5, out
     assert "422 rejected at /data/merchant/id" in out
     assert "401 No valid signature" in out
@@ -32,3 +32,14 @@ def test_demo_runs_end_to_end_and_reports_what_was_stored_and_refused() -> None:
     assert re.search(r"91320706MA1Y2N6Q47 \S+\s+black grade D\s+\(.*FAKE_ORDERS_MASS", out), out
     assert re.search(r"320706\*{8}4597 王\*\*\s+none", out), out
     assert "no: raw bodies are sealed" in out
+    # A merchant moves onto the black list and the marketplace refuses it; its list mirror answers offline.
+    assert re.search(r"91320703MA20B8C33E 连云区水晶饰品商行: ALLOW ", out), out
+    assert "screened again: DENY   (black list, grade D: LISTING_COUNTERFEIT" in out
+    assert "→ the marketplace refuses the store; measures: refuse_onboarding" in out
+    assert re.search(r"synced \d+ change-feed entries into lists\.db", out), out
+    assert "Client.check_onboarding → TransportError (no answer, and never a default allow)" in out
+    assert re.search(r"91320703MA20B8C33E 连云区水晶饰品商行\s+DENY\s+\(black list.*\)\s+in \d+ µs", out), out
+    assert re.search(r"91320700MA1P4K7L4R \S+\s+ALLOW\s+\(none list", out), out
+    assert re.search(r"320706\*{8}4597 \(a person\)\s+ALLOW", out), out
+    assert "resident id appear in the mirror file? no" in out
+    assert re.search(r"91320703MA20B8C33E \S+\s+black grade D\s+\(LISTING_COUNTERFEIT", out), out

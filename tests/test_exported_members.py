@@ -10,7 +10,8 @@ PUBLIC = {
     "xinyong": {
         "ApiError", "AuthenticationError", "BadRequestError", "Client", "ClientClosedError", "ConflictError",
         "EVENT_TYPES", "Event", "EventSender", "InvalidIdentifierError", "InvalidKeyError",
-        "ListChange", "ListChangesPage", "MalformedHeadersError", "NotFoundError", "OnboardingDecision",
+        "ListChange", "ListChangesPage", "ListMirror", "MalformedHeadersError", "MirrorError", "MirrorFreshness",
+        "NotFoundError", "OnboardingDecision",
         "PayloadTooLargeError", "PermissionDeniedError", "Problem", "ScreeningRequest", "ScreeningResponse",
         "RateLimitError", "RequestTimeout", "ServerError", "ServiceUnavailableError", "SignatureMismatchError",
         "SigningKey", "SigningSecret", "StatusReason", "Subject", "SubjectStatus", "SyncClient",

@@ -12,6 +12,7 @@ from xinyong.errors import (
     InvalidIdentifierError,
     InvalidKeyError,
     MalformedHeadersError,
+    MirrorError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
@@ -28,6 +29,7 @@ from xinyong.errors import (
     XinyongError,
 )
 from xinyong.events import EVENT_TYPES, Event, parse_event
+from xinyong.mirror import ListMirror, MirrorFreshness
 from xinyong.queries import (
     ListChange,
     ListChangesPage,
@@ -58,7 +60,10 @@ __all__ = [
     "InvalidKeyError",
     "ListChange",
     "ListChangesPage",
+    "ListMirror",
     "MalformedHeadersError",
+    "MirrorError",
+    "MirrorFreshness",
     "NotFoundError",
     "OnboardingDecision",
     "PayloadTooLargeError",

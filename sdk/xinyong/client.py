@@ -47,7 +47,7 @@ from xinyong.queries import (
 from xinyong.retries import RetryWait, error_for_answer, retrying
 from xinyong.subjects import Subject
 
-__all__ = ["REFUSE_ONBOARDING", "Client", "OnboardingDecision", "SubjectLike", "SyncClient"]
+__all__ = ["REFUSE_ONBOARDING", "Client", "OnboardingDecision", "SubjectLike", "SyncClient", "check_subject"]
 
 _log = structlog.get_logger("xinyong.client")
 
@@ -73,13 +73,16 @@ class OnboardingDecision:
     - ``allow`` otherwise (red list, or on no list, or never reported).
 
     ``measures`` and ``reasons`` are the status's, so the decision can be explained and recorded; ``status`` is
-    the full screening result (with ``as_of`` and ``policy_version``).
+    the full screening result (with ``as_of`` and ``policy_version``). ``notes`` say in words what made a decision
+    more cautious than the status alone (a :class:`~xinyong.ListMirror` past its ``max_age`` answers ``review``
+    where the status says ``allow``, and says so here).
     """
 
     decision: Decision
     measures: tuple[str, ...]
     reasons: tuple[StatusReason, ...]
     status: SubjectStatus
+    notes: tuple[str, ...] = ()
 
     @classmethod
     def from_status(cls, status: SubjectStatus) -> OnboardingDecision:
@@ -93,18 +96,26 @@ class OnboardingDecision:
         return cls(decision, tuple(status.measures), tuple(status.reasons), status)
 
 
+def check_subject(item: SubjectLike) -> Subject:
+    """``item`` as a validated :class:`~xinyong.Subject`; :class:`~xinyong.errors.InvalidIdentifierError` otherwise,
+    whose message names the fields at fault (``/id: RIC check digit is wrong``), never their values."""
+    if isinstance(item, Subject):
+        return item
+    try:
+        return Subject.model_validate(item)
+    except ValidationError as exc:
+        problems = "; ".join(f"{e['pointer'] or '/'}: {e['detail']}" for e in error_pointers(exc))
+        raise InvalidIdentifierError(problems) from None
+
+
 def _subjects(items: Iterable[SubjectLike]) -> list[Subject]:
     """Validate subjects before anything is sent; an invalid one is named by its position, never its value."""
     subjects = []
     for index, item in enumerate(items):
-        if isinstance(item, Subject):
-            subjects.append(item)
-            continue
         try:
-            subjects.append(Subject.model_validate(item))
-        except ValidationError as exc:
-            problems = "; ".join(f"{e['pointer'] or '/'}: {e['detail']}" for e in error_pointers(exc))
-            raise InvalidIdentifierError(f"Subject {index} is not valid ({problems}).") from None
+            subjects.append(check_subject(item))
+        except InvalidIdentifierError as exc:
+            raise InvalidIdentifierError(f"Subject {index} is not valid ({exc}).") from None
     return subjects
 
 

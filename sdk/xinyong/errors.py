@@ -7,6 +7,8 @@ exceptions (aiohttp, cryptography) are translated once, at the boundary, with ``
      ├── InvalidKeyError(XinyongError, ValueError)      a whsec_/whsk_/whpk_ string that is not a key
      ├── ClientClosedError(XinyongError, RuntimeError)  a sender or client used after ``close()``
      ├── InvalidIdentifierError(XinyongError, ValueError) a USCC or RIC that fails validation
+     ├── MirrorError                                    a ListMirror file that cannot answer (never synced, another
+     │                                                  key's, not a mirror, unreadable)
      ├── WebhookVerificationError                       an inbound webhook that must not be trusted
      │    ├── MalformedHeadersError                     webhook-id/-timestamp/-signature missing or malformed (400)
      │    ├── SignatureMismatchError                    no signature matches any key (401)
@@ -43,6 +45,7 @@ __all__ = [
     "InvalidIdentifierError",
     "InvalidKeyError",
     "MalformedHeadersError",
+    "MirrorError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
@@ -79,6 +82,11 @@ class InvalidIdentifierError(XinyongError, ValueError):
 
 class ClientClosedError(XinyongError, RuntimeError):
     """A sender or client was used after it was closed; create a new one."""
+
+
+class MirrorError(XinyongError):
+    """A :class:`~xinyong.ListMirror` cannot answer: it has never completed a sync, its file was made for another
+    API key's lookup secret, is not a mirror, or cannot be read or written. It never answers "allow" instead."""
 
 
 class WebhookVerificationError(XinyongError):

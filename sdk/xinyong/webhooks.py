@@ -52,6 +52,7 @@ __all__ = [
     "VerifyingKey",
     "WebhookHeaders",
     "WebhookVerifier",
+    "check_webhook_id",
     "parse_headers",
     "signature_headers",
 ]
@@ -264,6 +265,19 @@ def _check_present(name: str, value: str | None) -> str:
     return value
 
 
+def check_webhook_id(msg_id: str, *, what: str = f"{_ID_HEADER} header") -> str:
+    """``msg_id`` if it can be a ``webhook-id``: 1 to 256 printable ASCII characters without spaces.
+
+    Raises :class:`MalformedHeadersError` saying what is wrong with ``what`` (never repeating the id)."""
+    if not msg_id:
+        raise MalformedHeadersError(f"{what} must be a non-empty string")
+    if len(msg_id) > _MAX_ID_LENGTH:
+        raise MalformedHeadersError(f"{what} is longer than {_MAX_ID_LENGTH} characters")
+    if not (msg_id.isascii() and msg_id.isprintable()) or " " in msg_id:
+        raise MalformedHeadersError(f"{what} must be printable ASCII without spaces")
+    return msg_id
+
+
 def parse_headers(headers: Mapping[str, str]) -> WebhookHeaders:
     """Read and check the shape of ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature``.
 
@@ -280,11 +294,7 @@ def parse_headers(headers: Mapping[str, str]) -> WebhookHeaders:
         raw_timestamp = folded.get(_TIMESTAMP_HEADER)
         signature = folded.get(_SIGNATURE_HEADER)
 
-    msg_id = _check_present(_ID_HEADER, msg_id)
-    if len(msg_id) > _MAX_ID_LENGTH:
-        raise MalformedHeadersError(f"{_ID_HEADER} header is longer than {_MAX_ID_LENGTH} characters")
-    if not (msg_id.isascii() and msg_id.isprintable()) or " " in msg_id:
-        raise MalformedHeadersError(f"{_ID_HEADER} header must be printable ASCII without spaces")
+    msg_id = check_webhook_id(_check_present(_ID_HEADER, msg_id))
 
     raw_timestamp = _check_present(_TIMESTAMP_HEADER, raw_timestamp)
     if (

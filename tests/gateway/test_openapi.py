@@ -6,8 +6,7 @@ accepts. Schemathesis generates requests for the query and operations endpoints 
 invalid ones that must be refused) and checks every answer: never a 5xx, a documented status and content type,
 documented headers, a body that matches the schema, and a 401 when the credentials are left out. The webhook
 endpoint is left to ``test_ingest.py``, whose property tests sign what they send (unsigned requests only ever meet
-the 404/401 of the first checks). The example integration (``examples/onboarding_check.py``) runs against the same
-gateway.
+the 404/401 of the first checks). The examples run against the gateway in ``test_examples.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -242,52 +240,3 @@ def test_any_cursor_and_limit_get_a_page_or_a_400(live: Live, after: str | None,
         ListChangesPage.model_validate_json(answer)
     else:
         assert answer_type == PROBLEM_JSON
-
-
-# -- the example integration ------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("merchant", "status", "first_line"),
-    [
-        (BLACK, 4, f"DENY: uscc {BLACK['id']} 假货旗舰店"),
-        (PERSON, 3, f"REVIEW: ric {PERSON['id'][:6]}********{PERSON['id'][-4:]} 赵*"),
-        ({"id_type": "uscc", "id": make_uscc(random.Random(33))}, 0, "ALLOW: uscc"),
-    ],
-)
-def test_the_onboarding_example_runs_against_a_local_gateway(
-    live: Live, merchant: dict[str, str], status: int, first_line: str
-) -> None:
-    """``examples/onboarding_check.py``, as its docstring runs it: the decision, explained, and its exit status."""
-    argv = [merchant["id_type"], merchant["id"], *([merchant["name"]] if "name" in merchant else [])]
-    done = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "onboarding_check.py"), *argv, "--gateway", live.base_url],
-        capture_output=True,
-        text=True,
-        env=gateway_env(XINYONG_API_KEY=live.api_key),
-        check=False,
-        timeout=60,
-    )
-    assert done.returncode == status, done.stderr
-    assert done.stdout.splitlines()[0].startswith(first_line)
-
-
-def test_the_onboarding_example_refuses_to_decide_without_a_gateway() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "examples" / "onboarding_check.py"),
-            "uscc",
-            BLACK["id"],
-            "--gateway",
-            "http://127.0.0.1:9",
-        ],
-        capture_output=True,
-        text=True,
-        env=gateway_env(XINYONG_API_KEY="xyk_" + "a" * 16 + "_" + "0" * 64),
-        check=False,
-        timeout=60,
-    )
-    assert done.returncode == 1
-    assert "do not onboard yet" in done.stderr

@@ -1,0 +1,169 @@
+"""The runnable examples of ``examples/``, run as their docstrings run them (a subprocess, settings in the
+environment) against the real gateway on each backend.
+
+(The gateway serves on this test's event loop, so the examples run as asynchronous subprocesses.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.factories import event, make_ric, make_uscc
+from tests.gateway.conftest import Gateway, gateway_env
+from xinyong import Client, ListMirror
+from xinyong_gateway.credit.policy import default_policy
+from xinyong_gateway.credit.projector import Projector
+
+pytestmark = pytest.mark.slow
+
+RUN_PROJECTOR = False
+"""These tests project the inbox themselves, when they choose."""
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+POLICY = default_policy()
+BLACK = {"id_type": "uscc", "id": make_uscc(random.Random(61)), "name": "假货旗舰店"}
+WATCH = {"id_type": "uscc", "id": make_uscc(random.Random(62)), "name": "刷单小店"}
+RED = {"id_type": "uscc", "id": make_uscc(random.Random(63)), "name": "诚信老店"}
+PERSON = {"id_type": "ric", "id": make_ric(random.Random(64)), "name": "赵敏"}
+NEW = {"id_type": "uscc", "id": make_uscc(random.Random(65))}
+
+
+async def run_example(script: str, *argv: str, **env: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLES / script),
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=gateway_env(**env),
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def project(gateway: Gateway) -> None:
+    await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
+
+
+async def seed(gateway: Gateway) -> None:
+    market = await gateway.add_source("marketplace")
+    long_ago = (datetime.now(UTC) - timedelta(days=400)).isoformat()
+    bodies = [
+        event("listing.violation", merchant=BLACK, kind="counterfeit", confirmed=True),
+        event("review.manipulation_detected", merchant=WATCH, kind="fake_order", order_count=12, confirmed=True),
+        event("review.manipulation_detected", merchant=PERSON, kind="fake_traffic", order_count=2, confirmed=True),
+        event("merchant.registered", merchant=RED, registered_at=long_ago),
+        event("commitment.published", merchant=RED, published_at=long_ago),
+    ]
+    for n, body in enumerate(bodies):
+        assert (await gateway.post(market, body, webhook_id=f"msg_example_{n}")).status == 202
+    await project(gateway)
+
+
+async def test_marketplace_onboarding_opens_refuses_or_asks_a_person(gateway: Gateway, tmp_path: Path) -> None:
+    await seed(gateway)
+    key = await gateway.add_api_key(["screen", "changes"])
+    env = {"XINYONG_URL": gateway.base_url, "XINYONG_API_KEY": key.api_key}
+    masked = PERSON["id"][:6] + "********" + PERSON["id"][-4:]
+    for merchant, status, first_line in [
+        (BLACK, 4, f"DENY: uscc {BLACK['id']} 假货旗舰店"),
+        (PERSON, 3, f"REVIEW: ric {masked} 赵*"),
+        (NEW, 0, f"ALLOW: uscc {NEW['id']}"),
+    ]:
+        argv = [merchant["id_type"], merchant["id"], *([merchant["name"]] if "name" in merchant else [])]
+        code, out, err = await run_example("marketplace_onboarding.py", *argv, **env)
+        assert code == status, err
+        assert out.splitlines()[0] == first_line
+    assert "→ refuse the store" in (await run_example("marketplace_onboarding.py", "uscc", BLACK["id"], **env))[1]
+
+    mirror = tmp_path / "lists.db"  # the marketplace keeps a list mirror; then the gateway goes away
+    with ListMirror(mirror, gateway.base_url, key.lookup_secret, api_key=key.api_key) as copy:
+        await copy.sync()
+    await gateway.client.close()
+    code, _, err = await run_example("marketplace_onboarding.py", "uscc", BLACK["id"], **env)
+    assert code == 1 and "do not open the store yet" in err
+    offline = env | {"XINYONG_MIRROR": str(mirror), "XINYONG_LOOKUP_SECRET": key.lookup_secret}
+    code, out, _ = await run_example("marketplace_onboarding.py", "uscc", BLACK["id"], **offline)
+    assert code == 4
+    assert "list mirror as of" in out
+
+
+async def test_courier_deliveries_posts_signed_records_once_and_empty_parcels_count(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    courier = await gateway.add_source("courier", ed25519=True)
+    key_file = tmp_path / "courier-key.json"
+    key_file.write_text(json.dumps({"signing_key": str(courier.key)}))
+    env = {"XINYONG_URL": gateway.base_url, "XINYONG_SOURCE_ID": courier.source_id, "XINYONG_KEY_FILE": str(key_file)}
+    code, out, err = await run_example("courier_deliveries.py", WATCH["id"], NEW["id"], **env)
+    assert code == 0, out + err
+    lines = out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{WATCH['id']}: 8 delivery records of ")
+    assert lines[0].endswith("(3 empty parcels): 8 accepted")
+    code, out, _ = await run_example("courier_deliveries.py", WATCH["id"], NEW["id"], **env)
+    assert code == 0
+    assert [line.rsplit(": ", 1)[1] for line in out.splitlines()] == ["8 duplicate", "8 duplicate"]
+    assert await gateway.store.inbox_count() == 16
+    await project(gateway)
+    key = await gateway.add_api_key(["screen"])
+    async with Client(gateway.base_url, key.api_key) as client:
+        status = await client.screen_one(NEW)
+    assert status.list == "watch"
+    assert [reason.code for reason in status.reasons] == ["EMPTY_PARCELS"]
+
+
+async def test_apply_measures_follows_the_feed_and_updates_the_shops(gateway: Gateway, tmp_path: Path) -> None:
+    await seed(gateway)
+    key = await gateway.add_api_key(["changes"])
+    env = {"XINYONG_URL": gateway.base_url, "XINYONG_API_KEY": key.api_key, "XINYONG_LOOKUP_SECRET": key.lookup_secret}
+    shops: dict[str, Any] = {
+        "cursor": None,
+        "shops": [
+            {
+                "shop_id": f"shop-{n}",
+                "merchant": {k: v for k, v in m.items() if k != "name"},
+                "open": True,
+                "search": "normal",
+            }
+            for n, m in enumerate((BLACK, WATCH, RED, PERSON, NEW))
+        ],
+    }
+    records = tmp_path / "shops.json"
+    records.write_text(json.dumps(shops))
+    code, out, err = await run_example("apply_measures.py", str(records), **env)
+    assert code == 0, err
+    assert out.splitlines() == [
+        "shop-0: store closed (black list: LISTING_COUNTERFEIT, LISTING_VIOLATION)",
+        "shop-1: search normal → demoted (watch list: MANIPULATION_CONFIRMED)",
+        "shop-3: search normal → demoted (watch list: MANIPULATION_CONFIRMED)",
+        "shop-2: search normal → boosted (red list: no negative record)",
+        out.splitlines()[-1],
+    ]
+    state = json.loads(records.read_text())
+    assert [(shop["open"], shop["search"]) for shop in state["shops"]] == [
+        (False, "normal"),
+        (True, "demoted"),
+        (True, "boosted"),
+        (True, "demoted"),
+        (True, "normal"),
+    ]
+    cursor = state["cursor"]
+    assert out.splitlines()[-1] == f"4 shop records changed; feed cursor {cursor}"
+
+    code, out, _ = await run_example("apply_measures.py", str(records), **env)  # nothing new since the cursor
+    assert (code, out) == (0, f"0 shop records changed; feed cursor {cursor}\n")
+    regulator = await gateway.add_source("regulator")
+    penalty = event("penalty.imposed", subject=NEW, severity="serious", decision_no="连市监罚〔2026〕12号")
+    assert (await gateway.post(regulator, penalty, webhook_id="msg_penalty")).status == 202
+    await project(gateway)
+    code, out, _ = await run_example("apply_measures.py", str(records), **env)
+    assert out.splitlines()[0] == "shop-4: store closed (black list: PENALTY_SERIOUS)"
