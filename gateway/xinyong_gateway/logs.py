@@ -9,6 +9,12 @@ The JSON path is built for the ingest hot path: a cached-per-second timestamp, p
 ``write`` and ``flush`` per request. A process killed with SIGKILL can lose its last 0.2 s of log lines,
 never an acknowledged event: the inbox, not the log, is the record.
 
+Libraries that log through the standard library (aiohttp's server, asyncio) are bridged into the same JSON lines
+(:class:`_LibraryRecords`), with the error's class and stack frames but never its message or arguments: aiohttp's
+parser errors quote the raw request bytes (a header line, a piece of a chunked body), which may hold an API key or a
+resident identity number. A request that is not valid HTTP is an ``http.malformed_request`` line at level info
+with its status, not an error with a traceback.
+
 Under ``serve --workers N`` several processes write to one stream: each is configured with ``fields`` (its
 ``worker`` number and ``pid``, added to every line) and ``shared=True``, which hands the stream whole lines in
 pieces of at most ``PIPE_BUF`` bytes, one ``write`` each, so lines of different processes never interleave
@@ -25,11 +31,14 @@ import select
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, BinaryIO, Literal, TextIO
 
 import pydantic_core
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 __all__ = ["configure_logging"]
 
@@ -152,6 +161,49 @@ class _Fields:
         return event_dict
 
 
+_LIBRARY_LOGGERS = ("aiohttp", "asyncio")
+
+
+class _LibraryRecords(logging.Handler):
+    """Standard-library log records of aiohttp and asyncio, as structlog lines that carry nothing a client sent.
+
+    A record becomes a line named by the first line of its message template (``"Error handling request from %s"``;
+    the arguments are dropped), with ``logger``, and for an exception its class and stack frames
+    (``traceback.format_tb``: code locations, no message). aiohttp's answer to a request that is not HTTP
+    (``HttpProcessingError``: bad framing, oversized or duplicate headers; ``RequestPayloadError``: a body that does
+    not decode, met again while aiohttp drains it after the answer) is logged as ``http.malformed_request`` at level
+    info with its status, and a client gone while aiohttp answered it as ``http.client_disconnected``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            exc = record.exc_info[1] if record.exc_info else None
+            log = structlog.get_logger(record.name)
+            fields: dict[str, Any] = {"logger": record.name}
+            if isinstance(exc, HttpProcessingError | RequestPayloadError):
+                status = exc.code if isinstance(exc, HttpProcessingError) else 400
+                log.info("http.malformed_request", status=status, error=type(exc).__name__, **fields)
+                return
+            if isinstance(exc, ConnectionResetError):  # the client went away while aiohttp was answering it
+                log.info("http.client_disconnected", error=type(exc).__name__, **fields)
+                return
+            if exc is not None:
+                fields["error"] = type(exc).__name__
+                fields["frames"] = "".join(traceback.format_tb(exc.__traceback__))
+            event = record.msg.split("\n", 1)[0] if isinstance(record.msg, str) else type(record.msg).__name__
+            log.log(record.levelno, event, **fields)
+        except Exception:  # a log record must never take the server down
+            self.handleError(record)
+
+
+def _bridge_library_logs() -> None:
+    """Route aiohttp's and asyncio's standard-library records through :class:`_LibraryRecords` (once)."""
+    for name in _LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(handler, _LibraryRecords) for handler in logger.handlers):
+            logger.addHandler(_LibraryRecords())
+        logger.propagate = False  # nor also to the last-resort handler, as plain text
+
+
 def configure_logging(
     log_format: Literal["auto", "json", "console"] = "auto",
     level: Literal["debug", "info", "warning", "error"] = "info",
@@ -186,6 +238,7 @@ def configure_logging(
         sink = _LineSink(target, batched=stream is None, shared=shared)
         factory = structlog.BytesLoggerFactory(file=sink)  # type: ignore[arg-type]
         flush = sink.drain
+    _bridge_library_logs()
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),

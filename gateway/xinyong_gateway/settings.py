@@ -32,6 +32,9 @@ class GatewaySettings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     body_limit: int = Field(default=256 * 1024, ge=1024)
     """Largest webhook body accepted, in bytes (DESIGN: 256 KiB)."""
+    body_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a request body may take to arrive in full; a slower one is answered 408 (a stalled or trickling
+    body cannot hold a connection for ever)."""
     timestamp_tolerance: int = Field(default=300, ge=1)
     """Seconds a webhook timestamp may differ from the gateway's clock."""
     default_source_rate: float = Field(default=10_000.0, gt=0)

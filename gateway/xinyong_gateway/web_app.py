@@ -10,6 +10,9 @@ Resources (store, master key, source registry and its refresher) are opened and 
 - ``GET /healthz``                   the process is alive
 - ``GET /readyz``                    the store is reachable and every migration is applied
 
+Any other method on these paths is a 405 problem, any other path a 404 problem, through routes of the application's
+own (``expect_continue`` explains why).
+
 Unless ``settings.projector`` is off, the projector runs beside the server, keeping credit files current.
 """
 
@@ -18,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
 
 from xinyong import problems
 from xinyong.openapi import build_openapi
@@ -49,8 +52,8 @@ API_KEYS = web.AppKey("api_keys", ApiKeyRegistry)
 def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.time) -> web.Application:
     """The gateway application; opening it resolves the master key and opens the store."""
     app = web.Application(middlewares=[request_middleware], client_max_size=settings.body_limit)
-    ingest = IngestHandler(body_limit=settings.body_limit, clock=clock)
-    query = QueryHandler(clock=clock)
+    ingest = IngestHandler(body_limit=settings.body_limit, body_timeout=settings.body_timeout, clock=clock)
+    query = QueryHandler(body_timeout=settings.body_timeout, clock=clock)
     configured_policy = policy_from(settings.policy_file)  # a bad policy file fails here, before serving
     openapi_document = render(build_openapi()).encode()
 
@@ -103,17 +106,50 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             await store.close()
 
     app.cleanup_ctx.append(resources)
-    app.router.add_post("/v1/webhooks/{source_id}", ingest.handle)
-    app.router.add_post("/v1/screenings", query.screen)
-    app.router.add_get("/v1/lists/changes", query.changes)
 
     async def openapi(request: web.Request) -> web.Response:
         return web.Response(body=openapi_document, content_type="application/json")
 
-    app.router.add_get("/openapi.json", openapi)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    # Each path answers its methods (GET also HEAD); every other method there, and every other path, goes through
+    # routes of ours rather than aiohttp's system routes, whose Expect handling cannot be replaced: the same 405 and
+    # 404 problems as before, and never a 500.
+    router = app.router
+    for method, path, handler in (
+        (hdrs.METH_POST, "/v1/webhooks/{source_id}", ingest.handle),
+        (hdrs.METH_POST, "/v1/screenings", query.screen),
+        (hdrs.METH_GET, "/v1/lists/changes", query.changes),
+        (hdrs.METH_GET, "/openapi.json", openapi),
+        (hdrs.METH_GET, "/healthz", healthz),
+        (hdrs.METH_GET, "/readyz", readyz),
+    ):
+        methods = [method, hdrs.METH_HEAD] if method == hdrs.METH_GET else [method]
+        resource = router.add_resource(path)
+        for allowed in methods:
+            resource.add_route(allowed, handler, expect_handler=expect_continue)
+        resource.add_route(hdrs.METH_ANY, _method_not_allowed(sorted(methods)), expect_handler=expect_continue)
+    router.add_route(hdrs.METH_ANY, "/{path:.*}", not_found, expect_handler=expect_continue)
     return app
+
+
+async def expect_continue(request: web.Request) -> None:
+    """``Expect`` for every route: ``100-continue`` is answered as aiohttp does; any other expectation is ignored, as
+    RFC 9110 (10.1.1) allows. aiohttp's own handler answers it with a 417 whose text quotes the header, and a header
+    that is not UTF-8 cannot be encoded there: the client got a 500."""
+    if request.version == HttpVersion11 and request.headers.get(hdrs.EXPECT, "").lower() == "100-continue":
+        with contextlib.suppress(ConnectionResetError):  # the client left: reading its body says so, to the middleware
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # the interim answer is no part of the response
+
+
+def _method_not_allowed(allowed: list[str]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+
+    return refuse
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPNotFound()
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -1,9 +1,10 @@
 """``POST /v1/webhooks/{source_id}``: where evidence enters the public credit system.
 
 Checks run in the order of the wire contract (DESIGN.md "Inbound events"), each with its own problem:
-404 unknown source → 413 body too large → 415 not JSON → 400 webhook headers → 401 signature, then
-timestamp → 400 body not JSON → 422 unknown event type → 403 type not allowed for the source's kind →
-422 schema → 429 rate limit → 503 store → 202 accepted | 200 duplicate | 409 webhook-id conflict.
+404 unknown source → 413 body too large (408 when it does not arrive in full within the body timeout) → 415 not
+JSON → 400 webhook headers (missing, malformed or repeated) → 401 signature, then timestamp → 400 body not JSON →
+422 unknown event type → 403 type not allowed for the source's kind → 422 schema → 429 rate limit → 503 store →
+202 accepted | 200 duplicate | 409 webhook-id conflict.
 
 The body checks (JSON → type → kind → schema) are ``validation.check_event``, shared with bulk import.
 The answer is 2xx only after the inbox commit that stores the (sealed) raw body is durable.
@@ -11,6 +12,7 @@ The answer is 2xx only after the inbox commit that stores the (sealed) raw body 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -27,11 +29,12 @@ from xinyong_gateway.sources import SourceRegistry
 from xinyong_gateway.store import AppendStatus, InboxEntry, Store
 from xinyong_gateway.validation import check_event, parse_body
 from xinyong_gateway.web_middlewares import LOG_FACTS
-from xinyong_gateway.web_problems import ProblemError
+from xinyong_gateway.web_problems import ProblemError, body_timeout_problem
 
 __all__ = ["IngestHandler"]
 
 _JSON = "application/json"
+_WEBHOOK_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 _ACK = {status: b'{"status": "' + status.value.encode() + b'", "webhook_id": ' for status in AppendStatus}
 
 
@@ -42,8 +45,9 @@ class IngestHandler:
     _master: MasterKey
     _registry: SourceRegistry
 
-    def __init__(self, *, body_limit: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, body_limit: int, body_timeout: float, clock: Callable[[], float] = time.time) -> None:
         self._body_limit = body_limit
+        self._body_timeout = body_timeout
         self._clock = clock
 
     def attach(self, store: Store, master: MasterKey, registry: SourceRegistry) -> None:
@@ -65,7 +69,10 @@ class IngestHandler:
         if length is not None and length > self._body_limit:
             raise ProblemError(problems.BODY_TOO_LARGE, f"The body limit is {self._body_limit} bytes.")
         try:
-            body = await request.read()
+            async with asyncio.timeout(self._body_timeout):
+                body = await request.read()
+        except TimeoutError as exc:
+            raise body_timeout_problem(self._body_timeout) from exc
         except web.HTTPRequestEntityTooLarge as exc:
             raise ProblemError(problems.BODY_TOO_LARGE, f"The body limit is {self._body_limit} bytes.") from exc
         except web.RequestPayloadError as exc:
@@ -78,6 +85,10 @@ class IngestHandler:
                 problems.UNSUPPORTED_MEDIA_TYPE, "Send the event with Content-Type: application/json (UTF-8)."
             )
 
+        for name in _WEBHOOK_HEADERS:
+            if len(request.headers.getall(name, ())) > 1:
+                # Which copy would count? Another hop might read the other one: refuse the ambiguity.
+                raise ProblemError(problems.MALFORMED_HEADERS, f"The {name} header appears more than once.")
         try:
             try:
                 headers = source.verifier.verify(request.headers, body)

@@ -3,7 +3,8 @@
 Handlers raise :class:`ProblemError` (or a domain error) and put the facts worth logging on the request
 (``request[LOG_FACTS]``: source, webhook id, event type); this middleware turns any failure into
 ``application/problem+json`` and writes the canonical line. Nothing a client sends can produce a
-traceback in a response; an unexpected error is a logged 500 with a request id to quote.
+traceback in a response; an unexpected error is a logged 500 with a request id to quote. A client that hangs up
+mid-request is not an error of ours: its line says ``outcome: client_disconnected``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:  # raised by aiohttp itself: unknown route, wrong method, body too large
         problem = problem_for_status(exc.status, exc.reason)
         problem.headers.update({k: v for k, v in exc.headers.items() if k.lower() == "allow"})
+    except ConnectionResetError:
+        # The client went away before its request was complete (a body cut short): nobody reads an answer, and it
+        # is no fault of ours, so it is an ordinary line (status 400, outcome "client_disconnected"), not an error.
+        problem = ProblemError(
+            "about:blank",
+            "The connection closed before the request was complete.",
+            status=400,
+            title="Request incomplete",
+        )
+        facts["outcome"] = "client_disconnected"
     except StoreUnavailableError as exc:
         _log.warning("store.unavailable", request_id=request_id, error=str(exc))
         problem = ProblemError(

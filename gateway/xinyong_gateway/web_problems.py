@@ -14,7 +14,7 @@ from aiohttp import web
 
 from xinyong import problems
 
-__all__ = ["PROBLEM_CONTENT_TYPE", "ProblemError", "problem_for_status"]
+__all__ = ["PROBLEM_CONTENT_TYPE", "ProblemError", "body_timeout_problem", "problem_for_status"]
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -80,6 +80,17 @@ class ProblemError(Exception):
             headers=self.headers,
             content_type=PROBLEM_CONTENT_TYPE,
         )
+
+
+def body_timeout_problem(timeout: float) -> ProblemError:
+    """The answer to a request whose body did not arrive in full within ``timeout`` seconds."""
+    return ProblemError(
+        "about:blank",
+        f"The body did not arrive within {timeout:g} s.",
+        status=408,
+        title="Request timeout",
+        headers={"Connection": "close"},
+    )
 
 
 def problem_for_status(status: int, detail: str | None = None) -> ProblemError:

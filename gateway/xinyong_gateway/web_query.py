@@ -1,20 +1,22 @@
 """The query side: ``POST /v1/screenings`` and ``GET /v1/lists/changes`` (DESIGN.md "Query side").
 
-**Screening.** Checked in this order: 401/403 API key and scope (``web_auth``) → 429 the key's rate → 413 body
-over 1 MiB → 415 not JSON → 400 body not JSON → 422 schema (1 to 1000 subjects, each id checked as in events; the
-pointer names the index, ``/subjects/3/id``, and nothing is looked up) → 503 store. Then every subject is looked up
-by its blind index (``MasterKey.subject_key``) in one query (``Store.load_subjects``), and the answer has one
-status per subject, in request order, each ``as_of`` now: the stored status of its credit file (recomputed from the
-file when time alone changed it and the projector has not swept it yet), or, for a subject never reported, list
+**Screening.** Checked in this order: 401/403 API key and scope (``web_auth``) → 429 the key's rate → 400 any query
+parameter (``query-parameter-invalid``: subjects travel in the body) → 413 body over 1 MiB (408 when it does not arrive
+within the body timeout) → 415 not JSON → 400 body not JSON → 422 schema (1 to 1000 subjects, each id checked as in
+events; the pointer names the index, ``/subjects/3/id``, and nothing is looked up) → 503 store. Then every subject is
+looked up by its blind index (``MasterKey.subject_key``) in one query (``Store.load_subjects``), and the answer has
+one status per subject, in request order, each ``as_of`` now: the stored status of its credit file (recomputed from
+the file when time alone changed it and the projector has not swept it yet), or, for a subject never reported, list
 ``none``, no grade or score, no measures, under the policy in force. Personal ids arrive only in the body and leave
 only masked; the log line carries the key id and the number of subjects, never an identifier. An
 ``Idempotency-Key`` header is accepted and ignored (a screening is a read).
 
 **Change feed.** ``after`` (a cursor; the start without one) and ``limit`` (1 to 1000, default 100) are checked (400
-``query-parameter-invalid``), then one page is read in feed order (``Store.read_changes``: a follower paging with
-the cursor never misses an entry). Each entry is the stored snapshot with its ``cursor`` and ``effective_at``; its
-subject is a USCC by code and name, or a RIC only by pseudonym: the hex HMAC-SHA256 of the number, unsealed here,
-under the lookup secret of the API key asking (``xinyong.ric_pseudonym``).
+``query-parameter-invalid``, as is any other parameter or a repeated one: a typo must not page from the start), then
+one page is read in feed order (``Store.read_changes``: a follower paging with the cursor never misses an entry).
+Each entry is the stored snapshot with its ``cursor`` and ``effective_at``; its subject is a USCC by code and name, or
+a RIC only by pseudonym: the hex HMAC-SHA256 of the number, unsealed here, under the lookup secret of the API key
+asking (``xinyong.ric_pseudonym``).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from xinyong_gateway.store import Store, SubjectRow
 from xinyong_gateway.store.base import from_micros
 from xinyong_gateway.web_auth import authenticate
 from xinyong_gateway.web_middlewares import LOG_FACTS
-from xinyong_gateway.web_problems import ProblemError
+from xinyong_gateway.web_problems import ProblemError, body_timeout_problem
 
 __all__ = ["SCREENING_BODY_LIMIT", "PolicyInForce", "QueryHandler"]
 
@@ -58,6 +60,7 @@ _JSON = "application/json"
 _CURSOR = re.compile(CURSOR_PATTERN.removeprefix("^").removesuffix("$"))
 _LIMIT = re.compile(r"[0-9]{1,4}")
 _DEFAULT_PAGE = 100
+_FEED_PARAMETERS = frozenset({"after", "limit"})
 
 
 class PolicyInForce:
@@ -99,7 +102,8 @@ class QueryHandler:
     _keys: ApiKeyRegistry
     _policies: PolicyInForce
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, body_timeout: float, clock: Callable[[], float] = time.time) -> None:
+        self._body_timeout = body_timeout
         self._clock = clock
 
     def attach(self, store: Store, master: MasterKey, keys: ApiKeyRegistry, policies: PolicyInForce) -> None:
@@ -113,7 +117,15 @@ class QueryHandler:
     async def screen(self, request: web.Request) -> web.Response:
         facts = request[LOG_FACTS]
         await authenticate(request, self._keys, "screen")
-        body = await _read_limited(request, SCREENING_BODY_LIMIT)
+        if request.query:
+            raise ProblemError(
+                problems.QUERY_INVALID, "A screening takes no query parameters: the subjects go in the body."
+            )
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                body = await _read_limited(request, SCREENING_BODY_LIMIT)
+        except TimeoutError as exc:
+            raise body_timeout_problem(self._body_timeout) from exc
         if request.content_type != _JSON or (request.charset or "utf-8").lower() != "utf-8":
             raise ProblemError(problems.UNSUPPORTED_MEDIA_TYPE, "Send the subjects as application/json (UTF-8).")
         try:
@@ -157,6 +169,9 @@ class QueryHandler:
     async def changes(self, request: web.Request) -> web.Response:
         facts = request[LOG_FACTS]
         key = await authenticate(request, self._keys, "changes")
+        if any(name not in _FEED_PARAMETERS for name in request.query) or len(request.query) > len(set(request.query)):
+            # A typo ("afer=42") must not silently page from the start, nor a repeated cursor pick one.
+            raise ProblemError(problems.QUERY_INVALID, "Only 'after' and 'limit' may be given, each at most once.")
         after_text = request.query.get("after")
         if after_text is None:
             after = 0

@@ -50,6 +50,7 @@ from xinyong_gateway.errors import GatewayError, ServeError
 from xinyong_gateway.settings import GatewaySettings
 
 __all__ = [
+    "KEEPALIVE_TIMEOUT",
     "MAX_START_FAILURES",
     "SHUTDOWN_TIMEOUT",
     "Supervisor",
@@ -62,6 +63,9 @@ __all__ = [
 
 SHUTDOWN_TIMEOUT = 10.0
 """Seconds a worker's aiohttp shutdown waits for in-flight requests (as the single-process ``serve``)."""
+KEEPALIVE_TIMEOUT = 75.0
+"""Seconds an idle connection, or one that never completes its request head, stays open: what the single-process
+``serve`` gets from ``web.run_app`` (a bare ``AppRunner`` would keep it for an hour)."""
 MAX_START_FAILURES = 5
 """Consecutive failed starts of one worker after which the supervisor gives up."""
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -184,7 +188,11 @@ async def _serve(settings: GatewaySettings, conn: Connection, log: Any) -> None:
 
     loop.add_reader(conn.fileno(), supervisor_gone)
     runner = web.AppRunner(
-        create_app(settings), handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
+        create_app(settings),
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        keepalive_timeout=KEEPALIVE_TIMEOUT,
     )
     await runner.setup()  # opens the store, starts the source registry and the projector
     try:

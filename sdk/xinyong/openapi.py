@@ -34,6 +34,7 @@ _PROBLEM_TEXT = {
     403: "Authenticated, but not allowed: the API key lacks the scope (or the source may not send this type).",
     404: "Unknown or disabled source.",
     405: "Method not allowed.",
+    408: "The body did not arrive in full within the gateway's body timeout (30 s by default).",
     409: "The webhook id was already used with another body.",
     413: "The body is over the limit.",
     415: "The body is not declared as `application/json` (UTF-8).",
@@ -140,7 +141,7 @@ def build_openapi() -> dict[str, Any]:
             },
             "responses": {
                 "200": _json(ref("screening-response"), "One status per subject, in request order."),
-                **{str(status): _problem(status) for status in (400, 413, 415, 422, 429, 503)},
+                **{str(status): _problem(status) for status in (400, 408, 413, 415, 422, 429, 503)},
                 "401": _authenticated(401),
                 "403": _problem(403),
             },
@@ -187,7 +188,8 @@ def build_openapi() -> dict[str, Any]:
             "operationId": "postEvent",
             "summary": "Post a signed event (Standard Webhooks)",
             "description": (
-                "Checked in contract order: 404 unknown source, 413, 415, 400 webhook headers, 401 signature then"
+                "Checked in contract order: 404 unknown source, 413 (408 for a body too slow), 415, 400 webhook"
+                " headers (missing, malformed or repeated), 401 signature then"
                 " timestamp, 400 body not JSON, 422 unknown type, 403 type not allowed for the source's kind, 422"
                 " schema, 429, 503, then 202 accepted, 200 duplicate or 409 conflict. The signature is"
                 " `v1,<base64 HMAC-SHA256>` and/or `v1a,<base64 Ed25519>` over `{id}.{timestamp}.{raw body}`."
@@ -204,7 +206,7 @@ def build_openapi() -> dict[str, Any]:
             "responses": {
                 "200": _json(ref("ack"), "Stored before (same webhook id, same body): `duplicate`."),
                 "202": _json(ref("ack"), "Stored now, durably: `accepted`."),
-                **{str(status): _problem(status) for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)},
+                **{str(status): _problem(status) for status in (400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503)},
             },
         }
     }

@@ -16,7 +16,6 @@ from xinyong_gateway import cli
 from xinyong_gateway.api_keys import add_api_key, parse_api_key
 from xinyong_gateway.errors import ApiKeyNotFoundError
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.web_app import API_KEYS
 
 RUN_PROJECTOR = False
 """Nothing here needs credit files."""
@@ -125,60 +124,7 @@ def test_cli_refuses_unknown_scopes_and_unknown_keys_in_one_sentence(
     assert err.strip() == "xinyong-gateway: error: No API key with id 'key_unknown'."
 
 
-# -- authentication -----------------------------------------------------------------------------------------
-
-
-async def test_missing_credentials_answer_401_with_a_bearer_challenge(gateway: Gateway) -> None:
-    response = await screen(gateway, None)
-    await assert_problem(response, 401, problems.API_KEY_INVALID)
-    assert response.headers["WWW-Authenticate"] == 'Bearer realm="xinyong"'
-    response = await gateway.client.get("/v1/lists/changes")
-    await assert_problem(response, 401, problems.API_KEY_INVALID)
-
-
-async def test_every_bad_key_gets_the_same_401_whatever_is_wrong_with_it(gateway: Gateway) -> None:
-    """Unknown id, wrong secret, revoked, malformed, another scheme, a source's webhook secret: one answer, so a
-    caller learns nothing about which keys exist."""
-    source = await gateway.add_source("marketplace")
-    good = await gateway.add_api_key()
-    revoked = await gateway.add_api_key()
-    await gateway.store.revoke_api_key(revoked.record.key_id, now=datetime.now(UTC))
-    assert gateway.client.app is not None
-    await gateway.client.app[API_KEYS].refresh()
-    key_id, secret = parse_api_key(good.api_key) or ("", "")
-    wrong_secret = good.api_key[: -len(secret)] + ("0" if secret[0] != "0" else "1") + secret[1:]
-    unknown_id = "xyk_" + "a" * 16 + "_" + secret
-    attempts = [
-        f"Bearer {source.key}",  # a whsec_ webhook secret is never an API key
-        f"Bearer {wrong_secret}",
-        f"Bearer {unknown_id}",
-        f"Bearer {revoked.api_key}",
-        f"Bearer {good.api_key}x",
-        f"Bearer {good.api_key.upper()}",
-        f"Basic {good.api_key}",
-        "Bearer",
-        good.api_key,
-    ]
-    documents = []
-    for authorization in attempts:
-        response = await screen(gateway, authorization)
-        problem = await assert_problem(response, 401, problems.API_KEY_INVALID)
-        assert response.headers["WWW-Authenticate"].startswith('Bearer realm="xinyong"')
-        documents.append({k: v for k, v in problem.items() if k != "request_id"})
-        assert key_id not in json.dumps(problem)
-    assert all(document == documents[0] for document in documents)
-    assert (await screen(gateway, f"Bearer {good.api_key}")).status == 200
-
-
-async def test_a_key_without_the_scope_gets_403(gateway: Gateway) -> None:
-    screen_only = await gateway.add_api_key(["screen"])
-    changes_only = await gateway.add_api_key(["changes"])
-    response = await gateway.client.get("/v1/lists/changes", headers={"Authorization": f"Bearer {screen_only.api_key}"})
-    problem = await assert_problem(response, 403, problems.SCOPE_MISSING)
-    assert "'changes'" in problem["detail"]
-    assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
-    await assert_problem(await screen(gateway, f"Bearer {changes_only.api_key}"), 403, problems.SCOPE_MISSING)
-    assert (await screen(gateway, f"Bearer {screen_only.api_key}")).status == 200
+# -- authentication (every endpoint by every kind of credential: test_authorization.py) ------------------------
 
 
 async def test_a_key_added_from_outside_works_on_its_first_request(gateway: Gateway) -> None:

@@ -148,3 +148,18 @@ async def test_a_bad_cursor_or_limit_is_a_400_never_a_500(gateway: Gateway, quer
     response = await gateway.client.get("/v1/lists/changes", params=query, headers={"Authorization": f"Bearer {key}"})
     problem = await assert_problem(response, 400, problems.QUERY_INVALID)
     assert next(iter(query)) in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["afer=1", "after=1&after=2", "limit=5&limit=5", "after=0&cursor=9", "=1"],
+    ids=["misspelt-after", "repeated-after", "repeated-limit", "unknown-parameter", "nameless-parameter"],
+)
+async def test_an_unknown_or_repeated_parameter_is_a_400_not_a_page_from_the_start(
+    gateway: Gateway, query: str
+) -> None:
+    """A follower's typo (``afer=42``) would otherwise read the feed from the beginning as if it were new."""
+    key = (await gateway.add_api_key(["changes"])).api_key
+    response = await gateway.client.get(f"/v1/lists/changes?{query}", headers={"Authorization": f"Bearer {key}"})
+    problem = await assert_problem(response, 400, problems.QUERY_INVALID)
+    assert problem["detail"] == "Only 'after' and 'limit' may be given, each at most once."

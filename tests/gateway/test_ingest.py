@@ -6,7 +6,8 @@ schema → 429 rate limit → 503 store → 202 accepted | 200 duplicate | 409 c
 
 Requests go over real HTTP to the aiohttp app on localhost (``gateway`` fixture: each test runs on a fresh SQLite
 file and on a fresh PostgreSQL schema); the hypothesis tests use the real ``xinyong-gateway serve`` in a subprocess
-on SQLite (``served_gateway``).
+on SQLite (``served_gateway``). Signature attacks are one table in ``test_signature_attacks.py``; hostile HTTP
+(framing, slow and huge bodies, random requests at every endpoint) is ``test_hostile_http.py``.
 """
 
 from __future__ import annotations
@@ -19,13 +20,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import hypothesis
 import pytest
-from aiohttp.test_utils import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -42,12 +41,10 @@ from tests.gateway.conftest import (
 )
 from xinyong import problems
 from xinyong.events import ALLOWED_EVENT_TYPES, EVENT_TYPES, SOURCE_KINDS
-from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
+from xinyong.webhooks import SigningSecret, signature_headers
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.sources import add_source, rotate_source
 from xinyong_gateway.store import open_store
-from xinyong_gateway.web_app import create_app
 
 # A limit no test can refill during its run: one token, then one more every ~17 minutes. (A limit of 1/s would
 # make "the second request is refused" depend on the two requests arriving within a second of each other.)
@@ -258,44 +255,6 @@ async def test_old_secret_keeps_working_during_the_grace_period(gateway: Gateway
     await accepted(await gateway.post(source, event("complaint.filed"), webhook_id="msg_old"), "msg_old")
 
 
-async def test_old_secret_is_refused_after_a_rotation_without_grace(gateway: Gateway) -> None:
-    source = await gateway.add_source("marketplace")
-    new = await rotate(gateway, source, timedelta(0))
-    await wait_until_accepted(gateway, new, event("complaint.filed"), "msg_new")
-    response = await gateway.post(source, event("complaint.filed"), webhook_id="msg_old")
-    await assert_problem(response, 401, problems.SIGNATURE_INVALID)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-
-async def test_old_secret_is_refused_once_its_grace_period_has_ended(
-    gateway_settings: GatewaySettings, aiohttp_client: Any, tmp_path: Path
-) -> None:
-    """Expiry is enforced from memory when the grace period ends, between two reloads of the source table."""
-    async with open_store(gateway_settings.database_url) as store:
-        await store.migrate()
-    clock = FakeClock()
-    client: TestClient[Any, Any] = await aiohttp_client(create_app(gateway_settings, clock=clock))
-    clocked = Gateway(client, gateway_settings, tmp_path)
-    source = await clocked.add_source("marketplace")
-    new = await rotate(clocked, source, timedelta(minutes=10))
-    await wait_until_accepted(clocked, new, event("complaint.filed"), "msg_new")
-    await accepted(await clocked.post(source, event("complaint.filed"), webhook_id="msg_old_1"), "msg_old_1")
-
-    clock.offset = timedelta(minutes=11).total_seconds()
-    late = int(clock())
-    response = await clocked.post(source, event("complaint.filed"), webhook_id="msg_old_2", timestamp=late)
-    await assert_problem(response, 401, problems.SIGNATURE_INVALID)
-    response = await clocked.post(new, event("complaint.filed"), webhook_id="msg_new_2", timestamp=late)
-    await accepted(response, "msg_new_2")
-
-
 # -- 413 over the body limit ---------------------------------------------------------------------------------
 
 
@@ -386,106 +345,7 @@ async def test_missing_or_malformed_webhook_header_is_400(gateway: Gateway, head
     assert header in problem["detail"]
 
 
-# -- 401 no valid signature, or timestamp outside the window -------------------------------------------------
-
-
-def _tamper_body(headers: dict[str, str], raw: bytes) -> tuple[dict[str, str], bytes]:
-    return headers, raw.replace(b'"quality"', b'"privacy"')
-
-
-def _tamper_id(headers: dict[str, str], raw: bytes) -> tuple[dict[str, str], bytes]:
-    return {**headers, "webhook-id": "msg_other"}, raw
-
-
-def _tamper_timestamp(headers: dict[str, str], raw: bytes) -> tuple[dict[str, str], bytes]:
-    return {**headers, "webhook-timestamp": str(int(headers["webhook-timestamp"]) + 1)}, raw
-
-
-def _empty_signature(headers: dict[str, str], raw: bytes) -> tuple[dict[str, str], bytes]:
-    return {**headers, "webhook-signature": "v1,"}, raw
-
-
-def _unknown_version_only(headers: dict[str, str], raw: bytes) -> tuple[dict[str, str], bytes]:
-    encoded = headers["webhook-signature"].split(",", 1)[1]
-    return {**headers, "webhook-signature": f"v2,{encoded}"}, raw
-
-
-def _not_base64(headers: dict[str, str], raw: bytes) -> tuple[dict[str, str], bytes]:
-    return {**headers, "webhook-signature": "v1,not*base64!"}, raw
-
-
-def _truncated(headers: dict[str, str], raw: bytes) -> tuple[dict[str, str], bytes]:
-    return {**headers, "webhook-signature": headers["webhook-signature"][:-8]}, raw
-
-
-def _no_version(headers: dict[str, str], raw: bytes) -> tuple[dict[str, str], bytes]:
-    return {**headers, "webhook-signature": headers["webhook-signature"].split(",", 1)[1]}, raw
-
-
-@pytest.mark.parametrize(
-    "tamper",
-    [
-        _tamper_body,
-        _tamper_id,
-        _tamper_timestamp,
-        _empty_signature,
-        _unknown_version_only,
-        _not_base64,
-        _truncated,
-        _no_version,
-    ],
-    ids=[
-        "body-altered",
-        "id-altered",
-        "timestamp-altered",
-        "empty-signature",
-        "unknown-version-only",
-        "not-base64",
-        "truncated",
-        "no-version",
-    ],
-)
-async def test_signature_that_does_not_match_is_401(gateway: Gateway, tamper: Any) -> None:
-    source = await gateway.add_source("marketplace")
-    raw = encode(event("complaint.filed", category="quality"))
-    headers, sent = tamper(gateway.sign(source, raw), raw)
-    response = await gateway.post_raw(source.source_id, sent, headers)
-    await assert_problem(response, 401, problems.SIGNATURE_INVALID)
-    assert await gateway.store.inbox_count() == 0
-
-
-@pytest.mark.parametrize(
-    ("kind", "ed25519", "wrong_key"),
-    [
-        ("marketplace", False, SigningSecret.generate()),
-        ("marketplace", False, SigningKey.generate()),
-        ("courier", True, SigningSecret.generate()),
-        ("courier", True, SigningKey.generate()),
-    ],
-    ids=["wrong-secret", "v1a-against-symmetric-source", "v1-against-ed25519-source", "wrong-ed25519-key"],
-)
-async def test_signature_under_a_key_the_source_does_not_have_is_401(
-    gateway: Gateway, kind: Any, ed25519: bool, wrong_key: SigningSecret | SigningKey
-) -> None:
-    source = await gateway.add_source(kind, ed25519=ed25519)
-    body = event(sorted(ALLOWED_EVENT_TYPES[kind])[0])
-    response = await gateway.post(Source(source.source_id, wrong_key, kind), body)
-    await assert_problem(response, 401, problems.SIGNATURE_INVALID)
-
-
-async def test_signature_of_another_source_is_401(gateway: Gateway) -> None:
-    target = await gateway.add_source("marketplace")
-    other = await gateway.add_source("marketplace")
-    response = await gateway.post(Source(target.source_id, other.key, "marketplace"), event("complaint.filed"))
-    await assert_problem(response, 401, problems.SIGNATURE_INVALID)
-
-
-@pytest.mark.parametrize("skew", [-360, 360], ids=["too-old", "too-far-ahead"])
-async def test_validly_signed_timestamp_outside_five_minutes_is_401(gateway: Gateway, skew: int) -> None:
-    source = await gateway.add_source("marketplace")
-    response = await gateway.post(source, event("complaint.filed"), timestamp=now() + skew)
-    await assert_problem(response, 401, problems.TIMESTAMP_OUT_OF_TOLERANCE)
-    assert await gateway.store.inbox_count() == 0
+# -- 401 no valid signature, or timestamp outside the window (the attacks: test_signature_attacks.py) -----------
 
 
 @pytest.mark.parametrize("skew", [-240, 240], ids=["older", "ahead"])

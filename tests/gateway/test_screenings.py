@@ -216,6 +216,17 @@ async def test_body_not_json_media_type_and_size_have_their_own_problems(gateway
     await assert_problem(response, 413, problems.BODY_TOO_LARGE)
 
 
+async def test_a_query_parameter_is_a_400_and_nothing_is_looked_up(gateway: Gateway) -> None:
+    """Subjects travel in the body only: a resident id in a URL would end up in proxies' and browsers' logs."""
+    key = (await gateway.add_api_key(["screen"])).api_key
+    response = await gateway.client.post(
+        "/v1/screenings?id_type=uscc&id=91320706MA1Y2N6Q47",
+        json={"subjects": [{"id_type": "uscc", "id": "91320706MA1Y2N6Q47"}]},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    await assert_problem(response, 400, problems.QUERY_INVALID)
+
+
 async def test_an_idempotency_key_is_accepted_and_ignored(gateway: Gateway) -> None:
     population = await populate(gateway)
     first = await screen(gateway, [population.black], **{"Idempotency-Key": "same"})

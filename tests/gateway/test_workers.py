@@ -236,7 +236,9 @@ def test_a_worker_killed_with_sigkill_is_restarted_while_the_other_keeps_answeri
     workers = served.worker_pids()
     killed, survivor = workers[1], workers[2]
     os.kill(killed, signal.SIGKILL)
-    wait_for(lambda: not running(killed), "the killed worker gone")
+    # Gone from /proc, not merely a zombie: a killed process's leader can be a zombie while its other threads are
+    # still exiting, and until the last one has, its SO_REUSEPORT socket still takes connections, which it resets.
+    wait_for(lambda: not Path(f"/proc/{killed}").exists(), "the killed worker gone and reaped")
 
     answered_by = set(served.served_by(served.post_webhooks(20)).values())
     assert killed not in answered_by

@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar
 from xinyong.subjects import Subject
 from xinyong_gateway.credit.engine import CreditFile, ListStatus, LoggedEvent, Status, subjects_of
 from xinyong_gateway.credit.policy import AtLeast, Condition, Policy, Rule
-from xinyong_gateway.credit.projector import read_logged
+from xinyong_gateway.credit.projector import display_text, read_logged
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.store import Store
 
@@ -308,7 +308,7 @@ class SubjectDisplay:
 
     @classmethod
     def of(cls, subject: Subject) -> SubjectDisplay:
-        return cls(subject.id_type, subject.masked_id, subject.masked_name)
+        return cls(subject.id_type, subject.masked_id, display_text(subject.masked_name))
 
     def to_json(self) -> dict[str, Any]:
         return {"id_type": self.id_type, "id": self.id, "name": self.name}

@@ -17,7 +17,10 @@ applied in log order; every commit checks that each partition it writes is still
 even two projectors that both believe they hold a partition cannot apply an event twice.
 
 A status snapshot names the subject as it may be shown (a USCC in full, a resident id masked), so the
-change feed never carries a resident id; identifiers and names are stored sealed beside the file.
+change feed never carries a resident id; identifiers and names are stored sealed beside the file. A name as shown
+has its control characters replaced (``display_text``): a sender's name with a NUL in it would otherwise stop the
+PostgreSQL projector for good (a ``text`` column refuses NUL), and one with terminal escapes would reach an
+operator's terminal through ``subjects show``.
 """
 
 from __future__ import annotations
@@ -47,13 +50,25 @@ from xinyong_gateway.store.base import (
     to_micros,
 )
 
-__all__ = ["Projector", "event_partitions", "read_logged", "status_document"]
+__all__ = ["Projector", "display_text", "event_partitions", "read_logged", "status_document"]
 
 _log = structlog.get_logger("xinyong_gateway.projector")
 
 # Events were validated (including "not dated in the future") when they were received; replaying them later
 # must not refuse them because the clock has moved, so the projector validates against a distant "now".
 _REPLAY_CONTEXT = {"now": datetime(9999, 1, 1, tzinfo=UTC)}
+
+
+_CONTROL_CHARACTERS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "\ufffd")
+"""C0, DEL and C1 (Unicode category Cc) → U+FFFD, for ``str.translate``."""
+
+
+def display_text(text: str | None) -> str | None:
+    """``text`` as it may be stored for display and shown: every control character replaced by U+FFFD.
+
+    Event text is free within its length limits, and the sealed original keeps every character; what is shown
+    (and stored in a ``text`` column) must not carry a NUL, which PostgreSQL refuses, nor terminal escapes."""
+    return None if text is None else text.translate(_CONTROL_CHARACTERS)
 
 
 def status_document(row_identity: tuple[str, str, str | None], status: Status) -> dict[str, Any]:
@@ -134,7 +149,8 @@ class Projector:
         display_name: str | None
         sealed_name: bytes | None
         if subject.name is not None:
-            display_name, sealed_name = subject.masked_name, self._master.seal_identity(key, subject.name)
+            display_name = display_text(subject.masked_name)
+            sealed_name = self._master.seal_identity(key, subject.name)
         elif previous is not None:
             display_name, sealed_name = previous.display_name, previous.sealed_name
         else:

@@ -1,0 +1,217 @@
+"""Who gets in where: every endpoint by every kind of credential, and nothing leaked in an error.
+
+Credentials: none; bad API keys of every shape (unknown id, wrong secret, malformed, altered, another scheme, no
+scheme); a revoked key; a key without the endpoint's scope; a source's secrets used as a key (its ``whsec_`` webhook
+secret, a courier's ``whsk_`` signing key) and a key's lookup secret (``xyls_``); and a good key, the control. The
+answers, on each backend:
+
+================================  ==========================================================================
+``POST /v1/screenings``           401 ``api-key-invalid`` (one document for every bad credential, with a
+``GET /v1/lists/changes``         ``Bearer`` challenge) · 403 ``scope-missing`` without the scope · 200 good
+``POST /v1/webhooks/{source}``    400 ``malformed-webhook-headers`` whatever the ``Authorization``: evidence
+                                  comes only with a source's signature (``test_signature_attacks.py``)
+``GET /openapi.json``,            200 whatever the credentials: public, and a bad key is not an error there
+``/healthz``, ``/readyz``
+================================  ==========================================================================
+
+No answer carries a secret, a key id or a hint of which keys exist (the 401 documents are equal but for their
+request ids), and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.factories import event
+from tests.gateway.conftest import Gateway, Source, assert_problem
+from xinyong import problems
+from xinyong_gateway.api_keys import IssuedApiKey, parse_api_key
+from xinyong_gateway.web_app import API_KEYS
+
+RUN_PROJECTOR = False
+"""Nothing here needs credit files."""
+
+REALM = 'Bearer realm="xinyong"'
+
+
+@dataclass
+class Holders:
+    """Every credential a caller might present, issued on the test's gateway."""
+
+    good: IssuedApiKey
+    screen_only: IssuedApiKey
+    changes_only: IssuedApiKey
+    revoked: IssuedApiKey
+    marketplace: Source
+    courier: Source
+
+    def secrets(self) -> list[str]:
+        """Texts no answer may contain: every secret and key id issued."""
+        texts = []
+        for issued in (self.good, self.screen_only, self.changes_only, self.revoked):
+            key_id, secret = parse_api_key(issued.api_key) or ("", "")
+            texts += [key_id, secret, issued.lookup_secret]
+        for source in (self.marketplace, self.courier):
+            texts.append(str(source.key).split("_", 1)[1])
+        return texts
+
+
+async def issue(gateway: Gateway) -> Holders:
+    revoked = await gateway.add_api_key()
+    await gateway.store.revoke_api_key(revoked.record.key_id, now=datetime.now(UTC))
+    holders = Holders(
+        good=await gateway.add_api_key(["screen", "changes"]),
+        screen_only=await gateway.add_api_key(["screen"]),
+        changes_only=await gateway.add_api_key(["changes"]),
+        revoked=revoked,
+        marketplace=await gateway.add_source("marketplace"),
+        courier=await gateway.add_source("courier", ed25519=True),
+    )
+    app = gateway.client.app
+    assert app is not None
+    await app[API_KEYS].refresh()  # the revocation is known now (a running gateway sees it within 2 s)
+    return holders
+
+
+def _wrong_secret(key: str) -> str:
+    last = key[-1]
+    return key[:-1] + ("0" if last != "0" else "1")
+
+
+def _unknown_id(key: str) -> str:
+    return "xyk_" + "a" * 16 + "_" + key.rsplit("_", 1)[1]
+
+
+@dataclass(frozen=True)
+class Credential:
+    id: str
+    kind: str
+    """``none``, ``bad``, ``revoked``, ``unscoped``, ``source-secret`` or ``good``."""
+    authorization: Callable[[Holders, str], str | None]
+    """The ``Authorization`` header for an endpoint needing the given scope (None: no header)."""
+
+
+def _unscoped(holders: Holders, scope: str) -> str:
+    return f"Bearer {(holders.changes_only if scope == 'screen' else holders.screen_only).api_key}"
+
+
+def _only_this_scope(holders: Holders, scope: str) -> str:
+    return (holders.screen_only if scope == "screen" else holders.changes_only).api_key
+
+
+CREDENTIALS = [
+    Credential("none", "none", lambda h, s: None),
+    Credential("unknown-key-id", "bad", lambda h, s: f"Bearer {_unknown_id(h.good.api_key)}"),
+    Credential("wrong-secret", "bad", lambda h, s: f"Bearer {_wrong_secret(h.good.api_key)}"),
+    Credential("malformed", "bad", lambda h, s: "Bearer nope"),
+    Credential("key-with-a-byte-more", "bad", lambda h, s: f"Bearer {h.good.api_key}x"),
+    Credential("key-upper-cased", "bad", lambda h, s: f"Bearer {h.good.api_key.upper()}"),
+    Credential("basic-scheme", "bad", lambda h, s: f"Basic {h.good.api_key}"),
+    Credential("bearer-without-a-key", "bad", lambda h, s: "Bearer"),
+    Credential("key-without-a-scheme", "bad", lambda h, s: h.good.api_key),
+    Credential("revoked-key", "revoked", lambda h, s: f"Bearer {h.revoked.api_key}"),
+    Credential("key-without-the-scope", "unscoped", _unscoped),
+    Credential("webhook-secret-as-key", "source-secret", lambda h, s: f"Bearer {h.marketplace.key}"),
+    Credential("signing-key-as-key", "source-secret", lambda h, s: f"Bearer {h.courier.key}"),
+    Credential("lookup-secret-as-key", "source-secret", lambda h, s: f"Bearer {h.good.lookup_secret}"),
+    Credential("key-with-only-this-scope", "good", lambda h, s: f"Bearer {_only_this_scope(h, s)}"),
+    Credential("good-key", "good", lambda h, s: f"Bearer {h.good.api_key}"),
+]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: str
+    method: str
+    path: str
+    """``{source}``: the marketplace source's id."""
+    scope: str | None
+    """The API key scope it needs (None: not an API key endpoint)."""
+    body: Any = None
+
+
+ENDPOINTS = [
+    Endpoint(
+        "screenings",
+        "POST",
+        "/v1/screenings",
+        "screen",
+        {"subjects": [{"id_type": "uscc", "id": "91320706MA1Y2N6Q47"}]},
+    ),
+    Endpoint("changes", "GET", "/v1/lists/changes", "changes"),
+    Endpoint("webhooks", "POST", "/v1/webhooks/{source}", None, event("complaint.filed")),
+    Endpoint("openapi", "GET", "/openapi.json", None),
+    Endpoint("healthz", "GET", "/healthz", None),
+    Endpoint("readyz", "GET", "/readyz", None),
+]
+
+
+def expected(endpoint: Endpoint, credential: Credential) -> tuple[int, str | None]:
+    """(status, problem type) of ``credential`` at ``endpoint``."""
+    if endpoint.id == "webhooks":
+        return 400, problems.MALFORMED_HEADERS
+    if endpoint.scope is None:
+        return 200, None
+    if credential.kind == "good":
+        return 200, None
+    if credential.kind == "unscoped":
+        return 403, problems.SCOPE_MISSING
+    return 401, problems.API_KEY_INVALID
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=[endpoint.id for endpoint in ENDPOINTS])
+async def test_every_credential_gets_the_right_answer_and_nothing_leaks(gateway: Gateway, endpoint: Endpoint) -> None:
+    holders = await issue(gateway)
+    secrets = holders.secrets()
+    path = endpoint.path.format(source=holders.marketplace.source_id)
+    refusals: dict[str, dict[str, Any]] = {}
+    for credential in CREDENTIALS:
+        authorization = credential.authorization(holders, endpoint.scope or "screen")
+        headers = {"Authorization": authorization} if authorization is not None else {}
+        data = json.dumps(endpoint.body).encode() if endpoint.body is not None else None
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        response = await gateway.client.request(endpoint.method, path, data=data, headers=headers)
+        status, problem_type = expected(endpoint, credential)
+        where = f"{credential.id} at {endpoint.id}"
+        text = await response.text()
+        if problem_type is None:
+            assert response.status == status, f"{where}: {text}"
+        else:
+            problem = await assert_problem(response, status, problem_type)
+            if status == 401:
+                challenge = response.headers["WWW-Authenticate"]
+                assert challenge == REALM if credential.kind == "none" else challenge.startswith(REALM), where
+                refusals[credential.id] = {name: value for name, value in problem.items() if name != "request_id"}
+            if status == 403:
+                assert f"'{endpoint.scope}'" in problem["detail"], where
+                assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"], where
+        exposed = text + "".join(f"{name}: {value}" for name, value in response.headers.items())
+        for secret in secrets:
+            assert secret not in exposed, f"{where}: the answer holds {secret!r}"
+    if refusals:  # one answer for every bad credential: nothing tells which keys exist, or were revoked
+        documents = list(refusals.values())
+        assert all(document == documents[0] for document in documents), refusals
+        assert set(refusals) == {c.id for c in CREDENTIALS if c.kind in {"none", "bad", "revoked", "source-secret"}}
+    assert await gateway.store.inbox_count() == 0
+
+
+def test_the_matrix_covers_every_route_of_the_application() -> None:
+    """A route added later without a row here fails this test."""
+    from xinyong_gateway.settings import GatewaySettings
+    from xinyong_gateway.web_app import create_app
+
+    app = create_app(GatewaySettings(database_url="sqlite:///unused.db"))
+    routes = {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.method not in ("HEAD", "*") and route.resource is not None  # "*": the 404 and 405 refusals
+    }
+    covered = {(endpoint.method, endpoint.path.replace("{source}", "{source_id}")) for endpoint in ENDPOINTS}
+    assert routes == covered
