@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from xinyong_gateway.errors import SchemaNotReadyError
 
@@ -45,6 +45,7 @@ __all__ = [
     "partition_mask",
     "partition_of",
     "partitions_in",
+    "source_record",
     "to_micros",
 ]
 
@@ -263,6 +264,34 @@ class SchemaStatus:
     @property
     def ready(self) -> bool:
         return not self.pending
+
+
+def source_record(row: Sequence[Any], keys: Sequence[Sequence[Any]]) -> SourceRecord:
+    """A ``sources`` row (``source_id, kind, name, uscc, rate_limit, status, created_at, disabled_at``) and its
+    ``source_keys`` rows (``key_id, scheme, material, fingerprint, created_at, expires_at``), as every backend reads
+    them."""
+    source_id, kind, name, uscc, rate_limit, status, created_at, disabled_at = row
+    return SourceRecord(
+        source_id=source_id,
+        kind=kind,
+        name=name,
+        uscc=uscc,
+        rate_limit=rate_limit,
+        status=status,
+        created_at=from_micros(created_at),
+        disabled_at=from_micros(disabled_at) if disabled_at is not None else None,
+        keys=tuple(
+            SourceKey(
+                key_id=key_id,
+                scheme=scheme,
+                material=bytes(material),
+                fingerprint=fingerprint,
+                created_at=from_micros(key_created),
+                expires_at=from_micros(expires) if expires is not None else None,
+            )
+            for key_id, scheme, material, fingerprint, key_created, expires in keys
+        ),
+    )
 
 
 def packaged_migrations(backend: str) -> list[tuple[int, str, str]]:

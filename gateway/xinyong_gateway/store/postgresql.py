@@ -69,7 +69,6 @@ from xinyong_gateway.store.base import (
     PartitionState,
     ProjectionCommit,
     SchemaStatus,
-    SourceKey,
     SourceRecord,
     StatusChange,
     Store,
@@ -80,6 +79,7 @@ from xinyong_gateway.store.base import (
     packaged_migrations,
     partition_of,
     partitions_in,
+    source_record,
     to_micros,
 )
 from xinyong_gateway.store.group_commit import GroupCommit, Outcome, PendingAppend
@@ -605,7 +605,7 @@ class PostgresStore(Store):
         row = await conn.fetchrow(_SELECT_SOURCE, source_id)
         if row is None:
             return None
-        return _source_record(tuple(row), [tuple(key) for key in await conn.fetch(_SELECT_SOURCE_KEYS, source_id)])
+        return source_record(tuple(row), [tuple(key) for key in await conn.fetch(_SELECT_SOURCE_KEYS, source_id)])
 
     async def create_source(
         self,
@@ -653,7 +653,7 @@ class PostgresStore(Store):
                 " FROM source_keys ORDER BY key_id"
             ):
                 keys.setdefault(key_row[0], []).append(tuple(key_row)[1:])
-            return [_source_record(tuple(row), keys.get(row[0], [])) for row in rows]
+            return [source_record(tuple(row), keys.get(row[0], [])) for row in rows]
 
         return await self._read(list_all)
 
@@ -834,28 +834,3 @@ def _commit_failure(exc: Exception) -> StoreUnavailableError:
     if isinstance(exc, StoreUnavailableError):
         return exc
     return StoreUnavailableError(f"The inbox could not commit: {_reason(exc)}.")
-
-
-def _source_record(row: tuple[Any, ...], keys: list[tuple[Any, ...]]) -> SourceRecord:
-    source_id, kind, name, uscc, rate_limit, status, created_at, disabled_at = row
-    return SourceRecord(
-        source_id=source_id,
-        kind=kind,
-        name=name,
-        uscc=uscc,
-        rate_limit=rate_limit,
-        status=status,
-        created_at=from_micros(created_at),
-        disabled_at=from_micros(disabled_at) if disabled_at is not None else None,
-        keys=tuple(
-            SourceKey(
-                key_id=key_id,
-                scheme=scheme,
-                material=bytes(material),
-                fingerprint=fingerprint,
-                created_at=from_micros(key_created),
-                expires_at=from_micros(expires) if expires is not None else None,
-            )
-            for key_id, scheme, material, fingerprint, key_created, expires in keys
-        ),
-    )

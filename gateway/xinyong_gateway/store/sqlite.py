@@ -46,7 +46,6 @@ from xinyong_gateway.store.base import (
     PartitionState,
     ProjectionCommit,
     SchemaStatus,
-    SourceKey,
     SourceRecord,
     StatusChange,
     Store,
@@ -56,6 +55,7 @@ from xinyong_gateway.store.base import (
     from_micros,
     packaged_migrations,
     partition_of,
+    source_record,
     to_micros,
 )
 from xinyong_gateway.store.group_commit import GroupCommit, Outcome, PendingAppend, settle
@@ -529,7 +529,7 @@ class SqliteStore(Store):
             " FROM source_keys WHERE source_id = ? ORDER BY key_id",
             (source_id,),
         ).fetchall()
-        return _source_record(row, keys)
+        return source_record(row, keys)
 
     async def create_source(
         self,
@@ -569,7 +569,7 @@ class SqliteStore(Store):
                 " FROM source_keys ORDER BY key_id"
             ):
                 keys.setdefault(key_row[0], []).append(key_row[1:])
-            return [_source_record(row, keys.get(row[0], [])) for row in rows]
+            return [source_record(row, keys.get(row[0], [])) for row in rows]
 
         return await self._submit(list_all)
 
@@ -700,31 +700,6 @@ async def _concatenated(jobs: list[asyncio.Future[list[AppendResult]]]) -> list[
     if errors:
         raise errors[0]
     return [result for job in jobs for result in job.result()]
-
-
-def _source_record(row: tuple[Any, ...], keys: list[tuple[Any, ...]]) -> SourceRecord:
-    source_id, kind, name, uscc, rate_limit, status, created_at, disabled_at = row
-    return SourceRecord(
-        source_id=source_id,
-        kind=kind,
-        name=name,
-        uscc=uscc,
-        rate_limit=rate_limit,
-        status=status,
-        created_at=from_micros(created_at),
-        disabled_at=from_micros(disabled_at) if disabled_at is not None else None,
-        keys=tuple(
-            SourceKey(
-                key_id=key_id,
-                scheme=scheme,
-                material=bytes(material),
-                fingerprint=fingerprint,
-                created_at=from_micros(key_created),
-                expires_at=from_micros(expires) if expires is not None else None,
-            )
-            for key_id, scheme, material, fingerprint, key_created, expires in keys
-        ),
-    )
 
 
 def _partition_states(conn: sqlite3.Connection) -> dict[int, PartitionState]:
