@@ -17,7 +17,6 @@ second.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hmac
 import re
@@ -31,8 +30,8 @@ import structlog
 
 from xinyong.queries import LOOKUP_SECRET_PREFIX
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.errors import StoreError
 from xinyong_gateway.ratelimit import TokenBucket
+from xinyong_gateway.registry import Registry
 from xinyong_gateway.store import ApiKeyRecord, Store
 from xinyong_gateway.store.base import ApiScope
 
@@ -50,8 +49,6 @@ _log = structlog.get_logger("xinyong_gateway.api_keys")
 API_KEY_PREFIX = "xyk_"
 _KEY_ID_PREFIX = "key_"
 _TOKEN = re.compile(r"xyk_([a-z2-7]{16})_([0-9a-f]{64})")
-_MISS_RELOAD_INTERVAL = 0.2
-"""Unknown key ids reload the table at most this often (seconds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +113,11 @@ class ActiveApiKey:
         return hmac.compare_digest(master.api_key_digest(self.key_id, secret), self.secret_digest)
 
 
-class ApiKeyRegistry:
+class ApiKeyRegistry(Registry[ApiKeyRecord, ActiveApiKey]):
     """The active API keys, kept in memory and refreshed from the store."""
+
+    _log = _log
+    _refresh_failed_event = "api_keys.refresh_failed"
 
     def __init__(
         self,
@@ -129,19 +129,24 @@ class ApiKeyRegistry:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``clock``: monotonic seconds, for the rate buckets."""
+        super().__init__(refresh_interval=refresh_interval)
         self._store = store
         self._master = master
         self._default_rate = default_rate
-        self._refresh_interval = refresh_interval
         self._clock = clock
-        self._records: dict[str, ApiKeyRecord] = {}
-        self._active: dict[str, ActiveApiKey] = {}
-        self._last_refresh = float("-inf")
-        self._refresh_lock = asyncio.Lock()
 
     @property
     def master(self) -> MasterKey:
         return self._master
+
+    async def _list(self) -> Sequence[ApiKeyRecord]:
+        return await self._store.list_api_keys()
+
+    def _id(self, record: ApiKeyRecord) -> str:
+        return record.key_id
+
+    def _is_active(self, record: ApiKeyRecord) -> bool:
+        return record.revoked_at is None
 
     def _build(self, record: ApiKeyRecord, previous: ActiveApiKey | None) -> ActiveApiKey:
         rate = record.rate_limit or self._default_rate
@@ -156,52 +161,3 @@ class ApiKeyRegistry:
             lookup_key=self._master.open_lookup_secret(record.key_id, record.sealed_lookup_secret),
             bucket=bucket,
         )
-
-    async def refresh(self) -> None:
-        """Reload every key from the store (one query)."""
-        async with self._refresh_lock:
-            await self._refresh_locked()
-
-    async def _refresh_locked(self) -> None:
-        started = time.monotonic()
-        records = await self._store.list_api_keys()
-        active: dict[str, ActiveApiKey] = {}
-        for record in records:
-            if record.revoked_at is not None:
-                continue
-            previous = self._active.get(record.key_id)
-            if previous is not None and self._records.get(record.key_id) == record:
-                active[record.key_id] = previous  # unchanged: keep it (and its bucket)
-            else:
-                active[record.key_id] = self._build(record, previous)
-        self._records = {record.key_id: record for record in records}
-        self._active = active
-        self._last_refresh = started
-
-    def get(self, key_id: str) -> ActiveApiKey | None:
-        """The active key with this id, from memory (no I/O)."""
-        return self._active.get(key_id)
-
-    async def lookup(self, key_id: str) -> ActiveApiKey | None:
-        """Like :meth:`get`, but an unknown id reloads the table first, unless a reload started since this call
-        (coalesced, at most every 0.2 s)."""
-        key = self._active.get(key_id)
-        if key is not None:
-            return key
-        asked_at = time.monotonic()
-        async with self._refresh_lock:
-            if self._last_refresh < asked_at:
-                delay = self._last_refresh + _MISS_RELOAD_INTERVAL - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                await self._refresh_locked()
-        return self._active.get(key_id)
-
-    async def run(self) -> None:
-        """Reload the table every ``refresh_interval`` seconds until cancelled; store errors are retried."""
-        while True:
-            await asyncio.sleep(self._refresh_interval)
-            try:
-                await self.refresh()
-            except StoreError as exc:
-                _log.warning("api_keys.refresh_failed", error=str(exc))

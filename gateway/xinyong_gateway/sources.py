@@ -12,12 +12,11 @@ added from the command line works within milliseconds without a restart.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -26,8 +25,8 @@ import structlog
 from xinyong.events import SourceKind
 from xinyong.webhooks import SigningSecret, VerifyingKey, WebhookVerifier
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.errors import StoreError
 from xinyong_gateway.ratelimit import TokenBucket
+from xinyong_gateway.registry import Registry
 from xinyong_gateway.store import NewSourceKey, SourceKey, SourceRecord, Store
 
 __all__ = [
@@ -39,9 +38,6 @@ __all__ = [
 ]
 
 _log = structlog.get_logger("xinyong_gateway.sources")
-
-_MISS_RELOAD_INTERVAL = 0.2
-"""Unknown source ids reload the table at most this often (seconds)."""
 
 
 def new_source_id() -> str:
@@ -111,8 +107,14 @@ class ActiveSource:
     """Unix time at which a key in grace expires and the verifier must be rebuilt (inf: never)."""
 
 
-class SourceRegistry:
-    """The active sources, kept in memory and refreshed from the store."""
+class SourceRegistry(Registry[SourceRecord, ActiveSource]):
+    """The active sources, kept in memory and refreshed from the store.
+
+    :meth:`reload` is also used when a request's signature matches none of the keys held in memory: a key
+    rotated in from the command line works on its first request."""
+
+    _log = _log
+    _refresh_failed_event = "sources.refresh_failed"
 
     def __init__(
         self,
@@ -124,16 +126,21 @@ class SourceRegistry:
         refresh_interval: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(refresh_interval=refresh_interval)
         self._store = store
         self._master = master
         self._tolerance = tolerance
         self._default_rate = default_rate
-        self._refresh_interval = refresh_interval
         self._clock = clock
-        self._records: dict[str, SourceRecord] = {}
-        self._active: dict[str, ActiveSource] = {}
-        self._last_refresh = float("-inf")
-        self._refresh_lock = asyncio.Lock()
+
+    async def _list(self) -> Sequence[SourceRecord]:
+        return await self._store.list_sources()
+
+    def _id(self, record: SourceRecord) -> str:
+        return record.source_id
+
+    def _is_active(self, record: SourceRecord) -> bool:
+        return record.status == "active"
 
     def _build(self, record: SourceRecord, previous: ActiveSource | None) -> ActiveSource | None:
         now = self._clock()
@@ -166,29 +173,6 @@ class SourceRegistry:
             return SigningSecret(self._master.open_secret(source_id, key.material))
         return VerifyingKey(key.material)
 
-    async def refresh(self) -> None:
-        """Reload every source from the store (one query)."""
-        async with self._refresh_lock:
-            await self._refresh_locked()
-
-    async def _refresh_locked(self) -> None:
-        started = time.monotonic()
-        records = await self._store.list_sources()
-        active: dict[str, ActiveSource] = {}
-        for record in records:
-            if record.status != "active":
-                continue
-            previous = self._active.get(record.source_id)
-            if previous is not None and self._records.get(record.source_id) == record:
-                active[record.source_id] = previous  # unchanged: keep its verifier (and bucket)
-                continue
-            built = self._build(record, previous)
-            if built is not None:
-                active[record.source_id] = built
-        self._records = {record.source_id: record for record in records}
-        self._active = active
-        self._last_refresh = started
-
     def get(self, source_id: str) -> ActiveSource | None:
         """The active source with this id, from memory (no I/O)."""
         source = self._active.get(source_id)
@@ -200,36 +184,3 @@ class SourceRegistry:
                 self._active[source_id] = rebuilt
             source = rebuilt
         return source
-
-    async def lookup(self, source_id: str) -> ActiveSource | None:
-        """Like :meth:`get`, but an unknown id reloads the table first (see :meth:`reload`)."""
-        source = self.get(source_id)
-        if source is not None:
-            return source
-        return await self.reload(source_id)
-
-    async def reload(self, source_id: str) -> ActiveSource | None:
-        """Reload the table, unless a reload started since this call, and return the source afresh.
-
-        Used when a request names an unknown source, or when its signature matches none of the keys held
-        in memory: a source added, or a key rotated in, from the command line works on its first
-        request. Reloads are coalesced and run at most every 0.2 s, so a flood of unknown ids or bad
-        signatures costs the database five small queries a second (and each such request waits for it).
-        """
-        asked_at = time.monotonic()
-        async with self._refresh_lock:
-            if self._last_refresh < asked_at:
-                delay = self._last_refresh + _MISS_RELOAD_INTERVAL - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                await self._refresh_locked()
-        return self.get(source_id)
-
-    async def run(self) -> None:
-        """Reload the table every ``refresh_interval`` seconds until cancelled; store errors are retried."""
-        while True:
-            await asyncio.sleep(self._refresh_interval)
-            try:
-                await self.refresh()
-            except StoreError as exc:
-                _log.warning("sources.refresh_failed", error=str(exc))

@@ -43,7 +43,7 @@ from xinyong_gateway.credit.engine import CreditFile
 from xinyong_gateway.credit.policy import Policy, parse_policy
 from xinyong_gateway.credit.projector import status_document
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.errors import StoreError
+from xinyong_gateway.registry import refresh_every
 from xinyong_gateway.store import Store, SubjectRow
 from xinyong_gateway.store.base import from_micros
 from xinyong_gateway.web_auth import authenticate
@@ -82,12 +82,7 @@ class PolicyInForce:
 
     async def run(self) -> None:
         """Refresh until cancelled; store errors are retried."""
-        while True:
-            await asyncio.sleep(self._refresh_interval)
-            try:
-                await self.refresh()
-            except StoreError as exc:
-                _log.warning("policy.refresh_failed", error=str(exc))
+        await refresh_every(self._refresh_interval, self.refresh, _log, "policy.refresh_failed")
 
 
 def _iso(moment: datetime) -> str:

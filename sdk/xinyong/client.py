@@ -25,14 +25,14 @@ import threading
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final, Literal, Self, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import aiohttp
 import structlog
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState
 
+from xinyong._session import ClosesOnExit, GatewaySession
 from xinyong.errors import ApiError, ClientClosedError, InvalidIdentifierError, RequestTimeout, TransportError
 from xinyong.events import error_pointers
 from xinyong.queries import (
@@ -44,7 +44,7 @@ from xinyong.queries import (
     StatusReason,
     SubjectStatus,
 )
-from xinyong.retries import RetryWait, error_for_answer, retrying
+from xinyong.retries import error_for_answer, retrying
 from xinyong.subjects import Subject
 
 __all__ = ["REFUSE_ONBOARDING", "Client", "OnboardingDecision", "SubjectLike", "SyncClient", "check_subject"]
@@ -119,7 +119,7 @@ def _subjects(items: Iterable[SubjectLike]) -> list[Subject]:
     return subjects
 
 
-class Client:
+class Client(GatewaySession):
     """The query API for one API key. Use it with ``async with``; it is not reusable after close.
 
     ``api_key`` is the ``xyk_…`` key printed by ``xinyong-gateway keys add``; it needs the scope ``screen`` for
@@ -127,6 +127,8 @@ class Client:
     then never closed here). ``sleep`` (back-off waits) can be injected for tests. ``concurrency`` bounds the
     batches of one :meth:`screen` call in flight at once.
     """
+
+    _closed_message = "This Client is closed; create a new one."
 
     def __init__(
         self,
@@ -144,46 +146,14 @@ class Client:
     ) -> None:
         if not api_key or not api_key.strip():
             raise ValueError("api_key must not be empty")
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+        super().__init__(
+            session, timeout, max_attempts, backoff_initial, backoff_max, retry_after_max, concurrency, sleep
+        )
         self._base_url = base_url.rstrip("/")
         self._authorization = f"Bearer {api_key.strip()}"
-        self._session = session
-        self._owns_session = session is None
-        self._closed = False
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._max_attempts = max_attempts
-        self._wait = RetryWait(backoff_initial, backoff_max, retry_after_max)
-        self._concurrency = concurrency
-        self._sleep = sleep
 
     def __repr__(self) -> str:
         return f"Client({self._base_url!r}, api_key=…)"
-
-    async def __aenter__(self) -> Self:
-        self._ensure_session()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the session if this client created it. Idempotent."""
-        self._closed = True
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-        self._session = None
-
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise ClientClosedError("This Client is closed; create a new one.")
-        if self._session is None:
-            self._session = aiohttp.ClientSession(headers={"User-Agent": "xinyong-python"})
-        return self._session
 
     # -- screening ---------------------------------------------------------------------------------------
     async def screen(self, subjects: Iterable[SubjectLike]) -> list[SubjectStatus]:
@@ -321,7 +291,7 @@ class Client:
         return log
 
 
-class SyncClient:
+class SyncClient(ClosesOnExit):
     """:class:`Client` for code that is not async: the same calls, blocking, with the same errors.
 
     It runs its own event loop in a background thread (started here, stopped by :meth:`close`); use it with
@@ -342,14 +312,6 @@ class SyncClient:
 
     def __repr__(self) -> str:
         return f"Sync{self._client!r}"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         if self._closed:

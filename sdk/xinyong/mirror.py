@@ -51,6 +51,7 @@ from typing import Final, Self
 
 import structlog
 
+from xinyong._session import ClosesOnExit
 from xinyong.client import Client, OnboardingDecision, SubjectLike, check_subject
 from xinyong.errors import MirrorError
 from xinyong.queries import MAX_CHANGES_PAGE, ListChange, ListChangesPage, SubjectStatus, parse_lookup_secret
@@ -137,7 +138,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
-class ListMirror:
+class ListMirror(ClosesOnExit):
     """A local copy of the lists for one API key, in the SQLite file ``path`` (created, mode 0600, if missing).
 
     ``client`` is what :meth:`sync` reads the change feed with: a :class:`~xinyong.Client` you own (it is never
@@ -222,14 +223,6 @@ class ListMirror:
 
     def __repr__(self) -> str:
         return f"ListMirror({str(self.path)!r})"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     async def __aenter__(self) -> Self:
         return self

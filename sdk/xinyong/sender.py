@@ -20,17 +20,17 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
 import structlog
 from pydantic import BaseModel
 from tenacity import RetryCallState
 
-from xinyong.errors import ApiError, ClientClosedError, RequestTimeout, TransportError, XinyongError
+from xinyong._session import GatewaySession
+from xinyong.errors import ApiError, RequestTimeout, TransportError, XinyongError
 from xinyong.responses import WebhookAck
-from xinyong.retries import RetryWait, error_for_answer, is_retryable, retrying
+from xinyong.retries import error_for_answer, is_retryable, retrying
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
 
 __all__ = ["EventSender", "OutgoingEvent", "is_retryable", "new_webhook_id"]
@@ -54,13 +54,15 @@ def _encode(event: OutgoingEvent) -> bytes:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-class EventSender:
+class EventSender(GatewaySession):
     """Posts signed events for one source. Use it with ``async with``; it is not reusable after close.
 
     ``key`` is the source's ``whsec_`` secret (scheme v1) or ``whsk_`` Ed25519 signing key (scheme v1a).
     Pass ``session`` to share an ``aiohttp.ClientSession`` you own (it is then never closed here).
     ``clock`` (signing timestamps) and ``sleep`` (back-off waits) can be injected for tests.
     """
+
+    _closed_message = "This EventSender is closed; create a new one."
 
     def __init__(
         self,
@@ -80,45 +82,13 @@ class EventSender:
     ) -> None:
         if isinstance(key, str):
             key = SigningKey.parse(key) if key.strip().startswith("whsk_") else SigningSecret.parse(key)
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+        super().__init__(
+            session, timeout, max_attempts, backoff_initial, backoff_max, retry_after_max, concurrency, sleep
+        )
         self._url = f"{base_url.rstrip('/')}/v1/webhooks/{source_id}"
         self.source_id = source_id
         self._key = key
-        self._session = session
-        self._owns_session = session is None
-        self._closed = False
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._max_attempts = max_attempts
-        self._wait = RetryWait(backoff_initial, backoff_max, retry_after_max)
-        self._concurrency = concurrency
         self._clock = clock
-        self._sleep = sleep
-
-    async def __aenter__(self) -> Self:
-        self._ensure_session()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the session if this sender created it. Idempotent."""
-        self._closed = True
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-        self._session = None
-
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise ClientClosedError("This EventSender is closed; create a new one.")
-        if self._session is None:
-            self._session = aiohttp.ClientSession(headers={"User-Agent": "xinyong-python"})
-        return self._session
 
     async def send(self, event: OutgoingEvent, *, webhook_id: str | None = None) -> WebhookAck:
         """Sign and post one event; retries transport errors, 429 and 5xx; raises on any other answer.
