@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import ClassVar, Self
@@ -76,11 +77,11 @@ class GatewaySession:
         return self._session
 
 
-class ClosesOnExit:
+class ClosesOnExit(ABC):
     """``with`` support for an object whose :meth:`close` is synchronous and idempotent."""
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None: ...
 
     def __enter__(self) -> Self:
         return self
