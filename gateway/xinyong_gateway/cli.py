@@ -611,8 +611,9 @@ def _cmd_import(settings: GatewaySettings, args: argparse.Namespace, out: Output
     import time
     from pathlib import Path
 
+    from xinyong.rejects import RejectsFile
     from xinyong_gateway.errors import StoreUnavailableError
-    from xinyong_gateway.importer import Importer, ImportProgress, RejectsFile
+    from xinyong_gateway.importer import Importer, ImportProgress
     from xinyong_gateway.store import sqlite_path_from_url
 
     path = Path(args.file)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import multiprocessing
 import signal
 import time
@@ -35,9 +34,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, BinaryIO, Self
+from typing import Any, BinaryIO
 
 import pydantic_core
 
@@ -50,7 +47,7 @@ from xinyong_gateway.store import AppendResult, AppendStatus, InboxEntry, Source
 from xinyong_gateway.store.base import partition_mask
 from xinyong_gateway.validation import check_event, parse_body
 
-__all__ = ["IMPORT_SIGNATURE", "ImportProgress", "Importer", "Rejection", "RejectsFile", "check_lines"]
+__all__ = ["IMPORT_SIGNATURE", "ImportProgress", "Importer", "Rejection", "check_lines"]
 
 IMPORT_SIGNATURE = "import"
 """What imported rows keep in the inbox's signature column: they were not signed (no ``v1,`` prefix)."""
@@ -127,35 +124,6 @@ def _checked_webhook_id(value: Any) -> str:
     raise EventRejectedError(
         problems.SCHEMA_INVALID, "The line's webhook id is not valid.", errors=[{"pointer": "/id", "detail": detail}]
     )
-
-
-class RejectsFile:
-    """The rejected lines of a run as JSON lines, written as they are found.
-
-    The file is created (or truncated) at the first rejection. A run that ends normally with none removes a
-    file left at that path by an earlier run, so the file always describes the last complete run."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.count = 0
-        self._file: IO[str] | None = None
-
-    def write(self, rejections: list[Rejection]) -> None:
-        if self._file is None:
-            self._file = self.path.open("w", encoding="utf-8")
-        self._file.writelines(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in rejections)
-        self.count += len(rejections)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._file is not None:
-            self._file.close()
-        elif exc_type is None:
-            self.path.unlink(missing_ok=True)
 
 
 @dataclass(slots=True)

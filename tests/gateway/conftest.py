@@ -406,36 +406,54 @@ def cli_json(*args: str) -> Any:
     return json.loads(out.getvalue())
 
 
-@pytest.fixture(scope="module")
-def served_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedGateway]:
-    """The real server on a free localhost port, started once per module (migrated, one marketplace source)."""
-    folder = tmp_path_factory.mktemp("served")
-    url = f"sqlite:///{folder / 'gateway.db'}"
-    env = gateway_env(XINYONG_MASTER_KEY=TEST_MASTER_KEY)
+def admin(url: str, *commands: tuple[str, ...]) -> list[Any]:
+    """Run ``xinyong-gateway --db URL migrate`` and then each command in this process, with ``XINYONG_MASTER_KEY``
+    as the only ``XINYONG_*`` setting; return the commands' JSON outputs."""
     with pytest.MonkeyPatch.context() as patch:  # the in-process CLI reads its settings from the environment
         for name in list(os.environ):
             if name.startswith("XINYONG_"):
                 patch.delenv(name)
         patch.setenv("XINYONG_MASTER_KEY", TEST_MASTER_KEY)
         cli_json("--db", url, "migrate")
-        source = cli_json("--db", url, "sources", "add", "--kind", "marketplace", "--name", "fuzz")
+        return [cli_json("--db", url, *command) for command in commands]
+
+
+@contextlib.contextmanager
+def serving(
+    url: str, log_path: Path, *serve_args: str, ready: bool = True, **env: str
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """``xinyong-gateway --db URL serve`` on a free localhost port (JSON log to ``log_path``, ``XINYONG_*`` settings
+    from ``env`` only): ``(port, process)``, awaited at ``/readyz`` unless ``ready`` is false; SIGTERM at the end
+    (SIGKILL after 15 s)."""
     port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    log_path = folder / "gateway.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(GATEWAY_SCRIPT), "--db", url, "serve", "--port", str(port), "--log-format", "json"],
+            [str(GATEWAY_SCRIPT), "--db", url, "serve", "--port", str(port), *serve_args, "--log-format", "json"],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=gateway_env(XINYONG_MASTER_KEY=TEST_MASTER_KEY, **env),
         )
     try:
-        _wait_ready(base_url, process, log_path)
-        yield ServedGateway(base_url, source["source_id"], SigningSecret.parse(source["secret"]), log_path, process)
+        if ready:
+            _wait_ready(f"http://127.0.0.1:{port}", process, log_path)
+        yield port, process
     finally:
-        process.send_signal(signal.SIGTERM)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def served_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedGateway]:
+    """The real server on a free localhost port, started once per module (migrated, one marketplace source)."""
+    folder = tmp_path_factory.mktemp("served")
+    url = f"sqlite:///{folder / 'gateway.db'}"
+    (source,) = admin(url, ("sources", "add", "--kind", "marketplace", "--name", "fuzz"))
+    log_path = folder / "gateway.log"
+    with serving(url, log_path) as (port, process):
+        secret = SigningSecret.parse(source["secret"])
+        yield ServedGateway(f"http://127.0.0.1:{port}", source["source_id"], secret, log_path, process)

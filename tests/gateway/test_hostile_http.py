@@ -19,8 +19,6 @@ for good: a ``text`` column refuses it).
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import threading
@@ -38,15 +36,11 @@ from hypothesis import strategies as st
 
 from tests.factories import encode, event, make_ric
 from tests.gateway.conftest import (
-    GATEWAY_SCRIPT,
     PROBLEM_JSON,
-    TEST_MASTER_KEY,
     Gateway,
-    _wait_ready,
-    cli_json,
+    admin,
     eventually,
-    free_port,
-    gateway_env,
+    serving,
 )
 from xinyong import problems
 from xinyong.webhooks import SigningSecret, signature_headers
@@ -100,35 +94,15 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("hostile")
     url = f"sqlite:///{folder / 'gateway.db'}"
-    with pytest.MonkeyPatch.context() as patch:  # the in-process CLI reads its settings from the environment
-        for name in list(os.environ):
-            if name.startswith("XINYONG_"):
-                patch.delenv(name)
-        patch.setenv("XINYONG_MASTER_KEY", TEST_MASTER_KEY)
-        cli_json("--db", url, "migrate")
-        source = cli_json("--db", url, "sources", "add", "--kind", "marketplace", "--name", "hostile")
-        key = cli_json("--db", url, "keys", "add", "--name", "hostile", "--scopes", "screen,changes")
-    port = free_port()
+    source, key = admin(
+        url,
+        ("sources", "add", "--kind", "marketplace", "--name", "hostile"),
+        ("keys", "add", "--name", "hostile", "--scopes", "screen,changes"),
+    )
     log_path = folder / "gateway.log"
-    env = gateway_env(XINYONG_MASTER_KEY=TEST_MASTER_KEY, XINYONG_BODY_TIMEOUT=str(BODY_TIMEOUT))
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(GATEWAY_SCRIPT), "--db", url, "serve", "--port", str(port), "--log-format", "json"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        _wait_ready(f"http://127.0.0.1:{port}", process, log_path)
+    with serving(url, log_path, XINYONG_BODY_TIMEOUT=str(BODY_TIMEOUT)) as (port, process):
         secret = source["secret"]
         yield Served(port, source["source_id"], SigningSecret.parse(secret), key["api_key"], log_path, process)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # -- raw HTTP ---------------------------------------------------------------------------------------------------

@@ -14,10 +14,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import os
 import random
-import signal
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -43,13 +40,9 @@ from schemathesis.checks import (
 
 from tests.factories import event, make_ric, make_uscc
 from tests.gateway.conftest import (
-    GATEWAY_SCRIPT,
     PROBLEM_JSON,
-    TEST_MASTER_KEY,
-    _wait_ready,
-    cli_json,
-    free_port,
-    gateway_env,
+    admin,
+    serving,
 )
 from xinyong import EventSender, ListChangesPage, ScreeningResponse
 from xinyong.openapi import build_openapi
@@ -73,26 +66,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """``xinyong-gateway serve`` on a free localhost port with a black-listed shop and a person on watch."""
     folder = tmp_path_factory.mktemp("live")
     url = f"sqlite:///{folder / 'gateway.db'}"
-    with pytest.MonkeyPatch.context() as patch:  # the in-process CLI reads its settings from the environment
-        for name in list(os.environ):
-            if name.startswith("XINYONG_"):
-                patch.delenv(name)
-        patch.setenv("XINYONG_MASTER_KEY", TEST_MASTER_KEY)
-        cli_json("--db", url, "migrate")
-        source = cli_json("--db", url, "sources", "add", "--kind", "marketplace", "--name", "fuzz")
-        key = cli_json("--db", url, "keys", "add", "--name", "fuzz", "--scopes", "screen,changes")
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
+    source, key = admin(
+        url,
+        ("sources", "add", "--kind", "marketplace", "--name", "fuzz"),
+        ("keys", "add", "--name", "fuzz", "--scopes", "screen,changes"),
+    )
     log_path = folder / "gateway.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(GATEWAY_SCRIPT), "--db", url, "serve", "--port", str(port), "--log-format", "json"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=gateway_env(XINYONG_MASTER_KEY=TEST_MASTER_KEY),
-        )
-    try:
-        _wait_ready(base_url, process, log_path)
+    with serving(url, log_path) as (port, _):
+        base_url = f"http://127.0.0.1:{port}"
 
         async def post() -> None:
             async with EventSender(base_url, source["source_id"], source["secret"]) as sender:
@@ -106,13 +87,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             assert time.monotonic() < deadline, "the projector did not catch up"
             time.sleep(0.05)
         yield live
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def request(

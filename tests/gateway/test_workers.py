@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.gateway.conftest import GATEWAY_SCRIPT, TEST_MASTER_KEY, cli_json, free_port, gateway_env
+from tests.gateway.conftest import GATEWAY_SCRIPT, TEST_MASTER_KEY, admin, free_port, gateway_env
 from xinyong.webhooks import SigningSecret, signature_headers
 from xinyong_gateway.errors import ServeError
 from xinyong_gateway.logs import _whole_line_pieces
@@ -168,13 +168,7 @@ class Served:
 
 @pytest.fixture
 def served(postgres_url: str, tmp_path: Path) -> Iterator[Served]:
-    with pytest.MonkeyPatch.context() as patch:  # the in-process CLI reads its settings from the environment
-        for name in list(os.environ):
-            if name.startswith("XINYONG_"):
-                patch.delenv(name)
-        patch.setenv("XINYONG_MASTER_KEY", TEST_MASTER_KEY)
-        cli_json("--db", postgres_url, "migrate")
-        source = cli_json("--db", postgres_url, "sources", "add", "--kind", "marketplace", "--name", "workers")
+    (source,) = admin(postgres_url, ("sources", "add", "--kind", "marketplace", "--name", "workers"))
     port = free_port()
     log_path = tmp_path / "gateway.log"
     argv = [str(GATEWAY_SCRIPT), "--db", postgres_url, "serve", "--workers", "2", "--port", str(port)]

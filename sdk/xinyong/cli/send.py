@@ -29,8 +29,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Final, Self
+from typing import IO, Any, Final
 
 from xinyong import problems
 from xinyong.errors import (
@@ -42,6 +41,7 @@ from xinyong.errors import (
     RateLimitError,
     XinyongError,
 )
+from xinyong.rejects import RejectsFile
 from xinyong.responses import WebhookAck
 from xinyong.sender import EventSender
 from xinyong.webhooks import SigningKey, SigningSecret, check_webhook_id
@@ -181,31 +181,6 @@ def _numbered_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
             yield number, line, offset
 
 
-class RejectsFile:
-    """Rejected lines as JSON lines, written as found; created at the first rejection. A run that ends normally
-    without any removes a file left at that path by an earlier run, so the file always describes the last run."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: IO[str] | None = None
-
-    def write(self, rejection: Rejection) -> None:
-        if self._file is None:
-            self._file = self.path.open("w", encoding="utf-8")
-        self._file.write(json.dumps(rejection.to_json(), ensure_ascii=False) + "\n")
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._file is not None:
-            self._file.close()
-        elif exc_type is None:
-            self.path.unlink(missing_ok=True)
-
-
 @dataclass(slots=True)
 class Tally:
     accepted: int = 0
@@ -299,7 +274,7 @@ async def _send_chunk(
             rejections.append(Rejection(number, webhook_id, result.status, result.type, detail, errors))
     for rejection in sorted(rejections, key=lambda rejection: rejection.line):
         tally.rejected += 1
-        rejects.write(rejection)
+        rejects.write([rejection])
     if fatal is not None:  # after the chunk's other answers are counted, so the message's count is exact
         raise _stop(fatal, url, source, tally)
 
