@@ -11,13 +11,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import ClassVar, Self
 
 import aiohttp
+from multidict import CIMultiDictProxy
 
-from xinyong.errors import ClientClosedError
+from xinyong.errors import ClientClosedError, RequestTimeout, TransportError
 from xinyong.retries import RetryWait
 
 __all__ = ["ClosesOnExit", "GatewaySession"]
@@ -68,6 +69,29 @@ class GatewaySession:
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: bytes | None,
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None = None,
+        where: str,
+    ) -> tuple[int, bytes, CIMultiDictProxy[str]]:
+        """One HTTP exchange: ``(status, body, headers)``; aiohttp's failures become the SDK's transport errors
+        (``where`` names the gateway in their message)."""
+        session = self._ensure_session()
+        try:
+            async with session.request(
+                method, url, data=data, headers=headers, params=params, timeout=self._timeout
+            ) as response:
+                return response.status, await response.read(), response.headers
+        except TimeoutError as exc:
+            raise RequestTimeout(f"The gateway did not answer within {self._timeout.total} s.") from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"Cannot reach the gateway at {where}: {exc}") from exc
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._closed:

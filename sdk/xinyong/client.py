@@ -33,7 +33,7 @@ from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState
 
 from xinyong._session import ClosesOnExit, GatewaySession
-from xinyong.errors import ApiError, ClientClosedError, InvalidIdentifierError, RequestTimeout, TransportError
+from xinyong.errors import ApiError, ClientClosedError, InvalidIdentifierError
 from xinyong.events import error_pointers
 from xinyong.queries import (
     MAX_CHANGES_PAGE,
@@ -251,20 +251,10 @@ class Client(GatewaySession):
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
     ) -> tuple[int, bytes]:
-        session = self._ensure_session()
-        url = self._base_url + path
         request_headers = {"Authorization": self._authorization, "Accept": "application/json", **(headers or {})}
-        try:
-            async with session.request(
-                method, url, data=data, headers=request_headers, params=params, timeout=self._timeout
-            ) as response:
-                payload = await response.read()
-                status = response.status
-                answer_headers = response.headers
-        except TimeoutError as exc:
-            raise RequestTimeout(f"The gateway did not answer within {self._timeout.total} s.") from exc
-        except aiohttp.ClientError as exc:
-            raise TransportError(f"Cannot reach the gateway at {self._base_url}: {exc}") from exc
+        status, payload, answer_headers = await self._exchange(
+            method, self._base_url + path, data=data, headers=request_headers, params=params, where=self._base_url
+        )
         if 200 <= status < 300:
             return status, payload
         raise error_for_answer(status, payload, answer_headers)

@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from tenacity import RetryCallState
 
 from xinyong._session import GatewaySession
-from xinyong.errors import ApiError, RequestTimeout, TransportError, XinyongError
+from xinyong.errors import ApiError, XinyongError
 from xinyong.responses import WebhookAck
 from xinyong.retries import error_for_answer, is_retryable, retrying
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
@@ -126,18 +126,11 @@ class EventSender(GatewaySession):
         return list(await asyncio.gather(*(one(item) for item in events)))
 
     async def _post_once(self, msg_id: str, body: bytes) -> WebhookAck:
-        session = self._ensure_session()
         headers = signature_headers(self._key, msg_id, body, clock=self._clock)
         headers["Content-Type"] = "application/json"
-        try:
-            async with session.post(self._url, data=body, headers=headers, timeout=self._timeout) as response:
-                payload = await response.read()
-                status = response.status
-                answer_headers = response.headers
-        except TimeoutError as exc:
-            raise RequestTimeout(f"The gateway did not answer within {self._timeout.total} s.") from exc
-        except aiohttp.ClientError as exc:
-            raise TransportError(f"Cannot reach the gateway at {self._url}: {exc}") from exc
+        status, payload, answer_headers = await self._exchange(
+            "POST", self._url, data=body, headers=headers, where=self._url
+        )
         if 200 <= status < 300:
             try:
                 return WebhookAck.model_validate_json(payload)
