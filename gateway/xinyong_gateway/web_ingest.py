@@ -15,18 +15,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp import web
 
 from xinyong import problems
 from xinyong.errors import MalformedHeadersError, SignatureMismatchError, TimestampOutOfToleranceError
+from xinyong.webhooks import WebhookHeaders
 from xinyong_gateway.credit.projector import event_partitions
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import EventRejectedError
-from xinyong_gateway.sources import SourceRegistry
+from xinyong_gateway.sources import ActiveSource, SourceRegistry
 from xinyong_gateway.store import AppendStatus, InboxEntry, Store
+from xinyong_gateway.turn_batch import TurnBatch
 from xinyong_gateway.validation import check_event, parse_body
 from xinyong_gateway.web_middlewares import LOG_FACTS
 from xinyong_gateway.web_problems import ProblemError, body_timeout_problem
@@ -36,6 +39,47 @@ __all__ = ["IngestHandler"]
 _JSON = "application/json"
 _WEBHOOK_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 _ACK = {status: b'{"status": "' + status.value.encode() + b'", "webhook_id": ' for status in AppendStatus}
+
+
+@dataclass(slots=True)
+class _Submitted:
+    source: ActiveSource
+    headers: Mapping[str, str]
+    body: bytes
+    future: asyncio.Future[_Checked]
+
+
+@dataclass(slots=True)
+class _Checked:
+    """What the checks found: the verified headers and the event type as far as they got, and either the inbox
+    entry to store or the error to answer."""
+
+    headers: WebhookHeaders | None = None
+    event_type: str | None = None
+    entry: InboxEntry | None = None
+    error: Exception | None = None
+
+
+def _verified(source: ActiveSource, headers: Mapping[str, str], body: bytes) -> WebhookHeaders:
+    """The source's verifier on the request, with its errors as the contract's problems (a mismatch is kept as
+    it is: the handler reloads the source's keys once and tries again)."""
+    try:
+        return source.verifier.verify(headers, body)
+    except MalformedHeadersError as exc:
+        raise ProblemError(problems.MALFORMED_HEADERS, str(exc)) from exc
+    except TimestampOutOfToleranceError as exc:
+        raise ProblemError(problems.TIMESTAMP_OUT_OF_TOLERANCE, str(exc)) from exc
+
+
+def _problem_for(error: Exception | None) -> Exception:
+    """The exception that answers a failed check: a problem, or (unexpected) the error itself, a logged 500."""
+    if error is None:
+        return RuntimeError("The ingest checks settled a request with neither an entry nor an error.")
+    if isinstance(error, SignatureMismatchError):
+        return ProblemError(problems.SIGNATURE_INVALID, str(error))
+    if isinstance(error, EventRejectedError):
+        return ProblemError(error.problem_type, error.detail, errors=error.errors)
+    return error
 
 
 class IngestHandler:
@@ -49,6 +93,56 @@ class IngestHandler:
         self._body_limit = body_limit
         self._body_timeout = body_timeout
         self._clock = clock
+        self._checks: TurnBatch[_Submitted] = TurnBatch(self._check_batch)
+
+    def _check(self, source: ActiveSource, headers: Mapping[str, str], body: bytes) -> asyncio.Future[_Checked]:
+        """The signature, body, rate-limit and sealing steps of one request, done in this turn's batch."""
+        future: asyncio.Future[_Checked] = asyncio.get_running_loop().create_future()
+        self._checks.add(_Submitted(source, headers, body, future))
+        return future
+
+    def _check_batch(self, batch: list[_Submitted]) -> None:
+        """(End of a loop turn) Check every request submitted during the turn, in order; settle each future."""
+        now = self._clock()
+        today = datetime.fromtimestamp(now, UTC)
+        received_at = int(now * 1_000_000)
+        tick = time.monotonic()
+        master = self._master
+        for item in batch:
+            checked = _Checked()
+            try:
+                source = item.source
+                body = item.body
+                headers = checked.headers = _verified(source, item.headers, body)
+                try:
+                    event = check_event(parse_body(body), source.kind, now=today)
+                except EventRejectedError as exc:
+                    checked.event_type = exc.event_type
+                    raise
+                event_type = checked.event_type = event.type
+                wait = source.bucket.take(tick)
+                if wait:
+                    raise ProblemError(
+                        problems.RATE_LIMITED,
+                        "This source is sending faster than its limit.",
+                        headers={"Retry-After": source.bucket.retry_after_header(wait)},
+                    )
+                source_id = source.source_id
+                checked.entry = InboxEntry(
+                    source_id=source_id,
+                    webhook_id=headers.id,
+                    body_digest=master.body_digest(body),
+                    event_type=event_type,
+                    webhook_timestamp=headers.timestamp,
+                    signature=headers.signature,
+                    received_at=received_at,
+                    sealed_body=master.seal_body(source_id, headers.id, body),
+                    partitions=event_partitions(event, master),
+                )
+            except Exception as exc:  # this request's answer (a problem, or a logged 500), never the batch's
+                checked.error = exc
+            if not item.future.done():  # done: the client went away and its request was cancelled
+                item.future.set_result(checked)
 
     def attach(self, store: Store, master: MasterKey, registry: SourceRegistry) -> None:
         """Bind the resources opened at start-up (routes must exist before the app starts)."""
@@ -69,8 +163,11 @@ class IngestHandler:
         if length is not None and length > self._body_limit:
             raise ProblemError(problems.BODY_TOO_LARGE, f"The body limit is {self._body_limit} bytes.")
         try:
-            async with asyncio.timeout(self._body_timeout):
+            if request.content.is_eof():  # the whole body is here already (the usual case): no wait to bound
                 body = await request.read()
+            else:
+                async with asyncio.timeout(self._body_timeout):
+                    body = await request.read()
         except TimeoutError as exc:
             raise body_timeout_problem(self._body_timeout) from exc
         except web.HTTPRequestEntityTooLarge as exc:
@@ -89,55 +186,22 @@ class IngestHandler:
             if len(request.headers.getall(name, ())) > 1:
                 # Which copy would count? Another hop might read the other one: refuse the ambiguity.
                 raise ProblemError(problems.MALFORMED_HEADERS, f"The {name} header appears more than once.")
-        try:
-            try:
-                headers = source.verifier.verify(request.headers, body)
-            except SignatureMismatchError:
-                # The sender may already hold a key rotated in after our last reload: reload once, retry.
-                fresher = await self._registry.reload(source_id)
-                if fresher is None or fresher is source:
-                    raise
-                source = fresher
-                headers = source.verifier.verify(request.headers, body)
-        except MalformedHeadersError as exc:
-            raise ProblemError(problems.MALFORMED_HEADERS, str(exc)) from exc
-        except SignatureMismatchError as exc:
-            raise ProblemError(problems.SIGNATURE_INVALID, str(exc)) from exc
-        except TimestampOutOfToleranceError as exc:
-            raise ProblemError(problems.TIMESTAMP_OUT_OF_TOLERANCE, str(exc)) from exc
-        facts["webhook_id"] = headers.id
 
-        now = self._clock()
-        try:
-            event = check_event(parse_body(body), source.kind, now=datetime.fromtimestamp(now, UTC))
-        except EventRejectedError as exc:
-            if exc.event_type is not None:
-                facts["type"] = exc.event_type
-            raise ProblemError(exc.problem_type, exc.detail, errors=exc.errors) from exc
-        event_type = event.type
-        facts["type"] = event_type
+        checked = await self._check(source, request.headers, body)
+        if isinstance(checked.error, SignatureMismatchError):
+            # The sender may already hold a key rotated in after our last reload: reload once, retry.
+            fresher = await self._registry.reload(source_id)
+            if fresher is not None and fresher is not source:
+                checked = await self._check(fresher, request.headers, body)
+        if checked.headers is not None:
+            facts["webhook_id"] = checked.headers.id
+        if checked.event_type is not None:
+            facts["type"] = checked.event_type
+        entry = checked.entry
+        if entry is None:
+            raise _problem_for(checked.error)
 
-        wait = source.bucket.take(time.monotonic())
-        if wait:
-            raise ProblemError(
-                problems.RATE_LIMITED,
-                "This source is sending faster than its limit.",
-                headers={"Retry-After": source.bucket.retry_after_header(wait)},
-            )
-
-        result = await self._store.append(
-            InboxEntry(
-                source_id=source_id,
-                webhook_id=headers.id,
-                body_digest=self._master.body_digest(body),
-                event_type=event_type,
-                webhook_timestamp=headers.timestamp,
-                signature=headers.signature,
-                received_at=int(now * 1_000_000),
-                sealed_body=self._master.seal_body(source_id, headers.id, body),
-                partitions=event_partitions(event, self._master),
-            )
-        )
+        result = await self._store.append(entry)
         if result.status is AppendStatus.CONFLICT:
             raise ProblemError(
                 problems.DUPLICATE_CONFLICT,
@@ -146,7 +210,7 @@ class IngestHandler:
         accepted = result.status is AppendStatus.ACCEPTED
         facts["outcome"] = result.status.value
         return web.Response(
-            body=_ACK[result.status] + json.dumps(headers.id).encode() + b"}",
+            body=_ACK[result.status] + json.dumps(entry.webhook_id).encode() + b"}",
             status=202 if accepted else 200,
             content_type=_JSON,
         )
