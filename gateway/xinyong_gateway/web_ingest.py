@@ -28,7 +28,7 @@ from xinyong_gateway.credit.projector import event_partitions
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import EventRejectedError
 from xinyong_gateway.sources import ActiveSource, SourceRegistry
-from xinyong_gateway.store import AppendStatus, InboxEntry, Store
+from xinyong_gateway.store import AppendResult, AppendStatus, InboxEntry, Store
 from xinyong_gateway.turn_batch import TurnBatch
 from xinyong_gateway.validation import check_event, parse_body
 from xinyong_gateway.web_middlewares import LOG_FACTS
@@ -43,21 +43,16 @@ _ACK = {status: b'{"status": "' + status.value.encode() + b'", "webhook_id": ' f
 
 @dataclass(slots=True)
 class _Submitted:
+    """One request's turn through the checks: what it sent, what the checks found so far (its verified headers
+    and event type, for the log line), and the future it awaits. The checks fail the future with the request's
+    error, or hand it to the store, which settles it once the event is durable."""
+
     source: ActiveSource
     headers: Mapping[str, str]
     body: bytes
-    future: asyncio.Future[_Checked]
-
-
-@dataclass(slots=True)
-class _Checked:
-    """What the checks found: the verified headers and the event type as far as they got, and either the inbox
-    entry to store or the error to answer."""
-
-    headers: WebhookHeaders | None = None
+    future: asyncio.Future[AppendResult]
+    webhook_id: str | None = None
     event_type: str | None = None
-    entry: InboxEntry | None = None
-    error: Exception | None = None
 
 
 def _verified(source: ActiveSource, headers: Mapping[str, str], body: bytes) -> WebhookHeaders:
@@ -69,17 +64,6 @@ def _verified(source: ActiveSource, headers: Mapping[str, str], body: bytes) -> 
         raise ProblemError(problems.MALFORMED_HEADERS, str(exc)) from exc
     except TimestampOutOfToleranceError as exc:
         raise ProblemError(problems.TIMESTAMP_OUT_OF_TOLERANCE, str(exc)) from exc
-
-
-def _problem_for(error: Exception | None) -> Exception:
-    """The exception that answers a failed check: a problem, or (unexpected) the error itself, a logged 500."""
-    if error is None:
-        return RuntimeError("The ingest checks settled a request with neither an entry nor an error.")
-    if isinstance(error, SignatureMismatchError):
-        return ProblemError(problems.SIGNATURE_INVALID, str(error))
-    if isinstance(error, EventRejectedError):
-        return ProblemError(error.problem_type, error.detail, errors=error.errors)
-    return error
 
 
 class IngestHandler:
@@ -95,31 +79,37 @@ class IngestHandler:
         self._clock = clock
         self._checks: TurnBatch[_Submitted] = TurnBatch(self._check_batch)
 
-    def _check(self, source: ActiveSource, headers: Mapping[str, str], body: bytes) -> asyncio.Future[_Checked]:
-        """The signature, body, rate-limit and sealing steps of one request, done in this turn's batch."""
-        future: asyncio.Future[_Checked] = asyncio.get_running_loop().create_future()
-        self._checks.add(_Submitted(source, headers, body, future))
-        return future
+    def _check(self, source: ActiveSource, headers: Mapping[str, str], body: bytes) -> _Submitted:
+        """Submit one request to this turn's checks (signature, body, rate limit, sealing) and, if they pass, to
+        the store: ``.future`` answers once the event is durable, or fails with the request's problem."""
+        submitted = _Submitted(source, headers, body, asyncio.get_running_loop().create_future())
+        self._checks.add(submitted)
+        return submitted
 
     def _check_batch(self, batch: list[_Submitted]) -> None:
-        """(End of a loop turn) Check every request submitted during the turn, in order; settle each future."""
+        """(End of a loop turn) Check every request submitted during the turn, in order; each passed request's
+        entry goes to the store with its future, each failed one's future gets its error."""
         now = self._clock()
         today = datetime.fromtimestamp(now, UTC)
         received_at = int(now * 1_000_000)
         tick = time.monotonic()
         master = self._master
+        store = self._store
         for item in batch:
-            checked = _Checked()
+            future = item.future
+            if future.done():  # the client went away and its request was cancelled
+                continue
             try:
                 source = item.source
                 body = item.body
-                headers = checked.headers = _verified(source, item.headers, body)
+                headers = _verified(source, item.headers, body)
+                webhook_id = item.webhook_id = headers.id
                 try:
                     event = check_event(parse_body(body), source.kind, now=today)
                 except EventRejectedError as exc:
-                    checked.event_type = exc.event_type
-                    raise
-                event_type = checked.event_type = event.type
+                    item.event_type = exc.event_type
+                    raise ProblemError(exc.problem_type, exc.detail, errors=exc.errors) from exc
+                event_type = item.event_type = event.type
                 wait = source.bucket.take(tick)
                 if wait:
                     raise ProblemError(
@@ -128,21 +118,20 @@ class IngestHandler:
                         headers={"Retry-After": source.bucket.retry_after_header(wait)},
                     )
                 source_id = source.source_id
-                checked.entry = InboxEntry(
+                entry = InboxEntry(
                     source_id=source_id,
-                    webhook_id=headers.id,
+                    webhook_id=webhook_id,
                     body_digest=master.body_digest(body),
                     event_type=event_type,
                     webhook_timestamp=headers.timestamp,
                     signature=headers.signature,
                     received_at=received_at,
-                    sealed_body=master.seal_body(source_id, headers.id, body),
+                    sealed_body=master.seal_body(source_id, webhook_id, body),
                     partitions=event_partitions(event, master),
                 )
+                store.append(entry, future)
             except Exception as exc:  # this request's answer (a problem, or a logged 500), never the batch's
-                checked.error = exc
-            if not item.future.done():  # done: the client went away and its request was cancelled
-                item.future.set_result(checked)
+                future.set_exception(exc)
 
     def attach(self, store: Store, master: MasterKey, registry: SourceRegistry) -> None:
         """Bind the resources opened at start-up (routes must exist before the app starts)."""
@@ -187,21 +176,25 @@ class IngestHandler:
                 # Which copy would count? Another hop might read the other one: refuse the ambiguity.
                 raise ProblemError(problems.MALFORMED_HEADERS, f"The {name} header appears more than once.")
 
-        checked = await self._check(source, request.headers, body)
-        if isinstance(checked.error, SignatureMismatchError):
-            # The sender may already hold a key rotated in after our last reload: reload once, retry.
-            fresher = await self._registry.reload(source_id)
-            if fresher is not None and fresher is not source:
-                checked = await self._check(fresher, request.headers, body)
-        if checked.headers is not None:
-            facts["webhook_id"] = checked.headers.id
-        if checked.event_type is not None:
-            facts["type"] = checked.event_type
-        entry = checked.entry
-        if entry is None:
-            raise _problem_for(checked.error)
+        checked = self._check(source, request.headers, body)
+        try:
+            try:
+                result = await checked.future
+            except SignatureMismatchError:
+                # The sender may already hold a key rotated in after our last reload: reload once, retry.
+                fresher = await self._registry.reload(source_id)
+                if fresher is None or fresher is source:
+                    raise
+                checked = self._check(fresher, request.headers, body)
+                result = await checked.future
+        except SignatureMismatchError as exc:
+            raise ProblemError(problems.SIGNATURE_INVALID, str(exc)) from exc
+        finally:
+            if checked.webhook_id is not None:
+                facts["webhook_id"] = checked.webhook_id
+            if checked.event_type is not None:
+                facts["type"] = checked.event_type
 
-        result = await self._store.append(entry)
         if result.status is AppendStatus.CONFLICT:
             raise ProblemError(
                 problems.DUPLICATE_CONFLICT,
@@ -210,7 +203,7 @@ class IngestHandler:
         accepted = result.status is AppendStatus.ACCEPTED
         facts["outcome"] = result.status.value
         return web.Response(
-            body=_ACK[result.status] + json.dumps(entry.webhook_id).encode() + b"}",
+            body=_ACK[result.status] + json.dumps(checked.webhook_id).encode() + b"}",
             status=202 if accepted else 200,
             content_type=_JSON,
         )

@@ -20,6 +20,7 @@ from aiohttp.typedefs import Handler
 
 from xinyong import problems
 from xinyong_gateway.errors import StoreUnavailableError
+from xinyong_gateway.turn_batch import TurnBatch
 from xinyong_gateway.web_problems import ProblemError, problem_for_status
 
 __all__ = ["LOG_FACTS", "request_middleware"]
@@ -70,13 +71,23 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = problem.response(request_id)
         facts["problem"] = problem.type.rsplit(":", 1)[-1]
     response.headers["X-Request-Id"] = request_id
-    _log.info(
-        "request",
-        request_id=request_id,
-        method=request.method,
-        path=request.path,
-        status=response.status,
-        ms=round((time.perf_counter() - started) * 1000, 2),
-        **facts,
+    _access_lines.add(
+        {
+            "request_id": request_id,
+            "method": request.method,
+            "path": request.path,
+            "status": response.status,
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+            **facts,
+        }
     )
     return response
+
+
+def _write_access_lines(lines: list[dict[str, Any]]) -> None:
+    for fields in lines:
+        _log.info("request", **fields)
+
+
+_access_lines: TurnBatch[dict[str, Any]] = TurnBatch(_write_access_lines)
+"""The turn's canonical lines, written together at the end of the turn (``turn_batch`` says why)."""

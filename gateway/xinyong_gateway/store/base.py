@@ -8,6 +8,7 @@ sees a plaintext body, a secret or a personal identifier.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -412,11 +413,14 @@ class Store(ABC):
 
     # -- inbox ------------------------------------------------------------------------------------
     @abstractmethod
-    def append(self, entry: InboxEntry) -> Awaitable[AppendResult]:
-        """Append durably; return only once the row would survive a power loss.
+    def append(
+        self, entry: InboxEntry, into: asyncio.Future[AppendResult] | None = None
+    ) -> asyncio.Future[AppendResult]:
+        """Append durably; the future is settled only once the row would survive a power loss.
 
         Concurrent calls share commits. The same ``(source_id, webhook_id)`` is stored once, also when
-        copies race. Raises ``StoreUnavailableError`` when the commit fails (nothing acknowledged)."""
+        copies race. The future fails with ``StoreUnavailableError`` when the commit fails (nothing acknowledged).
+        ``into``: a future of the running loop to settle (a request already awaiting it), instead of a new one."""
 
     @abstractmethod
     def append_many(self, entries: Sequence[InboxEntry]) -> Awaitable[list[AppendResult]]:

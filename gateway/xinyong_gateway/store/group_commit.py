@@ -52,10 +52,12 @@ class GroupCommit:
     def stop(self) -> None:
         self._loop = None
 
-    def append(self, entry: InboxEntry) -> asyncio.Future[AppendResult]:
+    def append(
+        self, entry: InboxEntry, into: asyncio.Future[AppendResult] | None = None
+    ) -> asyncio.Future[AppendResult]:
         if self._loop is None:
             raise StoreError("The store is not open.")
-        future: asyncio.Future[AppendResult] = self._loop.create_future()
+        future = self._loop.create_future() if into is None else into
         self._pending.append(PendingAppend(entry, future))
         if not self._in_flight and not self._flush_scheduled:
             # Send at the end of this turn of the loop, so that appends made in the same turn travel together.

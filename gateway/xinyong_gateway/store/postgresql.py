@@ -360,9 +360,11 @@ class PostgresStore(Store):
             raise MasterKeyError(f"The master key does not match the one {self.display_url} was created with.")
 
     # -- inbox -------------------------------------------------------------------------------------
-    def append(self, entry: InboxEntry) -> asyncio.Future[AppendResult]:
+    def append(
+        self, entry: InboxEntry, into: asyncio.Future[AppendResult] | None = None
+    ) -> asyncio.Future[AppendResult]:
         # Not a coroutine: the hot path hands the entry over and awaits the future directly.
-        return self._group.append(entry)
+        return self._group.append(entry, into)
 
     def _send(self, batch: list[PendingAppend]) -> None:
         self._track(asyncio.get_running_loop().create_task(self._commit_appends(batch), name="xinyong-pg-commit"))

@@ -351,9 +351,11 @@ class SqliteStore(Store):
         await self._submit(check, write=True)
 
     # -- inbox -------------------------------------------------------------------------------------
-    def append(self, entry: InboxEntry) -> asyncio.Future[AppendResult]:
+    def append(
+        self, entry: InboxEntry, into: asyncio.Future[AppendResult] | None = None
+    ) -> asyncio.Future[AppendResult]:
         # Not a coroutine: the hot path hands the entry over and awaits the future directly.
-        return self._group.append(entry)
+        return self._group.append(entry, into)
 
     def append_many(self, entries: Sequence[InboxEntry]) -> Awaitable[list[AppendResult]]:
         # The bulk path (import): one writer job and one transaction per chunk, so one fsync stores thousands
