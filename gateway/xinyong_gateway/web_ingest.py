@@ -32,7 +32,7 @@ from xinyong_gateway.store import AppendResult, AppendStatus, InboxEntry, Store
 from xinyong_gateway.turn_batch import TurnBatch
 from xinyong_gateway.validation import check_event, parse_body
 from xinyong_gateway.web_middlewares import LOG_FACTS
-from xinyong_gateway.web_problems import ProblemError, body_timeout_problem
+from xinyong_gateway.web_problems import ProblemError, bounded_read
 
 __all__ = ["IngestHandler"]
 
@@ -152,13 +152,7 @@ class IngestHandler:
         if length is not None and length > self._body_limit:
             raise ProblemError(problems.BODY_TOO_LARGE, f"The body limit is {self._body_limit} bytes.")
         try:
-            if request.content.is_eof():  # the whole body is here already (the usual case): no wait to bound
-                body = await request.read()
-            else:
-                async with asyncio.timeout(self._body_timeout):
-                    body = await request.read()
-        except TimeoutError as exc:
-            raise body_timeout_problem(self._body_timeout) from exc
+            body = await bounded_read(request, request.read, self._body_timeout)
         except web.HTTPRequestEntityTooLarge as exc:
             raise ProblemError(problems.BODY_TOO_LARGE, f"The body limit is {self._body_limit} bytes.") from exc
         except web.RequestPayloadError as exc:

@@ -6,15 +6,16 @@ was wrong with this request, never echoing a secret or a personal identifier.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
 
 from xinyong import problems
 
-__all__ = ["PROBLEM_CONTENT_TYPE", "ProblemError", "body_timeout_problem", "problem_for_status"]
+__all__ = ["PROBLEM_CONTENT_TYPE", "ProblemError", "body_timeout_problem", "bounded_read", "problem_for_status"]
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -100,3 +101,15 @@ def problem_for_status(status: int, detail: str | None = None) -> ProblemError:
     if status == 413:
         return ProblemError(problems.BODY_TOO_LARGE, detail)
     return ProblemError("about:blank", detail, status=status, title=_GENERIC_TITLES.get(status, "HTTP error"))
+
+
+async def bounded_read(request: web.BaseRequest, read: Callable[[], Awaitable[bytes]], seconds: float) -> bytes:
+    """``read()`` the body, answered 408 (:func:`body_timeout_problem`) when it does not arrive within ``seconds``
+    seconds. A body that has fully arrived already (the usual case) is read without arming a timer."""
+    if request.content.is_eof():
+        return await read()
+    try:
+        async with asyncio.timeout(seconds):
+            return await read()
+    except TimeoutError as exc:
+        raise body_timeout_problem(seconds) from exc

@@ -26,6 +26,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,9 +47,10 @@ from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.registry import refresh_every
 from xinyong_gateway.store import Store, SubjectRow
 from xinyong_gateway.store.base import from_micros
+from xinyong_gateway.turn_batch import TurnBatch
 from xinyong_gateway.web_auth import authenticate
 from xinyong_gateway.web_middlewares import LOG_FACTS
-from xinyong_gateway.web_problems import ProblemError, body_timeout_problem
+from xinyong_gateway.web_problems import ProblemError, bounded_read
 
 __all__ = ["SCREENING_BODY_LIMIT", "PolicyInForce", "QueryHandler"]
 
@@ -89,6 +91,16 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat()
 
 
+@dataclass(slots=True)
+class _Screening:
+    """One screening request's turn: its body, the number of subjects once validated (for the log line), and the
+    future that gets its answer (the response body) or its problem."""
+
+    body: bytes
+    future: asyncio.Future[bytes]
+    subjects: int | None = None
+
+
 class QueryHandler:
     """The query endpoints, bound to the store, the master key, the API keys and the policy in force."""
 
@@ -100,6 +112,8 @@ class QueryHandler:
     def __init__(self, *, body_timeout: float, clock: Callable[[], float] = time.time) -> None:
         self._body_timeout = body_timeout
         self._clock = clock
+        self._screenings: TurnBatch[_Screening] = TurnBatch(self._screen_batch)
+        self._lookups: set[asyncio.Task[None]] = set()
 
     def attach(self, store: Store, master: MasterKey, keys: ApiKeyRegistry, policies: PolicyInForce) -> None:
         """Bind the resources opened at start-up (routes must exist before the app starts)."""
@@ -116,33 +130,67 @@ class QueryHandler:
             raise ProblemError(
                 problems.QUERY_INVALID, "A screening takes no query parameters: the subjects go in the body."
             )
-        try:
-            async with asyncio.timeout(self._body_timeout):
-                body = await _read_limited(request, SCREENING_BODY_LIMIT)
-        except TimeoutError as exc:
-            raise body_timeout_problem(self._body_timeout) from exc
+        body = await bounded_read(request, lambda: _read_limited(request, SCREENING_BODY_LIMIT), self._body_timeout)
         if request.content_type != _JSON or (request.charset or "utf-8").lower() != "utf-8":
             raise ProblemError(problems.UNSUPPORTED_MEDIA_TYPE, "Send the subjects as application/json (UTF-8).")
+        screening = _Screening(body, asyncio.get_running_loop().create_future())
+        self._screenings.add(screening)
         try:
-            document = pydantic_core.from_json(body)
-        except ValueError as exc:
-            raise ProblemError(problems.BODY_NOT_JSON, "The body is not valid UTF-8 JSON.") from exc
+            answer = await screening.future
+        finally:
+            if screening.subjects is not None:
+                facts["subjects"] = screening.subjects
+        return web.Response(body=answer, content_type=_JSON)
+
+    def _screen_batch(self, batch: list[_Screening]) -> None:
+        """(End of a loop turn) Parse and validate every screening of the turn, in order (a failed one gets its
+        problem and nothing is looked up for it), then look up the subjects of all the others in one store call."""
         now = datetime.fromtimestamp(self._clock(), UTC)
+        valid: list[tuple[_Screening, list[Subject], list[str]]] = []
+        subject_key = self._master.subject_key
+        for screening in batch:
+            if screening.future.done():  # the client went away and its request was cancelled
+                continue
+            try:
+                try:
+                    document = pydantic_core.from_json(screening.body)
+                except ValueError as exc:
+                    raise ProblemError(problems.BODY_NOT_JSON, "The body is not valid UTF-8 JSON.") from exc
+                try:
+                    subjects = ScreeningRequest.model_validate(document, context={"now": now}).subjects
+                except ValidationError as exc:
+                    raise _invalid_screening(exc, document) from None
+                screening.subjects = len(subjects)
+                valid.append((screening, subjects, [subject_key(subject.id_type, subject.id) for subject in subjects]))
+            except Exception as exc:  # this request's answer, never the batch's
+                screening.future.set_exception(exc)
+        if valid:
+            task = asyncio.get_running_loop().create_task(self._answer_screenings(valid, now))
+            self._lookups.add(task)
+            task.add_done_callback(self._lookups.discard)
+
+    async def _answer_screenings(self, valid: list[tuple[_Screening, list[Subject], list[str]]], now: datetime) -> None:
+        """Look up the subjects of a turn's valid screenings in one store call and settle each with its answer."""
         try:
-            screening = ScreeningRequest.model_validate(document, context={"now": now})
-        except ValidationError as exc:
-            raise _invalid_screening(exc, document) from None
-        subjects = screening.subjects
-        facts["subjects"] = len(subjects)
-        keys = [self._master.subject_key(subject.id_type, subject.id) for subject in subjects]
-        rows = await self._store.load_subjects(keys)
+            rows = await self._store.load_subjects([key for _, _, keys in valid for key in keys])
+        except Exception as exc:  # a store error answers every screening of the batch (503)
+            for screening, _, _ in valid:
+                if not screening.future.done():
+                    screening.future.set_exception(exc)
+            return
         as_of = _iso(now)
         now_us = int(now.timestamp() * 1_000_000)
-        parts = [
-            self._status_json(rows.get(key), subject, now, now_us, as_of)
-            for key, subject in zip(keys, subjects, strict=True)
-        ]
-        return web.Response(body=('{"results": [' + ", ".join(parts) + "]}").encode(), content_type=_JSON)
+        for screening, subjects, keys in valid:
+            if screening.future.done():
+                continue
+            try:
+                parts = [
+                    self._status_json(rows.get(key), subject, now, now_us, as_of)
+                    for key, subject in zip(keys, subjects, strict=True)
+                ]
+                screening.future.set_result(('{"results": [' + ", ".join(parts) + "]}").encode())
+            except Exception as exc:
+                screening.future.set_exception(exc)
 
     def _status_json(self, row: SubjectRow | None, subject: Subject, now: datetime, now_us: int, as_of: str) -> str:
         if row is None:
