@@ -20,6 +20,7 @@ from aiohttp.typedefs import Handler
 
 from xinyong import problems
 from xinyong_gateway.errors import StoreUnavailableError
+from xinyong_gateway.logs import info_lines
 from xinyong_gateway.turn_batch import TurnBatch
 from xinyong_gateway.web_problems import ProblemError, problem_for_status
 
@@ -85,8 +86,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 def _write_access_lines(lines: list[dict[str, Any]]) -> None:
-    for fields in lines:
-        _log.info("request", **fields)
+    info_lines(_log, "request", lines)
 
 
 _access_lines: TurnBatch[dict[str, Any]] = TurnBatch(_write_access_lines)

@@ -278,20 +278,24 @@ def _restamped(status: str, as_of: str) -> str:
     return json.dumps(document, ensure_ascii=False)
 
 
+def _too_large(limit: int) -> ProblemError:
+    return ProblemError(problems.BODY_TOO_LARGE, f"The body limit of a screening is {limit} bytes.")
+
+
 async def _read_limited(request: web.Request, limit: int) -> bytes:
     """The body, refused with 413 past ``limit`` bytes (declared or streamed)."""
-    too_large = ProblemError(problems.BODY_TOO_LARGE, f"The body limit of a screening is {limit} bytes.")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
+    length = request.content_length
+    if length is not None and length > limit:
+        raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
     try:
-        if request.content_length is not None and "Content-Encoding" not in request.headers:  # the usual case
-            return await request.content.readexactly(request.content_length)
+        if length is not None and "Content-Encoding" not in request.headers:  # the usual case
+            return await request.content.readexactly(length)
         async for chunk in request.content.iter_chunked(1 << 16):
             size += len(chunk)
             if size > limit:
-                raise too_large
+                raise _too_large(limit)
             chunks.append(chunk)
     except web.RequestPayloadError as exc:
         raise ProblemError(problems.BODY_NOT_JSON, "The body could not be decoded with its Content-Encoding.") from exc
