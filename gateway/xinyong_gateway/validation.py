@@ -24,10 +24,10 @@ import pydantic_core
 from pydantic import ValidationError
 
 from xinyong import problems
-from xinyong.events import ALLOWED_EVENT_TYPES, EVENT_TYPES, EventBase, SourceKind, error_pointers
+from xinyong.events import ALLOWED_EVENT_TYPES, EVENT_ADAPTER, EVENT_TYPES, EventBase, SourceKind, error_pointers
 from xinyong_gateway.errors import EventRejectedError
 
-__all__ = ["check_event", "parse_body"]
+__all__ = ["check_body", "check_event", "parse_body"]
 
 
 def parse_body(body: bytes) -> Any:
@@ -78,3 +78,20 @@ def check_event(document: Any, kind: SourceKind, *, now: datetime) -> EventBase:
             errors=error_pointers(exc),
             event_type=event_type,
         ) from exc
+
+
+def check_body(body: bytes, kind: SourceKind, *, now: datetime) -> EventBase:
+    """:func:`check_event` of :func:`parse_body`, with the same answers, faster for the events that pass.
+
+    An event is first validated straight from the bytes, in one pass of pydantic-core's JSON validator with no Python
+    objects in between (the models are strict and hold only strings, integers, booleans, lists and models, which
+    JSON and Python input validate alike). Only a body that fails that pass, or names a type its source's kind may
+    not send, goes the long way, which finds its first failure in the contract's order.
+    """
+    try:
+        event: EventBase = EVENT_ADAPTER.validate_json(body, context={"now": now})
+    except ValidationError:
+        return check_event(parse_body(body), kind, now=now)
+    if event.type not in ALLOWED_EVENT_TYPES[kind]:
+        return check_event(parse_body(body), kind, now=now)  # raises the 403, with the same words as ever
+    return event

@@ -6,7 +6,8 @@ JSON → 400 webhook headers (missing, malformed or repeated) → 401 signature,
 422 unknown event type → 403 type not allowed for the source's kind → 422 schema → 429 rate limit → 503 store →
 202 accepted | 200 duplicate | 409 webhook-id conflict.
 
-The body checks (JSON → type → kind → schema) are ``validation.check_event``, shared with bulk import.
+The body checks (JSON → type → kind → schema) are ``validation.check_body``: ``check_event``, shared with bulk
+import, behind a one-pass validation of the events that pass.
 The answer is 2xx only after the inbox commit that stores the (sealed) raw body is durable.
 """
 
@@ -30,7 +31,7 @@ from xinyong_gateway.errors import EventRejectedError
 from xinyong_gateway.sources import ActiveSource, SourceRegistry
 from xinyong_gateway.store import AppendResult, AppendStatus, InboxEntry, Store
 from xinyong_gateway.turn_batch import TurnBatch
-from xinyong_gateway.validation import check_event, parse_body
+from xinyong_gateway.validation import check_body
 from xinyong_gateway.web_middlewares import LOG_FACTS
 from xinyong_gateway.web_problems import ProblemError, bounded_read
 
@@ -105,7 +106,7 @@ class IngestHandler:
                 headers = _verified(source, item.headers, body)
                 webhook_id = item.webhook_id = headers.id
                 try:
-                    event = check_event(parse_body(body), source.kind, now=today)
+                    event = check_body(body, source.kind, now=today)
                 except EventRejectedError as exc:
                     item.event_type = exc.event_type
                     raise ProblemError(exc.problem_type, exc.detail, errors=exc.errors) from exc
