@@ -152,14 +152,7 @@ class QueryHandler:
             if screening.future.done():  # the client went away and its request was cancelled
                 continue
             try:
-                try:
-                    document = pydantic_core.from_json(screening.body)
-                except ValueError as exc:
-                    raise ProblemError(problems.BODY_NOT_JSON, "The body is not valid UTF-8 JSON.") from exc
-                try:
-                    subjects = ScreeningRequest.model_validate(document, context={"now": now}).subjects
-                except ValidationError as exc:
-                    raise _invalid_screening(exc, document) from None
+                subjects = _screening_subjects(screening.body, now)
                 screening.subjects = len(subjects)
                 valid.append((screening, subjects, [subject_key(subject.id_type, subject.id) for subject in subjects]))
             except Exception as exc:  # this request's answer, never the batch's
@@ -302,6 +295,24 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
     except asyncio.IncompleteReadError as exc:
         raise ProblemError(problems.BODY_NOT_JSON, "The body ended before its Content-Length.") from exc
     return b"".join(chunks)
+
+
+def _screening_subjects(body: bytes, now: datetime) -> list[Subject]:
+    """The subjects of a screening body, validated in one pass from the bytes; a body that fails is parsed and
+    validated again the long way, which answers in the contract's order: 400 not JSON, then 422 with pointers."""
+    context = {"now": now}
+    try:
+        return ScreeningRequest.model_validate_json(body, context=context).subjects
+    except ValidationError:
+        pass
+    try:
+        document = pydantic_core.from_json(body)
+    except ValueError as exc:
+        raise ProblemError(problems.BODY_NOT_JSON, "The body is not valid UTF-8 JSON.") from exc
+    try:
+        return ScreeningRequest.model_validate(document, context=context).subjects
+    except ValidationError as exc:
+        raise _invalid_screening(exc, document) from None
 
 
 def _invalid_screening(exc: ValidationError, document: Any) -> ProblemError:
