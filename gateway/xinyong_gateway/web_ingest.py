@@ -33,7 +33,7 @@ from xinyong_gateway.store import AppendResult, AppendStatus, InboxEntry, Store
 from xinyong_gateway.turn_batch import TurnBatch
 from xinyong_gateway.validation import check_body
 from xinyong_gateway.web_middlewares import LOG_FACTS
-from xinyong_gateway.web_problems import ProblemError, bounded_read
+from xinyong_gateway.web_problems import ProblemError, read_body
 
 __all__ = ["IngestHandler"]
 
@@ -77,6 +77,7 @@ class IngestHandler:
     def __init__(self, *, body_limit: int, body_timeout: float, clock: Callable[[], float] = time.time) -> None:
         self._body_limit = body_limit
         self._body_timeout = body_timeout
+        self._too_large = f"The body limit is {body_limit} bytes."
         self._clock = clock
         self._checks: TurnBatch[_Submitted] = TurnBatch(self._check_batch)
 
@@ -149,17 +150,7 @@ class IngestHandler:
         if source is None:
             raise ProblemError(problems.SOURCE_NOT_FOUND, "No active source has this id.")
 
-        length = request.content_length
-        if length is not None and length > self._body_limit:
-            raise ProblemError(problems.BODY_TOO_LARGE, f"The body limit is {self._body_limit} bytes.")
-        try:
-            body = await bounded_read(request, request.read, self._body_timeout)
-        except web.HTTPRequestEntityTooLarge as exc:
-            raise ProblemError(problems.BODY_TOO_LARGE, f"The body limit is {self._body_limit} bytes.") from exc
-        except web.RequestPayloadError as exc:
-            raise ProblemError(
-                problems.BODY_NOT_JSON, "The body could not be decoded with its Content-Encoding."
-            ) from exc
+        body = await read_body(request, limit=self._body_limit, seconds=self._body_timeout, too_large=self._too_large)
 
         if request.content_type != _JSON or (request.charset or "utf-8").lower() != "utf-8":
             raise ProblemError(

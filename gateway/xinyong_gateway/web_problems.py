@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from xinyong import problems
 
-__all__ = ["PROBLEM_CONTENT_TYPE", "ProblemError", "body_timeout_problem", "bounded_read", "problem_for_status"]
+__all__ = ["PROBLEM_CONTENT_TYPE", "ProblemError", "body_timeout_problem", "problem_for_status", "read_body"]
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -103,13 +103,37 @@ def problem_for_status(status: int, detail: str | None = None) -> ProblemError:
     return ProblemError("about:blank", detail, status=status, title=_GENERIC_TITLES.get(status, "HTTP error"))
 
 
-async def bounded_read(request: web.BaseRequest, read: Callable[[], Awaitable[bytes]], seconds: float) -> bytes:
-    """``read()`` the body, answered 408 (:func:`body_timeout_problem`) when it does not arrive within ``seconds``
-    seconds. A body that has fully arrived already (the usual case) is read without arming a timer."""
-    if request.content.is_eof():
-        return await read()
+async def read_body(request: web.BaseRequest, *, limit: int, seconds: float, too_large: str) -> bytes:
+    """The request's body, of at most ``limit`` bytes (a 413 problem with the detail ``too_large`` past it, declared or
+    received); 408 (:func:`body_timeout_problem`) when it does not arrive within ``seconds``; 400 when its
+    Content-Encoding does not decode. A body that has fully arrived already (the usual case) is taken as it is, without
+    a timer or a wait. A client that hangs up mid-body raises ``ConnectionResetError`` (the middleware's
+    ``client_disconnected``)."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise ProblemError(problems.BODY_TOO_LARGE, too_large)
+    content = request.content
     try:
-        async with asyncio.timeout(seconds):
-            return await read()
+        if content.is_eof():
+            body = content.read_nowait()
+        else:
+            async with asyncio.timeout(seconds):
+                body = await _read_up_to(content, limit, too_large)
     except TimeoutError as exc:
         raise body_timeout_problem(seconds) from exc
+    except web.RequestPayloadError as exc:
+        raise ProblemError(problems.BODY_NOT_JSON, "The body could not be decoded with its Content-Encoding.") from exc
+    if len(body) > limit:
+        raise ProblemError(problems.BODY_TOO_LARGE, too_large)
+    return body
+
+
+async def _read_up_to(content: StreamReader, limit: int, too_large: str) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise ProblemError(problems.BODY_TOO_LARGE, too_large)
+        chunks.append(chunk)
+    return b"".join(chunks)

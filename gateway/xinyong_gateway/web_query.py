@@ -50,7 +50,7 @@ from xinyong_gateway.store.base import from_micros
 from xinyong_gateway.turn_batch import TurnBatch
 from xinyong_gateway.web_auth import authenticate
 from xinyong_gateway.web_middlewares import LOG_FACTS
-from xinyong_gateway.web_problems import ProblemError, bounded_read
+from xinyong_gateway.web_problems import ProblemError, read_body
 
 __all__ = ["SCREENING_BODY_LIMIT", "PolicyInForce", "QueryHandler"]
 
@@ -58,6 +58,7 @@ _log = structlog.get_logger("xinyong_gateway.query")
 
 SCREENING_BODY_LIMIT = 1 << 20
 """Bytes of a screening body: 1000 subjects with names of 200 Chinese characters fit (about 700 KB)."""
+_SCREENING_TOO_LARGE = f"The body limit of a screening is {SCREENING_BODY_LIMIT} bytes."
 _JSON = "application/json"
 _CURSOR = re.compile(CURSOR_PATTERN.removeprefix("^").removesuffix("$"))
 _LIMIT = re.compile(r"[0-9]{1,4}")
@@ -130,7 +131,9 @@ class QueryHandler:
             raise ProblemError(
                 problems.QUERY_INVALID, "A screening takes no query parameters: the subjects go in the body."
             )
-        body = await bounded_read(request, lambda: _read_limited(request, SCREENING_BODY_LIMIT), self._body_timeout)
+        body = await read_body(
+            request, limit=SCREENING_BODY_LIMIT, seconds=self._body_timeout, too_large=_SCREENING_TOO_LARGE
+        )
         if request.content_type != _JSON or (request.charset or "utf-8").lower() != "utf-8":
             raise ProblemError(problems.UNSUPPORTED_MEDIA_TYPE, "Send the subjects as application/json (UTF-8).")
         screening = _Screening(body, asyncio.get_running_loop().create_future())
@@ -269,32 +272,6 @@ def _restamped(status: str, as_of: str) -> str:
     document = json.loads(status)
     document["as_of"] = as_of
     return json.dumps(document, ensure_ascii=False)
-
-
-def _too_large(limit: int) -> ProblemError:
-    return ProblemError(problems.BODY_TOO_LARGE, f"The body limit of a screening is {limit} bytes.")
-
-
-async def _read_limited(request: web.Request, limit: int) -> bytes:
-    """The body, refused with 413 past ``limit`` bytes (declared or streamed)."""
-    length = request.content_length
-    if length is not None and length > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        if length is not None and "Content-Encoding" not in request.headers:  # the usual case
-            return await request.content.readexactly(length)
-        async for chunk in request.content.iter_chunked(1 << 16):
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
-    except web.RequestPayloadError as exc:
-        raise ProblemError(problems.BODY_NOT_JSON, "The body could not be decoded with its Content-Encoding.") from exc
-    except asyncio.IncompleteReadError as exc:
-        raise ProblemError(problems.BODY_NOT_JSON, "The body ended before its Content-Length.") from exc
-    return b"".join(chunks)
 
 
 def _screening_subjects(body: bytes, now: datetime) -> list[Subject]:
