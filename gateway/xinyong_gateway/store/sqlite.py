@@ -231,42 +231,17 @@ class SqliteStore(Store):
     def _commit_appends(
         self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop, appends: list[PendingAppend]
     ) -> None:
-        outcomes: list[Outcome] = []
+        outcomes: list[Outcome]
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                cur = conn.cursor()
-                for item in appends:
-                    e = item.entry
-                    cur.execute(
-                        _INSERT_INBOX_UNLESS_STORED,
-                        (
-                            e.source_id,
-                            e.webhook_id,
-                            e.body_digest,
-                            e.event_type,
-                            e.webhook_timestamp,
-                            e.signature,
-                            e.received_at,
-                            e.sealed_body,
-                            e.partitions,
-                        ),
-                    )
-                    if cur.rowcount == 1:
-                        result = AppendResult(AppendStatus.ACCEPTED, cur.lastrowid)
-                    else:
-                        seq, digest = cur.execute(
-                            "SELECT seq, body_digest FROM inbox WHERE source_id = ? AND webhook_id = ?",
-                            (e.source_id, e.webhook_id),
-                        ).fetchone()
-                        status = AppendStatus.DUPLICATE if digest == e.body_digest else AppendStatus.CONFLICT
-                        result = AppendResult(status, seq)
-                    outcomes.append((item.future, result, None))
+                results = _insert_chunk(conn, [item.entry for item in appends])
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
+            outcomes = [(item.future, result, None) for item, result in zip(appends, results, strict=True)]
         except sqlite3.Error as exc:
             error = StoreUnavailableError(f"The inbox could not commit: {exc}.")
             outcomes = [(item.future, None, error) for item in appends]
@@ -359,8 +334,8 @@ class SqliteStore(Store):
 
     def append_many(self, entries: Sequence[InboxEntry]) -> Awaitable[list[AppendResult]]:
         # The bulk path (import): one writer job and one transaction per chunk, so one fsync stores thousands
-        # of rows; the hot path (``append``) is untouched. The chunks are queued now, in order (the caller
-        # may prepare its next entries while these commit); live appends' group commits interleave with them.
+        # of rows, with the insert a group commit uses (``_insert_chunk``). The chunks are queued now, in order
+        # (the caller may prepare its next entries while these commit); live group commits interleave with them.
         jobs = [
             self._submit(functools.partial(_insert_chunk, chunk=entries[start : start + _BULK_CHUNK]), write=True)
             for start in range(0, len(entries), _BULK_CHUNK)
