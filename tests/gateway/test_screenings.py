@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -245,7 +245,7 @@ async def test_a_status_that_time_changed_is_computed_now_when_the_projector_has
     await gateway.store.commit_projection(
         ProjectionCommit(
             partitions=((partition, states[partition], states[partition].position),),
-            subjects=(replace(row, status=json.dumps(stale), next_change_at=1),),
+            subjects=(row._replace(status=json.dumps(stale), next_change_at=1),),
             changes=(),
             recorded_at=1,
         )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, NamedTuple, Self
 
 from xinyong_gateway.errors import SchemaNotReadyError
 
@@ -176,9 +176,11 @@ class SourceRecord:
     keys: tuple[SourceKey, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class SubjectRow:
-    """A subject's credit file as stored: identity (sealed and displayable), state, status."""
+class SubjectRow(NamedTuple):
+    """A subject's credit file as stored: identity (sealed and displayable), state, status.
+
+    A named tuple rather than a frozen dataclass: a screening builds one per subject it finds, and a tuple is
+    built in a quarter of the time."""
 
     subject_key: str
     id_type: Literal["uscc", "ric"]
