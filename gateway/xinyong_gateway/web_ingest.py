@@ -30,7 +30,7 @@ from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import EventRejectedError
 from xinyong_gateway.sources import ActiveSource, SourceRegistry
 from xinyong_gateway.store import AppendResult, AppendStatus, InboxEntry, Store
-from xinyong_gateway.turn_batch import TurnBatch
+from xinyong_gateway.turn_batch import TurnBatch, fail_futures
 from xinyong_gateway.validation import check_body
 from xinyong_gateway.web_middlewares import LOG_FACTS
 from xinyong_gateway.web_problems import ProblemError, read_body
@@ -79,7 +79,7 @@ class IngestHandler:
         self._body_timeout = body_timeout
         self._too_large = f"The body limit is {body_limit} bytes."
         self._clock = clock
-        self._checks: TurnBatch[_Submitted] = TurnBatch(self._check_batch)
+        self._checks: TurnBatch[_Submitted] = TurnBatch(self._check_batch, fail_futures)
 
     def _check(self, source: ActiveSource, headers: Mapping[str, str], body: bytes) -> _Submitted:
         """Submit one request to this turn's checks (signature, body, rate limit, sealing) and, if they pass, to

@@ -47,7 +47,7 @@ from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.registry import refresh_every
 from xinyong_gateway.store import Store, SubjectRow
 from xinyong_gateway.store.base import from_micros
-from xinyong_gateway.turn_batch import TurnBatch
+from xinyong_gateway.turn_batch import TurnBatch, fail_futures
 from xinyong_gateway.web_auth import authenticate
 from xinyong_gateway.web_middlewares import LOG_FACTS
 from xinyong_gateway.web_problems import ProblemError, read_body
@@ -113,7 +113,7 @@ class QueryHandler:
     def __init__(self, *, body_timeout: float, clock: Callable[[], float] = time.time) -> None:
         self._body_timeout = body_timeout
         self._clock = clock
-        self._screenings: TurnBatch[_Screening] = TurnBatch(self._screen_batch)
+        self._screenings: TurnBatch[_Screening] = TurnBatch(self._screen_batch, fail_futures)
         self._lookups: set[asyncio.Task[None]] = set()
 
     def attach(self, store: Store, master: MasterKey, keys: ApiKeyRegistry, policies: PolicyInForce) -> None:
