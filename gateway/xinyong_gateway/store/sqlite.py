@@ -379,7 +379,8 @@ class SqliteStore(Store):
             rows = reader.execute(_SELECT_SUBJECTS_BY_KEYS, (json.dumps(list(dict.fromkeys(keys))),)).fetchall()
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"SQLite error: {exc}.") from exc
-        return {row[0]: SubjectRow(*row) for row in rows}
+        make = SubjectRow._make
+        return {row[0]: make(row) for row in rows}
 
     def _open_reader(self) -> sqlite3.Connection:
         if self._thread is None:
