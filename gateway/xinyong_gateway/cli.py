@@ -363,7 +363,7 @@ def _cmd_serve(settings: GatewaySettings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from xinyong_gateway.logs import configure_logging
-    from xinyong_gateway.web_app import create_app
+    from xinyong_gateway.web_app import create_app, settle_heap
 
     if args.workers < 1:
         raise CliError("--workers must be at least 1.")
@@ -388,7 +388,7 @@ def _cmd_serve(settings: GatewaySettings, args: argparse.Namespace) -> int:
         log.info("serving", url=f"http://{settings.host}:{settings.port}", database=database)
 
     web.run_app(
-        create_app(settings),
+        settle_heap(create_app(settings)),
         host=settings.host,
         port=settings.port,
         access_log=None,

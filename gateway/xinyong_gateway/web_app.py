@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -41,7 +42,7 @@ from xinyong_gateway.web_middlewares import request_middleware
 from xinyong_gateway.web_problems import ProblemError
 from xinyong_gateway.web_query import PolicyInForce, QueryHandler
 
-__all__ = ["API_KEYS", "MASTER_KEY", "REGISTRY", "STORE", "create_app"]
+__all__ = ["API_KEYS", "GC_FIRST_GENERATION_THRESHOLD", "MASTER_KEY", "REGISTRY", "STORE", "create_app", "settle_heap"]
 
 STORE = web.AppKey("store", Store)
 MASTER_KEY = web.AppKey("master_key", MasterKey)
@@ -128,6 +129,30 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             resource.add_route(allowed, handler, expect_handler=expect_continue)
         resource.add_route(hdrs.METH_ANY, _method_not_allowed(sorted(methods)), expect_handler=expect_continue)
     router.add_route(hdrs.METH_ANY, "/{path:.*}", not_found, expect_handler=expect_continue)
+    return app
+
+
+GC_FIRST_GENERATION_THRESHOLD = 10_000
+"""Allocations between collections of the youngest generation (CPython's default is 700)."""
+
+
+def settle_heap(app: web.Application) -> web.Application:
+    """Tune the garbage collector for serving, once ``app`` has started (its resources open): for ``serve`` and
+    its workers, not for apps that tests start by the hundred in one process.
+
+    Everything allocated until then (modules, the pydantic validators, the OpenAPI document, registries: some
+    66,000 objects) is frozen out of the collector's reach (``gc.freeze``), and the youngest generation is
+    collected every ``GC_FIRST_GENERATION_THRESHOLD`` allocations instead of 700. Without it, under 1000-subject
+    screenings at one client, a full collection walked the whole start-up heap about every 30 requests and paused
+    the loop for up to 43 ms: with it the latency's p99 went from 48 to 22 ms, and the collector's share of the
+    CPU from about 12% to under 1% (bench/README.md, screening)."""
+
+    async def settle(_: web.Application) -> None:
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_FIRST_GENERATION_THRESHOLD, *gc.get_threshold()[1:])
+
+    app.on_startup.append(settle)  # after the resources' cleanup context has started (aiohttp runs it first)
     return app
 
 

@@ -169,7 +169,7 @@ def run_worker(settings: GatewaySettings, index: int, conn: Connection) -> None:
 async def _serve(settings: GatewaySettings, conn: Connection, log: Any) -> None:
     from aiohttp import web
 
-    from xinyong_gateway.web_app import create_app
+    from xinyong_gateway.web_app import create_app, settle_heap
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -188,7 +188,7 @@ async def _serve(settings: GatewaySettings, conn: Connection, log: Any) -> None:
 
     loop.add_reader(conn.fileno(), supervisor_gone)
     runner = web.AppRunner(
-        create_app(settings),
+        settle_heap(create_app(settings)),
         handle_signals=False,
         access_log=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
