@@ -80,6 +80,8 @@ _SELECT_CHANGES = (
 _SELECT_API_KEYS = (
     "SELECT key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret, created_at, revoked_at FROM api_keys"
 )
+_READER_CACHE_KIB = 64 * 1024
+"""Page cache of the event loop's read-only connection, in KiB."""
 _BUSY_TIMEOUT_MS = 5000
 _BULK_CHUNK = 5000
 """Rows per transaction on the bulk path (``append_many``)."""
@@ -389,6 +391,10 @@ class SqliteStore(Store):
             reader = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
             reader.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             reader.execute("PRAGMA query_only = ON")
+            # Screenings look subjects up at random: SQLite's default 2 MiB page cache holds little more than the
+            # index's upper levels, and every other page costs a read() (about 6 µs of system time per single-subject
+            # screening on a 200,000-subject store). 64 MiB keeps the index and the hot rows in memory.
+            reader.execute(f"PRAGMA cache_size = -{_READER_CACHE_KIB}")
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"Cannot open the SQLite database {self._path}: {exc}.") from exc
         self._reader = reader
