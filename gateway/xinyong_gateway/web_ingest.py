@@ -33,7 +33,7 @@ from xinyong_gateway.store import AppendResult, AppendStatus, InboxEntry, Store
 from xinyong_gateway.turn_batch import TurnBatch, fail_futures
 from xinyong_gateway.validation import check_body
 from xinyong_gateway.web_middlewares import LOG_FACTS
-from xinyong_gateway.web_problems import ProblemError, read_body
+from xinyong_gateway.web_problems import ProblemError, is_json_utf8, read_body
 
 __all__ = ["IngestHandler"]
 
@@ -152,7 +152,7 @@ class IngestHandler:
 
         body = await read_body(request, limit=self._body_limit, seconds=self._body_timeout, too_large=self._too_large)
 
-        if request.content_type != _JSON or (request.charset or "utf-8").lower() != "utf-8":
+        if not is_json_utf8(request):
             raise ProblemError(
                 problems.UNSUPPORTED_MEDIA_TYPE, "Send the event with Content-Type: application/json (UTF-8)."
             )

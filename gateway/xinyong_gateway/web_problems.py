@@ -15,7 +15,14 @@ from aiohttp import StreamReader, web
 
 from xinyong import problems
 
-__all__ = ["PROBLEM_CONTENT_TYPE", "ProblemError", "body_timeout_problem", "problem_for_status", "read_body"]
+__all__ = [
+    "PROBLEM_CONTENT_TYPE",
+    "ProblemError",
+    "body_timeout_problem",
+    "is_json_utf8",
+    "problem_for_status",
+    "read_body",
+]
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -137,3 +144,15 @@ async def _read_up_to(content: StreamReader, limit: int, too_large: str) -> byte
             raise ProblemError(problems.BODY_TOO_LARGE, too_large)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+_PLAIN_JSON = frozenset({"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"})
+"""``Content-Type`` values that senders use for JSON, recognised without parsing the header."""
+
+
+def is_json_utf8(request: web.BaseRequest) -> bool:
+    """Whether the body is declared ``application/json`` in UTF-8 (no charset means UTF-8, RFC 8259). The usual
+    spellings are recognised as they are; any other goes through aiohttp's parser of the header."""
+    if request.headers.get("Content-Type") in _PLAIN_JSON:
+        return True
+    return request.content_type == "application/json" and (request.charset or "utf-8").lower() == "utf-8"

@@ -50,7 +50,7 @@ from xinyong_gateway.store.base import from_micros
 from xinyong_gateway.turn_batch import TurnBatch, fail_futures
 from xinyong_gateway.web_auth import authenticate
 from xinyong_gateway.web_middlewares import LOG_FACTS
-from xinyong_gateway.web_problems import ProblemError, read_body
+from xinyong_gateway.web_problems import ProblemError, is_json_utf8, read_body
 
 __all__ = ["SCREENING_BODY_LIMIT", "PolicyInForce", "QueryHandler"]
 
@@ -127,14 +127,14 @@ class QueryHandler:
     async def screen(self, request: web.Request) -> web.Response:
         facts = request[LOG_FACTS]
         await authenticate(request, self._keys, "screen")
-        if request.query:
+        if request.query_string and request.query:
             raise ProblemError(
                 problems.QUERY_INVALID, "A screening takes no query parameters: the subjects go in the body."
             )
         body = await read_body(
             request, limit=SCREENING_BODY_LIMIT, seconds=self._body_timeout, too_large=_SCREENING_TOO_LARGE
         )
-        if request.content_type != _JSON or (request.charset or "utf-8").lower() != "utf-8":
+        if not is_json_utf8(request):
             raise ProblemError(problems.UNSUPPORTED_MEDIA_TYPE, "Send the subjects as application/json (UTF-8).")
         screening = _Screening(body, asyncio.get_running_loop().create_future())
         self._screenings.add(screening)

@@ -135,6 +135,16 @@ async def test_a_key_added_from_outside_works_on_its_first_request(gateway: Gate
     assert (await screen(gateway, f"Bearer {issued.api_key}")).status == 200
 
 
+async def test_after_a_key_worked_another_secret_under_its_id_is_still_refused(gateway: Gateway) -> None:
+    """The gateway remembers the last secret that verified (one comparison instead of an HMAC): only that one."""
+    issued = await gateway.add_api_key()
+    assert (await screen(gateway, f"Bearer {issued.api_key}")).status == 200
+    prefix, _, secret = issued.api_key.rpartition("_")
+    forged = f"{prefix}_{'0' * len(secret) if secret != '0' * len(secret) else '1' * len(secret)}"
+    await assert_problem(await screen(gateway, f"Bearer {forged}"), 401, problems.API_KEY_INVALID)
+    assert (await screen(gateway, f"Bearer {issued.api_key}")).status == 200
+
+
 async def test_a_revoked_key_stops_working_within_the_refresh_interval(gateway: Gateway) -> None:
     issued = await gateway.add_api_key()
     authorization = f"Bearer {issued.api_key}"
