@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from hypothesis import strategies as st
 from stdnum.cn import ric as stdnum_ric
 from stdnum.cn import uscc as stdnum_uscc
 
@@ -141,3 +142,26 @@ def event(event_type: str, rng: random.Random | None = None, **data: Any) -> dic
     body = dict(defaults[event_type])
     body.update(data)
     return {"type": event_type, "timestamp": now_rfc3339(-timedelta(seconds=30)), "data": body}
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+"""Arbitrary JSON values."""
+
+
+@st.composite
+def mutated_event_bodies(draw: st.DrawFn) -> bytes:
+    """A valid event of the catalogue (any type) with one member of its envelope or of its data, an existing one or
+    a new one, set to an arbitrary JSON value; encoded."""
+    from xinyong.events import EVENT_TYPES
+
+    body = event(draw(st.sampled_from(sorted(EVENT_TYPES))))
+    target = body if draw(st.sampled_from(["envelope", "data"])) == "envelope" else body["data"]
+    key = draw(st.text(max_size=12))
+    if draw(st.booleans()):
+        key = sorted(target)[len(key) % len(target)]
+    target[key] = draw(JSON_VALUES)
+    return json.dumps(body, ensure_ascii=False).encode()
