@@ -38,7 +38,7 @@ from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.sources import SourceRegistry
 from xinyong_gateway.store import Store, open_store
 from xinyong_gateway.web_ingest import IngestHandler
-from xinyong_gateway.web_middlewares import request_middleware
+from xinyong_gateway.web_middlewares import answered
 from xinyong_gateway.web_problems import ProblemError
 from xinyong_gateway.web_query import PolicyInForce, QueryHandler
 
@@ -52,7 +52,7 @@ API_KEYS = web.AppKey("api_keys", ApiKeyRegistry)
 
 def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.time) -> web.Application:
     """The gateway application; opening it resolves the master key and opens the store."""
-    app = web.Application(middlewares=[request_middleware], client_max_size=settings.body_limit)
+    app = web.Application(client_max_size=settings.body_limit)  # the middleware wraps each route (``answered``)
     ingest = IngestHandler(body_limit=settings.body_limit, body_timeout=settings.body_timeout, clock=clock)
     query = QueryHandler(body_timeout=settings.body_timeout, clock=clock)
     configured_policy = policy_from(settings.policy_file)  # a bad policy file fails here, before serving
@@ -126,9 +126,10 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
         methods = [method, hdrs.METH_HEAD] if method == hdrs.METH_GET else [method]
         resource = router.add_resource(path)
         for allowed in methods:
-            resource.add_route(allowed, handler, expect_handler=expect_continue)
-        resource.add_route(hdrs.METH_ANY, _method_not_allowed(sorted(methods)), expect_handler=expect_continue)
-    router.add_route(hdrs.METH_ANY, "/{path:.*}", not_found, expect_handler=expect_continue)
+            resource.add_route(allowed, answered(handler), expect_handler=expect_continue)
+        refuse = answered(_method_not_allowed(sorted(methods)))
+        resource.add_route(hdrs.METH_ANY, refuse, expect_handler=expect_continue)
+    router.add_route(hdrs.METH_ANY, "/{path:.*}", answered(not_found), expect_handler=expect_continue)
     return app
 
 
