@@ -40,6 +40,7 @@ __all__ = [
     "Store",
     "StoredEvent",
     "SubjectRow",
+    "api_key_record",
     "classify_appends",
     "from_micros",
     "packaged_migrations",
@@ -267,6 +268,22 @@ class SchemaStatus:
     @property
     def ready(self) -> bool:
         return not self.pending
+
+
+def api_key_record(row: Sequence[Any]) -> ApiKeyRecord:
+    """An ``api_keys`` row (``key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret, created_at,
+    revoked_at``; scopes comma-separated), as every backend reads it."""
+    key_id, name, scopes, rate_limit, digest, sealed, created_at, revoked_at = row
+    return ApiKeyRecord(
+        key_id=key_id,
+        name=name,
+        scopes=tuple(scope for scope in scopes.split(",") if scope),
+        rate_limit=rate_limit,
+        secret_digest=bytes(digest),
+        sealed_lookup_secret=bytes(sealed),
+        created_at=from_micros(created_at),
+        revoked_at=from_micros(revoked_at) if revoked_at is not None else None,
+    )
 
 
 def source_record(row: Sequence[Any], keys: Sequence[Sequence[Any]]) -> SourceRecord:

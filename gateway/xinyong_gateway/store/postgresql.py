@@ -74,8 +74,8 @@ from xinyong_gateway.store.base import (
     Store,
     StoredEvent,
     SubjectRow,
+    api_key_record,
     classify_appends,
-    from_micros,
     packaged_migrations,
     partition_of,
     partitions_in,
@@ -712,12 +712,12 @@ class PostgresStore(Store):
                 record.sealed_lookup_secret,
                 to_micros(record.created_at),
             )
-        return _api_key_record(tuple(cast(asyncpg.Record, row)))
+        return api_key_record(tuple(cast(asyncpg.Record, row)))
 
     async def list_api_keys(self) -> list[ApiKeyRecord]:
         async def list_all(conn: _Connection) -> list[ApiKeyRecord]:
             rows = await conn.fetch(_SELECT_API_KEYS + " ORDER BY created_at, key_id")
-            return [_api_key_record(tuple(row)) for row in rows]
+            return [api_key_record(tuple(row)) for row in rows]
 
         return await self._read(list_all)
 
@@ -731,21 +731,7 @@ class PostgresStore(Store):
             )
         if row is None:
             raise ApiKeyNotFoundError(f"No API key with id {key_id!r}.")
-        return _api_key_record(tuple(row))
-
-
-def _api_key_record(row: tuple[Any, ...]) -> ApiKeyRecord:
-    key_id, name, scopes, rate_limit, digest, sealed, created_at, revoked_at = row
-    return ApiKeyRecord(
-        key_id=key_id,
-        name=name,
-        scopes=tuple(scope for scope in scopes.split(",") if scope),
-        rate_limit=rate_limit,
-        secret_digest=bytes(digest),
-        sealed_lookup_secret=bytes(sealed),
-        created_at=from_micros(created_at),
-        revoked_at=from_micros(revoked_at) if revoked_at is not None else None,
-    )
+        return api_key_record(tuple(row))
 
 
 class PostgresClaims(PartitionClaims):

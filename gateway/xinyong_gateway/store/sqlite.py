@@ -51,8 +51,8 @@ from xinyong_gateway.store.base import (
     Store,
     StoredEvent,
     SubjectRow,
+    api_key_record,
     classify_appends,
-    from_micros,
     packaged_migrations,
     partition_of,
     source_record,
@@ -604,13 +604,13 @@ class SqliteStore(Store):
                 ),
             )  # fmt: skip
             row = conn.execute(_SELECT_API_KEYS + " WHERE key_id = ?", (record.key_id,)).fetchone()
-            return _api_key_record(row)
+            return api_key_record(row)
 
         return await self._submit(create, write=True)
 
     async def list_api_keys(self) -> list[ApiKeyRecord]:
         def list_all(conn: sqlite3.Connection) -> list[ApiKeyRecord]:
-            return [_api_key_record(row) for row in conn.execute(_SELECT_API_KEYS + " ORDER BY created_at, key_id")]
+            return [api_key_record(row) for row in conn.execute(_SELECT_API_KEYS + " ORDER BY created_at, key_id")]
 
         return await self._submit(list_all)
 
@@ -622,23 +622,9 @@ class SqliteStore(Store):
             row = conn.execute(_SELECT_API_KEYS + " WHERE key_id = ?", (key_id,)).fetchone()
             if row is None:
                 raise ApiKeyNotFoundError(f"No API key with id {key_id!r}.")
-            return _api_key_record(row)
+            return api_key_record(row)
 
         return await self._submit(revoke, write=True)
-
-
-def _api_key_record(row: tuple[Any, ...]) -> ApiKeyRecord:
-    key_id, name, scopes, rate_limit, digest, sealed, created_at, revoked_at = row
-    return ApiKeyRecord(
-        key_id=key_id,
-        name=name,
-        scopes=tuple(scope for scope in scopes.split(",") if scope),
-        rate_limit=rate_limit,
-        secret_digest=bytes(digest),
-        sealed_lookup_secret=bytes(sealed),
-        created_at=from_micros(created_at),
-        revoked_at=from_micros(revoked_at) if revoked_at is not None else None,
-    )
 
 
 def _insert_chunk(conn: sqlite3.Connection, chunk: Sequence[InboxEntry]) -> list[AppendResult]:
