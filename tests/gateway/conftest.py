@@ -43,6 +43,8 @@ from xinyong.events import SourceKind
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
 from xinyong_gateway import cli
 from xinyong_gateway.api_keys import IssuedApiKey, add_api_key
+from xinyong_gateway.credit.policy import default_policy
+from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.logs import configure_logging
 from xinyong_gateway.settings import GatewaySettings
@@ -154,6 +156,21 @@ class Gateway:
         )
         await app[API_KEYS].refresh()
         return issued
+
+    async def post_and_project(
+        self, bodies: Sequence[Mapping[str, Any]], prefix: str, *, source: Source | None = None
+    ) -> None:
+        """Post ``bodies`` from ``source`` (a new marketplace if none), the n-th as webhook id ``{prefix}_{n}``, each
+        accepted; then project everything under the default policy, as the gateway's projector would."""
+        source = source or await self.add_source("marketplace")
+        for n, body in enumerate(bodies):
+            response = await self.post(source, body, webhook_id=f"{prefix}_{n}")
+            assert response.status == 202, await response.text()
+        await self.project()
+
+    async def project(self) -> None:
+        """Apply every stored event under the default policy, as the gateway's projector would."""
+        await Projector(self.store, self.master_key, default_policy()).catch_up()
 
     async def post(
         self,

@@ -12,30 +12,18 @@ from tests.factories import event, make_ric, make_uscc
 from tests.gateway.conftest import Gateway, assert_problem
 from xinyong import ListChangesPage, problems, ric_pseudonym
 from xinyong.subjects import mask_id
-from xinyong_gateway.credit.policy import default_policy
-from xinyong_gateway.credit.projector import Projector
 
 RUN_PROJECTOR = False
 """These tests project the inbox themselves, when they choose."""
 
-POLICY = default_policy()
 PERSON_NAME = "李秀英"
 PERSON = {"id_type": "ric", "id": make_ric(random.Random(11)), "name": PERSON_NAME}
 SHOP = {"id_type": "uscc", "id": make_uscc(random.Random(12)), "name": "刷单小店"}
 FAKE = {"id_type": "uscc", "id": make_uscc(random.Random(13)), "name": "假货旗舰店"}
 
 
-async def post_and_project(gateway: Gateway, bodies: list[dict[str, Any]], prefix: str) -> None:
-    source = await gateway.add_source("marketplace")
-    for n, body in enumerate(bodies):
-        response = await gateway.post(source, body, webhook_id=f"{prefix}_{n}")
-        assert response.status == 202, await response.text()
-    await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
-
-
 async def seed(gateway: Gateway) -> None:
-    await post_and_project(
-        gateway,
+    await gateway.post_and_project(
         [
             event("review.manipulation_detected", merchant=SHOP, kind="fake_order", order_count=12, confirmed=True),
             event("review.manipulation_detected", merchant=PERSON, kind="fake_traffic", order_count=3, confirmed=True),
@@ -95,7 +83,7 @@ async def test_without_after_the_feed_starts_at_the_beginning_and_later_changes_
     penalty = event("penalty.imposed", subject=SHOP, severity="serious", decision_no="连市监罚〔2026〕9号")
     source = await gateway.add_source("regulator")
     assert (await gateway.post(source, penalty, webhook_id="msg_later")).status == 202
-    await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
+    await gateway.project()
     later, _ = await page(gateway, key, after=head)
     assert [(entry["subject"]["id"], entry["list"]) for entry in later["changes"]] == [(SHOP["id"], "black")]
 

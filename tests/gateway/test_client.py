@@ -39,7 +39,6 @@ from xinyong import (
 )
 from xinyong.queries import ShownSubject, SubjectStatus
 from xinyong_gateway.credit.policy import default_policy
-from xinyong_gateway.credit.projector import Projector
 
 RUN_PROJECTOR = False
 """These tests project the inbox themselves, when they choose."""
@@ -61,10 +60,6 @@ class Sleeps:
         self.waits.append(seconds)
 
 
-async def project(gateway: Gateway) -> None:
-    await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
-
-
 async def seed(gateway: Gateway) -> None:
     market = await gateway.add_source("marketplace")
     bodies = [
@@ -73,9 +68,7 @@ async def seed(gateway: Gateway) -> None:
         event("merchant.registered", merchant=CLEAN),
         event("review.manipulation_detected", merchant=PERSON, kind="fake_traffic", order_count=2, confirmed=True),
     ]
-    for n, body in enumerate(bodies):
-        assert (await gateway.post(market, body, webhook_id=f"msg_client_{n}")).status == 202
-    await project(gateway)
+    await gateway.post_and_project(bodies, "msg_client", source=market)
 
 
 # -- against the real gateway -------------------------------------------------------------------------------
@@ -164,7 +157,7 @@ async def test_changes_stops_at_the_head_and_follow_sees_a_later_change(gateway:
         regulator = await gateway.add_source("regulator")
         penalty = event("penalty.imposed", subject=CLEAN, severity="serious", decision_no="连市监罚〔2026〕7号")
         assert (await gateway.post(regulator, penalty, webhook_id="msg_later")).status == 202
-        await project(gateway)
+        await gateway.project()
         await asyncio.wait_for(follower, 10)
     [later] = followed
     assert (later.subject.id, later.list) == (CLEAN["id"], "black")  # type: ignore[union-attr]

@@ -18,8 +18,6 @@ import pytest
 from tests.factories import event, make_ric, make_uscc
 from tests.gateway.conftest import Gateway, gateway_env
 from xinyong import Client, ListMirror
-from xinyong_gateway.credit.policy import default_policy
-from xinyong_gateway.credit.projector import Projector
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +25,6 @@ RUN_PROJECTOR = False
 """These tests project the inbox themselves, when they choose."""
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-POLICY = default_policy()
 BLACK = {"id_type": "uscc", "id": make_uscc(random.Random(61)), "name": "假货旗舰店"}
 WATCH = {"id_type": "uscc", "id": make_uscc(random.Random(62)), "name": "刷单小店"}
 RED = {"id_type": "uscc", "id": make_uscc(random.Random(63)), "name": "诚信老店"}
@@ -49,10 +46,6 @@ async def run_example(script: str, *argv: str, **env: str) -> tuple[int, str, st
     return process.returncode, out.decode(), err.decode()
 
 
-async def project(gateway: Gateway) -> None:
-    await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
-
-
 async def seed(gateway: Gateway) -> None:
     market = await gateway.add_source("marketplace")
     long_ago = (datetime.now(UTC) - timedelta(days=400)).isoformat()
@@ -63,9 +56,7 @@ async def seed(gateway: Gateway) -> None:
         event("merchant.registered", merchant=RED, registered_at=long_ago),
         event("commitment.published", merchant=RED, published_at=long_ago),
     ]
-    for n, body in enumerate(bodies):
-        assert (await gateway.post(market, body, webhook_id=f"msg_example_{n}")).status == 202
-    await project(gateway)
+    await gateway.post_and_project(bodies, "msg_example", source=market)
 
 
 async def test_marketplace_onboarding_opens_refuses_or_asks_a_person(gateway: Gateway, tmp_path: Path) -> None:
@@ -113,7 +104,7 @@ async def test_courier_deliveries_posts_signed_records_once_and_empty_parcels_co
     assert code == 0
     assert [line.rsplit(": ", 1)[1] for line in out.splitlines()] == ["8 duplicate", "8 duplicate"]
     assert await gateway.store.inbox_count() == 16
-    await project(gateway)
+    await gateway.project()
     key = await gateway.add_api_key(["screen"])
     async with Client(gateway.base_url, key.api_key) as client:
         status = await client.screen_one(NEW)
@@ -164,6 +155,6 @@ async def test_apply_measures_follows_the_feed_and_updates_the_shops(gateway: Ga
     regulator = await gateway.add_source("regulator")
     penalty = event("penalty.imposed", subject=NEW, severity="serious", decision_no="连市监罚〔2026〕12号")
     assert (await gateway.post(regulator, penalty, webhook_id="msg_penalty")).status == 202
-    await project(gateway)
+    await gateway.project()
     code, out, _ = await run_example("apply_measures.py", str(records), **env)
     assert out.splitlines()[0] == "shop-4: store closed (black list: PENALTY_SERIOUS)"

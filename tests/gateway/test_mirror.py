@@ -34,7 +34,6 @@ from xinyong import (
 )
 from xinyong_gateway.api_keys import IssuedApiKey
 from xinyong_gateway.credit.policy import default_policy
-from xinyong_gateway.credit.projector import Projector
 
 RUN_PROJECTOR = False
 """These tests project the inbox themselves, when they choose."""
@@ -48,17 +47,8 @@ NEVER = {"id_type": "uscc", "id": make_uscc(random.Random(45))}
 SUBJECTS = [BLACK, WATCH, CLEAN, PERSON, NEVER]
 
 
-async def post_and_project(gateway: Gateway, bodies: list[dict[str, Any]], prefix: str) -> None:
-    source = await gateway.add_source("marketplace")
-    for n, body in enumerate(bodies):
-        response = await gateway.post(source, body, webhook_id=f"{prefix}_{n}")
-        assert response.status == 202, await response.text()
-    await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
-
-
 async def seed(gateway: Gateway) -> None:
-    await post_and_project(
-        gateway,
+    await gateway.post_and_project(
         [
             event("listing.violation", merchant=BLACK, kind="counterfeit", confirmed=True),
             event("review.manipulation_detected", merchant=WATCH, kind="fake_order", order_count=12, confirmed=True),
@@ -73,7 +63,7 @@ async def many_changes(gateway: Gateway, count: int, prefix: str) -> list[dict[s
     """``count`` new shops, each registered and so named by the feed once."""
     rng = random.Random(prefix)
     shops = [{"id_type": "uscc", "id": make_uscc(rng), "name": f"店铺{n}"} for n in range(count)]
-    await post_and_project(gateway, [event("merchant.registered", merchant=shop) for shop in shops], prefix)
+    await gateway.post_and_project([event("merchant.registered", merchant=shop) for shop in shops], prefix)
     return shops
 
 
@@ -269,7 +259,7 @@ async def test_two_mirrors_syncing_one_file_at_once_end_with_the_latest_status(
     regulator = await gateway.add_source("regulator")
     penalty = event("penalty.imposed", subject=CLEAN, severity="serious", decision_no="连市监罚〔2026〕9号")
     assert (await gateway.post(regulator, penalty, webhook_id="msg_penalty")).status == 202
-    await Projector(gateway.store, gateway.master_key, POLICY).catch_up()  # CLEAN: none, then black, later in the feed
+    await gateway.project()  # CLEAN: none, then black, later in the feed
     key = await key_for(gateway)
     options: dict[str, Any] = {"api_key": key.api_key, "page_size": 2}
     with (
@@ -337,7 +327,7 @@ async def test_run_follows_the_feed_and_keeps_answering_through_an_outage(
                 regulator = await gateway.add_source("regulator")
                 penalty = event("penalty.imposed", subject=CLEAN, severity="serious", decision_no="连市监罚〔2026〕8号")
                 assert (await gateway.post(regulator, penalty, webhook_id="msg_penalty")).status == 202
-                await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
+                await gateway.project()
 
                 async def denied() -> bool:
                     return mirror.check_onboarding(CLEAN).decision == "deny"

@@ -19,7 +19,6 @@ from xinyong import ScreeningResponse, problems
 from xinyong.queries import MAX_SCREENING_SUBJECTS
 from xinyong.subjects import mask_id
 from xinyong_gateway.credit.policy import default_policy
-from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.store import ProjectionCommit
 from xinyong_gateway.web_query import _restamped
 
@@ -56,10 +55,7 @@ async def populate(gateway: Gateway) -> Population:
         event("commitment.published", merchant=red),
         event("review.manipulation_detected", merchant=person, kind="malicious_review", order_count=0, confirmed=True),
     ]
-    for n, body in enumerate(bodies):
-        response = await gateway.post(market, body, webhook_id=f"msg_pop_{n}")
-        assert response.status == 202, await response.text()
-    await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
+    await gateway.post_and_project(bodies, "msg_pop", source=market)
     return Population(black, watch, red, person, uscc_subject(5, "从未上报"))
 
 

@@ -31,7 +31,6 @@ from xinyong import ListMirror, MirrorError, problems
 from xinyong.cli import main
 from xinyong.webhooks import SigningKey
 from xinyong_gateway.credit.policy import default_policy
-from xinyong_gateway.credit.projector import Projector
 
 RUN_PROJECTOR = False
 """These tests project the inbox themselves, when they choose."""
@@ -76,9 +75,7 @@ async def seed(gateway: Gateway) -> None:
         event("merchant.registered", merchant=CLEAN),
         event("review.manipulation_detected", merchant=PERSON, kind="fake_traffic", order_count=2, confirmed=True),
     ]
-    for n, body in enumerate(bodies):
-        assert (await gateway.post(market, body, webhook_id=f"msg_cli_{n}")).status == 202
-    await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
+    await gateway.post_and_project(bodies, "msg_cli", source=market)
 
 
 def write_csv(path: Path, rows: list[list[str]], encoding: str = "utf-8") -> Path:
@@ -533,7 +530,7 @@ async def test_mirror_sync_follow_keeps_the_file_fresh_until_ctrl_c(gateway: Gat
         regulator = await gateway.add_source("regulator")
         penalty = event("penalty.imposed", subject=CLEAN, severity="serious", decision_no="连市监罚〔2026〕5号")
         assert (await gateway.post(regulator, penalty, webhook_id="msg_penalty")).status == 202
-        await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
+        await gateway.project()
 
         async def followed() -> bool:
             with contextlib.suppress(MirrorError):
