@@ -36,8 +36,8 @@ from typing import Any, Literal
 import asyncpg
 import pytest
 import structlog
-from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient, TestServer
 
 from xinyong.events import SourceKind
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
@@ -352,6 +352,25 @@ class LogSink(io.TextIOBase):
         if self.target is not None:
             self.target.write(text)
         return len(text)
+
+
+@pytest.fixture
+async def peer_server() -> AsyncIterator[Callable[[str, Callable[[web.Request], Awaitable[web.StreamResponse]]], Any]]:
+    """Start a stand-in for the gateway that answers ``POST route`` with ``handle`` (a scripted peer for the SDK's
+    retry paths); returns its base URL. Every server started is closed at the end of the test."""
+    servers: list[TestServer] = []
+
+    async def start(route: str, handle: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> str:
+        app = web.Application()
+        app.router.add_post(route, handle)
+        server = TestServer(app)
+        await server.start_server()
+        servers.append(server)
+        return str(server.make_url("")).rstrip("/")
+
+    yield start
+    for server in servers:
+        await server.close()
 
 
 @pytest.fixture(scope="session")

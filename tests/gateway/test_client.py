@@ -9,14 +9,13 @@ import asyncio
 import json
 import random
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from tests.factories import event, make_ric, make_uscc
 from tests.gateway.conftest import Gateway
@@ -61,14 +60,13 @@ class Sleeps:
 
 
 async def seed(gateway: Gateway) -> None:
-    market = await gateway.add_source("marketplace")
     bodies = [
         event("listing.violation", merchant=BLACK, kind="counterfeit", confirmed=True),
         event("review.manipulation_detected", merchant=WATCH, kind="fake_order", order_count=12, confirmed=True),
         event("merchant.registered", merchant=CLEAN),
         event("review.manipulation_detected", merchant=PERSON, kind="fake_traffic", order_count=2, confirmed=True),
     ]
-    await gateway.post_and_project(bodies, "msg_client", source=market)
+    await gateway.post_and_project(bodies, "msg_client")
 
 
 # -- against the real gateway -------------------------------------------------------------------------------
@@ -253,20 +251,9 @@ def watch_status() -> web.Response:
 
 
 @pytest.fixture
-async def scripted() -> AsyncIterator[Callable[[Script], Any]]:
-    servers: list[TestServer] = []
-
-    async def start(script: Script) -> str:
-        app = web.Application()
-        app.router.add_post("/v1/screenings", script.handle)
-        server = TestServer(app)
-        await server.start_server()
-        servers.append(server)
-        return str(server.make_url("")).rstrip("/")
-
-    yield start
-    for server in servers:
-        await server.close()
+def scripted(peer_server: Callable[..., Any]) -> Callable[[Script], Any]:
+    """Start a peer answering ``POST /v1/screenings`` from ``script``; returns its base URL (await it)."""
+    return lambda script: peer_server("/v1/screenings", script.handle)
 
 
 async def test_5xx_is_retried_with_the_same_idempotency_key(scripted: Callable[[Script], Any]) -> None:

@@ -47,7 +47,6 @@ async def run_example(script: str, *argv: str, **env: str) -> tuple[int, str, st
 
 
 async def seed(gateway: Gateway) -> None:
-    market = await gateway.add_source("marketplace")
     long_ago = (datetime.now(UTC) - timedelta(days=400)).isoformat()
     bodies = [
         event("listing.violation", merchant=BLACK, kind="counterfeit", confirmed=True),
@@ -56,7 +55,7 @@ async def seed(gateway: Gateway) -> None:
         event("merchant.registered", merchant=RED, registered_at=long_ago),
         event("commitment.published", merchant=RED, published_at=long_ago),
     ]
-    await gateway.post_and_project(bodies, "msg_example", source=market)
+    await gateway.post_and_project(bodies, "msg_example")
 
 
 async def test_marketplace_onboarding_opens_refuses_or_asks_a_person(gateway: Gateway, tmp_path: Path) -> None:

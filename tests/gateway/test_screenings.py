@@ -44,7 +44,6 @@ def uscc_subject(seed: int, name: str) -> dict[str, Any]:
 
 async def populate(gateway: Gateway) -> Population:
     """Subjects on each list, from events posted as a marketplace would and projected."""
-    market = await gateway.add_source("marketplace")
     black, watch, red = uscc_subject(1, "假货旗舰店"), uscc_subject(2, "刷单小店"), uscc_subject(3, "诚信老店")
     person = {"id_type": "ric", "id": make_ric(random.Random(4)), "name": PERSON_NAME}
     long_ago = (datetime.now(UTC) - timedelta(days=400)).isoformat()
@@ -55,7 +54,7 @@ async def populate(gateway: Gateway) -> Population:
         event("commitment.published", merchant=red),
         event("review.manipulation_detected", merchant=person, kind="malicious_review", order_count=0, confirmed=True),
     ]
-    await gateway.post_and_project(bodies, "msg_pop", source=market)
+    await gateway.post_and_project(bodies, "msg_pop")
     return Population(black, watch, red, person, uscc_subject(5, "从未上报"))
 
 

@@ -68,14 +68,13 @@ async def xinyong(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, 
 
 
 async def seed(gateway: Gateway) -> None:
-    market = await gateway.add_source("marketplace")
     bodies = [
         event("listing.violation", merchant=BLACK, kind="counterfeit", confirmed=True),
         event("review.manipulation_detected", merchant=WATCH, kind="fake_order", order_count=12, confirmed=True),
         event("merchant.registered", merchant=CLEAN),
         event("review.manipulation_detected", merchant=PERSON, kind="fake_traffic", order_count=2, confirmed=True),
     ]
-    await gateway.post_and_project(bodies, "msg_cli", source=market)
+    await gateway.post_and_project(bodies, "msg_cli")
 
 
 def write_csv(path: Path, rows: list[list[str]], encoding: str = "utf-8") -> Path:

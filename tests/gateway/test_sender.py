@@ -6,14 +6,13 @@ import asyncio
 import itertools
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from tests.factories import event
 from tests.gateway.conftest import Gateway
@@ -139,20 +138,9 @@ def accepted() -> web.Response:
 
 
 @pytest.fixture
-async def scripted() -> AsyncIterator[Callable[..., Any]]:
-    servers: list[TestServer] = []
-
-    async def start(script: Script) -> str:
-        app = web.Application()
-        app.router.add_post("/v1/webhooks/{source_id}", script.handle)
-        server = TestServer(app)
-        await server.start_server()
-        servers.append(server)
-        return str(server.make_url("")).rstrip("/")
-
-    yield start
-    for server in servers:
-        await server.close()
+def scripted(peer_server: Callable[..., Any]) -> Callable[[Script], Any]:
+    """Start a peer answering ``POST /v1/webhooks/{source_id}`` from ``script``; returns its base URL (await it)."""
+    return lambda script: peer_server("/v1/webhooks/{source_id}", script.handle)
 
 
 class Sleeps:
