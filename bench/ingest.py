@@ -21,6 +21,10 @@ What it does, all on 127.0.0.1, in a scratch folder that is removed afterwards (
 4. ``--repeat`` rounds alternate a baseline run and a gateway run (each after its own warm-up) and the report
    shows medians: the machine is shared and noisy. Only 202 counts as accepted by the gateway (200 by the
    baseline); any other status aborts the benchmark loudly.
+   ``--reference`` adds a third run to every round: ``bench/_reference_server.py``, an aiohttp handler that
+   verifies and validates each event (the SDK's verifier, the gateway's body checks) and stores nothing, the
+   issue's context figure. Its ratio to the baseline is what the contract's checks alone leave; the gap between it
+   and the gateway is what sealing, the durable commit and the logs cost.
 5. The generator's CPU time over wall time and the server's (from ``/proc/<pid>/stat``, all threads) show
    which side was the bottleneck. Finally the inbox row count is compared with the number of 202s.
 
@@ -171,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the scratch folder (database, logs) is created (default: the system temp dir; "
         "use a real disk: on tmpfs an fsync costs nothing)",
+    )
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also run a handler that only verifies and validates each event, storing nothing (the issue's context"
+        " figure), on the same core, in every round",
     )
     parser.add_argument(
         "--with-projector",
@@ -475,7 +485,7 @@ def summarize(runs: Sequence[RunResult]) -> dict[str, float]:
 
 def print_run(result: RunResult, repeat: int) -> None:
     print(
-        f"  round {result.round}/{repeat} {result.target:<8} {result.accepted:>7} in {result.wall_s:6.2f} s"
+        f"  round {result.round}/{repeat} {result.target:<9} {result.accepted:>7} in {result.wall_s:6.2f} s"
         f"  {result.events_per_s:9,.0f} events/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms"
         f"  server CPU {result.server_cpu:4.0%} (others {result.server_core_others:3.0%})"
         f"  generator CPU {result.generator_cpu:4.0%}",
@@ -484,12 +494,13 @@ def print_run(result: RunResult, repeat: int) -> None:
 
 
 def print_report(summary: dict[str, dict[str, float]], ratio: float, ratios: list[float]) -> None:
+    targets = [name for name in ("baseline", "reference", "gateway") if name in summary]
     print("\nResults (medians over the rounds)")
     print(
         f"  {'':<10} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'server CPU':>11} {'generator CPU':>14}"
         f" {'others on server CPU':>21}"
     )
-    for name in ("baseline", "gateway"):
+    for name in targets:
         s = summary[name]
         print(
             f"  {name:<10} {s['events_per_s']:>10,.0f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f}"
@@ -502,6 +513,19 @@ def print_report(summary: dict[str, dict[str, float]], ratio: float, ratios: lis
         f"  events per server CPU-second: baseline {per_cpu['baseline']:,.0f}, gateway {per_cpu['gateway']:,.0f},"
         f" ratio {per_cpu['gateway'] / per_cpu['baseline']:.2f} (less sensitive to other load on the server core)"
     )
+    if "reference" in summary:
+        reference = summary["reference"]["events_per_server_cpu_s"]
+        print(
+            f"  reference (verify and validate, store nothing): {reference:,.0f} events per server CPU-second,"
+            f" ratio to the baseline {reference / per_cpu['baseline']:.2f}; the gateway does"
+            f" {per_cpu['gateway'] / reference:.2f} of its rate"
+        )
+        cost = {name: 1e6 / summary[name]["events_per_server_cpu_s"] for name in targets}
+        print(
+            f"  CPU per event: baseline {cost['baseline']:.0f} µs, reference {cost['reference']:.0f} µs"
+            f" ({cost['reference'] - cost['baseline']:+.0f} for the checks), gateway {cost['gateway']:.0f} µs"
+            f" ({cost['gateway'] - cost['reference']:+.0f} for storing, sealing and logging)"
+        )
     worst_generator = max(summary[n]["generator_cpu_max"] for n in summary)
     if worst_generator < 0.8:
         print(
@@ -513,7 +537,7 @@ def print_report(summary: dict[str, dict[str, float]], ratio: float, ratios: lis
             f"  WARNING: the load generator reached {worst_generator:.0%} of its core; it may have limited the"
             " rates (try fewer connections or a quieter machine)."
         )
-    for name in ("baseline", "gateway"):
+    for name in targets:
         cpu, others = summary[name]["server_cpu"], summary[name]["server_core_others"]
         if cpu >= 0.9:
             print(f"  {name}: the server used {cpu:.0%} of its core: CPU-bound on the server side.")
@@ -554,7 +578,13 @@ def print_header(args: argparse.Namespace, scratch: Path) -> None:
         " disk), production JSON logs ON (one line per request, to a file); the source's rate limit is set high;"
         + (" the projector runs inside it" if args.with_projector else " projector off (--no-projector)")
     )
-    print("  baseline: aiohttp handler that awaits request.read() and returns 200, access log off\n")
+    print("  baseline: aiohttp handler that awaits request.read() and returns 200, access log off")
+    if args.reference:
+        print(
+            "  reference: aiohttp handler that verifies (SDK verifier) and validates (the gateway's body checks) each"
+            " event, stores nothing and returns 202, access log off"
+        )
+    print()
 
 
 def register_source(url: str, seed: int, env: dict[str, str] | None = None) -> tuple[SigningSecret, str]:
@@ -578,8 +608,11 @@ def register_source(url: str, seed: int, env: dict[str, str] | None = None) -> t
     return SigningSecret.parse(source["secret"]), f"/v1/webhooks/{source['source_id']}"
 
 
-def start_servers(args: argparse.Namespace, url: str, scratch: Path, servers: list[Server]) -> tuple[Server, Server]:
-    """Start the gateway and the baseline pinned to the server CPU (appended to ``servers`` at once)."""
+def start_servers(
+    args: argparse.Namespace, url: str, secret: SigningSecret, scratch: Path, servers: list[Server]
+) -> dict[str, Server]:
+    """Start the baseline, the reference (with ``--reference``) and the gateway pinned to the server CPU (appended to
+    ``servers`` at once); by name, in the order each round runs them."""
     env = {**os.environ, "XINYONG_DATABASE_URL": url, "XINYONG_LOG_LEVEL": "info", "XINYONG_LOG_FORMAT": "json"}
     gateway_port, baseline_port = free_port(), free_port()
     gateway_argv = [str(BIN / "xinyong-gateway"), "--db", url, "serve", "--port", str(gateway_port)]
@@ -593,32 +626,48 @@ def start_servers(args: argparse.Namespace, url: str, scratch: Path, servers: li
         servers.append(gateway)
         baseline = start_server("baseline", baseline_argv, baseline_port, scratch / "baseline.log", env)
         servers.append(baseline)
-    gateway.wait_ready("/readyz")
-    baseline.wait_ready("/healthz")
+        targets = {"baseline": baseline}
+        if args.reference:
+            reference_port = free_port()
+            reference = start_server(
+                "reference",
+                [sys.executable, str(HERE / "_reference_server.py"), "--port", str(reference_port)],
+                reference_port,
+                scratch / "reference.log",
+                {**env, "XINYONG_BENCH_SECRET": str(secret)},
+            )
+            servers.append(reference)
+            targets["reference"] = reference
+        targets["gateway"] = gateway
+    for name, server in targets.items():
+        server.wait_ready("/readyz" if name == "gateway" else "/healthz")
     for server in servers:
         cpus = sorted(os.sched_getaffinity(server.process.pid))
         print(f"  {server.name} pid {server.process.pid} on CPU {cpus}, port {server.port}")
-    return gateway, baseline
+    return targets
 
 
 def run_rounds(
-    args: argparse.Namespace, secret: SigningSecret, path: str, gateway: Server, baseline: Server
+    args: argparse.Namespace, secret: SigningSecret, path: str, targets: dict[str, Server]
 ) -> tuple[dict[str, list[RunResult]], int]:
-    """Alternate baseline and gateway runs; (results by target, number of 202 answers including warm-ups)."""
+    """Run each target in turn, every round; (results by target, number of the gateway's 202 answers including
+    warm-ups)."""
     factory = EventFactory(args.seed)
-    runs: dict[str, list[RunResult]] = {"baseline": [], "gateway": []}
+    runs: dict[str, list[RunResult]] = {name: [] for name in targets}
     acknowledged = 0
     for round_no in range(1, args.repeat + 1):
-        for server, expected in ((baseline, 200), (gateway, 202)):
+        for name, server in targets.items():
+            expected = 200 if name == "baseline" else 202
+            stores = name == "gateway"
             if args.warmup:
                 warm = signed_requests(factory.batch(args.warmup), secret, server.port, path)
                 _, load = measure(server, warm, expected, args.concurrency, args.duration)
                 check(server, load, expected, f"{server.name} warm-up")
-                acknowledged += load.ok if expected == 202 else 0
+                acknowledged += load.ok if stores else 0
             requests = signed_requests(factory.batch(args.events), secret, server.port, path)
             result, load = measure(server, requests, expected, args.concurrency, args.duration)
             check(server, load, expected, f"{server.name} round {round_no}")
-            acknowledged += load.ok if expected == 202 else 0
+            acknowledged += load.ok if stores else 0
             result.round = round_no
             runs[server.name].append(result)
             print_run(result, args.repeat)
@@ -648,11 +697,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         print_header(args, scratch)
         secret, path = register_source(url, args.seed)
-        gateway, baseline = start_servers(args, url, scratch, servers)
+        targets = start_servers(args, url, secret, scratch, servers)
+        gateway = targets["gateway"]
         os.sched_setaffinity(0, {args.client_cpu})
         print(f"  generator pid {os.getpid()} on CPU {sorted(os.sched_getaffinity(0))}\n")
 
-        runs, acknowledged = run_rounds(args, secret, path, gateway, baseline)
+        runs, acknowledged = run_rounds(args, secret, path, targets)
 
         for server in servers:
             server.stop()
@@ -690,6 +740,7 @@ def run(args: argparse.Namespace) -> int:
                     "server_cpu": args.server_cpu,
                     "client_cpu": args.client_cpu,
                     "body_bytes": BODY_BYTES,
+                    "reference": args.reference,
                 },
                 "summary": summary,
                 "ratio": ratio,
