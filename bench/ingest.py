@@ -678,6 +678,8 @@ def run(args: argparse.Namespace) -> int:
     if args.db is not None:
         if not _postgres.is_postgres(args.db):
             raise BenchError("--db takes a postgresql:// URL (the SQLite benchmark makes its own scratch file).")
+        if args.reference:
+            raise BenchError("--reference belongs to the SQLite benchmark (against the baseline); drop it with --db.")
         return run_postgres(args)
     if args.workers not in (None, [1]):
         raise BenchError("--workers needs --db postgresql://…: SQLite serves one process.")
