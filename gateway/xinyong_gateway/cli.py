@@ -559,6 +559,7 @@ def _cmd_subjects(settings: GatewaySettings, args: argparse.Namespace, out: Outp
             identity["name"] = master.open_identity(key, row.sealed_name) if row.sealed_name else None
         records = [
             {
+                "record_id": record.record_id,
                 "reason": record.reason,
                 "rule": record.rule_id,
                 "list": record.list_name,
@@ -596,7 +597,8 @@ def _cmd_subjects(settings: GatewaySettings, args: argparse.Namespace, out: Outp
     lines.append(f"  records ({len(result['records'])}):")
     for record in result["records"]:
         lines.append(
-            f"    {record['reason']:<24} {record['list']:<5} {record['severity']:<7} {record['state']:<9}"
+            f"    {record['record_id']}  {record['reason']:<24} {record['list']:<5} {record['severity']:<7}"
+            f" {record['state']:<9}"
             f" {record['effective_from']} → {record['effective_until']}  events {record['source_events']}"
         )
     lines.append(f"  status history ({len(result['history'])}):")

@@ -83,6 +83,13 @@ class ShownSubject(WireModel):
 class StatusReason(WireModel):
     """Why a subject is where it is: one effective credit record."""
 
+    record_id: str = Field(
+        pattern="^rec_[0-9a-f]{24}$",
+        description=(
+            "The record's id: derived from the subject, the policy rule and the facts behind it (never from arrival "
+            "order), so the same facts give the same id on every replay; an objection cites it."
+        ),
+    )
     code: str = Field(description="Reason code of the policy rule, e.g. `LISTING_COUNTERFEIT`.")
     list: ListName = Field(description="The list the record puts the subject on (`none`: it only lowers the score).")
     severity: Severity

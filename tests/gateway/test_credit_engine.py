@@ -51,7 +51,8 @@ class Log:
         body = event(event_type, **{_AT_FIELD[event_type]: at.isoformat(), **data})
         body["timestamp"] = at.isoformat()
         parsed = EVENT_TYPES[event_type].model_validate(body, context=_FAR_FUTURE)
-        logged = LoggedEvent(next(self._seq), source, parsed)
+        seq = next(self._seq)
+        logged = LoggedEvent(seq, source, f"wh_{seq}", parsed)
         self.events.append(logged)
         return logged
 
@@ -391,7 +392,8 @@ def _random_log(seed: int, length: int) -> Log:
     log = Log()
     for _ in range(length):
         event_type = rng.choice(_KINDS)
-        at = T0 + timedelta(days=rng.randrange(0, 800), minutes=rng.randrange(1440))
+        # Inside every horizon of the default policy: older facts are history (see the archive tests below).
+        at = T0 + timedelta(days=rng.randrange(0, 370), minutes=rng.randrange(1440))
         subject_field = "subject" if event_type.startswith("penalty.") else "merchant"
         data = {subject_field: rng.choice(merchants), **_random_data(event_type, rng)}
         log.add(event_type, at, source=rng.choice(["src_a", "src_b"]), **data)
@@ -421,6 +423,8 @@ def test_applying_a_log_in_two_parts_through_saved_files_equals_one_pass(seed: i
         for field_name, subject in subjects_of(logged.event).items():
             key = key_of(subject)
             files.setdefault(key, CreditFile(key)).apply(logged, field_name, POLICY)
+    for credit_file in files.values():
+        credit_file.settle(POLICY)
     assert {k: v.to_json() for k, v in files.items()} == whole
 
 
@@ -461,4 +465,22 @@ def test_records_that_can_no_longer_matter_leave_the_file_for_the_archive() -> N
         "src_a|complaint.resolved|k2",
         "src_a|complaint.resolved|k3",
     ]
+    assert "complaint.resolved|k1" in credit_file.to_json()  # the case is remembered while a window may count it
+    log.add("complaint.resolved", T0 + POLICY.horizon + days(1), complaint_id="k4", outcome="upheld")
+    credit_file = log.files()[key_of(Subject.model_validate(MERCHANT))]
     assert "k1" not in credit_file.to_json()
+
+
+def test_a_record_that_left_for_the_archive_is_history_that_later_versions_do_not_change() -> None:
+    log = Log()
+    log.add("listing.violation", T0, case_id="L1", kind="price_fraud", confirmed=True)  # general: a year
+    log.add("complaint.resolved", T0 + days(365 + 366), complaint_id="k9", outcome="rejected")
+    key = key_of(Subject.model_validate(MERCHANT))
+    credit_file = log.files()[key]
+    assert [record.reason for record in credit_file.archived] == ["LISTING_VIOLATION"]
+    saved = CreditFile.from_json(credit_file.to_json())
+    late = log.add("listing.violation", T0 + days(1), case_id="L1", kind="price_fraud", confirmed=False)
+    saved.apply(late, "merchant", POLICY)
+    saved.settle(POLICY)
+    assert saved.records == {} and saved.archived == []  # the withdrawal came after the record was history
+    assert late.seq in saved.cases["src_a|listing.violation|L1"][5]  # kept as evidence of the case

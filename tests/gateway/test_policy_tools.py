@@ -230,7 +230,7 @@ _FAR_FUTURE = {"now": datetime(2100, 1, 1, tzinfo=UTC)}
 
 def _logged(seq: int, event_type: str, **data: Any) -> LoggedEvent:
     parsed = EVENT_TYPES[event_type].model_validate(event(event_type, **data), context=_FAR_FUTURE)
-    return LoggedEvent(seq, "src_a", parsed)
+    return LoggedEvent(seq, "src_a", f"wh_{seq}", parsed)
 
 
 def _key(subject: Subject) -> str:

@@ -66,7 +66,7 @@ async def _replay(gateway: Gateway) -> dict[str, str]:
     for row in await gateway.store.read_inbox(0, 10_000):
         body = master.open_body(row.source_id, row.webhook_id, row.sealed_body)
         parsed = EVENT_TYPES[row.event_type].model_validate_json(body)
-        logged.append(LoggedEvent(row.seq, row.source_id, parsed))
+        logged.append(LoggedEvent(row.seq, row.source_id, row.webhook_id, parsed))
     files = project(logged, POLICY, lambda s: master.subject_key(s.id_type, s.id))
     return {key: credit_file.to_json() for key, credit_file in files.items()}
 

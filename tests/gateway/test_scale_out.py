@@ -140,7 +140,8 @@ async def _log(store: Store, master: MasterKey) -> list[LoggedEvent]:
         for row in rows:
             assert row.sealed_body is not None
             body = master.open_body(row.source_id, row.webhook_id, row.sealed_body)
-            logged.append(LoggedEvent(row.seq, row.source_id, EVENT_TYPES[row.event_type].model_validate_json(body)))
+            parsed = EVENT_TYPES[row.event_type].model_validate_json(body)
+            logged.append(LoggedEvent(row.seq, row.source_id, row.webhook_id, parsed))
         after = rows[-1].seq
     return logged
 

@@ -1,30 +1,50 @@
-"""Projection: a pure function of (events in log order, policy, time) → credit files and list status.
+"""Projection: a pure function of (the set of stored facts, policy, time) → credit files and list status.
 
-Nothing here does I/O. The projector (the edge that reads the inbox and writes the store) feeds events in
-inbox order to :meth:`CreditFile.apply` and asks :meth:`CreditFile.status_at` what follows; replaying the
-same log with the same policy gives the same files, byte for byte (:meth:`CreditFile.to_json`).
+Nothing here does I/O. The projector (the edge that reads the inbox and writes the store) feeds events to
+:meth:`CreditFile.apply` in whatever order they arrived and asks :meth:`CreditFile.status_at` what follows. The
+order of arrival does not matter: a file equals the one obtained by applying the same facts in fact-time order
+(their ``*_at`` time; ties by the envelope ``timestamp``, then by inbox position), and replaying the same log
+with the same policy gives the same files, byte for byte (:meth:`CreditFile.to_json`).
 
-Facts and records
+Facts and cases
     Every event is about one or more subjects (its ``merchant``, ``courier`` or ``subject`` fields). A rule
-    of the policy looks at one event type and one of its subjects. Each fact has a *case*: events of one
-    type from one source with the same ``case_id`` / ``complaint_id`` / ``decision_no`` are one case, and a
-    later event of the case supersedes the earlier one (that is how a report is confirmed, corrected or
-    withdrawn); ``penalty.revoked`` revokes its ``penalty.imposed``. Events without such an id are each a
-    case of their own.
+    of the policy looks at one event type and one of its subjects. Events of one type from one source with
+    the same ``case_id`` / ``complaint_id`` / ``decision_no`` are the versions of one *case*; the version with
+    the latest envelope ``timestamp`` (equal timestamps: the later inbox position) is the case's current
+    version, whatever order the versions arrived in. An older version that arrives late is kept as evidence
+    and changes nothing else. ``penalty.revoked`` is a version of the ``penalty.imposed`` case it names, so a
+    revocation wins only when it is the newer message. An event without a case id is a case of its own.
 
+Records
     A rule that fires creates a :class:`Record`: reason code, severity, list, the inbox positions of the
-    events behind it, effective ``[from, until)`` (``until`` = ``from`` + the severity's publicity period).
-    A single-fact rule's record follows its case: a superseding event that no longer matches withdraws it
-    (or revokes it, for a revocation). A counting rule (``count`` within a window) fires when the count of
-    matching cases with fact times in ``(t - window, t]`` reaches the threshold at a fact's time ``t``, unless
-    a record of the rule is already effective then; a ratio rule fires likewise when the share of matching
-    facts in the window reaches ``at_least`` of at least ``min_total``. Records follow the moment the rule
-    was met, not live counts: they stay effective when the count later falls, but a record whose
-    contributing cases are withdrawn below the threshold is withdrawn with them.
+    events behind it, effective ``[from, until)`` (``until`` = ``from`` + the severity's publicity period),
+    and a ``record_id`` that is a function of the subject, the rule and the facts (never of inbox positions or
+    arrival order), so the same facts give the same ids on any replay.
 
-Cost per event does not grow with a subject's history: a counting rule keeps the cases inside its window
-(at most ``_WINDOW_CAP`` times its threshold of them), a ratio rule keeps one counter pair per day of its window.
-A late fact older than what a window keeps is counted against what is kept.
+    - A single-fact rule makes one record per case: it exists once any version of the case matched; it runs
+      from the fact time of the newest matching version, and it is ``withdrawn`` (or ``revoked``) when the
+      current version no longer matches.
+    - A counting rule (``count`` within a window) is evaluated over the matching cases' current versions in
+      fact-time order: at each such fact at time ``t``, when at least ``count`` of them (itself included) lie
+      in ``(t - window, t]`` and no record of the rule is effective at ``t``, a record starts at ``t``. A
+      late fact re-evaluates the rule from its own time on, so it can complete a window entirely in the past,
+      create a record that is already expired (history only), or, withdrawn, take away the records it
+      completed (the change feed keeps the moment they were shown and the moment they went).
+    - A ratio rule is judged on whole China Standard Time days: at the end of day D, the facts matching
+      ``of`` are at least ``at_least`` of all matching facts of the ``window`` days ending with D (and there
+      are at least ``min_total``), and no record of the rule is effective then: a record starts at the end of
+      D. Until the day is over its record is pending, so the status does not flicker with each delivery.
+
+    Records follow the moment the rule was met, not live counts: they stay effective when the count later
+    falls.
+
+Cost per event does not grow with a subject's history: each counting rule keeps its matching facts in
+fact-time order and each ratio rule one counter pair per day, both for the rule's horizon (two windows plus its
+publicity period, and one more window of facts to count against) behind the newest fact. Applying an event
+only marks where its rules must be re-evaluated; :meth:`CreditFile.settle` re-evaluates each rule once, from
+the earliest fact that changed. A fact older than its rule's horizon can no longer change a status: it is kept
+as evidence and enters no window. Records that ended more than the red list's clean period before the newest
+fact leave the file for the archive (``archived``) and are history from then on.
 
 Status at time T
     ``black`` if a black record is effective at T, else ``watch`` if a watch record is, else ``red`` if the
@@ -34,10 +54,12 @@ Status at time T
 
 from __future__ import annotations
 
+import hashlib
 import json
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -59,18 +81,24 @@ __all__ = [
 
 ListStatus = Literal["black", "watch", "red", "none"]
 RecordState = Literal["active", "pending", "expired", "withdrawn", "revoked"]
+EndState = Literal["withdrawn", "revoked"]
 
 _CASE_FIELDS = ("case_id", "complaint_id", "decision_no")
 _REVOKES = {"penalty.revoked": "penalty.imposed"}
-_WINDOW_CAP = 10
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+FactKey = tuple[int, int, int]
+"""Where a fact stands in fact-time order: (fact time, envelope timestamp, inbox position), in microseconds."""
 
 
 @dataclass(frozen=True, slots=True)
 class LoggedEvent:
-    """An event as the projector reads it from the inbox: its position, its source and the parsed event."""
+    """An event as the projector reads it from the inbox: its position, source, webhook id and the parsed event."""
 
     seq: int
     source_id: str
+    webhook_id: str
     event: EventBase
 
 
@@ -97,13 +125,13 @@ def subjects_of(event: EventBase) -> dict[str, Subject]:
     return {name: value for name, value in _fields(event) if isinstance(value, Subject)}
 
 
-def _case_of(logged: LoggedEvent, event_type: str) -> str:
-    fields = _data(logged.event).__dict__  # a missing field costs pydantic's __getattr__ an exception: look it up
+def _case_id(event: EventBase) -> str | None:
+    fields = _data(event).__dict__  # a missing field costs pydantic's __getattr__ an exception: look it up
     for name in _CASE_FIELDS:
         value = fields.get(name)
         if isinstance(value, str):
-            return f"{logged.source_id}|{event_type}|{value}"
-    return f"{logged.source_id}|{event_type}|#{logged.seq}"
+            return value
+    return None
 
 
 def _matches(event: EventBase, conditions: dict[str, Condition]) -> bool:
@@ -121,12 +149,34 @@ def _matches(event: EventBase, conditions: dict[str, Condition]) -> bool:
     return True
 
 
+def _micros(moment: datetime) -> int:
+    """An instant as whole microseconds since the epoch (exact, unlike a float timestamp)."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _instant(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def _cst_day(moment: datetime) -> date:
-    return moment.astimezone(CHINA_STANDARD_TIME).date()
+def _cst_day(micros: int) -> str:
+    return _instant(micros).astimezone(CHINA_STANDARD_TIME).date().isoformat()
+
+
+def _end_of_day(day: str) -> int:
+    """The instant a China Standard Time day ends (its next midnight), in microseconds."""
+    following = date.fromisoformat(day) + timedelta(days=1)
+    return _micros(datetime.combine(following, time(), CHINA_STANDARD_TIME))
+
+
+def _record_id(file_key: str, rule_id: str, anchor: str) -> str:
+    """A record's id: a digest of its subject's file key, its rule and what it stands on (a case, or the fact or
+    day that completed a window). The file key is a keyed blind index, so the id reveals no identity."""
+    digest = hashlib.sha256(f"{file_key}\n{rule_id}\n{anchor}".encode()).hexdigest()
+    return f"rec_{digest[:24]}"
 
 
 @dataclass(slots=True)
@@ -141,9 +191,15 @@ class Record:
     source_seqs: list[int]
     effective_from: datetime
     effective_until: datetime
-    ended: Literal["withdrawn", "revoked"] | None = None
+    ended: EndState | None = None
     case: str | None = None
+    """What the record stands on: its case (single-fact and counting rules: the case that completed the
+    window), or ``day:YYYY-MM-DD`` for a ratio rule."""
     contributing: list[str] = field(default_factory=list)
+    """Counting rules: the cases inside the window when it was met."""
+    basis: list[int] = field(default_factory=list)
+    """Single-fact rules: ``[timestamp, seq]`` of the case version the record runs from; counting rules: the
+    :data:`FactKey` of the fact that completed the window; ratio rules: empty."""
 
     def state_at(self, at: datetime) -> RecordState:
         if self.ended is not None:
@@ -170,6 +226,7 @@ class Record:
 class Reason:
     """Why a subject is where it is: one effective record, as a status shows it."""
 
+    record_id: str
     code: str
     list: str
     severity: str
@@ -196,6 +253,11 @@ class Status:
         return (self.list, self.grade, self.measures)
 
 
+# A case as a file keeps it: its current version, the positions of every version seen, and the single-fact
+# rules whose record of the case has left for the archive (history: later versions no longer change it).
+_TS, _SEQ, _AT, _MATCHED, _REVOCATION, _SEQS, _ARCHIVED = range(7)
+
+
 @dataclass(slots=True)
 class CreditFile:
     """One subject's credit file: the facts that matter to the policy, and its records."""
@@ -204,159 +266,352 @@ class CreditFile:
     registered_at: datetime | None = None
     commitment_published: bool = False
     records: dict[str, Record] = field(default_factory=dict)
+    cases: dict[str, list[Any]] = field(default_factory=dict)
+    """Cases with a case id: ``[timestamp, seq, fact time, {rule id: hit}, revocation, [seqs]]`` of the current
+    version (``hit``: 1 when a ratio rule's ``of`` matched too) and the positions of all its versions."""
     windows: dict[str, list[list[Any]]] = field(default_factory=dict)
-    """Counting rules: ``[fact time ISO, case, seq]`` of the matching cases kept in the window."""
+    """Counting rules: ``[fact time, timestamp, seq, case]`` of the matching cases' current versions, in
+    fact-time order."""
     days: dict[str, dict[str, list[int]]] = field(default_factory=dict)
-    """Ratio rules: ``{day ISO: [matching, total]}`` over the window."""
-    fired: dict[str, int] = field(default_factory=dict)
-    """How many records each counting or ratio rule has created (their ids are ``rule#n``)."""
+    """Ratio rules: ``{CST day: [matching "of", matching]}``."""
+    anchors: dict[str, int] = field(default_factory=dict)
+    """Window rules: the latest ``until`` (microseconds) of the rule's records that left for the archive, so a
+    re-evaluation still knows which instants they covered."""
     newest_fact: datetime | None = None
-    """The latest fact time applied: records that ended long before it leave the file (see ``archived``)."""
+    """The latest fact time applied: horizons and the archive are measured back from it."""
     archived: list[Record] = field(default_factory=list)
-    """Records moved out of the file by the last :meth:`apply` calls, for the projector to keep elsewhere (they
-    can no longer change any status from ``newest_fact`` on); not part of the file's JSON."""
+    """Records moved out of the file by the last :meth:`settle`, for the projector to keep elsewhere (they can no
+    longer change any status from ``newest_fact`` on); not part of the file's JSON."""
+    dirty: dict[str, Any] = field(default_factory=dict)
+    """Window rules to re-evaluate at the next :meth:`settle`: rule id → the earliest fact key (counting rules)
+    or CST day (ratio rules) that changed; not part of the file's JSON."""
+    settled: bool = True
+    """False from :meth:`apply` until :meth:`settle`; not part of the file's JSON."""
 
     # -- applying facts -----------------------------------------------------------------------------
     def apply(self, logged: LoggedEvent, subject_field: str, policy: Policy) -> None:
-        """Apply one event about this subject (as its ``subject_field``) under ``policy``."""
+        """Apply one event about this subject (as its ``subject_field``) under ``policy``, whenever it arrives.
+
+        Window rules are only marked for re-evaluation; :meth:`settle` (called by :meth:`status_at`) does it."""
         event = logged.event
+        at = fact_time(event)
+        self.settled = False
         if event.type == "merchant.registered" and subject_field == "merchant":
-            moment = fact_time(event)
-            if self.registered_at is None or moment < self.registered_at:
-                self.registered_at = moment
+            if self.registered_at is None or at < self.registered_at:
+                self.registered_at = at
         elif event.type == "commitment.published" and subject_field == "merchant":
             self.commitment_published = True
-        revoked_type = _REVOKES.get(event.type)
-        if revoked_type is not None:
-            self._revoke(_case_of(logged, revoked_type))
-        for rule in policy.rules_by_event.get(event.type, ()):
-            if rule.subject_field != subject_field:
-                continue
-            if rule.ratio is not None:
-                self._apply_ratio(rule, logged, policy)
-            elif rule.count > 1:
-                self._apply_count(rule, logged, policy)
+        if self.newest_fact is None or at > self.newest_fact:
+            self.newest_fact = at
+        key: FactKey = (_micros(at), _micros(event.timestamp), logged.seq)
+        case_id = _case_id(event)
+        rules = [rule for rule in policy.rules_by_event.get(event.type, ()) if rule.subject_field == subject_field]
+        if rules:
+            matched = {}
+            for rule in rules:
+                if _matches(event, rule.where):
+                    matched[rule.id] = 1 if rule.ratio is not None and _matches(event, rule.ratio.of) else 0
+            if case_id is None:
+                self._single_version(
+                    f"{logged.source_id}|{event.type}|@{logged.webhook_id}", key, rules, matched, policy
+                )
             else:
-                self._apply_single(rule, logged, policy)
-        moment = fact_time(event)
-        if self.newest_fact is None or moment > self.newest_fact:
-            self.newest_fact = moment
-            self._archive_old_records(policy)
+                self._version(f"{logged.source_id}|{event.type}|{case_id}", key, rules, matched, False, policy)
+        revoked_type = _REVOKES.get(event.type)
+        if revoked_type is not None and case_id is not None:
+            targets = [r for r in policy.rules_by_event.get(revoked_type, ()) if r.subject_field == subject_field]
+            if targets:
+                self._version(f"{logged.source_id}|{revoked_type}|{case_id}", key, targets, {}, True, policy)
 
-    def _archive_old_records(self, policy: Policy) -> None:
-        """Move out the records that can no longer matter: ended, or expired for longer than the red list's
-        clean period, before the newest fact. This keeps the file's size, and so the cost of applying an
-        event, bounded by recent activity rather than by the subject's whole history."""
-        assert self.newest_fact is not None  # noqa: S101 -- set by the caller
-        horizon = self.newest_fact - policy.red.clean_for
-        old = [record_id for record_id, record in self.records.items() if record.effective_until <= horizon]
-        for record_id in old:
-            self.archived.append(self.records.pop(record_id))
+    def _single_version(
+        self, case: str, key: FactKey, rules: list[Rule], matched: dict[str, int], policy: Policy
+    ) -> None:
+        """A fact without a case id: its only version is the current one for good."""
+        for rule in rules:
+            if rule.id in matched:
+                if rule.ratio is not None or rule.count > 1:
+                    self._enter_window(rule, case, key, matched[rule.id], policy)
+                else:
+                    self._put_record(rule, case, key, [key[2]], None, policy)
 
-    def _new_record(
-        self, rule: Rule, record_id: str, seqs: list[int], moment: datetime, policy: Policy, **extra: Any
-    ) -> Record:
-        return Record(
+    def _version(
+        self,
+        case: str,
+        key: FactKey,
+        rules: list[Rule],
+        matched: dict[str, int],
+        revocation: bool,
+        policy: Policy,
+    ) -> None:
+        """One version of a case with a case id, in whatever order the versions arrive."""
+        at, ts, seq = key
+        entry = self.cases.get(case)
+        if entry is not None and seq in entry[_SEQS]:
+            return  # the same message again (a replay through saved files): nothing new
+        if entry is None:
+            entry = self.cases[case] = [ts, seq, at, matched, int(revocation), [seq], []]
+            newer = True
+        else:
+            insort(entry[_SEQS], seq)
+            newer = (ts, seq) > (entry[_TS], entry[_SEQ])
+            if newer:
+                self._leave_windows(case, entry, rules)
+                entry[_TS], entry[_SEQ], entry[_AT], entry[_MATCHED], entry[_REVOCATION] = (
+                    ts,
+                    seq,
+                    at,
+                    matched,
+                    int(revocation),
+                )
+        if newer:
+            for rule in rules:
+                if rule.ratio is not None or rule.count > 1:
+                    if rule.id in matched:
+                        self._enter_window(rule, case, key, matched[rule.id], policy)
+                    continue
+                if rule.id in entry[_ARCHIVED]:
+                    continue
+                record = self.records.get(_record_id(self.key, rule.id, case))
+                if rule.id in matched:
+                    self._put_record(rule, case, key, entry[_SEQS], None, policy)
+                elif record is not None:
+                    record.ended = "revoked" if revocation else "withdrawn"
+                    record.source_seqs = list(entry[_SEQS])
+            return
+        # An older version arriving late: evidence, and the point a record runs from if it is the newest match.
+        ended: EndState = "revoked" if entry[_REVOCATION] else "withdrawn"
+        for rule in rules:
+            if rule.ratio is not None or rule.count > 1 or rule.id in entry[_ARCHIVED]:
+                continue
+            record = self.records.get(_record_id(self.key, rule.id, case))
+            if rule.id in matched:
+                if record is None:
+                    self._put_record(rule, case, key, entry[_SEQS], ended, policy)
+                elif (ts, seq) > tuple(record.basis):
+                    self._put_record(rule, case, key, entry[_SEQS], record.ended, policy)
+                else:
+                    record.source_seqs = list(entry[_SEQS])
+            elif record is not None:
+                record.source_seqs = list(entry[_SEQS])
+
+    def _put_record(
+        self, rule: Rule, case: str, key: FactKey, seqs: list[int], ended: EndState | None, policy: Policy
+    ) -> None:
+        """Create or move a single-fact rule's record of ``case`` to run from the fact ``key``."""
+        at, ts, seq = key
+        moment = _instant(at)
+        record_id = _record_id(self.key, rule.id, case)
+        self.records[record_id] = Record(
             record_id=record_id,
             rule_id=rule.id,
             reason=rule.reason,
             list_name=rule.list,
             severity=rule.severity,
-            source_seqs=seqs,
+            source_seqs=list(seqs),
             effective_from=moment,
             effective_until=moment + policy.publicity.of(rule.severity),
-            **extra,
+            ended=ended,
+            case=case,
+            basis=[ts, seq],
         )
 
-    def _apply_single(self, rule: Rule, logged: LoggedEvent, policy: Policy) -> None:
-        case = _case_of(logged, logged.event.type)
-        record_id = f"{rule.id}|{case}"
-        existing = self.records.get(record_id)
-        if _matches(logged.event, rule.where):
-            moment = fact_time(logged.event)
-            if existing is None:
-                self.records[record_id] = self._new_record(rule, record_id, [logged.seq], moment, policy, case=case)
-            else:  # a correction or confirmation of the same case: the latest fact decides
-                existing.source_seqs.append(logged.seq)
-                existing.effective_from = moment
-                existing.effective_until = moment + policy.publicity.of(rule.severity)
-                existing.ended = None
-        elif existing is not None and existing.ended is None:
-            existing.source_seqs.append(logged.seq)
-            existing.ended = "withdrawn"
+    def _horizon(self, rule: Rule, policy: Policy) -> int:
+        """How far behind the newest fact a window rule still takes facts in (microseconds): two windows and its
+        publicity period. A fact older than that could only complete a window whose record ended long ago."""
+        assert rule.within is not None  # noqa: S101 -- window rules have one (policy validation)
+        return _micros(_EPOCH + 2 * rule.within + policy.publicity.of(rule.severity))
 
-    def _revoke(self, case: str) -> None:
-        for record in self.records.values():
-            if record.case == case and record.ended is None:
-                record.ended = "revoked"
+    def _enter_window(self, rule: Rule, case: str, key: FactKey, hit: int, policy: Policy) -> None:
+        assert self.newest_fact is not None  # noqa: S101 -- set by apply before any rule runs
+        at = key[0]
+        if at < _micros(self.newest_fact) - self._horizon(rule, policy):
+            return  # too old to change any status: evidence only
+        if rule.ratio is not None:
+            day = _cst_day(at)
+            counts = self.days.setdefault(rule.id, {}).setdefault(day, [0, 0])
+            counts[0] += hit
+            counts[1] += 1
+            self._mark(rule.id, day)
+        else:
+            insort(self.windows.setdefault(rule.id, []), [*key, case])
+            self._mark(rule.id, key)
 
-    def _covered(self, rule: Rule, moment: datetime) -> bool:
-        return any(
-            r.rule_id == rule.id and r.ended is None and r.effective_from <= moment < r.effective_until
-            for r in self.records.values()
-        )
+    def _leave_windows(self, case: str, entry: list[Any], rules: list[Rule]) -> None:
+        """The case's current version is superseded: take its fact out of the windows it was counted in."""
+        key = (entry[_AT], entry[_TS], entry[_SEQ])
+        for rule in rules:
+            hit = entry[_MATCHED].get(rule.id)
+            if hit is None:
+                continue
+            if rule.ratio is not None:
+                day = _cst_day(key[0])
+                counts = self.days.get(rule.id, {}).get(day)
+                if counts is not None:
+                    counts[0] -= hit
+                    counts[1] -= 1
+                    if counts[1] <= 0:
+                        del self.days[rule.id][day]
+                    self._mark(rule.id, day)
+            elif rule.count > 1:
+                facts = self.windows.get(rule.id, [])
+                index = bisect_left(facts, [*key, case])
+                if index < len(facts) and facts[index] == [*key, case]:
+                    del facts[index]
+                    self._mark(rule.id, key)
 
-    def _apply_count(self, rule: Rule, logged: LoggedEvent, policy: Policy) -> None:
-        assert rule.within is not None  # noqa: S101 -- Rule validation guarantees a window with count > 1
-        case = _case_of(logged, logged.event.type)
-        entries = [entry for entry in self.windows.get(rule.id, []) if entry[1] != case]
-        matched = _matches(logged.event, rule.where)
-        if matched:
-            moment = fact_time(logged.event)
-            entries.append([_iso(moment), case, logged.seq])
-        entries.sort(key=lambda entry: (entry[0], entry[2]))
-        if entries:
-            newest = datetime.fromisoformat(entries[-1][0])
-            entries = [e for e in entries if datetime.fromisoformat(e[0]) > newest - rule.within]
-            entries = entries[-rule.count * _WINDOW_CAP :]
-        self.windows[rule.id] = entries
-        if matched:
-            in_window = [e for e in entries if moment - rule.within < datetime.fromisoformat(e[0]) <= moment]
-            if len(in_window) >= rule.count and not self._covered(rule, moment):
-                self.fired[rule.id] = self.fired.get(rule.id, 0) + 1
-                record_id = f"{rule.id}#{self.fired[rule.id]}"
-                self.records[record_id] = self._new_record(
-                    rule,
-                    record_id,
-                    sorted(e[2] for e in in_window),
-                    moment,
-                    policy,
-                    contributing=sorted(e[1] for e in in_window),
-                )
-        else:  # a withdrawn case no longer supports the records it helped create
-            kept = {e[1] for e in entries}
-            for record in self.records.values():
-                if record.rule_id == rule.id and record.ended is None and case in record.contributing:
-                    if len([c for c in record.contributing if c in kept]) < rule.count:
-                        record.source_seqs.append(logged.seq)
-                        record.ended = "withdrawn"
+    def _mark(self, rule_id: str, point: Any) -> None:
+        earlier = self.dirty.get(rule_id)
+        if earlier is None or point < earlier:
+            self.dirty[rule_id] = point
 
-    def _apply_ratio(self, rule: Rule, logged: LoggedEvent, policy: Policy) -> None:
-        ratio, window = rule.ratio, rule.within
-        assert ratio is not None and window is not None  # noqa: S101 -- guaranteed by Rule validation
-        if not _matches(logged.event, rule.where):
+    # -- re-evaluating window rules -------------------------------------------------------------------
+    def settle(self, policy: Policy) -> None:
+        """Re-evaluate every window rule marked by :meth:`apply` from the earliest point that changed, then move
+        what can no longer matter out of the file."""
+        if self.settled:
             return
-        moment = fact_time(logged.event)
-        day = _cst_day(moment)
-        today = day.isoformat()
-        buckets = self.days.setdefault(rule.id, {})
-        counts = buckets.setdefault(today, [0, 0])
-        counts[0] += 1 if _matches(logged.event, ratio.of) else 0
-        counts[1] += 1
-        # Days are ISO dates (YYYY-MM-DD), whose text order is their date order: compare them as text, so the
-        # cost per event is a string comparison per day of the window, not a date parse.
-        stale_until = (date.fromisoformat(max(buckets)) - window).isoformat()
-        for stale in [d for d in buckets if d <= stale_until]:
-            del buckets[stale]
-        first_day = (day - window + timedelta(days=1)).isoformat()
-        hits = total = 0
-        for d, (m, t) in buckets.items():
-            if first_day <= d <= today:
-                hits, total = hits + m, total + t
-        if total >= ratio.min_total and hits >= ratio.at_least * total and not self._covered(rule, moment):
-            self.fired[rule.id] = self.fired.get(rule.id, 0) + 1
-            record_id = f"{rule.id}#{self.fired[rule.id]}"
-            self.records[record_id] = self._new_record(rule, record_id, [logged.seq], moment, policy)
+        rules = policy.rules_by_id
+        for rule_id, point in sorted(self.dirty.items()):
+            rule = rules[rule_id]
+            if rule.ratio is not None:
+                self._evaluate_ratio(rule, point, policy)
+            else:
+                self._evaluate_count(rule, point, policy)
+        self.dirty.clear()
+        self._archive_old(policy)
+        self.settled = True
+
+    def _chain_start(self, rule: Rule, before: Callable[[Record], bool]) -> int:
+        """Drop the rule's records from the point of re-evaluation on; return until when the kept ones (and
+        the archived ones) cover."""
+        covered = self.anchors.get(rule.id, 0)
+        for record_id, record in list(self.records.items()):
+            if record.rule_id != rule.id:
+                continue
+            if before(record):
+                covered = max(covered, _micros(record.effective_until))
+            else:
+                del self.records[record_id]
+        return covered
+
+    def _evaluate_count(self, rule: Rule, start: FactKey, policy: Policy) -> None:
+        assert rule.within is not None  # noqa: S101 -- guaranteed by Rule validation
+        facts = self.windows.get(rule.id, [])
+        covered = self._chain_start(rule, lambda record: tuple(record.basis) < start)
+        window = _micros(_EPOCH + rule.within)
+        publicity = policy.publicity.of(rule.severity)
+        first = bisect_left(facts, list(start))
+        if first >= len(facts):
+            return
+        low = bisect_right(facts, facts[first][0] - window, key=lambda fact: fact[0])
+        for index in range(first, len(facts)):
+            at = facts[index][0]
+            while facts[low][0] <= at - window:
+                low += 1
+            if at < covered or index - low + 1 < rule.count:
+                continue
+            inside = facts[low : index + 1]
+            crossing = facts[index]
+            moment = _instant(at)
+            record_id = _record_id(self.key, rule.id, crossing[3])
+            self.records[record_id] = Record(
+                record_id=record_id,
+                rule_id=rule.id,
+                reason=rule.reason,
+                list_name=rule.list,
+                severity=rule.severity,
+                source_seqs=sorted(fact[2] for fact in inside),
+                effective_from=moment,
+                effective_until=moment + publicity,
+                case=crossing[3],
+                contributing=sorted(fact[3] for fact in inside),
+                basis=list(crossing[:3]),
+            )
+            covered = _micros(moment + publicity)
+
+    def _evaluate_ratio(self, rule: Rule, start: str, policy: Policy) -> None:
+        ratio, within = rule.ratio, rule.within
+        assert ratio is not None and within is not None  # noqa: S101 -- guaranteed by Rule validation
+        buckets = self.days.get(rule.id, {})
+        covered = self._chain_start(rule, lambda record: (record.case or "") < f"day:{start}")
+        days = sorted(buckets)
+        first = bisect_left(days, start)
+        if first >= len(days):
+            return
+        span = within.days
+        ordinals = [date.fromisoformat(day).toordinal() for day in days]
+        low = bisect_right(ordinals, ordinals[first] - span)
+        hits = sum(buckets[day][0] for day in days[low:first])
+        total = sum(buckets[day][1] for day in days[low:first])
+        publicity = policy.publicity.of(rule.severity)
+        for index in range(first, len(days)):
+            day = days[index]
+            hits, total = hits + buckets[day][0], total + buckets[day][1]
+            while ordinals[low] <= ordinals[index] - span:
+                hits, total = hits - buckets[days[low]][0], total - buckets[days[low]][1]
+                low += 1
+            end = _end_of_day(day)
+            if end < covered or total < ratio.min_total or hits < ratio.at_least * total:
+                continue
+            moment = _instant(end)
+            record_id = _record_id(self.key, rule.id, f"day:{day}")
+            self.records[record_id] = Record(
+                record_id=record_id,
+                rule_id=rule.id,
+                reason=rule.reason,
+                list_name=rule.list,
+                severity=rule.severity,
+                source_seqs=[],
+                effective_from=moment,
+                effective_until=moment + publicity,
+                case=f"day:{day}",
+            )
+            covered = _micros(moment + publicity)
+
+    def _archive_old(self, policy: Policy) -> None:
+        """Move out what can no longer matter, so a file's size, and the cost of applying an event, follow recent
+        activity rather than the subject's whole history:
+
+        - records that ended more than the red list's clean period before the newest fact (for a window rule,
+          only once the fact that started them is past the rule's horizon, so no re-evaluation can redo them);
+        - window facts and day counters more than the horizon plus one window old;
+        - cases older than the policy's horizon with no record left in the file (a version of such a case that
+          still arrives starts it afresh)."""
+        if self.newest_fact is None:
+            return
+        newest = _micros(self.newest_fact)
+        ended_before = newest - _micros(_EPOCH + policy.red.clean_for)
+        rules = policy.rules_by_id
+        kept_cases: set[str] = set()
+        for record_id, record in list(self.records.items()):
+            rule = rules.get(record.rule_id)
+            old = _micros(record.effective_until) <= ended_before
+            if old and rule is not None and rule.within is not None:
+                old = _micros(record.effective_from) < newest - self._horizon(rule, policy)
+                if old:
+                    self.anchors[rule.id] = max(self.anchors.get(rule.id, 0), _micros(record.effective_until))
+            if old:
+                self.archived.append(self.records.pop(record_id))
+                entry = self.cases.get(record.case or "")
+                if entry is not None and rule is not None and rule.within is None:
+                    entry[_ARCHIVED].append(record.rule_id)
+            elif record.case is not None:
+                kept_cases.add(record.case)
+        for rule in policy.rules:
+            if rule.within is None:
+                continue
+            line = newest - self._horizon(rule, policy) - _micros(_EPOCH + rule.within)
+            facts = self.windows.get(rule.id)
+            if facts:
+                del facts[: bisect_left(facts, line, key=lambda fact: fact[0])]
+            buckets = self.days.get(rule.id)
+            if buckets:
+                first_day = _cst_day(line)
+                for day in [day for day in buckets if day < first_day]:
+                    del buckets[day]
+        case_line = newest - _micros(_EPOCH + policy.horizon)
+        for case in [c for c, e in self.cases.items() if e[_AT] < case_line and c not in kept_cases]:
+            del self.cases[case]
 
     # -- reading the file ------------------------------------------------------------------------------
     def effective_records(self, at: datetime) -> list[Record]:
@@ -377,8 +632,12 @@ class CreditFile:
         return True
 
     def status_at(self, at: datetime, policy: Policy) -> Status:
-        """The subject's standing at ``at`` under ``policy``."""
-        effective = sorted(self.effective_records(at), key=lambda r: (r.effective_from, r.record_id))
+        """The subject's standing at ``at`` under ``policy`` (settling the file first)."""
+        self.settle(policy)
+        rank = policy.rule_rank
+        effective = sorted(
+            self.effective_records(at), key=lambda r: (r.effective_from, rank.get(r.rule_id, len(rank)), r.record_id)
+        )
         lists = {r.list_name for r in effective}
         standing: ListStatus
         if "black" in lists:
@@ -412,7 +671,15 @@ class CreditFile:
             score=score,
             measures=measures,
             reasons=tuple(
-                Reason(r.reason, r.list_name, r.severity, tuple(r.source_seqs), r.effective_from, r.effective_until)
+                Reason(
+                    r.record_id,
+                    r.reason,
+                    r.list_name,
+                    r.severity,
+                    tuple(r.source_seqs),
+                    r.effective_from,
+                    r.effective_until,
+                )
                 for r in effective
             ),
             disputed=False,
@@ -423,6 +690,7 @@ class CreditFile:
     def next_change_after(self, at: datetime, policy: Policy) -> datetime | None:
         """The first instant after ``at`` at which the status may change with no new event: a record starts
         or ends, or the red list's waiting periods run out."""
+        self.settle(policy)
         moments: list[datetime] = []
         for record in self.records.values():
             if record.ended is None:
@@ -438,15 +706,18 @@ class CreditFile:
 
     # -- persistence ---------------------------------------------------------------------------------
     def to_json(self) -> str:
-        """A canonical JSON form: equal files give equal text."""
+        """A canonical JSON form: equal files give equal text. The file must be settled (:meth:`settle`)."""
+        if not self.settled:
+            raise ValueError("a credit file must be settled before it is saved")
         document = {
             "key": self.key,
             "registered_at": _iso(self.registered_at) if self.registered_at else None,
             "commitment_published": self.commitment_published,
             "records": {rid: record.to_json() for rid, record in sorted(self.records.items())},
-            "windows": dict(sorted(self.windows.items())),
-            "days": {rule: dict(sorted(days.items())) for rule, days in sorted(self.days.items())},
-            "fired": dict(sorted(self.fired.items())),
+            "cases": dict(sorted(self.cases.items())),
+            "windows": {rule: facts for rule, facts in sorted(self.windows.items()) if facts},
+            "days": {rule: dict(sorted(days.items())) for rule, days in sorted(self.days.items()) if days},
+            "anchors": dict(sorted(self.anchors.items())),
             "newest_fact": _iso(self.newest_fact) if self.newest_fact else None,
         }
         return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -459,15 +730,16 @@ class CreditFile:
             registered_at=datetime.fromisoformat(document["registered_at"]) if document["registered_at"] else None,
             commitment_published=document["commitment_published"],
             records={rid: Record.from_json(data) for rid, data in document["records"].items()},
+            cases=document.get("cases", {}),
             windows=document["windows"],
             days=document["days"],
-            fired=document["fired"],
+            anchors=document.get("anchors", {}),
             newest_fact=datetime.fromisoformat(document["newest_fact"]) if document.get("newest_fact") else None,
         )
 
 
 def project(events: Iterable[LoggedEvent], policy: Policy, key_of: Callable[[Subject], str]) -> dict[str, CreditFile]:
-    """Replay a log: every subject's credit file after applying ``events`` in order.
+    """Replay a log: every subject's credit file after applying ``events`` (in any order), settled.
 
     ``key_of`` names a subject's file (the projector passes a keyed blind index, so no resident id becomes
     a key); the same USCC reported by two marketplaces and a courier is one file.
@@ -480,4 +752,6 @@ def project(events: Iterable[LoggedEvent], policy: Policy, key_of: Callable[[Sub
             if credit_file is None:
                 credit_file = files[key] = CreditFile(key)
             credit_file.apply(logged, field_name, policy)
+    for credit_file in files.values():
+        credit_file.settle(policy)
     return files

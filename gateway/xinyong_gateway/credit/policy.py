@@ -290,6 +290,26 @@ class Policy(_PolicyModel):
             grouped.setdefault(rule.event, []).append(rule)
         return {event: tuple(rules) for event, rules in grouped.items()}
 
+    @cached_property
+    def rules_by_id(self) -> dict[str, Rule]:
+        return {rule.id: rule for rule in self.rules}
+
+    @cached_property
+    def rule_rank(self) -> dict[str, int]:
+        """Each rule's place in the file: reasons that start together are shown in this order."""
+        return {rule.id: rank for rank, rule in enumerate(self.rules)}
+
+    @cached_property
+    def horizon(self) -> timedelta:
+        """How long a credit file remembers a case after its last version's fact time, when no record of it is
+        left: as long as a window rule keeps facts (three windows and its publicity period) and as long as a record
+        can matter (the longest publicity plus the red list's clean period)."""
+        spans = [self.publicity.serious + self.red.clean_for]
+        for rule in self.rules:
+            if rule.within is not None:
+                spans.append(3 * rule.within + self.publicity.of(rule.severity))
+        return max(spans)
+
 
 # -- where each key sits in the file, for error messages ------------------------------------------------
 @dataclass(frozen=True, slots=True)

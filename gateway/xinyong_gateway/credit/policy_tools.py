@@ -346,7 +346,6 @@ class Replay:
                 if credit_file is None:
                     credit_file = files[key] = CreditFile(key)
                 credit_file.apply(logged, field_name, policy)
-                credit_file.archived.clear()  # ended long before the newest fact: no status from now on needs it
         self.events += 1
 
     def apply_all(self, events: Iterable[LoggedEvent]) -> None:
@@ -355,10 +354,14 @@ class Replay:
 
     def statuses(self, at: datetime) -> tuple[dict[str, Status], dict[str, Status]]:
         """Each subject's status at ``at`` under the current and the candidate policy."""
-        return (
+        statuses = (
             {key: credit_file.status_at(at, self.current) for key, credit_file in self.before.items()},
             {key: credit_file.status_at(at, self.candidate) for key, credit_file in self.after.items()},
         )
+        for files in (self.before, self.after):
+            for credit_file in files.values():
+                credit_file.archived.clear()  # ended long before the newest fact: no status from now on needs it
+        return statuses
 
     def diff(self, at: datetime) -> PolicyDiff[str]:
         return diff_statuses(*self.statuses(at))

@@ -82,6 +82,7 @@ def status_document(row_identity: tuple[str, str, str | None], status: Status) -
         "measures": list(status.measures),
         "reasons": [
             {
+                "record_id": reason.record_id,
                 "code": reason.code,
                 "list": reason.list,
                 "severity": reason.severity,
@@ -108,7 +109,12 @@ def read_logged(row: StoredEvent, master: MasterKey) -> LoggedEvent:
         raise StoreError(f"Inbox row {row.seq} was read without its body.")
     body = master.open_body(row.source_id, row.webhook_id, row.sealed_body)
     event = EVENT_TYPES[row.event_type].model_validate_json(body, context=_REPLAY_CONTEXT)
-    return LoggedEvent(row.seq, row.source_id, event)
+    return LoggedEvent(row.seq, row.source_id, row.webhook_id, event)
+
+
+class _RebuildNeededError(Exception):
+    """A stored credit file has an empty state: files written by an earlier engine were cleared by a migration
+    (store migrations ``*_order_independent_files.sql``) and must be rebuilt from the inbox in one pass."""
 
 
 def _decision(document: dict[str, Any]) -> tuple[Any, Any, Any]:
@@ -199,6 +205,8 @@ class Projector:
         for item, field_name, key, subject in keyed:
             if key not in files:
                 previous = None if fresh else stored.get(key)
+                if previous is not None and not previous.state:
+                    raise _RebuildNeededError
                 files[key] = CreditFile.from_json(previous.state) if previous else CreditFile(key)
             if subject.name is not None or key not in named:
                 named[key] = subject
@@ -217,6 +225,7 @@ class Projector:
         """The rows to write for ``files`` at ``now``: subjects, feed entries for changed decisions, archive."""
         subjects, changes, archived = [], [], []
         for key, credit_file in files.items():
+            credit_file.settle(policy)  # re-evaluates window rules and moves old records out, before they are read
             archived += [(key, json.dumps(record.to_json(), ensure_ascii=False)) for record in credit_file.archived]
             credit_file.archived.clear()
             identity = identities[key]
@@ -261,7 +270,12 @@ class Projector:
         files: dict[str, CreditFile] = {}
         identities: dict[str, SubjectRow] = {}
         stored: dict[str, SubjectRow] = {}
-        await self._apply_rows(rows, self._policy, files, identities, stored, fresh=False, positions=positions)
+        try:
+            await self._apply_rows(rows, self._policy, files, identities, stored, fresh=False, positions=positions)
+        except _RebuildNeededError:
+            _log.info("projector.rebuilding", policy_version=self._policy.version)
+            replayed, _ = await self.reproject(self._policy, None)
+            return replayed
         now = datetime.fromtimestamp(self._clock(), UTC)
         subjects, changes, archived = self._outcome(self._policy, files, identities, stored, now)
         last = rows[-1].seq
@@ -277,9 +291,10 @@ class Projector:
         return len(rows)
 
     async def reproject(
-        self, policy: Policy, policy_text: str, *, progress: Callable[[int], None] | None = None
+        self, policy: Policy, policy_text: str | None, *, progress: Callable[[int], None] | None = None
     ) -> tuple[int, int]:
-        """Adopt ``policy``: replay the whole inbox under it and replace every credit file in one transaction.
+        """Adopt ``policy`` (when ``policy_text`` is given; else rebuild the files under it): replay the whole inbox
+        under it and replace every credit file in one transaction.
 
         The replay happens in memory; nothing is written until the single commit that replaces every file and
         its status, appends a feed entry (carrying the new version) for each subject whose decision changes,
@@ -308,7 +323,7 @@ class Projector:
                 recorded_at=to_micros(now),
                 archived=tuple(archived),
                 replace_archive=True,
-                adopt_policy=(policy.version, policy_text),
+                adopt_policy=(policy.version, policy_text) if policy_text is not None else None,
             )
         )
         self._policy = policy
