@@ -3,6 +3,7 @@
     .venv/bin/python bench/project.py --quick          # 100,000 events / 10,000 subjects: a few minutes
     .venv/bin/python bench/project.py                  # 1,000,000 events / 100,000 subjects
     .venv/bin/python bench/project.py --ingest-peak 2000 --lag-seconds 30 --json
+    .venv/bin/python bench/project.py --shuffle         # also a store whose last 90 days arrive in random order
 
 What it does, all on 127.0.0.1, in a scratch folder that is removed afterwards (unless ``--keep``):
 
@@ -16,15 +17,18 @@ What it does, all on 127.0.0.1, in a scratch folder that is removed afterwards (
    sources are registered with the CLI and each file is loaded with ``xinyong-gateway import``. The projector
    has not run yet.
 3. Cold projection: ``xinyong-gateway project --once`` over the seeded store, pinned to the server CPU, timed
-   from start to exit (process start and the final sweep included); events/s against the ingest peak.
+   from start to exit (process start and the final sweep included); events/s against the ingest peak. With
+   ``--shuffle`` a second store is seeded from the same events, the lines of each file whose facts lie in the last
+   90 days imported in random order (late and out-of-order arrival, as nightly courier batches and retries give),
+   and projected the same way right after the first: the shuffled figure against the in-order one, same run.
 4. Lag: ``xinyong-gateway serve`` with its built-in projector (pinned to the server CPU) on the projected
    store; open-loop ingest at 70% of the peak for ``--lag-seconds`` (requests paced on a schedule, sent on
    whichever keep-alive connection is free), while a read-only sqlite3 connection samples the inbox's max seq
    (with its received_at) and the projector's position every 50 ms. The lag of an event is the first sample
    time at which the position reached its seq, minus its received_at: p50 / p99 / max over every ingested event.
 
-Figures, not a test: nothing asserts on time. Targets (printed next to the figures): lag p99 under 1 s, and
-projection events/s at least the ingest peak.
+Figures, not a test: nothing asserts on time. Targets (printed next to the figures): lag p99 under 1 s,
+projection events/s at least the ingest peak, and (``--shuffle``) shuffled projection at least 0.8 of in-order.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ from ingest import BIN, HOST, BenchError, Server, pinned, run_cli
 from xinyong.webhooks import SigningSecret
 
 SAMPLE_INTERVAL = 0.05
+SHUFFLE_DAYS = 90
+SHUFFLE_TARGET = 0.8
 LAG_TARGET_S = 1.0
 LAG_SHARE = 0.70
 CATCH_UP_LIMIT_S = 60.0
@@ -110,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (database, NDJSON, logs)")
     parser.add_argument("--json", action="store_true", help="also print the results as one JSON document")
     parser.add_argument("--seed", type=int, default=2018, help="seed for the generated data (default 2018)")
+    parser.add_argument(
+        "--shuffle",
+        action="store_true",
+        help=f"also project a store whose last {SHUFFLE_DAYS} days of facts arrive in random order, and compare",
+    )
     return parser
 
 
@@ -405,8 +416,7 @@ def measure_peak(args: argparse.Namespace, scratch: Path, servers: list[Server])
     return result.events_per_s
 
 
-def seed_store(args: argparse.Namespace, url: str, scratch: Path) -> tuple[SigningSecret, str, dict[str, Any]]:
-    """Generate, register and import; (marketplace secret, its webhook path, figures)."""
+def generate_seed(args: argparse.Namespace, scratch: Path) -> Seed:
     started = time.perf_counter()
     seed = generate(scratch, args.events, args.subjects, args.seed)
     generated_s = time.perf_counter() - started
@@ -416,6 +426,31 @@ def seed_store(args: argparse.Namespace, url: str, scratch: Path) -> tuple[Signi
         f" the 10 most mentioned subjects hold {seed.top_share:.0%} of subject mentions",
         flush=True,
     )
+    return seed
+
+
+def shuffled_seed(seed: Seed, folder: Path, rng_seed: int) -> Seed:
+    """The same events with the lines of each file whose facts lie in the last ``SHUFFLE_DAYS`` days in random
+    order (the envelope ``timestamp`` is the fact time plus 30 s, so it tells which lines those are)."""
+    folder.mkdir()
+    rng = random.Random(rng_seed)
+    cutoff = _stamp(int(time.time()) - SHUFFLE_DAYS * 86400)
+    files: dict[str, Path] = {}
+    late = 0
+    for kind, source in seed.files.items():
+        lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+        old = [line for line in lines if json.loads(line)["timestamp"] < cutoff]
+        recent = [line for line in lines if json.loads(line)["timestamp"] >= cutoff]
+        rng.shuffle(recent)
+        late += len(recent)
+        files[kind] = folder / source.name
+        files[kind].write_text("".join(old + recent), encoding="utf-8")
+    print(f"  shuffled the arrival order of {late:,} events of the last {SHUFFLE_DAYS} days", flush=True)
+    return Seed(files, seed.counts, seed.top_share)
+
+
+def seed_store(args: argparse.Namespace, url: str, seed: Seed) -> tuple[SigningSecret, str, dict[str, Any]]:
+    """Register the sources and import the seed's files; (marketplace secret, its webhook path, figures)."""
     run_cli("--db", url, "migrate")
     secret, path = SigningSecret.generate(), ""
     imported = 0
@@ -443,7 +478,7 @@ def seed_store(args: argparse.Namespace, url: str, scratch: Path) -> tuple[Signi
     return secret, path, figures
 
 
-def cold_projection(args: argparse.Namespace, url: str, db_path: Path) -> dict[str, Any]:
+def cold_projection(args: argparse.Namespace, url: str, db_path: Path, what: str = "") -> dict[str, Any]:
     with contextlib.closing(sqlite3.connect(db_path)) as conn:
         position = conn.execute("SELECT coalesce(max(position), 0) FROM projection_partitions").fetchone()[0]
         total = conn.execute("SELECT count(*) FROM inbox").fetchone()[0]
@@ -461,7 +496,7 @@ def cold_projection(args: argparse.Namespace, url: str, db_path: Path) -> dict[s
         subjects = conn.execute("SELECT count(*) FROM subjects").fetchone()[0]
     rate = total / elapsed
     print(
-        f"  project --once: {total:,} events, {subjects:,} subjects in {elapsed:.1f} s = {rate:,.0f} events/s"
+        f"  project --once{what}: {total:,} events, {subjects:,} subjects in {elapsed:.1f} s = {rate:,.0f} events/s"
         f" (position {position})",
         flush=True,
     )
@@ -556,8 +591,14 @@ def run(args: argparse.Namespace) -> int:
             peak = args.ingest_peak or measure_peak(args, scratch, servers)
             db_path = scratch / "xinyong.db"
             url = f"sqlite:///{db_path}"
-            secret, path, seeded = seed_store(args, url, scratch)
-            cold = cold_projection(args, url, db_path)
+            seed = generate_seed(args, scratch)
+            secret, path, seeded = seed_store(args, url, seed)
+            shuffled_path = scratch / "shuffled.db"
+            shuffled_url = f"sqlite:///{shuffled_path}"
+            if args.shuffle:
+                seed_store(args, shuffled_url, shuffled_seed(seed, scratch / "shuffled", args.seed + 1))
+            cold = cold_projection(args, url, db_path, " (in order)" if args.shuffle else "")
+            shuffled = cold_projection(args, shuffled_url, shuffled_path, " (shuffled)") if args.shuffle else None
             lag = lag_run(args, url, db_path, scratch, secret, path, peak)
         finally:
             for server in servers:
@@ -568,6 +609,13 @@ def run(args: argparse.Namespace) -> int:
             f"  cold projection: {cold['events_per_s']:,.0f} events/s; ingest peak {peak:,.0f} events/s;"
             f" projection/ingest-peak = {ratio:.2f} (target >= 1): {'met' if ratio >= 1 else 'NOT met'}"
         )
+        if shuffled is not None:
+            shuffle_ratio = shuffled["events_per_s"] / cold["events_per_s"]
+            print(
+                f"  shuffled arrival: {shuffled['events_per_s']:,.0f} events/s against {cold['events_per_s']:,.0f} in"
+                f" order = {shuffle_ratio:.2f} (target >= {SHUFFLE_TARGET}):"
+                f" {'met' if shuffle_ratio >= SHUFFLE_TARGET else 'NOT met'}"
+            )
         if lag["measured"]:
             met = lag["p99_ms"] < LAG_TARGET_S * 1000
             print(
@@ -594,6 +642,7 @@ def run(args: argparse.Namespace) -> int:
                 "ingest_peak_per_s": peak,
                 "seeded": seeded,
                 "cold_projection": cold,
+                "cold_projection_shuffled": shuffled,
                 "projection_over_ingest_peak": ratio,
                 "lag": lag,
                 "lag_target_ms": LAG_TARGET_S * 1000,
