@@ -41,7 +41,7 @@ def explain(decision: OnboardingDecision, where: str) -> str:
     for reason in decision.reasons:
         lines.append(
             f"  reason {reason.code} ({reason.list}, {reason.severity}) effective {reason.effective_from:%Y-%m-%d}"
-            f" to {reason.effective_until:%Y-%m-%d}, events {reason.source_events}"
+            f" to {reason.effective_until:%Y-%m-%d}, events {reason.source_events}, record {reason.record_id}"
         )
     lines.extend(f"  note: {note}" for note in decision.notes)
     return "\n".join(lines)

@@ -16,7 +16,7 @@ DEFAULT_TEXT = (
 
 def test_default_policy_loads_with_its_version_and_publicity_periods() -> None:
     policy = default_policy()
-    assert policy.version == "lyg-2026.1"
+    assert policy.version == "lyg-2026.2"
     assert policy.publicity.of("minor") == timedelta(days=90)
     assert policy.publicity.of("general") == timedelta(days=365)
     assert policy.publicity.of("serious") == timedelta(days=1095)
@@ -141,7 +141,7 @@ def test_several_problems_are_reported_together() -> None:
 
 def test_load_policy_reads_a_file_and_reports_a_missing_one(tmp_path: Path) -> None:
     path = tmp_path / "policy.toml"
-    path.write_text(DEFAULT_TEXT.replace('version = "lyg-2026.1"', 'version = "lyg-2026.2"'), encoding="utf-8")
+    path.write_text(DEFAULT_TEXT.replace('version = "lyg-2026.2"', 'version = "lyg-2026.2"'), encoding="utf-8")
     assert load_policy(path).version == "lyg-2026.2"
     with pytest.raises(PolicyError, match="Cannot read the policy file"):
         load_policy(tmp_path / "missing.toml")

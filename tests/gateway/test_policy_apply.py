@@ -25,7 +25,7 @@ DEFAULT_TEXT = (
 
 def _stricter(tmp_path: Path, version: str = "lyg-2026.2") -> Path:
     """Two empty parcels in 90 days already put a merchant on watch."""
-    text = DEFAULT_TEXT.replace('version = "lyg-2026.1"', f'version = "{version}"')
+    text = DEFAULT_TEXT.replace('version = "lyg-2026.2"', f'version = "{version}"')
     text = text.replace(
         'where = { status = "empty_parcel" }\ncount = 3', 'where = { status = "empty_parcel" }\ncount = 2'
     )
@@ -101,7 +101,7 @@ async def test_a_version_reused_with_another_text_is_refused_and_nothing_is_writ
     url = gateway.settings.database_url
     assert (await _cli(capsys, "--db", url, "--json", "policy", "apply", str(_stricter(tmp_path))))[0] == 0
     other = tmp_path / "other.toml"
-    other.write_text(DEFAULT_TEXT.replace('version = "lyg-2026.1"', 'version = "lyg-2026.2"'), encoding="utf-8")
+    other.write_text(DEFAULT_TEXT.replace('version = "lyg-2026.2"', 'version = "lyg-2026.2"'), encoding="utf-8")
     before = await _status(gateway, merchant)
     status, _, err = await _cli(capsys, "--db", url, "policy", "apply", str(other))
     assert status == 1

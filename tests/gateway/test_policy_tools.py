@@ -38,7 +38,7 @@ DEFAULT_TEXT = (
 
 def _variant(version: str, *replacements: tuple[str, str]) -> str:
     """The default policy text under another version, with each ``(old, new)`` replaced once."""
-    text = DEFAULT_TEXT.replace('version = "lyg-2026.1"', f'version = "{version}"', 1)
+    text = DEFAULT_TEXT.replace('version = "lyg-2026.2"', f'version = "{version}"', 1)
     for old, new in replacements:
         assert old in text, old
         text = text.replace(old, new, 1)
@@ -190,7 +190,7 @@ def test_policy_check_on_a_terminal_prints_one_line_per_part_and_rule(
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     assert cli_main(["policy", "check"]) == 0  # no FILE: the current policy, here the shipped one
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"the shipped default policy is valid: policy lyg-2026.1, {len(POLICY.rules)} rule(s)."
+    assert lines[0] == f"the shipped default policy is valid: policy lyg-2026.2, {len(POLICY.rules)} rule(s)."
     assert lines[1:5] == explain_policy(POLICY)[:4]
     assert lines[5] == "rules:"
     assert lines[6:] == [f"  {explain_rule(rule, POLICY)}" for rule in POLICY.rules]
@@ -365,7 +365,7 @@ async def test_diff_of_the_current_policy_with_itself_moves_nobody(
     status, out, _ = await _diff(gateway, capsys, monkeypatch, DEFAULT_TEXT)
     assert status == 0
     result = json.loads(out)
-    assert (result["current_version"], result["candidate_version"]) == ("lyg-2026.1", "lyg-2026.1")
+    assert (result["current_version"], result["candidate_version"]) == ("lyg-2026.2", "lyg-2026.2")
     assert (result["events"], result["moved"], result["cells"]) == (6, 0, [])
     # merchants 1, 2, 3, the person and the courier
     assert result["subjects"] == 5
@@ -430,7 +430,7 @@ async def test_diff_on_a_terminal_prints_the_matrix_and_masked_examples(
     status, out, _ = await _diff(gateway, capsys, monkeypatch, STRICTER)
     assert status == 0
     lines = out.splitlines()
-    assert lines[0].startswith("Replayed 6 event(s) about 5 subject(s) under lyg-2026.1 (current) and strict-1 (new)")
+    assert lines[0].startswith("Replayed 6 event(s) about 5 subject(s) under lyg-2026.2 (current) and strict-1 (new)")
     assert lines[1] == "2 subject(s) would move between lists (rows: the current policy, columns: the new one):"
     assert lines[2].split() == ["from", "\\", "to", "black", "watch", "red", "none"]
     assert lines[3].split() == ["black", "1", "0", "0", "0"]
@@ -479,7 +479,7 @@ async def test_diff_compares_against_the_policy_given_with_policy(
     argv = ["--db", gateway.settings.database_url, "policy", "diff", str(file), "--policy", str(current)]
     assert await asyncio.to_thread(cli_main, argv) == 0
     result = json.loads(capsys.readouterr().out)
-    assert (result["current_version"], result["candidate_version"]) == ("strict-1", "lyg-2026.1")
+    assert (result["current_version"], result["candidate_version"]) == ("strict-1", "lyg-2026.2")
     assert [(cell["from"], cell["to"], cell["count"]) for cell in result["cells"]] == [("watch", "none", 2)]
     assert result["cells"][0]["examples"][0]["removed"] == [{"code": "EMPTY_PARCELS", "list": "watch"}]
 
