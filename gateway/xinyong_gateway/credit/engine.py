@@ -58,7 +58,7 @@ import hashlib
 import json
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
@@ -172,6 +172,45 @@ def _end_of_day(day: str) -> int:
     return _micros(datetime.combine(following, time(), CHINA_STANDARD_TIME))
 
 
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    """A policy's spans in microseconds, computed once per policy (the hot path compares integers)."""
+
+    policy: Policy
+    horizon: dict[str, int]
+    """Window rules: how far behind the newest fact they still take facts in (two windows and the publicity)."""
+    prune: dict[str, int]
+    """Window rules: how far behind the newest fact they keep facts to count against (one more window)."""
+    window: dict[str, int]
+    clean_for: int
+    cases: int
+
+
+_LIMITS: dict[int, _Limits] = {}
+
+
+def _limits(policy: Policy) -> _Limits:
+    limits = _LIMITS.get(id(policy))
+    if limits is None or limits.policy is not policy:
+        if len(_LIMITS) > 64:  # a process sees a handful of policies; never let a long replay session pile them up
+            _LIMITS.clear()
+        horizon, prune, window = {}, {}, {}
+        for rule in policy.rules:
+            if rule.within is not None:
+                window[rule.id] = _micros(_EPOCH + rule.within)
+                horizon[rule.id] = _micros(_EPOCH + 2 * rule.within + policy.publicity.of(rule.severity))
+                prune[rule.id] = horizon[rule.id] + window[rule.id]
+        limits = _LIMITS[id(policy)] = _Limits(
+            policy,
+            horizon,
+            prune,
+            window,
+            _micros(_EPOCH + policy.red.clean_for),
+            _micros(_EPOCH + policy.horizon),
+        )
+    return limits
+
+
 def _record_id(file_key: str, rule_id: str, anchor: str) -> str:
     """A record's id: a digest of its subject's file key, its rule and what it stands on (a case, or the fact or
     day that completed a window). The file key is a keyed blind index, so the id reveals no identity."""
@@ -209,10 +248,20 @@ class Record:
         return "active" if at < self.effective_until else "expired"
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["effective_from"] = _iso(self.effective_from)
-        data["effective_until"] = _iso(self.effective_until)
-        return data
+        return {
+            "record_id": self.record_id,
+            "rule_id": self.rule_id,
+            "reason": self.reason,
+            "list_name": self.list_name,
+            "severity": self.severity,
+            "source_seqs": list(self.source_seqs),
+            "effective_from": _iso(self.effective_from),
+            "effective_until": _iso(self.effective_until),
+            "ended": self.ended,
+            "case": self.case,
+            "contributing": list(self.contributing),
+            "basis": list(self.basis),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Record:
@@ -415,17 +464,13 @@ class CreditFile:
             basis=[ts, seq],
         )
 
-    def _horizon(self, rule: Rule, policy: Policy) -> int:
-        """How far behind the newest fact a window rule still takes facts in (microseconds): two windows and its
-        publicity period. A fact older than that could only complete a window whose record ended long ago."""
-        assert rule.within is not None  # noqa: S101 -- window rules have one (policy validation)
-        return _micros(_EPOCH + 2 * rule.within + policy.publicity.of(rule.severity))
-
     def _enter_window(self, rule: Rule, case: str, key: FactKey, hit: int, policy: Policy) -> None:
         assert self.newest_fact is not None  # noqa: S101 -- set by apply before any rule runs
         at = key[0]
-        if at < _micros(self.newest_fact) - self._horizon(rule, policy):
-            return  # too old to change any status: evidence only
+        # Older than two windows and the publicity period before the newest fact, a fact could only complete a
+        # window whose record ended long ago: it cannot change any status, so it is evidence only.
+        if at < _micros(self.newest_fact) - _limits(policy).horizon[rule.id]:
+            return
         if rule.ratio is not None:
             day = _cst_day(at)
             counts = self.days.setdefault(rule.id, {}).setdefault(day, [0, 0])
@@ -498,7 +543,7 @@ class CreditFile:
         assert rule.within is not None  # noqa: S101 -- guaranteed by Rule validation
         facts = self.windows.get(rule.id, [])
         covered = self._chain_start(rule, lambda record: tuple(record.basis) < start)
-        window = _micros(_EPOCH + rule.within)
+        window = _limits(policy).window[rule.id]
         publicity = policy.publicity.of(rule.severity)
         first = bisect_left(facts, list(start))
         if first >= len(facts):
@@ -579,37 +624,39 @@ class CreditFile:
           still arrives starts it afresh)."""
         if self.newest_fact is None:
             return
+        limits = _limits(policy)
         newest = _micros(self.newest_fact)
-        ended_before = newest - _micros(_EPOCH + policy.red.clean_for)
+        ended_before = newest - limits.clean_for
         rules = policy.rules_by_id
         kept_cases: set[str] = set()
         for record_id, record in list(self.records.items()):
-            rule = rules.get(record.rule_id)
             old = _micros(record.effective_until) <= ended_before
-            if old and rule is not None and rule.within is not None:
-                old = _micros(record.effective_from) < newest - self._horizon(rule, policy)
+            horizon = limits.horizon.get(record.rule_id)
+            if old and horizon is not None:
+                old = _micros(record.effective_from) < newest - horizon
                 if old:
-                    self.anchors[rule.id] = max(self.anchors.get(rule.id, 0), _micros(record.effective_until))
+                    anchor = max(self.anchors.get(record.rule_id, 0), _micros(record.effective_until))
+                    self.anchors[record.rule_id] = anchor
             if old:
                 self.archived.append(self.records.pop(record_id))
                 entry = self.cases.get(record.case or "")
-                if entry is not None and rule is not None and rule.within is None:
+                if entry is not None and record.rule_id in rules and horizon is None:
                     entry[_ARCHIVED].append(record.rule_id)
             elif record.case is not None:
                 kept_cases.add(record.case)
-        for rule in policy.rules:
-            if rule.within is None:
+        for rule_id, facts in self.windows.items():
+            span = limits.prune.get(rule_id)  # None: a rule of another policy, left as it is
+            if span is not None and facts and facts[0][0] < newest - span:
+                del facts[: bisect_left(facts, newest - span, key=lambda fact: fact[0])]
+        for rule_id, buckets in self.days.items():
+            span = limits.prune.get(rule_id)
+            if span is None or not buckets:
                 continue
-            line = newest - self._horizon(rule, policy) - _micros(_EPOCH + rule.within)
-            facts = self.windows.get(rule.id)
-            if facts:
-                del facts[: bisect_left(facts, line, key=lambda fact: fact[0])]
-            buckets = self.days.get(rule.id)
-            if buckets:
-                first_day = _cst_day(line)
+            first_day = _cst_day(newest - span)
+            if min(buckets) < first_day:
                 for day in [day for day in buckets if day < first_day]:
                     del buckets[day]
-        case_line = newest - _micros(_EPOCH + policy.horizon)
+        case_line = newest - limits.cases
         for case in [c for c, e in self.cases.items() if e[_AT] < case_line and c not in kept_cases]:
             del self.cases[case]
 
