@@ -83,11 +83,14 @@ class ShownSubject(WireModel):
 class StatusReason(WireModel):
     """Why a subject is where it is: one effective credit record."""
 
-    record_id: str = Field(
+    record_id: str | None = Field(
+        default=None,
         pattern="^rec_[0-9a-f]{24}$",
         description=(
             "The record's id: derived from the subject, the policy rule and the facts behind it (never from arrival "
-            "order), so the same facts give the same id on every replay; an objection cites it."
+            "order), so the same facts give the same id on every replay; an objection cites it. Always present in "
+            "answers; absent only from change-feed entries written before record ids existed (the feed is never "
+            "rewritten)."
         ),
     )
     code: str = Field(description="Reason code of the policy rule, e.g. `LISTING_COUNTERFEIT`.")

@@ -301,3 +301,27 @@ def _files_from(files: dict[str, CreditFile], events: list[LoggedEvent], policy:
     for credit_file in files.values():
         credit_file.settle(policy)
     return files
+
+
+def test_the_sdk_reads_reasons_with_and_without_a_record_id() -> None:
+    """Feed entries written before record ids existed stay readable (the feed is never rewritten)."""
+    from pydantic import ValidationError
+
+    from xinyong.queries import StatusReason
+
+    reason = {
+        "code": "LISTING_COUNTERFEIT",
+        "list": "black",
+        "severity": "serious",
+        "source_events": [1],
+        "effective_from": "2026-01-01T00:00:00+00:00",
+        "effective_until": "2029-01-01T00:00:00+00:00",
+    }
+    assert StatusReason.model_validate(reason).record_id is None
+    assert StatusReason.model_validate({**reason, "record_id": "rec_" + "0" * 24}).record_id == "rec_" + "0" * 24
+    try:
+        StatusReason.model_validate({**reason, "record_id": "42"})
+    except ValidationError:
+        pass
+    else:
+        raise AssertionError("a malformed record id was accepted")
