@@ -6,6 +6,7 @@ The pure engine here; ``test_late_facts_stored`` runs the same laws through a re
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -317,10 +318,11 @@ def test_the_sdk_reads_reasons_with_and_without_a_record_id() -> None:
         "effective_from": "2026-01-01T00:00:00+00:00",
         "effective_until": "2029-01-01T00:00:00+00:00",
     }
-    assert StatusReason.model_validate(reason).record_id is None
-    assert StatusReason.model_validate({**reason, "record_id": "rec_" + "0" * 24}).record_id == "rec_" + "0" * 24
+    assert StatusReason.model_validate_json(json.dumps(reason)).record_id is None
+    with_id = {**reason, "record_id": "rec_" + "0" * 24}
+    assert StatusReason.model_validate_json(json.dumps(with_id)).record_id == "rec_" + "0" * 24
     try:
-        StatusReason.model_validate({**reason, "record_id": "42"})
+        StatusReason.model_validate_json(json.dumps({**reason, "record_id": "42"}))
     except ValidationError:
         pass
     else:
