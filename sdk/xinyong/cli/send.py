@@ -56,7 +56,9 @@ from ._common import (
     bar,
     emit,
     gateway_url,
+    plural,
     read_secret_file,
+    sentence,
 )
 
 __all__ = ["add_parser", "webhook_id_and_body"]
@@ -194,20 +196,21 @@ class Tally:
 
 def _stop(exc: XinyongError, url: str, source: str, tally: Tally) -> CliError:
     """The error that ends a run, as one sentence; what was sent before stays stored."""
-    if isinstance(exc, NotFoundError):
+    if isinstance(exc, NotFoundError) and exc.type == problems.SOURCE_NOT_FOUND:
         reason = f"the gateway at {url} knows no active source {source}"
     elif isinstance(exc, AuthenticationError) and exc.type == problems.TIMESTAMP_OUT_OF_TOLERANCE:
         reason = "the gateway says this machine's clock is more than 5 minutes off; set the clock right"
-    elif isinstance(exc, AuthenticationError):
+    elif isinstance(exc, AuthenticationError) and exc.from_gateway:
         reason = f"the gateway does not accept the signature: is the secret or key file the one of source {source}?"
-    elif isinstance(exc, RateLimitError):
+    elif isinstance(exc, RateLimitError) and exc.from_gateway:
         reason = f"the gateway kept answering 429 (rate limit of source {source}) after the retries"
     else:
-        reason = str(exc).rstrip(".")
+        reason = str(exc)
     sent = tally.accepted + tally.duplicate
+    were = "was" if sent == 1 else "were"
     return CliError(
-        f"The upload stopped: {reason}. {sent:,} lines were stored (or already were) before; running the same"
-        " command again is safe (they answer duplicate)."
+        f"{sentence('The upload stopped: ' + reason)} {plural(sent, 'line')} {were} stored (or already {were})"
+        " before; running the same command again is safe (they answer duplicate)."
     )
 
 
