@@ -442,7 +442,7 @@ async def test_rejected_lines_are_listed_by_number_and_problem_never_by_content(
         good,  # 1 accepted
         event("complaint.filed", merchant=person_bad),  # 2: 422 at /data/merchant/id
         event("delivery.recorded"),  # 3: 403, not a marketplace's event
-        "{not json",  # 4: 400
+        "{not json",  # 4: not JSON (refused here: no request)
         {"id": "has spaces", **good},  # 5: an id that cannot be a webhook id (refused here)
         {"id": "case-1", **event("merchant.registered", merchant=WATCH)},  # 6 accepted
         {"id": "case-1", **event("merchant.registered", merchant=BLACK)},  # 7: 409, the id with another body
@@ -468,7 +468,7 @@ async def test_rejected_lines_are_listed_by_number_and_problem_never_by_content(
     assert [(r["line"], r["status"], r["problem"]) for r in rejected] == [
         (2, 422, problems.SCHEMA_INVALID),
         (3, 403, problems.EVENT_NOT_ALLOWED),
-        (4, 400, problems.BODY_NOT_JSON),
+        (4, None, problems.BODY_NOT_JSON),
         (5, None, problems.SCHEMA_INVALID),
         (7, 409, problems.DUPLICATE_CONFLICT),
     ]
