@@ -461,7 +461,7 @@ async def test_rejected_lines_are_listed_by_number_and_problem_never_by_content(
     status, out, err = await xinyong(capsys, *run, "--concurrency", "1")
     assert status == 1, err
     summary = json.loads(out)
-    rejects = Path(str(events) + ".rejected.ndjson")
+    rejects = Path(str(events) + ".send-rejected.ndjson")
     assert (summary["accepted"], summary["rejected"], summary["rejected_file"]) == (2, 5, str(rejects))
     text = read_text(rejects)
     rejected = [json.loads(line) for line in text.splitlines()]

@@ -124,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _sdk_log_to_stderr(args.command, verbose=args.verbose):
             return handler(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a command that has more to say about it says so with a CliError (send, screen)
+        sys.stderr.write(f"xinyong {args.command}: interrupted.\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`xinyong keygen | head -c0`): nothing left to tell it. Point stdout

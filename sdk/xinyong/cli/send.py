@@ -14,8 +14,8 @@ event a line?``, exit status 2); a later line that is not a JSON object is rejec
 
 **Outcome.** Each line is accepted, duplicate, or rejected (a 4xx problem from the gateway, or an ``"id"`` that cannot
 be a webhook id, or a line that is not a JSON object). Rejected lines are written to ``--rejects`` (default
-``FILE.send-rejects.ndjson``) as JSON lines with
-the line number, the webhook id, the status and the problem's type, detail and JSON Pointers, never the line's
+``FILE.send-rejected.ndjson``, never the file ``xinyong-gateway import`` writes for the same input) as JSON lines
+with the line number, the webhook id, the status and the problem's type, detail and JSON Pointers, never the line's
 content (it may hold personal data); a complete run without rejections removes a rejects file left by an earlier run.
 The run stops (exit status 2) when going on cannot help: the gateway unreachable after the retries, an unknown or
 disabled source, a key the gateway does not accept, or a clock more than 5 minutes off. Lines sent before stay
@@ -45,12 +45,13 @@ from xinyong.errors import (
     XinyongError,
 )
 from xinyong.ndjson import NotNdjsonError, check_first_line, numbered_lines, webhook_id_and_body
-from xinyong.rejects import RejectsFile
+from xinyong.rejects import RejectsFile, default_rejects_path
 from xinyong.responses import WebhookAck
 from xinyong.sender import EventSender
 from xinyong.webhooks import SigningKey, SigningSecret
 
 from ._common import (
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SOME_BAD,
     PARSER_OPTIONS,
@@ -81,8 +82,8 @@ deliveries.ndjson, one event a line (an "id" member, if any, is the line's webho
 
 A line without "id" is sent under "line-" + 32 hex digits of a SHA-256 of the line (a person's id and name
 left out), the id `xinyong-gateway import` gives it too, so sending a file again never counts an event twice.
-Rejected lines go to FILE.rejected.ndjson (line number, status, problem type, detail and JSON Pointers; never
-the line's content). The secret or key is read from a file, never from the command line; a key file may be
+Rejected lines go to FILE.send-rejected.ndjson (line number, status, problem type, detail and JSON Pointers;
+never the line's content). The secret or key is read from a file, never from the command line; a key file may be
 the JSON that `xinyong keygen --json` prints.
 
 exit status: 0 every line accepted or duplicate, 1 some lines rejected, 2 the upload could not run or stopped.
@@ -105,7 +106,7 @@ def add_parser(commands: Any) -> None:
         "--key-file", metavar="FILE", help="a file holding a whsk_... Ed25519 signing key, or keygen's JSON (v1a)"
     )
     parser.add_argument(
-        "--rejects", metavar="FILE", help="where to describe rejected lines (default: FILE.rejected.ndjson)"
+        "--rejects", metavar="FILE", help="where to describe rejected lines (default: FILE.send-rejected.ndjson)"
     )
     parser.add_argument("--concurrency", type=int, default=16, metavar="N", help="events in flight (default 16)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON even on a terminal")
@@ -187,6 +188,17 @@ def _stop(exc: XinyongError, url: str, source: str, tally: Tally) -> CliError:
     return CliError(
         f"{sentence('The upload stopped: ' + reason)} {plural(sent, 'line')} {were} stored (or already {were})"
         " before; running the same command again is safe (they answer duplicate)."
+    )
+
+
+def _interrupted(tally: Tally, rejects_path: Path) -> CliError:
+    """What Ctrl-C leaves: the counts so far, and why running the command again is safe (exit status 130)."""
+    see = f" (listed in {rejects_path})" if tally.rejected else ""
+    return CliError(
+        f"Interrupted after {plural(tally.lines, 'line')}: {tally.accepted:,} accepted, {tally.duplicate:,} duplicate,"
+        f" {tally.rejected:,} rejected{see}; lines in flight may or may not be stored, and running the same command"
+        " again is safe (stored lines answer duplicate).",
+        EXIT_INTERRUPTED,
     )
 
 
@@ -294,12 +306,14 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--concurrency must be at least 1.")
     url = gateway_url(args)
     key = _signing_key(args)
-    rejects_path = Path(args.rejects) if args.rejects else path.with_name(path.name + ".rejected.ndjson")
+    rejects_path = Path(args.rejects) if args.rejects else default_rejects_path(path, "send")
     started = time.monotonic()
     try:
         tally = Tally()
         with path.open("rb") as stream, RejectsFile(rejects_path) as rejects:
             asyncio.run(_send(args, url, key, stream, rejects, tally))
+    except KeyboardInterrupt:
+        raise _interrupted(tally, rejects_path) from None
     except OSError as exc:
         raise CliError(f"Cannot read {path} or write the rejects file: {exc.strerror or exc}.") from None
     elapsed = time.monotonic() - started
