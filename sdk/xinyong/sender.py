@@ -25,8 +25,10 @@ from typing import Any
 import aiohttp
 from pydantic import BaseModel
 
+from xinyong import problems
 from xinyong._session import GatewaySession
-from xinyong.errors import XinyongError
+from xinyong.errors import ApiError, XinyongError, api_error_for
+from xinyong.events import type_suggestion
 from xinyong.responses import WebhookAck
 from xinyong.retries import is_retryable
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
@@ -130,4 +132,20 @@ class EventSender(GatewaySession):
                 return WebhookAck.model_validate_json(payload)
             except ValueError as exc:
                 raise self._unexpected(status, answer_headers, "a webhook acknowledgement") from exc
-        raise self._answer_error(status, payload, answer_headers)
+        raise _with_type_suggestion(self._answer_error(status, payload, answer_headers), body)
+
+
+def _with_type_suggestion(error: ApiError, body: bytes) -> ApiError:
+    """A 422 ``unknown-event-type`` with ``Did you mean 'delivery.recorded'?`` added to its detail when the body's
+    type is close to one of the catalogue (the gateway's answer never repeats the type sent)."""
+    if error.type != problems.UNKNOWN_EVENT_TYPE or "Did you mean" in (error.detail or ""):
+        return error
+    try:
+        sent = json.loads(body).get("type")
+    except (ValueError, AttributeError):
+        return error
+    suggestion = type_suggestion(sent)
+    if suggestion is None:
+        return error
+    detail = f"{(error.detail or error.title).rstrip()} {suggestion}"
+    return api_error_for(error.status, {**error.problem, "detail": detail}, request_id=error.request_id)
