@@ -1,4 +1,4 @@
-"""Wire models of the inbound events (DESIGN.md, "Event catalogue (v1)").
+"""Wire models of the inbound events (docs/wire-contract.md, "Event catalogue").
 
 Every event is an envelope ``{"type": "...", "timestamp": "<RFC 3339>", "data": {...}}``. The models
 are strict evidence: unknown fields are rejected (a typo such as ``"confirmd"`` is a 422 with a
