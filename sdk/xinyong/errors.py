@@ -9,6 +9,7 @@ exceptions (aiohttp, cryptography) are translated once, at the boundary, with ``
      ├── InvalidIdentifierError(XinyongError, ValueError) a USCC or RIC that fails validation
      ├── MirrorError                                    a ListMirror file that cannot answer (never synced, another
      │                                                  key's, not a mirror, unreadable)
+     ├── NotNdjsonError(XinyongError, ValueError)       a file given as NDJSON events that is something else
      ├── WebhookVerificationError                       an inbound webhook that must not be trusted
      │    ├── MalformedHeadersError                     webhook-id/-timestamp/-signature missing or malformed (400)
      │    ├── SignatureMismatchError                    no signature matches any key (401)
@@ -36,6 +37,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from xinyong.problems import PROBLEM_BASE
+
 __all__ = [
     "ApiError",
     "AuthenticationError",
@@ -47,6 +50,7 @@ __all__ = [
     "MalformedHeadersError",
     "MirrorError",
     "NotFoundError",
+    "NotNdjsonError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -87,6 +91,11 @@ class ClientClosedError(XinyongError, RuntimeError):
 class MirrorError(XinyongError):
     """A :class:`~xinyong.ListMirror` cannot answer: it has never completed a sync, its file was made for another
     API key's lookup secret, is not a mirror, or cannot be read or written. It never answers "allow" instead."""
+
+
+class NotNdjsonError(XinyongError, ValueError):
+    """A file given as NDJSON events is something else: its first line is not a JSON object (a CSV, a GB18030
+    export, pretty-printed JSON). See :func:`xinyong.ndjson.check_first_line`."""
 
 
 class WebhookVerificationError(XinyongError):
@@ -161,7 +170,7 @@ class ApiError(XinyongError):
     def from_gateway(self) -> bool:
         """Whether the answer was a problem document of the gateway (a ``urn:xinyong:problem:`` type), not the page
         of something else answering at that address (a proxy's error page, another web server)."""
-        return self.type.startswith("urn:xinyong:problem:")
+        return self.type.startswith(PROBLEM_BASE)
 
     @property
     def errors(self) -> Sequence[Mapping[str, Any]]:

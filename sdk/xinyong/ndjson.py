@@ -44,7 +44,7 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any, Final
 
-from xinyong.errors import MalformedHeadersError, XinyongError
+from xinyong.errors import MalformedHeadersError, NotNdjsonError
 from xinyong.webhooks import check_webhook_id
 
 __all__ = [
@@ -65,10 +65,6 @@ _PERSONAL_TAG: Final = b"xinyong line id, personal data left out, v1\n"
 _BLANK: Final = "-"
 _ID_TYPE_KEY: Final = re.compile(rb'"id_type"\s*:')
 _USCC_ID_TYPE: Final = re.compile(rb'"id_type"\s*:\s*"uscc"')
-
-
-class NotNdjsonError(XinyongError, ValueError):
-    """A file given as NDJSON events is something else (its first line is not a JSON object)."""
 
 
 def numbered_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
