@@ -4,14 +4,21 @@ Each line is one event envelope, checked exactly as ingest checks a webhook body
 (``validation.check_event``: JSON → type → the source's kind → schema, no fact more than 5 minutes after the
 import's "now"), within the body limit of ingest. There are no signatures: the operator vouches for the file.
 
-**Webhook ids.** A line may carry the event's webhook id as a top-level ``"id"`` member (printable ASCII
-without spaces, at most 256 characters, like the ``webhook-id`` header): it is taken out before validation,
-and the stored body is the rest of the object as compact JSON (exactly ``json.dumps(…, separators=(",", ":"),
-ensure_ascii=False)``). A line without ``"id"`` is stored byte for byte, under the id ``import-`` and the
-first 32 hex digits of its keyed body digest (HMAC-SHA256 under the master key's dedupe key: the digest the
-inbox keeps anyway; a plain hash of a body could confirm a guessed body, which may hold a resident id).
-Either way, importing the same file again answers duplicate for every line and stores nothing; an id already
-stored with another body is rejected as a conflict (``webhook-id-conflict``, ingest's 409).
+**Webhook ids.** One scheme with ``xinyong send``, from the SDK (:mod:`xinyong.ndjson`): a line's top-level
+``"id"`` member if it has one (the rule of the ``webhook-id`` header), taken out before validation, the stored body
+being the rest of the object as compact JSON (exactly ``json.dumps(…, separators=(",", ":"), ensure_ascii=False)``);
+else ``line-`` and 32 hex digits of a SHA-256 of the line with any person's id and name left out
+(:func:`xinyong.ndjson.line_webhook_id`, whose docstring says why it is not keyed), the line stored byte for byte.
+So importing the same file again, or a file ``xinyong send`` sent, answers duplicate for every line and stores
+nothing; an id already stored with another body is rejected as a conflict (``webhook-id-conflict``, ingest's 409).
+
+Imports before this scheme stored a line without ``"id"`` under ``import-`` and 32 hex digits of its keyed body
+digest. Such a line, imported again, keeps that id: when a file has lines without ``"id"``, the importer first reads
+the ids of the source's earlier imports (headers only, no body) and stores a line under its old id when one was
+stored for the same body, so it answers duplicate instead of being stored a second time.
+
+A file whose first line is not a JSON object is refused before anything is stored
+(:func:`xinyong.ndjson.check_first_line`), as ``xinyong send`` refuses it before anything is sent.
 
 **Pipeline.** Lines are read in chunks of 5,000; a chunk is checked (in this process, or in ``jobs`` worker
 processes that never see a key), then digested and sealed here, and queued to the store's bulk path
@@ -39,7 +46,10 @@ from typing import Any, BinaryIO
 import pydantic_core
 
 from xinyong import problems
-from xinyong.events import SourceKind
+from xinyong.errors import MalformedHeadersError
+from xinyong.events import SourceKind, type_suggestion
+from xinyong.ndjson import NotNdjsonError, check_first_line, line_webhook_id, numbered_lines
+from xinyong.webhooks import check_webhook_id
 from xinyong_gateway.credit.engine import subjects_of
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import EventRejectedError, GatewayError
@@ -47,15 +57,15 @@ from xinyong_gateway.store import AppendResult, AppendStatus, InboxEntry, Source
 from xinyong_gateway.store.base import partition_mask
 from xinyong_gateway.validation import check_event, parse_body
 
-__all__ = ["IMPORT_SIGNATURE", "ImportProgress", "Importer", "Rejection", "check_lines"]
+__all__ = ["IMPORT_SIGNATURE", "LEGACY_ID_PREFIX", "ImportProgress", "Importer", "Rejection", "check_lines"]
 
 IMPORT_SIGNATURE = "import"
 """What imported rows keep in the inbox's signature column: they were not signed (no ``v1,`` prefix)."""
 
 CHUNK_LINES = 5000
-_MAX_ID_LENGTH = 256
-"""The longest ``webhook-id`` ingest accepts (the SDK's header rule)."""
-_BOM = b"\xef\xbb\xbf"
+LEGACY_ID_PREFIX = "import-"
+"""Of the ids earlier imports derived from a line's keyed body digest (``import-`` and 32 hex digits)."""
+_LEGACY_SCAN_PAGE = 10_000
 _CONFLICT_DETAIL = "This webhook id was already stored with a different body; use a new id for a new event."
 
 
@@ -76,8 +86,10 @@ class Rejection:
 class _Checked:
     """A line that passed the checks: what the inbox row needs besides digest and seal."""
 
-    webhook_id: str | None
-    """The line's ``"id"``; None when the line has none (the id then comes from the digest)."""
+    webhook_id: str
+    """The line's ``"id"``, or the id derived from the line (:func:`xinyong.ndjson.line_webhook_id`)."""
+    derived: bool
+    """Whether ``webhook_id`` was derived (an earlier import may have stored the line under its legacy id)."""
     body: bytes | None
     """The body to store; None when it is the line itself."""
     event_type: str
@@ -94,6 +106,7 @@ def check_lines(lines: list[tuple[int, bytes]], kind: SourceKind, body_limit: in
 
 
 def _check_line(number: int, line: bytes, kind: SourceKind, body_limit: int, now: datetime) -> _Checked | Rejection:
+    document: Any = None
     try:
         if len(line) > body_limit:
             raise EventRejectedError(problems.BODY_TOO_LARGE, f"The body limit is {body_limit} bytes.")
@@ -103,27 +116,32 @@ def _check_line(number: int, line: bytes, kind: SourceKind, body_limit: int, now
             webhook_id = _checked_webhook_id(document.pop("id"))
         event = check_event(document, kind, now=now)
     except EventRejectedError as exc:
-        return Rejection(number, exc.problem_type, exc.detail, exc.errors or [])
+        detail = exc.detail
+        if exc.problem_type == problems.UNKNOWN_EVENT_TYPE and isinstance(document, dict):
+            suggestion = type_suggestion(document.get("type"))
+            detail = f"{detail} {suggestion}" if suggestion else detail
+        return Rejection(number, exc.problem_type, detail, exc.errors or [])
+    subjects = tuple((subject.id_type, subject.id) for subject in subjects_of(event).values())
+    if webhook_id is None:
+        return _Checked(line_webhook_id(line), True, None, event.type, int(event.timestamp.timestamp()), subjects)
     # pydantic_core.to_json writes what json.dumps(document, separators=(",", ":"), ensure_ascii=False) does for
     # every document that passed (events hold no fractional numbers, where they differ; tests hold both), faster.
-    body = pydantic_core.to_json(document) if webhook_id is not None else None
-    subjects = tuple((subject.id_type, subject.id) for subject in subjects_of(event).values())
-    return _Checked(webhook_id, body, event.type, int(event.timestamp.timestamp()), subjects)
+    body = pydantic_core.to_json(document)
+    return _Checked(webhook_id, False, body, event.type, int(event.timestamp.timestamp()), subjects)
 
 
 def _checked_webhook_id(value: Any) -> str:
-    """The rule of the ``webhook-id`` header, for a line's ``"id"``."""
-    if not isinstance(value, str) or not value:
-        detail = "The webhook id must be a non-empty string"
-    elif len(value) > _MAX_ID_LENGTH:
-        detail = f"The webhook id is longer than {_MAX_ID_LENGTH} characters"
-    elif not (value.isascii() and value.isprintable()) or " " in value:
-        detail = "The webhook id must be printable ASCII without spaces"
-    else:
-        return value
-    raise EventRejectedError(
-        problems.SCHEMA_INVALID, "The line's webhook id is not valid.", errors=[{"pointer": "/id", "detail": detail}]
-    )
+    """The rule of the ``webhook-id`` header (the SDK's), for a line's ``"id"``."""
+    try:
+        if not isinstance(value, str):
+            raise MalformedHeadersError("The webhook id must be a non-empty string")
+        return check_webhook_id(value, what="The webhook id")
+    except MalformedHeadersError as exc:
+        raise EventRejectedError(
+            problems.SCHEMA_INVALID,
+            "The line's webhook id is not valid.",
+            errors=[{"pointer": "/id", "detail": str(exc)}],
+        ) from None
 
 
 @dataclass(slots=True)
@@ -201,10 +219,13 @@ class Importer:
         """
         progress = ImportProgress(total_bytes=total_bytes)
         in_flight: tuple[_Chunk, Awaitable[list[AppendResult]]] | None = None
+        legacy: set[bytes] | None = None
         try:
             async with contextlib.aclosing(self._checked(stream)) as checked:
                 async for batch, verdicts in checked:
-                    chunk = self._chunk(batch, verdicts)
+                    if legacy is None and any(isinstance(v, _Checked) and v.derived for v in verdicts):
+                        legacy = await self._legacy_digests()
+                    chunk = self._chunk(batch, verdicts, legacy or set())
                     # Queue this chunk, then settle the previous one: one commits while the next is checked.
                     previous, in_flight = in_flight, (chunk, self._store.append_many(chunk.entries))
                     if previous is not None:
@@ -218,17 +239,37 @@ class Importer:
                     await in_flight[1]
         return progress
 
+    async def _legacy_digests(self) -> set[bytes]:
+        """The digest prefixes in the ids earlier imports gave this source's lines without ``"id"``
+        (``import-`` and 32 hex digits), read from the inbox's headers (no body is read)."""
+        found: set[bytes] = set()
+        source_id, after = self._source.source_id, 0
+        while rows := await self._store.read_inbox(after, _LEGACY_SCAN_PAGE, partitions=0):
+            for row in rows:
+                webhook_id = row.webhook_id
+                if (
+                    webhook_id.startswith(LEGACY_ID_PREFIX)
+                    and row.source_id == source_id
+                    and row.signature == IMPORT_SIGNATURE
+                    and len(webhook_id) == len(LEGACY_ID_PREFIX) + 32
+                ):
+                    with contextlib.suppress(ValueError):
+                        found.add(bytes.fromhex(webhook_id[len(LEGACY_ID_PREFIX) :]))
+            after = rows[-1].seq
+        return found
+
     def _batches(self, stream: BinaryIO) -> Iterator[_Batch]:
-        """The non-empty lines, ``chunk_lines`` at a time, numbered as in the file."""
+        """The non-empty lines, ``chunk_lines`` at a time, numbered as in the file; a file whose first line is not a
+        JSON object is refused (``GatewayError``) before any line is checked."""
         lines: list[tuple[int, bytes]] = []
-        offset = 0
-        for number, raw in enumerate(stream, start=1):
-            offset += len(raw)
-            line = raw.rstrip(b"\r\n")
-            if number == 1 and line.startswith(_BOM):
-                line = line[len(_BOM) :]
-            if not line.strip():
-                continue
+        first = True
+        for number, line, offset in numbered_lines(stream):
+            if first:
+                first = False
+                try:
+                    check_first_line(number, line, getattr(stream, "name", "the file"))
+                except NotNdjsonError as exc:
+                    raise GatewayError(str(exc)) from None
             lines.append((number, line))
             if len(lines) >= self._chunk_lines:
                 yield _Batch(lines, offset, self._clock())
@@ -265,8 +306,9 @@ class Importer:
                 for _, verdicts in queued:
                     verdicts.cancel()
 
-    def _chunk(self, batch: _Batch, verdicts: list[Any]) -> _Chunk:
-        """Digest and seal the lines that passed; collect the others' rejections."""
+    def _chunk(self, batch: _Batch, verdicts: list[Any], legacy: set[bytes]) -> _Chunk:
+        """Digest and seal the lines that passed; collect the others' rejections. A line with a derived id that an
+        earlier import stored under its legacy id (its digest prefix in ``legacy``) keeps that id."""
         chunk = _Chunk([], [], [], batch.end_offset)
         source_id = self._source.source_id
         received_at = int(batch.now * 1_000_000)
@@ -277,7 +319,9 @@ class Importer:
                 continue
             body = line if verdict.body is None else verdict.body
             digest = master.body_digest(body)
-            webhook_id = verdict.webhook_id or "import-" + digest[:16].hex()
+            webhook_id = verdict.webhook_id
+            if verdict.derived and legacy and digest[:16] in legacy:
+                webhook_id = LEGACY_ID_PREFIX + digest[:16].hex()
             chunk.entries.append(
                 InboxEntry(
                     source_id=source_id,

@@ -28,9 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
 
 import aiohttp
-import structlog
 from pydantic import BaseModel, ValidationError
-from tenacity import RetryCallState
 
 from xinyong._session import ClosesOnExit, GatewaySession
 from xinyong.errors import ApiError, ClientClosedError, InvalidIdentifierError
@@ -44,12 +42,9 @@ from xinyong.queries import (
     StatusReason,
     SubjectStatus,
 )
-from xinyong.retries import error_for_answer, retrying
 from xinyong.subjects import Subject
 
 __all__ = ["REFUSE_ONBOARDING", "Client", "OnboardingDecision", "SubjectLike", "SyncClient", "check_subject"]
-
-_log = structlog.get_logger("xinyong.client")
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -129,6 +124,7 @@ class Client(GatewaySession):
     """
 
     _closed_message = "This Client is closed; create a new one."
+    _logger_name = "xinyong.client"
 
     def __init__(
         self,
@@ -147,9 +143,8 @@ class Client(GatewaySession):
         if not api_key or not api_key.strip():
             raise ValueError("api_key must not be empty")
         super().__init__(
-            session, timeout, max_attempts, backoff_initial, backoff_max, retry_after_max, concurrency, sleep
+            base_url, session, timeout, max_attempts, backoff_initial, backoff_max, retry_after_max, concurrency, sleep
         )
-        self._base_url = base_url.rstrip("/")
         self._authorization = f"Bearer {api_key.strip()}"
 
     def __repr__(self) -> str:
@@ -190,11 +185,11 @@ class Client(GatewaySession):
         ).encode()
         # A screening is a read, but like every POST of the SDK it carries an idempotency key, the same on retries.
         headers = {"Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex}
-        status, payload = await self._request("POST", "/v1/screenings", data=body, headers=headers)
-        response = self._parse(ScreeningResponse, status, payload)
+        answer = await self._request("POST", "/v1/screenings", data=body, headers=headers)
+        response = self._parse(ScreeningResponse, answer, "a screening answer")
         if len(response.results) != len(batch):
             unexpected = {"title": "Unexpected answer from the gateway", "detail": "Wrong number of results."}
-            raise ApiError(status, unexpected)
+            raise ApiError(answer[0], unexpected)
         return response.results
 
     # -- the change feed -----------------------------------------------------------------------------------
@@ -205,8 +200,8 @@ class Client(GatewaySession):
         params = {"limit": str(limit)}
         if after is not None:
             params["after"] = after
-        status, payload = await self._request("GET", "/v1/lists/changes", params=params)
-        return self._parse(ListChangesPage, status, payload)
+        answer = await self._request("GET", "/v1/lists/changes", params=params)
+        return self._parse(ListChangesPage, answer, "a page of the change feed")
 
     async def changes(
         self, after: str | None = None, *, limit: int = 100, follow: bool = False, poll_interval: float = 5.0
@@ -236,12 +231,11 @@ class Client(GatewaySession):
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, Mapping[str, str]]:
         self._ensure_session()  # a closed client raises here, before any attempt
-        attempts = retrying(
-            max_attempts=self._max_attempts, wait=self._wait, sleep=self._sleep, before_sleep=self._log_retry(path)
+        return await self._retried(
+            self._attempt, method, path, data, headers, params, log_event="xinyong.client.retry", path=path
         )
-        return await attempts(self._attempt, method, path, data, headers, params)
 
     async def _attempt(
         self,
@@ -250,35 +244,21 @@ class Client(GatewaySession):
         data: bytes | None,
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, Mapping[str, str]]:
         request_headers = {"Authorization": self._authorization, "Accept": "application/json", **(headers or {})}
         status, payload, answer_headers = await self._exchange(
-            method, self._base_url + path, data=data, headers=request_headers, params=params, where=self._base_url
+            method, self._base_url + path, data=data, headers=request_headers, params=params
         )
         if 200 <= status < 300:
-            return status, payload
-        raise error_for_answer(status, payload, answer_headers)
+            return status, payload, answer_headers
+        raise self._answer_error(status, payload, answer_headers)
 
-    @staticmethod
-    def _parse(model: type[M], status: int, payload: bytes) -> M:
+    def _parse(self, model: type[M], answer: tuple[int, bytes, Mapping[str, str]], expected: str) -> M:
+        status, payload, headers = answer
         try:
             return model.model_validate_json(payload)
         except ValueError as exc:
-            raise ApiError(status, {"title": "Unexpected answer from the gateway"}) from exc
-
-    def _log_retry(self, path: str) -> Callable[[RetryCallState], None]:
-        def log(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            _log.warning(
-                "xinyong.client.retry",
-                path=path,
-                attempt=state.attempt_number,
-                wait_s=round(state.upcoming_sleep, 3),
-                reason=type(exc).__name__ if exc else None,
-                status=getattr(exc, "status", None),
-            )
-
-        return log
+            raise self._unexpected(status, headers, expected) from exc
 
 
 class SyncClient(ClosesOnExit):

@@ -9,6 +9,7 @@ exceptions (aiohttp, cryptography) are translated once, at the boundary, with ``
      ├── InvalidIdentifierError(XinyongError, ValueError) a USCC or RIC that fails validation
      ├── MirrorError                                    a ListMirror file that cannot answer (never synced, another
      │                                                  key's, not a mirror, unreadable)
+     ├── NotNdjsonError(XinyongError, ValueError)       a file given as NDJSON events that is something else
      ├── WebhookVerificationError                       an inbound webhook that must not be trusted
      │    ├── MalformedHeadersError                     webhook-id/-timestamp/-signature missing or malformed (400)
      │    ├── SignatureMismatchError                    no signature matches any key (401)
@@ -36,6 +37,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from xinyong.problems import PROBLEM_BASE
+
 __all__ = [
     "ApiError",
     "AuthenticationError",
@@ -47,6 +50,7 @@ __all__ = [
     "MalformedHeadersError",
     "MirrorError",
     "NotFoundError",
+    "NotNdjsonError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -89,6 +93,11 @@ class MirrorError(XinyongError):
     API key's lookup secret, is not a mirror, or cannot be read or written. It never answers "allow" instead."""
 
 
+class NotNdjsonError(XinyongError, ValueError):
+    """A file given as NDJSON events is something else: its first line is not a JSON object (a CSV, a GB18030
+    export, pretty-printed JSON). See :func:`xinyong.ndjson.check_first_line`."""
+
+
 class WebhookVerificationError(XinyongError):
     """An inbound webhook failed verification and must not be trusted."""
 
@@ -112,7 +121,18 @@ class TimestampOutOfToleranceError(WebhookVerificationError):
 
 
 class TransportError(XinyongError, ConnectionError):
-    """The gateway could not be reached, or the connection failed mid-request."""
+    """The gateway could not be reached, or the connection failed mid-request.
+
+    The message is one sentence: ``Cannot reach http://127.0.0.1:8080 (connection refused) after 5 tries — is the
+    gateway running?``. ``url`` is the gateway's base URL, ``reason`` the few words in the parentheses,
+    ``attempts`` how many tries were made; the exception of the HTTP library is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, reason: str | None = None, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.url = url
+        self.reason = reason
+        self.attempts = attempts
 
 
 class RequestTimeout(TransportError, TimeoutError):  # noqa: N818 -- the name CONVENTIONS.md gives, as in aiohttp
@@ -132,6 +152,7 @@ class ApiError(XinyongError):
         problem: Mapping[str, Any] | None = None,
         *,
         request_id: str | None = None,
+        message: str | None = None,
     ) -> None:
         self.status = status
         self.problem: dict[str, Any] = dict(problem or {})
@@ -139,10 +160,17 @@ class ApiError(XinyongError):
         self.title: str = str(self.problem.get("title", "")) or f"HTTP {status}"
         self.detail: str | None = self.problem.get("detail")
         self.request_id = request_id
-        message = f"{status} {self.title}"
-        if self.detail:
-            message += f": {self.detail}"
+        if message is None:
+            message = f"{status} {self.title}"
+            if self.detail:
+                message += f": {self.detail}"
         super().__init__(message)
+
+    @property
+    def from_gateway(self) -> bool:
+        """Whether the answer was a problem document of the gateway (a ``urn:xinyong:problem:`` type), not the page
+        of something else answering at that address (a proxy's error page, another web server)."""
+        return self.type.startswith(PROBLEM_BASE)
 
     @property
     def errors(self) -> Sequence[Mapping[str, Any]]:
@@ -193,8 +221,9 @@ class RateLimitError(ApiError):
         *,
         request_id: str | None = None,
         retry_after: float | None = None,
+        message: str | None = None,
     ) -> None:
-        super().__init__(status, problem, request_id=request_id)
+        super().__init__(status, problem, request_id=request_id, message=message)
         self.retry_after = retry_after
 
 
@@ -226,11 +255,13 @@ def api_error_for(
     *,
     request_id: str | None = None,
     retry_after: float | None = None,
+    message: str | None = None,
 ) -> ApiError:
-    """Build the most specific :class:`ApiError` subclass for an HTTP status."""
+    """Build the most specific :class:`ApiError` subclass for an HTTP status (``message``: instead of the one made
+    of the status, title and detail)."""
     if status == 429:
-        return RateLimitError(status, problem, request_id=request_id, retry_after=retry_after)
+        return RateLimitError(status, problem, request_id=request_id, retry_after=retry_after, message=message)
     cls = _BY_STATUS.get(status)
     if cls is None:
         cls = ServerError if status >= 500 else ApiError
-    return cls(status, problem, request_id=request_id)
+    return cls(status, problem, request_id=request_id, message=message)

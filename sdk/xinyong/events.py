@@ -1,4 +1,4 @@
-"""Wire models of the inbound events (DESIGN.md, "Event catalogue (v1)").
+"""Wire models of the inbound events (docs/wire-contract.md, "Event catalogue").
 
 Every event is an envelope ``{"type": "...", "timestamp": "<RFC 3339>", "data": {...}}``. The models
 are strict evidence: unknown fields are rejected (a typo such as ``"confirmd"`` is a 422 with a
@@ -22,6 +22,7 @@ details never contain input values (an identifier may be personal information).
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -88,6 +89,7 @@ __all__ = [
     "Verification",
     "error_pointers",
     "parse_event",
+    "type_suggestion",
 ]
 
 #: How far after "now" a fact may be dated (clock skew between sender and gateway).
@@ -443,6 +445,24 @@ Event = Annotated[
 
 #: Validates any event (``validate_json`` on the raw body); its errors hide the input too.
 EVENT_ADAPTER: Final[TypeAdapter[Event]] = TypeAdapter(Event, config=WIRE_CONFIG)
+
+
+def type_suggestion(event_type: object) -> str | None:
+    """``Did you mean 'delivery.recorded'?`` for a ``type`` that is not in the catalogue but close to one type of it
+    (a typo, a wrong case, a missing part); None when nothing is close. It names a catalogue type, never repeats
+    what was sent."""
+    if not isinstance(event_type, str) or event_type in EVENT_TYPES or len(event_type) > 100:
+        return None
+    folded = {name.lower(): name for name in EVENT_TYPES}
+    given = event_type.strip().lower()
+    if given in folded:
+        return f"Did you mean '{folded[given]}'?"
+    family = [name for name in folded if given and name.startswith(given.rstrip(".") + ".")]  # "delivery"
+    if len(family) > 1:  # "complaint": filed or resolved? No guess.
+        return None
+    close = family or difflib.get_close_matches(given, list(folded), n=1, cutoff=0.75)
+    return f"Did you mean '{folded[close[0]]}'?" if close else None
+
 
 SourceKind = Literal["marketplace", "courier", "regulator"]
 SOURCE_KINDS: Final[tuple[SourceKind, ...]] = get_args(SourceKind)

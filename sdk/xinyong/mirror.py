@@ -49,8 +49,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
-import structlog
-
+from xinyong._logs import get_logger
 from xinyong._session import ClosesOnExit
 from xinyong.client import Client, OnboardingDecision, SubjectLike, check_subject
 from xinyong.errors import MirrorError
@@ -60,7 +59,7 @@ from xinyong.subjects import Subject, mask_id
 
 __all__ = ["DEFAULT_MAX_AGE", "ListMirror", "MirrorFreshness"]
 
-_log = structlog.get_logger("xinyong.mirror")
+_log = get_logger("xinyong.mirror")
 
 DEFAULT_MAX_AGE: Final = timedelta(hours=1)
 """How old the last sync may be before ``check_onboarding`` stops answering ``allow``."""

@@ -1,4 +1,4 @@
-"""Wire models of the query side (DESIGN.md, "Query side"), shared by the gateway and the SDK client.
+"""Wire models of the query side (docs/wire-contract.md, "Query side"), shared by the gateway and the SDK client.
 
 - ``POST /v1/screenings``: :class:`ScreeningRequest` ``{"subjects": [...]}`` (1 to 1000 subjects) →
   :class:`ScreeningResponse` ``{"results": [...]}``, one :class:`SubjectStatus` per subject in request order.

@@ -1,5 +1,7 @@
 """The rejects file of a bulk run: one JSON line per refused input line, shared by ``xinyong send`` (a sender's
-upload) and ``xinyong-gateway import`` (an operator's load), so both write the same format.
+upload) and ``xinyong-gateway import`` (an operator's load), so both write the same format. Each command has a
+default file name of its own (:func:`default_rejects_path`), so a send and an import of one file never overwrite
+each other's.
 
 Each rejection says where (line number) and why (problem type, detail, JSON Pointers), never what the line said: a
 line may hold a resident identity number.
@@ -13,7 +15,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Protocol, Self
 
-__all__ = ["RejectsFile"]
+__all__ = ["RejectsFile", "default_rejects_path"]
+
+
+def default_rejects_path(path: Path, command: str) -> Path:
+    """Where ``command`` (``send``, ``import``) describes the rejected lines of ``path`` unless told:
+    ``deliveries.ndjson`` → ``deliveries.ndjson.send-rejected.ndjson``."""
+    return path.with_name(f"{path.name}.{command}-rejected.ndjson")
 
 
 class _Rejection(Protocol):

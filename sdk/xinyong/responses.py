@@ -1,4 +1,4 @@
-"""Wire models of the gateway's answers to inbound events (DESIGN.md, "Inbound events").
+"""Wire models of the gateway's answers to inbound events (docs/wire-contract.md, "Inbound events").
 
 - 200/202: :class:`WebhookAck`, ``{"status": "accepted" | "duplicate", "webhook_id": "..."}``.
 - every error: :class:`Problem`, an ``application/problem+json`` document (RFC 9457) with a stable

@@ -6,7 +6,9 @@
 - :func:`retrying`: the tenacity loop both :class:`~xinyong.EventSender` and :class:`~xinyong.Client` run their
   attempts in.
 - :func:`error_for_answer`: a non-2xx answer as the most specific :class:`~xinyong.errors.ApiError`, carrying the
-  problem document, the request id and ``Retry-After``.
+  problem document, the request id and ``Retry-After``; an answer that is not the gateway's (an HTML error page)
+  as one sentence naming its status and content type. :func:`unexpected_answer`: a 2xx answer that is not what
+  the contract says.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from xinyong.errors import ApiError, RateLimitError, ServerError, TransportError, api_error_for
 
-__all__ = ["RetryWait", "error_for_answer", "is_retryable", "retry_after_seconds", "retrying"]
+__all__ = ["RetryWait", "error_for_answer", "is_retryable", "retry_after_seconds", "retrying", "unexpected_answer"]
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -75,19 +78,52 @@ def retrying(
     )
 
 
-def _problem(payload: bytes, status: int) -> dict[str, Any]:
+def _content_type(headers: Mapping[str, str]) -> str:
+    return headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+
+
+def _problem(payload: bytes, headers: Mapping[str, str]) -> dict[str, Any] | None:
+    """The problem document of an answer, or None when the answer is not JSON (an error page of something else)."""
+    if "json" not in _content_type(headers):
+        return None
     try:
         document = json.loads(payload)
     except ValueError:
-        return {"title": f"HTTP {status}", "detail": payload[:200].decode("utf-8", "replace") or None}
-    return document if isinstance(document, dict) else {"title": f"HTTP {status}"}
+        return None
+    return document if isinstance(document, dict) else None
 
 
-def error_for_answer(status: int, payload: bytes, headers: Mapping[str, str]) -> ApiError:
-    """The error for a non-2xx answer: the most specific :class:`ApiError` with the problem document."""
+def _phrase(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def error_for_answer(status: int, payload: bytes, headers: Mapping[str, str], *, where: str) -> ApiError:
+    """The error for a non-2xx answer: the most specific :class:`ApiError` with the problem document.
+
+    An answer that is not JSON is not the gateway's (every error of the gateway is ``application/problem+json``):
+    a proxy's 502 page, another web server on that port. Its error says so in one sentence that names the status
+    and the content type, never repeating the page."""
+    request_id = headers.get("X-Request-Id")
+    retry_after = retry_after_seconds(headers.get("Retry-After"))
+    problem = _problem(payload, headers)
+    if problem is not None:
+        return api_error_for(status, problem, request_id=request_id, retry_after=retry_after)
+    question = "is the gateway behind it running?" if status >= 500 else f"is {where} the gateway's URL?"
+    content = _content_type(headers) or "no content type"
+    message = f"{where} answered {_phrase(status)} with {content}, not a problem document of the gateway — {question}"
     return api_error_for(
-        status,
-        _problem(payload, status),
-        request_id=headers.get("X-Request-Id"),
-        retry_after=retry_after_seconds(headers.get("Retry-After")),
+        status, {"title": _phrase(status)}, request_id=request_id, retry_after=retry_after, message=message
     )
+
+
+def unexpected_answer(status: int, headers: Mapping[str, str], expected: str, *, where: str) -> ApiError:
+    """The error for a 2xx answer that is not ``expected`` (e.g. "a webhook acknowledgement")."""
+    content = _content_type(headers) or "no content type"
+    message = (
+        f"Unexpected answer from {where}: {_phrase(status)} with {content} that is not {expected} — is {where} the"
+        " gateway's URL, and this SDK as new as the gateway?"
+    )
+    return ApiError(status, {"title": "Unexpected answer from the gateway"}, message=message)

@@ -23,19 +23,17 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp
-import structlog
 from pydantic import BaseModel
-from tenacity import RetryCallState
 
+from xinyong import problems
 from xinyong._session import GatewaySession
-from xinyong.errors import ApiError, XinyongError
+from xinyong.errors import ApiError, XinyongError, api_error_for
+from xinyong.events import type_suggestion
 from xinyong.responses import WebhookAck
-from xinyong.retries import error_for_answer, is_retryable, retrying
+from xinyong.retries import is_retryable
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
 
 __all__ = ["EventSender", "OutgoingEvent", "is_retryable", "new_webhook_id"]
-
-_log = structlog.get_logger("xinyong.sender")
 
 OutgoingEvent = BaseModel | Mapping[str, Any] | bytes
 """A wire model (``xinyong.events``), a JSON-able mapping, or raw JSON bytes sent as they are."""
@@ -63,6 +61,7 @@ class EventSender(GatewaySession):
     """
 
     _closed_message = "This EventSender is closed; create a new one."
+    _logger_name = "xinyong.sender"
 
     def __init__(
         self,
@@ -83,9 +82,9 @@ class EventSender(GatewaySession):
         if isinstance(key, str):
             key = SigningKey.parse(key) if key.strip().startswith("whsk_") else SigningSecret.parse(key)
         super().__init__(
-            session, timeout, max_attempts, backoff_initial, backoff_max, retry_after_max, concurrency, sleep
+            base_url, session, timeout, max_attempts, backoff_initial, backoff_max, retry_after_max, concurrency, sleep
         )
-        self._url = f"{base_url.rstrip('/')}/v1/webhooks/{source_id}"
+        self._url = f"{self._base_url}/v1/webhooks/{source_id}"
         self.source_id = source_id
         self._key = key
         self._clock = clock
@@ -97,10 +96,9 @@ class EventSender(GatewaySession):
         """
         body = _encode(event)
         msg_id = webhook_id or new_webhook_id()
-        attempts = retrying(
-            max_attempts=self._max_attempts, wait=self._wait, sleep=self._sleep, before_sleep=self._log_retry
+        return await self._retried(
+            self._post_once, msg_id, body, log_event="xinyong.send.retry", source_id=self.source_id
         )
-        return await attempts(self._post_once, msg_id, body)
 
     async def send_many(
         self,
@@ -128,23 +126,26 @@ class EventSender(GatewaySession):
     async def _post_once(self, msg_id: str, body: bytes) -> WebhookAck:
         headers = signature_headers(self._key, msg_id, body, clock=self._clock)
         headers["Content-Type"] = "application/json"
-        status, payload, answer_headers = await self._exchange(
-            "POST", self._url, data=body, headers=headers, where=self._url
-        )
+        status, payload, answer_headers = await self._exchange("POST", self._url, data=body, headers=headers)
         if 200 <= status < 300:
             try:
                 return WebhookAck.model_validate_json(payload)
             except ValueError as exc:
-                raise ApiError(status, {"title": "Unexpected answer from the gateway"}) from exc
-        raise error_for_answer(status, payload, answer_headers)
+                raise self._unexpected(status, answer_headers, "a webhook acknowledgement") from exc
+        raise _with_type_suggestion(self._answer_error(status, payload, answer_headers), body)
 
-    def _log_retry(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        _log.warning(
-            "xinyong.send.retry",
-            source_id=self.source_id,
-            attempt=state.attempt_number,
-            wait_s=round(state.upcoming_sleep, 3),
-            reason=type(exc).__name__ if exc else None,
-            status=getattr(exc, "status", None),
-        )
+
+def _with_type_suggestion(error: ApiError, body: bytes) -> ApiError:
+    """A 422 ``unknown-event-type`` with ``Did you mean 'delivery.recorded'?`` added to its detail when the body's
+    type is close to one of the catalogue (the gateway's answer never repeats the type sent)."""
+    if error.type != problems.UNKNOWN_EVENT_TYPE or "Did you mean" in (error.detail or ""):
+        return error
+    try:
+        sent = json.loads(body).get("type")
+    except (ValueError, AttributeError):
+        return error
+    suggestion = type_suggestion(sent)
+    if suggestion is None:
+        return error
+    detail = f"{(error.detail or error.title).rstrip()} {suggestion}"
+    return api_error_for(error.status, {**error.problem, "detail": detail}, request_id=error.request_id)

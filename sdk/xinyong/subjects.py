@@ -1,6 +1,6 @@
 """Market subjects: who a credit record is about, and how their identifiers are checked and shown.
 
-Two kinds of identifier (DESIGN.md, "Subjects"):
+Two kinds of identifier (docs/wire-contract.md, "Subjects"):
 
 - **USCC**, unified social credit code (GB 32100-2015), of an organisation or business: public
   registration data, shown in full.

@@ -27,6 +27,7 @@ from tests.gateway.test_store import entry, make_source
 from tests.gateway.test_store_sqlite import wal_commits
 from xinyong import problems
 from xinyong.events import EVENT_ADAPTER
+from xinyong.ndjson import line_webhook_id
 from xinyong_gateway.cli import main
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.importer import IMPORT_SIGNATURE
@@ -197,7 +198,7 @@ def test_a_line_with_an_id_is_stored_without_it_as_compact_json_and_one_without_
         == json.dumps(with_id, ensure_ascii=False, separators=(",", ":")).encode()
     )
     digest = MASTER.body_digest(raw_without)
-    assert (second.webhook_id, second.body_digest) == ("import-" + digest[:16].hex(), digest)
+    assert (second.webhook_id, second.body_digest) == (line_webhook_id(raw_without), digest)  # as `xinyong send`
     assert MASTER.open_body(market, second.webhook_id, second.sealed_body) == raw_without
     assert {row.signature for row in (first, second)} == {IMPORT_SIGNATURE}
     assert first.event_type == "complaint.filed"

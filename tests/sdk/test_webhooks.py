@@ -31,7 +31,7 @@ from xinyong.webhooks import (
     signature_headers,
 )
 
-# Shared vectors (DESIGN.md, "Inbound events"; from the reference libraries' own tests).
+# Shared vectors (docs/wire-contract.md, "Signatures"; from the reference libraries' own tests).
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 VECTOR_SEED = "whsk_VEVTVFNJR05JTkdLRVlET05PVFVTRVRISVNGT1JBTlk="
 VECTOR_PUBLIC_KEY = "whpk_ZlN4eg7dSSqi0moX9hQUk3orrOouK3QVQSlJa248c/g="

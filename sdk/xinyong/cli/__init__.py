@@ -15,7 +15,9 @@ summaries) is in ``_common``:
 
 Output meant for programs is one JSON object; on a terminal it is short prose; progress goes to stderr on a
 terminal only. Secrets never come from the command line. Errors are one sentence on stderr and a non-zero exit
-status (2 when a run could not go on), never a traceback.
+status (2 when a run could not go on), never a traceback. The SDK's own log lines (``logging``, see
+``xinyong._logs``) go to stderr for the time of a command: warnings, and with ``--verbose`` (before or after the
+command) the retries too; stdout holds results only.
 """
 
 from __future__ import annotations
@@ -25,9 +27,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-
-import structlog
+from collections.abc import Callable, Iterator, Sequence
 
 from xinyong import __version__
 from xinyong.errors import XinyongError
@@ -56,10 +56,25 @@ def _build_parser() -> argparse.ArgumentParser:
         **PARSER_OPTIONS,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also log the SDK's retries on stderr")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
     for command in (keygen, screen, send, mirror):
         command.add_parser(commands)
+    _add_to_every_command(commands)
     return parser
+
+
+def _add_to_every_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``--verbose`` is accepted after the command too (``xinyong send FILE … -v``), at any depth."""
+    for parser in dict.fromkeys(commands.choices.values()):  # an alias maps to its parser again
+        nested = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+        if nested:
+            for action in nested:
+                _add_to_every_command(action)
+        else:
+            parser.add_argument(
+                "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="also log the SDK's retries"
+            )
 
 
 def _exit_code(exc: SystemExit) -> int:
@@ -70,17 +85,32 @@ def _exit_code(exc: SystemExit) -> int:
     return EXIT_CANNOT_RUN
 
 
-def _log_to_stderr() -> None:
-    """The SDK's log lines (a retry, a failed mirror sync) go to stderr, warnings and above: stdout is for results.
-    (Left alone when the program that calls :func:`main` has configured structlog itself.)"""
-    if structlog.is_configured():
-        return
-    structlog.configure(
-        processors=[structlog.processors.add_log_level, structlog.dev.ConsoleRenderer(colors=False)],
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        cache_logger_on_first_use=False,
-    )
+class _LogLines(logging.Formatter):
+    def __init__(self, command: str) -> None:
+        super().__init__()
+        self._prefix = f"xinyong {command}: "
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{self._prefix}{record.levelname.lower()}: {record.getMessage()}"
+
+
+@contextlib.contextmanager
+def _sdk_log_to_stderr(command: str, *, verbose: bool) -> Iterator[None]:
+    """The SDK's log lines on stderr while a command runs (warnings; with ``verbose`` the retries, at info, too),
+    never on stdout, which holds results. The logger is left as it was found afterwards."""
+    logger = logging.getLogger("xinyong")
+    level = logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogLines(command))
+    handler.setLevel(level)
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,10 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error argparse already reported
         return _exit_code(exc)
     handler: Callable[[argparse.Namespace], int] = args.handler
-    _log_to_stderr()
     try:
-        return handler(args)
-    except KeyboardInterrupt:
+        with _sdk_log_to_stderr(args.command, verbose=args.verbose):
+            return handler(args)
+    except KeyboardInterrupt:  # a command that has more to say about it says so with a CliError (send, screen)
+        sys.stderr.write(f"xinyong {args.command}: interrupted.\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`xinyong keygen | head -c0`): nothing left to tell it. Point stdout

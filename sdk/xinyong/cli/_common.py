@@ -131,15 +131,28 @@ def open_mirror(path: str, args: argparse.Namespace, client: Client | str | None
         raise CliError(str(exc)) from exc
 
 
+def sentence(text: str) -> str:
+    """``text`` ending as a sentence does (a full stop unless it ends with one, or with a question)."""
+    text = text.rstrip()
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 line``, ``2 lines``, ``1,000 rows``."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def gateway_failure(exc: XinyongError, url: str) -> CliError:
     """A failure of the query API as one sentence (exit code 2)."""
+    if isinstance(exc, ApiError) and not exc.from_gateway:  # something else answers there: its message says so
+        return CliError(sentence(str(exc)))
     if isinstance(exc, AuthenticationError):
         return CliError(f"The gateway at {url} refused the API key (401): is it the right key, and not revoked?")
     if isinstance(exc, PermissionDeniedError):
         return CliError(f"The gateway at {url} refused the request: {exc.detail or exc.title} (403).")
     if isinstance(exc, ApiError):
-        return CliError(f"The gateway at {url} answered {exc}.")
-    return CliError(f"{str(exc).rstrip('.')}.")
+        return CliError(sentence(f"The gateway at {url} answered {exc}"))
+    return CliError(sentence(str(exc)))
 
 
 class Progress:

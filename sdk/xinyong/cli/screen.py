@@ -7,10 +7,15 @@ The output is the input, columns and order kept, plus ``list``, ``grade``, ``sco
 (codes joined with ``;``) and ``error``. A row with a wrong ``id_type``, an invalid id, a bad name or a missing or
 extra field is a bad row: not sent, its ``error`` filled, its line named on stderr; it never stops the run.
 
+An input column named like an output column is refused (one sentence, before anything is screened) rather than
+overwritten, except in a results file of ``xinyong screen`` itself, whose last six columns are the output columns:
+screening it again refreshes them.
+
 Valid rows are screened by the gateway (``POST /v1/screenings``, 1000 a request, a few requests at once), or with
 ``--mirror FILE`` from a list mirror (``xinyong mirror sync``) without the network. The output file is written
 only when the screening is complete (to a temporary file renamed into place), with mode 0600: like the input, it
-may hold resident ids and persons' names.
+may hold resident ids and persons' names. That temporary file is created first, before the input is read, so an
+output that cannot be written (``--out nodir/x.csv``) is said at once, not after the screening.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from xinyong.queries import MAX_SCREENING_SUBJECTS, SubjectStatus
 from xinyong.subjects import Subject
 
 from ._common import (
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SOME_BAD,
     PARSER_OPTIONS,
@@ -48,6 +54,7 @@ from ._common import (
     gateway_failure,
     gateway_url,
     open_mirror,
+    plural,
     warn,
 )
 
@@ -141,6 +148,25 @@ def decode(data: bytes, encoding: str | None, name: str) -> tuple[str, str]:
         raise CliError(f"{name} is neither UTF-8 nor GB18030 text; say which encoding it is with --encoding.") from None
 
 
+def _output_positions(header: list[str]) -> dict[str, int] | None:
+    """Where a results file of ``xinyong screen`` (its last six columns the output columns) has them; None for any
+    other header. Raises :class:`CliError` for a header that has some output column elsewhere: it would be
+    overwritten."""
+    lowered = [column.strip().lower() for column in header]
+    width = len(OUTPUT_COLUMNS)
+    if len(lowered) > width and tuple(lowered[-width:]) == OUTPUT_COLUMNS:
+        return {column: len(header) - width + n for n, column in enumerate(OUTPUT_COLUMNS)}
+    taken = [column for column in OUTPUT_COLUMNS if column in lowered]
+    if taken:
+        names = " and ".join(", ".join(taken).rsplit(", ", 1))
+        its = "a column" if len(taken) == 1 else "columns"
+        raise CliError(
+            f"The input has {its} named {names}, where xinyong screen writes its results"
+            f" ({', '.join(OUTPUT_COLUMNS)}): rename {'it' if len(taken) == 1 else 'them'}, so nothing is overwritten."
+        )
+    return None
+
+
 def read_sheet(text: str, name: str, encoding: str) -> Sheet:
     reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
@@ -163,6 +189,7 @@ def read_sheet(text: str, name: str, encoding: str) -> Sheet:
             f"The header of {name} has no column {' and '.join(missing)}; the first line must name the columns"
             " id_type, id and optionally name."
         )
+    _output_positions(header)  # refuse a header whose columns the results would overwrite, before any work
     id_type_at, id_at = columns.index("id_type"), columns.index("id")
     name_at = columns.index("name") if "name" in columns else None
     for row in rows:
@@ -205,14 +232,10 @@ def _columns(status: SubjectStatus) -> dict[str, str]:
 
 def write_sheet(sheet: Sheet, statuses: dict[int, SubjectStatus], out: TextIO) -> None:
     header = list(sheet.header)
-    positions = {}
-    lowered = [column.strip().lower() for column in header]
-    for column in OUTPUT_COLUMNS:  # a column the input already has (a results file screened again) is reused
-        if column in lowered:
-            positions[column] = lowered.index(column)
-        else:
-            positions[column] = len(header)
-            header.append(column)
+    positions = _output_positions(header)  # a results file screened again: its output columns are refreshed
+    if positions is None:
+        positions = {column: len(header) + n for n, column in enumerate(OUTPUT_COLUMNS)}
+        header.extend(OUTPUT_COLUMNS)
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(header)
     for index, row in enumerate(sheet.rows):
@@ -227,24 +250,49 @@ def write_sheet(sheet: Sheet, statuses: dict[int, SubjectStatus], out: TextIO) -
         writer.writerow(fields)
 
 
-def _write_output(sheet: Sheet, statuses: dict[int, SubjectStatus], out: str) -> None:
-    if out == "-":
-        write_sheet(sheet, statuses, sys.stdout)
-        sys.stdout.flush()
-        return
-    target = Path(out)
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+class _Output:
+    """Where the results go: stdout, or a file written in full or not at all. For a file, a temporary file beside
+    it is created at once (mode 0600), so a directory that is missing or not writable is known before any work;
+    :meth:`write` fills it and renames it into place, :meth:`discard` removes it."""
+
+    def __init__(self, out: str) -> None:
+        self.name = out
+        self._temporary: str | None = None
+        self._handle: int | None = None
+        if out == "-":
+            return
+        target = Path(out)
+        if target.is_dir():
+            raise CliError(f"Cannot write the results to {out}: it is a directory.")
+        try:
+            self._handle, self._temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        except OSError as exc:
+            reason = "no such directory" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc)).lower()
+            raise CliError(f"Cannot write the results to {out} ({reason}); nothing was screened.") from None
+
+    def write(self, sheet: Sheet, statuses: dict[int, SubjectStatus]) -> None:
+        if self._temporary is None or self._handle is None:
+            write_sheet(sheet, statuses, sys.stdout)
+            sys.stdout.flush()
+            return
+        handle, self._handle = self._handle, None
         try:
             with os.fdopen(handle, "w", encoding=sheet.encoding, newline="") as stream:
                 write_sheet(sheet, statuses, stream)
-            os.replace(temporary, target)
-        except BaseException:
+            os.replace(self._temporary, self.name)
+            self._temporary = None
+        except OSError as exc:
+            raise CliError(f"Cannot write {self.name}: {exc.strerror or exc}.") from None
+
+    def discard(self) -> None:
+        if self._handle is not None:
             with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
-    except OSError as exc:
-        raise CliError(f"Cannot write {out}: {exc.strerror or exc}.") from None
+                os.close(self._handle)
+            self._handle = None
+        if self._temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._temporary)
+            self._temporary = None
 
 
 # -- screening ------------------------------------------------------------------------------------------------
@@ -276,6 +324,14 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if args.out != "-" and Path(args.out).resolve() == path.resolve():
         raise CliError("--out must name another file than the input.")
+    output = _Output(args.out)
+    try:
+        return _run(args, path, output)
+    finally:
+        output.discard()
+
+
+def _run(args: argparse.Namespace, path: Path, output: _Output) -> int:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -299,17 +355,26 @@ def run(args: argparse.Namespace) -> int:
             statuses = _screen_offline(args, subjects, on_done)
         else:
             statuses = asyncio.run(_screen_online(gateway_url(args), api_key(args), subjects, on_done))
+    except KeyboardInterrupt:
+        progress.done()
+        where = "" if args.out == "-" else f" to {args.out}"
+        raise CliError(
+            f"Interrupted after screening {screened:,} of {plural(len(subjects), 'row')}; nothing was written{where}"
+            " (results are written only when complete), and running the same command again is safe.",
+            EXIT_INTERRUPTED,
+        ) from None
     finally:
         progress.done()
-    _write_output(sheet, statuses, args.out)
+    output.write(sheet, statuses)
     bad = len(sheet.rows) - len(subjects)
     lists = {name: 0 for name in ("black", "watch", "red", "none")}
     for status in statuses.values():
         lists[status.list] += 1
     counts = ", ".join(f"{count:,} {name}" for name, count in lists.items())
     where = "stdout" if args.out == "-" else args.out
-    bad_rows = f"{bad:,} bad row" if bad == 1 else f"{bad:,} bad rows"
-    summary = f"screened {len(subjects):,} rows ({counts}); {bad_rows} not screened; results in {where}"
+    summary = (
+        f"screened {plural(len(subjects), 'row')} ({counts}); {plural(bad, 'bad row')} not screened; results in {where}"
+    )
     warn("screen", summary)
     return EXIT_SOME_BAD if bad else EXIT_OK
 

@@ -4,14 +4,18 @@ Each non-empty line of FILE is one event envelope (``{"type", "timestamp", "data
 ``EventSender`` (fresh signature on every retry; transport errors, 429 and 5xx retried with back-off).
 
 **Webhook ids.** The ``webhook-id`` a line is sent under is its top-level ``"id"`` when it has one (taken out of the
-body, which is then the rest of the object as compact JSON: ``json.dumps(…, separators=(",", ":"),
-ensure_ascii=False)``, as ``xinyong-gateway import`` stores it), else ``line-`` and the first 32 hex digits of the
-SHA-256 of the line's bytes (without its end of line; the line is then sent byte for byte). The id is the sender's
-own dedupe key: sending the same file again answers ``duplicate`` for every line, never counting an event twice.
+body, which is then the rest of the object as compact JSON), else ``line-`` and 32 hex digits of a SHA-256 of the
+line with any person's id and name left out (the line is then sent byte for byte): the scheme of
+:mod:`xinyong.ndjson`, which ``xinyong-gateway import`` uses too. The id is the sender's own dedupe key: sending the
+same file again, or importing it at the gateway, answers ``duplicate`` for every line, never counting an event twice.
+
+**Before any request** the first line must be a JSON object (``Line 1 of x.csv is not JSON — is this NDJSON, one
+event a line?``, exit status 2); a later line that is not a JSON object is rejected here, without a request.
 
 **Outcome.** Each line is accepted, duplicate, or rejected (a 4xx problem from the gateway, or an ``"id"`` that cannot
-be a webhook id). Rejected lines are written to ``--rejects`` (default ``FILE.rejected.ndjson``) as JSON lines with
-the line number, the webhook id, the status and the problem's type, detail and JSON Pointers, never the line's
+be a webhook id, or a line that is not a JSON object). Rejected lines are written to ``--rejects`` (default
+``FILE.send-rejected.ndjson``, never the file ``xinyong-gateway import`` writes for the same input) as JSON lines
+with the line number, the webhook id, the status and the problem's type, detail and JSON Pointers, never the line's
 content (it may hold personal data); a complete run without rejections removes a rejects file left by an earlier run.
 The run stops (exit status 2) when going on cannot help: the gateway unreachable after the retries, an unknown or
 disabled source, a key the gateway does not accept, or a clock more than 5 minutes off. Lines sent before stay
@@ -22,11 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
+import itertools
 import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
@@ -41,12 +44,14 @@ from xinyong.errors import (
     RateLimitError,
     XinyongError,
 )
-from xinyong.rejects import RejectsFile
+from xinyong.ndjson import NotNdjsonError, check_first_line, numbered_lines, webhook_id_and_body
+from xinyong.rejects import RejectsFile, default_rejects_path
 from xinyong.responses import WebhookAck
 from xinyong.sender import EventSender
-from xinyong.webhooks import SigningKey, SigningSecret, check_webhook_id
+from xinyong.webhooks import SigningKey, SigningSecret
 
 from ._common import (
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SOME_BAD,
     PARSER_OPTIONS,
@@ -56,14 +61,15 @@ from ._common import (
     bar,
     emit,
     gateway_url,
+    plural,
     read_secret_file,
+    sentence,
 )
 
-__all__ = ["add_parser", "webhook_id_and_body"]
+__all__ = ["add_parser"]
 
 CHUNK_LINES: Final = 500
 """Lines read and sent at a time (memory stays bounded whatever the file's size)."""
-_BOM: Final = b"\xef\xbb\xbf"
 
 _EPILOG = """\
 examples:
@@ -74,10 +80,11 @@ examples:
 deliveries.ndjson, one event a line (an "id" member, if any, is the line's webhook id):
   {"id": "wb-YT7310000", "type": "delivery.recorded", "timestamp": "2026-11-27T10:00:00+08:00", "data": {...}}
 
-A line without "id" is sent under "line-" + the first 32 hex digits of the SHA-256 of the line, so sending a
-file again never counts an event twice. Rejected lines go to FILE.rejected.ndjson (line number, status,
-problem type, detail and JSON Pointers; never the line's content). The secret or key is read from a file,
-never from the command line; a key file may be the JSON that `xinyong keygen --json` prints.
+A line without "id" is sent under "line-" + 32 hex digits of a SHA-256 of the line (a person's id and name
+left out), the id `xinyong-gateway import` gives it too, so sending a file again never counts an event twice.
+Rejected lines go to FILE.send-rejected.ndjson (line number, status, problem type, detail and JSON Pointers;
+never the line's content). The secret or key is read from a file, never from the command line; a key file may be
+the JSON that `xinyong keygen --json` prints.
 
 exit status: 0 every line accepted or duplicate, 1 some lines rejected, 2 the upload could not run or stopped.
 """
@@ -99,7 +106,7 @@ def add_parser(commands: Any) -> None:
         "--key-file", metavar="FILE", help="a file holding a whsk_... Ed25519 signing key, or keygen's JSON (v1a)"
     )
     parser.add_argument(
-        "--rejects", metavar="FILE", help="where to describe rejected lines (default: FILE.rejected.ndjson)"
+        "--rejects", metavar="FILE", help="where to describe rejected lines (default: FILE.send-rejected.ndjson)"
     )
     parser.add_argument("--concurrency", type=int, default=16, metavar="N", help="events in flight (default 16)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON even on a terminal")
@@ -136,7 +143,8 @@ class Rejection:
     line: int
     webhook_id: str | None
     status: int | None
-    """The gateway's HTTP status; None when the line was refused here (an ``"id"`` that cannot be a webhook id)."""
+    """The gateway's HTTP status; None when the line was refused here (not a JSON object, or an ``"id"`` that cannot
+    be a webhook id)."""
     problem: str
     detail: str
     errors: list[dict[str, str]]
@@ -152,35 +160,6 @@ class Rejection:
         }
 
 
-def webhook_id_and_body(line: bytes) -> tuple[str, bytes]:
-    """The webhook id a line is sent under, and the body sent (see the module's docstring).
-
-    Raises :class:`~xinyong.errors.MalformedHeadersError` when the line's ``"id"`` cannot be a webhook id."""
-    try:
-        document = json.loads(line)
-    except ValueError:
-        document = None  # sent as it is: the gateway says what is wrong with it
-    if isinstance(document, dict) and "id" in document:
-        webhook_id = document.pop("id")
-        if not isinstance(webhook_id, str):
-            raise MalformedHeadersError("The webhook id must be a non-empty string")
-        check_webhook_id(webhook_id, what="The webhook id")
-        return webhook_id, json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
-    return "line-" + hashlib.sha256(line).hexdigest()[:32], line
-
-
-def _numbered_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
-    """(line number, line without its end of line, bytes read so far) of every non-blank line."""
-    offset = 0
-    for number, raw in enumerate(stream, 1):
-        offset += len(raw)
-        line = raw.rstrip(b"\r\n")
-        if number == 1:
-            line = line.removeprefix(_BOM)
-        if line.strip():
-            yield number, line, offset
-
-
 @dataclass(slots=True)
 class Tally:
     accepted: int = 0
@@ -194,20 +173,32 @@ class Tally:
 
 def _stop(exc: XinyongError, url: str, source: str, tally: Tally) -> CliError:
     """The error that ends a run, as one sentence; what was sent before stays stored."""
-    if isinstance(exc, NotFoundError):
+    if isinstance(exc, NotFoundError) and exc.type == problems.SOURCE_NOT_FOUND:
         reason = f"the gateway at {url} knows no active source {source}"
     elif isinstance(exc, AuthenticationError) and exc.type == problems.TIMESTAMP_OUT_OF_TOLERANCE:
         reason = "the gateway says this machine's clock is more than 5 minutes off; set the clock right"
-    elif isinstance(exc, AuthenticationError):
+    elif isinstance(exc, AuthenticationError) and exc.from_gateway:
         reason = f"the gateway does not accept the signature: is the secret or key file the one of source {source}?"
-    elif isinstance(exc, RateLimitError):
+    elif isinstance(exc, RateLimitError) and exc.from_gateway:
         reason = f"the gateway kept answering 429 (rate limit of source {source}) after the retries"
     else:
-        reason = str(exc).rstrip(".")
+        reason = str(exc)
     sent = tally.accepted + tally.duplicate
+    were = "was" if sent == 1 else "were"
     return CliError(
-        f"The upload stopped: {reason}. {sent:,} lines were stored (or already were) before; running the same"
-        " command again is safe (they answer duplicate)."
+        f"{sentence('The upload stopped: ' + reason)} {plural(sent, 'line')} {were} stored (or already {were})"
+        " before; running the same command again is safe (they answer duplicate)."
+    )
+
+
+def _interrupted(tally: Tally, rejects_path: Path) -> CliError:
+    """What Ctrl-C leaves: the counts so far, and why running the command again is safe (exit status 130)."""
+    see = f" (listed in {rejects_path})" if tally.rejected else ""
+    return CliError(
+        f"Interrupted after {plural(tally.lines, 'line')}: {tally.accepted:,} accepted, {tally.duplicate:,} duplicate,"
+        f" {tally.rejected:,} rejected{see}; lines in flight may or may not be stored, and running the same command"
+        " again is safe (stored lines answer duplicate).",
+        EXIT_INTERRUPTED,
     )
 
 
@@ -218,15 +209,39 @@ def _is_fatal(exc: XinyongError) -> bool:
     return exc.status in (401, 404, 429) or exc.status >= 500
 
 
+def _not_an_object(number: int, line: bytes) -> Rejection:
+    """The rejection of a line that is not a JSON object, in the words of the gateway's answer to such a body."""
+    try:
+        json.loads(line)
+    except ValueError:
+        return Rejection(number, None, None, problems.BODY_NOT_JSON, "The line is not valid UTF-8 JSON.", [])
+    errors = [{"pointer": "", "detail": "Input should be an object"}]
+    return Rejection(
+        number, None, None, problems.SCHEMA_INVALID, "The line must be a JSON object (the event envelope).", errors
+    )
+
+
 async def _send(
-    args: argparse.Namespace, url: str, key: SigningSecret | SigningKey, stream: IO[bytes], rejects: RejectsFile
-) -> Tally:
-    tally = Tally()
+    args: argparse.Namespace,
+    url: str,
+    key: SigningSecret | SigningKey,
+    stream: IO[bytes],
+    rejects: RejectsFile,
+    tally: Tally,
+) -> None:
     progress = Progress()
     total = os.fstat(stream.fileno()).st_size
+    lines = numbered_lines(stream)
+    first = next(lines, None)
+    if first is None:
+        return
+    try:
+        check_first_line(first[0], first[1], args.file)
+    except NotNdjsonError as exc:
+        raise CliError(str(exc)) from None
+    lines = itertools.chain([first], lines)
     try:
         async with EventSender(url, args.source, key, concurrency=args.concurrency) as sender:
-            lines = _numbered_lines(stream)
             while chunk := [item for _, item in zip(range(CHUNK_LINES), lines, strict=False)]:
                 await _send_chunk(sender, chunk, tally, rejects, url, args.source)
                 progress.show(
@@ -235,7 +250,6 @@ async def _send(
                 )
     finally:
         progress.done()
-    return tally
 
 
 async def _send_chunk(
@@ -255,6 +269,9 @@ async def _send_chunk(
             detail = "The line's webhook id is not valid."
             errors = [{"pointer": "/id", "detail": str(exc)}]
             rejections.append(Rejection(number, None, None, problems.SCHEMA_INVALID, detail, errors))
+            continue
+        except ValueError:  # the gateway would refuse it as ingest refuses such a body; no need to ask it
+            rejections.append(_not_an_object(number, line))
             continue
         outgoing.append((number, webhook_id, body))
     results = await sender.send_many([(webhook_id, body) for _, webhook_id, body in outgoing])
@@ -289,11 +306,14 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--concurrency must be at least 1.")
     url = gateway_url(args)
     key = _signing_key(args)
-    rejects_path = Path(args.rejects) if args.rejects else path.with_name(path.name + ".rejected.ndjson")
+    rejects_path = Path(args.rejects) if args.rejects else default_rejects_path(path, "send")
     started = time.monotonic()
     try:
+        tally = Tally()
         with path.open("rb") as stream, RejectsFile(rejects_path) as rejects:
-            tally = asyncio.run(_send(args, url, key, stream, rejects))
+            asyncio.run(_send(args, url, key, stream, rejects, tally))
+    except KeyboardInterrupt:
+        raise _interrupted(tally, rejects_path) from None
     except OSError as exc:
         raise CliError(f"Cannot read {path} or write the rejects file: {exc.strerror or exc}.") from None
     elapsed = time.monotonic() - started
