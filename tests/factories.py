@@ -138,6 +138,34 @@ def event(event_type: str, rng: random.Random | None = None, **data: Any) -> dic
             "revoked_at": at,
             "reason": "行政复议撤销",
         },
+        "objection.filed": {
+            "objection_id": f"obj-{n}",
+            "subject": merchant(rng),
+            "record_id": f"rec_{n:024x}",
+            "grounds": "该记录所依据的信息有误",
+            "filed_at": at,
+        },
+        "objection.decided": {
+            "objection_id": f"obj-{n}",
+            "subject": merchant(rng),
+            "outcome": "upheld",
+            "note": "经核查属实，予以更正",
+            "decided_at": at,
+        },
+        "repair.applied": {
+            "repair_id": f"rep-{n}",
+            "subject": merchant(rng),
+            "record_id": f"rec_{n:024x}",
+            "grounds": "已完成整改",
+            "applied_at": at,
+        },
+        "repair.decided": {
+            "repair_id": f"rep-{n}",
+            "subject": merchant(rng),
+            "outcome": "granted",
+            "note": "准予信用修复",
+            "decided_at": at,
+        },
     }
     body = dict(defaults[event_type])
     body.update(data)

@@ -76,10 +76,21 @@ __all__ = [
     "ManipulationKind",
     "MerchantRegistered",
     "MerchantRegisteredData",
+    "ObjectionDecided",
+    "ObjectionDecidedData",
+    "ObjectionFiled",
+    "ObjectionFiledData",
+    "ObjectionOutcome",
     "PenaltyImposed",
     "PenaltyImposedData",
     "PenaltyRevoked",
     "PenaltyRevokedData",
+    "RecordId",
+    "RepairApplied",
+    "RepairAppliedData",
+    "RepairDecided",
+    "RepairDecidedData",
+    "RepairOutcome",
     "ReviewManipulationDetected",
     "ReviewManipulationDetectedData",
     "Severity",
@@ -145,6 +156,12 @@ ComplaintOutcome = Literal["upheld", "rejected", "settled", "compensated_in_adva
 Severity = Literal["minor", "general", "serious"]
 ListingViolationKind = Literal["counterfeit", "prohibited_goods", "false_advertising", "ip_infringement", "price_fraud"]
 DeliveryStatus = Literal["delivered", "lost", "damaged", "delayed", "returned", "empty_parcel"]
+ObjectionOutcome = Literal["upheld", "rejected"]
+RepairOutcome = Literal["granted", "refused"]
+#: A credit record's id as statuses show it (``reasons[].record_id``): derived from the facts, stable across replays.
+RecordId = Annotated[
+    str, StringConstraints(pattern=r"^rec_[0-9a-f]{24}$"), Field(description="A record id, `rec_` and 24 hex digits.")
+]
 
 # Counts travel as JSON numbers; beyond 2**53 - 1 they stop being exact in many JSON parsers (RFC 7493).
 _MAX_COUNT: Final = 2**53 - 1
@@ -263,6 +280,46 @@ class PenaltyRevokedData(WireModel):
     reason: Text
 
 
+class ObjectionFiledData(WireModel):
+    """Data of ``objection.filed``."""
+
+    objection_id: Identifier
+    subject: Subject
+    record_id: RecordId
+    grounds: Text = Field(description="Why the record or the information behind it is contested.")
+    filed_at: Timestamp
+
+
+class ObjectionDecidedData(WireModel):
+    """Data of ``objection.decided``."""
+
+    objection_id: Identifier
+    subject: Subject = Field(description="The subject of the objection ruled on (routes the ruling to its file).")
+    outcome: ObjectionOutcome
+    note: Text
+    decided_at: Timestamp
+
+
+class RepairAppliedData(WireModel):
+    """Data of ``repair.applied``."""
+
+    repair_id: Identifier
+    subject: Subject
+    record_id: RecordId
+    grounds: Text = Field(description="How the subject corrected its behaviour.")
+    applied_at: Timestamp
+
+
+class RepairDecidedData(WireModel):
+    """Data of ``repair.decided``."""
+
+    repair_id: Identifier
+    subject: Subject = Field(description="The subject of the repair ruled on (routes the ruling to its file).")
+    outcome: RepairOutcome
+    note: Text
+    decided_at: Timestamp
+
+
 class EventBase(WireModel):
     """The envelope every event shares: ``type``, ``timestamp`` (when the source sent it) and ``data``."""
 
@@ -379,6 +436,43 @@ class PenaltyRevoked(EventBase):
     data: PenaltyRevokedData
 
 
+class ObjectionFiled(EventBase):
+    """A subject objects to a credit record or the information behind it (it cites the record's ``record_id``).
+
+    Sent by a marketplace or a regulator on the subject's behalf. A later one from the same source with the same
+    ``objection_id`` corrects it. While it is open the record and the subject's status say ``disputed``.
+    """
+
+    type: Literal["objection.filed"]
+    data: ObjectionFiledData
+
+
+class ObjectionDecided(EventBase):
+    """The authority's ruling on an objection: ``upheld`` ends the record (state ``corrected``), ``rejected``
+    leaves it standing. Sent by a regulator. The first ruling stands; a further one is kept as an anomaly."""
+
+    type: Literal["objection.decided"]
+    data: ObjectionDecidedData
+
+
+class RepairApplied(EventBase):
+    """A subject applies for credit repair of a record whose minimum publicity has passed.
+
+    Sent by a marketplace or a regulator on the subject's behalf. An application that comes too early is refused
+    at once, with the date it becomes possible."""
+
+    type: Literal["repair.applied"]
+    data: RepairAppliedData
+
+
+class RepairDecided(EventBase):
+    """The ruling on a repair application: ``granted`` ends the record (state ``repaired``), ``refused`` leaves it.
+    Sent by a regulator. The first ruling stands; a further one is kept as an anomaly."""
+
+    type: Literal["repair.decided"]
+    data: RepairDecidedData
+
+
 def _type_of(model: type[EventBase]) -> str:
     (tag,) = get_args(model.model_fields["type"].annotation)
     return str(tag)
@@ -399,6 +493,10 @@ EVENT_TYPES: Final[Mapping[str, type[EventBase]]] = MappingProxyType(
             DeliveryRecorded,
             PenaltyImposed,
             PenaltyRevoked,
+            ObjectionFiled,
+            ObjectionDecided,
+            RepairApplied,
+            RepairDecided,
         )
     }
 )
@@ -438,7 +536,11 @@ Event = Annotated[
     | ListingViolation
     | DeliveryRecorded
     | PenaltyImposed
-    | PenaltyRevoked,
+    | PenaltyRevoked
+    | ObjectionFiled
+    | ObjectionDecided
+    | RepairApplied
+    | RepairDecided,
     Field(discriminator="type"),
     _UnknownEventTypeError(),
 ]
@@ -479,6 +581,8 @@ ALLOWED_EVENT_TYPES: Final[Mapping[SourceKind, frozenset[str]]] = MappingProxyTy
                 "commitment.published",
                 "commitment.breached",
                 "listing.violation",
+                "objection.filed",
+                "repair.applied",
             }
         ),
         "courier": frozenset({"delivery.recorded"}),
@@ -489,6 +593,10 @@ ALLOWED_EVENT_TYPES: Final[Mapping[SourceKind, frozenset[str]]] = MappingProxyTy
                 "commitment.breached",
                 "penalty.imposed",
                 "penalty.revoked",
+                "objection.filed",
+                "objection.decided",
+                "repair.applied",
+                "repair.decided",
             }
         ),
     }

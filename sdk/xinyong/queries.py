@@ -99,6 +99,9 @@ class StatusReason(WireModel):
     source_events: _Ints = Field(description="Inbox positions of the events behind the record.")
     effective_from: datetime
     effective_until: datetime
+    disputed: bool = Field(
+        default=False, description="Whether an objection against this record is open (absent from older entries)."
+    )
 
 
 _Reasons = list[StatusReason]
@@ -112,7 +115,7 @@ class _Standing(WireModel):
     score: int | None = Field(description="100 minus the weights of effective records; null when never reported.")
     measures: _Strs = Field(description="What platforms apply, from the policy (e.g. `refuse_onboarding`).")
     reasons: _Reasons
-    disputed: bool = Field(description="Whether a reason is under objection (always false until objections exist).")
+    disputed: bool = Field(description="Whether an objection against one of the reasons is open.")
     policy_version: str = Field(description="The credit policy the status was computed under.")
     as_of: datetime = Field(description="When the status was computed.")
 

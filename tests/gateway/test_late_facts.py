@@ -35,6 +35,10 @@ _AT = {
     "delivery.recorded": "occurred_at",
     "penalty.imposed": "decided_at",
     "penalty.revoked": "revoked_at",
+    "objection.filed": "filed_at",
+    "objection.decided": "decided_at",
+    "repair.applied": "applied_at",
+    "repair.decided": "decided_at",
 }
 
 
@@ -78,7 +82,7 @@ class Facts:
     def add(
         self, event_type: str, at: datetime, *, sent: datetime | None = None, source: str = "src_a", **data: Any
     ) -> LoggedEvent:
-        subject_field = "subject" if event_type.startswith("penalty.") else "merchant"
+        subject_field = "subject" if event_type.startswith(("penalty.", "objection.", "repair.")) else "merchant"
         if event_type == "delivery.recorded":
             data.setdefault("courier", COURIER)
         data.setdefault(subject_field, MERCHANTS[0])

@@ -109,6 +109,34 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "revoked_at": AT,
         "reason": "行政复议撤销",
     },
+    "objection.filed": {
+        "objection_id": "obj-1",
+        "subject": COMPANY,
+        "record_id": "rec_0123456789abcdef01234567",
+        "grounds": "该商品为正品，附品牌授权书",
+        "filed_at": AT,
+    },
+    "objection.decided": {
+        "objection_id": "obj-1",
+        "subject": COMPANY,
+        "outcome": "upheld",
+        "note": "予以更正",
+        "decided_at": AT,
+    },
+    "repair.applied": {
+        "repair_id": "rep-1",
+        "subject": PERSON,
+        "record_id": "rec_0123456789abcdef01234567",
+        "grounds": "已完成整改",
+        "applied_at": AT,
+    },
+    "repair.decided": {
+        "repair_id": "rep-1",
+        "subject": PERSON,
+        "outcome": "refused",
+        "note": "整改未完成",
+        "decided_at": AT,
+    },
 }
 
 
@@ -179,6 +207,8 @@ def test_allowed_event_types_follow_the_catalogue() -> None:
         "commitment.published",
         "commitment.breached",
         "listing.violation",
+        "objection.filed",
+        "repair.applied",
     }
     assert ALLOWED_EVENT_TYPES["courier"] == {"delivery.recorded"}
     assert ALLOWED_EVENT_TYPES["regulator"] == {
@@ -187,6 +217,10 @@ def test_allowed_event_types_follow_the_catalogue() -> None:
         "commitment.breached",
         "penalty.imposed",
         "penalty.revoked",
+        "objection.filed",
+        "objection.decided",
+        "repair.applied",
+        "repair.decided",
     }
     assert set().union(*ALLOWED_EVENT_TYPES.values()) == set(EVENT_TYPES)
 
@@ -432,6 +466,10 @@ TIME_FIELDS = [
     ("delivery.recorded", "occurred_at"),
     ("penalty.imposed", "decided_at"),
     ("penalty.revoked", "revoked_at"),
+    ("objection.filed", "filed_at"),
+    ("objection.decided", "decided_at"),
+    ("repair.applied", "applied_at"),
+    ("repair.decided", "decided_at"),
 ]
 
 
@@ -613,6 +651,7 @@ times = st.datetimes(
     timezones=offsets,
 ).map(lambda moment: moment.isoformat())
 identifiers = st.text(min_size=1, max_size=128)
+record_ids = st.from_regex(r"rec_[0-9a-f]{24}", fullmatch=True)
 texts = st.text(min_size=1, max_size=500)
 names = st.text(min_size=1, max_size=200)
 subjects = st.fixed_dictionaries(
@@ -706,6 +745,34 @@ DATA_FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "subject": subjects,
         "revoked_at": times,
         "reason": texts,
+    },
+    "objection.filed": {
+        "objection_id": identifiers,
+        "subject": subjects,
+        "record_id": record_ids,
+        "grounds": texts,
+        "filed_at": times,
+    },
+    "objection.decided": {
+        "objection_id": identifiers,
+        "subject": subjects,
+        "outcome": enum("objection.decided", "outcome"),
+        "note": texts,
+        "decided_at": times,
+    },
+    "repair.applied": {
+        "repair_id": identifiers,
+        "subject": subjects,
+        "record_id": record_ids,
+        "grounds": texts,
+        "applied_at": times,
+    },
+    "repair.decided": {
+        "repair_id": identifiers,
+        "subject": subjects,
+        "outcome": enum("repair.decided", "outcome"),
+        "note": texts,
+        "decided_at": times,
     },
 }
 OPTIONAL_DATA_FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {

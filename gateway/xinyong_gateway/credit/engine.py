@@ -66,13 +66,16 @@ from pydantic import BaseModel
 
 from xinyong.events import EventBase
 from xinyong.subjects import CHINA_STANDARD_TIME, Subject
+from xinyong_gateway.credit.due_process import deadline, is_overdue
 from xinyong_gateway.credit.policy import AtLeast, Condition, Policy, Rule
 
 __all__ = [
     "CreditFile",
     "LoggedEvent",
+    "ObjectionView",
     "Reason",
     "Record",
+    "RepairView",
     "Status",
     "fact_time",
     "project",
@@ -80,8 +83,10 @@ __all__ = [
 ]
 
 ListStatus = Literal["black", "watch", "red", "none"]
-RecordState = Literal["active", "pending", "expired", "withdrawn", "revoked"]
+RecordState = Literal["active", "pending", "expired", "withdrawn", "revoked", "corrected", "repaired"]
 EndState = Literal["withdrawn", "revoked"]
+ClosedState = Literal["corrected", "repaired"]
+_DUE_PROCESS_TYPES = {"objection.filed", "objection.decided", "repair.applied", "repair.decided"}
 
 _CASE_FIELDS = ("case_id", "complaint_id", "decision_no")
 _REVOKES = {"penalty.revoked": "penalty.imposed"}
@@ -239,10 +244,18 @@ class Record:
     basis: list[int] = field(default_factory=list)
     """Single-fact rules: ``[timestamp, seq]`` of the case version the record runs from; counting rules: the
     :data:`FactKey` of the fact that completed the window; ratio rules: empty."""
+    closed: list[Any] | None = None
+    """``[state, instant]``: an upheld objection (``corrected``) or a granted repair (``repaired``) ended the record
+    at that instant (microseconds); recomputed from the file's objections and repairs at every settle."""
+    disputes: list[list[int | None]] = field(default_factory=list)
+    """``[from, until or None]`` (microseconds) of each valid objection against the record: open until ruled on."""
 
     def state_at(self, at: datetime) -> RecordState:
         if self.ended is not None:
             return self.ended
+        if self.closed is not None and _micros(at) >= self.closed[1]:
+            state: ClosedState = self.closed[0]
+            return state
         if at < self.effective_from:
             return "pending"
         return "active" if at < self.effective_until else "expired"
@@ -261,7 +274,22 @@ class Record:
             "case": self.case,
             "contributing": list(self.contributing),
             "basis": list(self.basis),
+            "closed": list(self.closed) if self.closed is not None else None,
+            "disputes": [list(span) for span in self.disputes],
         }
+
+    def disputed_at(self, at: datetime) -> bool:
+        """Whether an objection against the record is open at ``at``."""
+        moment = _micros(at)
+        return any(
+            start <= moment and (end is None or moment < end) for start, end in self.disputes if start is not None
+        )
+
+    def ends_at(self) -> datetime:
+        """When the record stops counting: its ``until``, or earlier when it was corrected or repaired."""
+        if self.closed is not None:
+            return min(self.effective_until, _instant(self.closed[1]))
+        return self.effective_until
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Record:
@@ -282,6 +310,7 @@ class Reason:
     source_seqs: tuple[int, ...]
     effective_from: datetime
     effective_until: datetime
+    disputed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,9 +326,46 @@ class Status:
     policy_version: str
     as_of: datetime
 
-    def decision(self) -> tuple[str, str, tuple[str, ...]]:
-        """What a change-feed entry is about: list, grade and measures."""
-        return (self.list, self.grade, self.measures)
+    def decision(self) -> tuple[str, str, tuple[str, ...], bool]:
+        """What a change-feed entry is about: list, grade, measures, and whether a reason is under objection."""
+        return (self.list, self.grade, self.measures, self.disputed)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectionView:
+    """An objection's state: ``open``, ``upheld``, ``rejected``, ``invalid`` (it cites no record of the subject's
+    file, or one withdrawn or revoked: ``reason`` says which) or ``unfiled`` (rulings only); its deadlines as the
+    last day (China Standard Time) and whether the reply is or was late; ``anomalies`` counts rulings that do not
+    stand (a second ruling, or one dated before the filing)."""
+
+    objection_id: str
+    record_id: str | None
+    state: Literal["open", "upheld", "rejected", "invalid", "unfiled"]
+    reason: str | None
+    filed_at: datetime | None
+    reply_due: date | None
+    decided_at: datetime | None
+    outcome: str | None
+    publish_due: date | None
+    feedback_due: date | None
+    overdue: bool
+    anomalies: int
+
+
+@dataclass(frozen=True, slots=True)
+class RepairView:
+    """A repair application's state: ``pending``, ``granted``, ``refused`` (by a ruling, or at once: ``reason``
+    says why and ``possible_from`` when it could be applied for), ``invalid`` or ``unfiled``."""
+
+    repair_id: str
+    record_id: str | None
+    state: Literal["pending", "granted", "refused", "invalid", "unfiled"]
+    reason: str | None
+    applied_at: datetime | None
+    possible_from: datetime | None
+    decided_at: datetime | None
+    outcome: str | None
+    anomalies: int
 
 
 # A case as a file keeps it: its current version, the positions of every version seen, and the single-fact
@@ -326,6 +392,11 @@ class CreditFile:
     anchors: dict[str, int] = field(default_factory=dict)
     """Window rules: the latest ``until`` (microseconds) of the rule's records that left for the archive, so a
     re-evaluation still knows which instants they covered."""
+    objections: dict[str, dict[str, list[list[Any]]]] = field(default_factory=dict)
+    """By objection id: ``filed`` versions ``[timestamp, seq, filed_at, record_id]`` and ``rulings``
+    ``[decided_at, timestamp, seq, outcome]`` (microseconds), every one received, in any order."""
+    repairs: dict[str, dict[str, list[list[Any]]]] = field(default_factory=dict)
+    """By repair id: ``applied`` versions ``[timestamp, seq, applied_at, record_id]`` and ``rulings`` as above."""
     newest_fact: datetime | None = None
     """The latest fact time applied: horizons and the archive are measured back from it."""
     archived: list[Record] = field(default_factory=list)
@@ -350,6 +421,8 @@ class CreditFile:
                 self.registered_at = at
         elif event.type == "commitment.published" and subject_field == "merchant":
             self.commitment_published = True
+        elif event.type in _DUE_PROCESS_TYPES:
+            self._due_process(logged)
         if self.newest_fact is None or at > self.newest_fact:
             self.newest_fact = at
         key: FactKey = (_micros(at), _micros(event.timestamp), logged.seq)
@@ -371,6 +444,21 @@ class CreditFile:
             targets = [r for r in policy.rules_by_event.get(revoked_type, ()) if r.subject_field == subject_field]
             if targets:
                 self._version(f"{logged.source_id}|{revoked_type}|{case_id}", key, targets, {}, True, policy)
+
+    def _due_process(self, logged: LoggedEvent) -> None:
+        """Keep a filing, application or ruling; what they do to records is worked out at :meth:`settle`."""
+        event, data = logged.event, logged.event.data.__dict__
+        ts, seq, at = _micros(event.timestamp), logged.seq, _micros(fact_time(event))
+        if event.type.startswith("objection."):
+            case = self.objections.setdefault(data["objection_id"], {"filed": [], "rulings": []})
+        else:
+            case = self.repairs.setdefault(data["repair_id"], {"filed": [], "rulings": []})
+        if event.type.endswith(".decided"):
+            versions, version = case["rulings"], [at, ts, seq, data["outcome"]]
+        else:
+            versions, version = case["filed"], [ts, seq, at, data["record_id"]]
+        if version not in versions:
+            insort(versions, version)
 
     def _single_version(
         self, case: str, key: FactKey, rules: list[Rule], matched: dict[str, int], policy: Policy
@@ -523,6 +611,7 @@ class CreditFile:
             else:
                 self._evaluate_count(rule, point, policy)
         self.dirty.clear()
+        self._apply_due_process(policy)
         self._archive_old(policy)
         self.settled = True
 
@@ -613,6 +702,95 @@ class CreditFile:
             )
             covered = _micros(moment + publicity)
 
+    # -- objections and repairs -------------------------------------------------------------------------
+    def _apply_due_process(self, policy: Policy) -> None:
+        """Recompute what objections and repairs do to the records (they may have been re-evaluated): a valid open
+        objection disputes its record, an upheld one ends it (``corrected``) when ruled on, a granted repair ends it
+        (``repaired``); the earliest end wins."""
+        for record in self.records.values():
+            record.closed, record.disputes = None, []
+        for objection_id in sorted(self.objections):
+            objection = self.objection(objection_id, policy)
+            disputed = self.records.get(objection.record_id or "")
+            if disputed is None or objection.state in ("invalid", "unfiled") or objection.filed_at is None:
+                continue
+            decided = _micros(objection.decided_at) if objection.decided_at is not None else None
+            disputed.disputes.append([_micros(objection.filed_at), decided])
+            if objection.state == "upheld" and decided is not None:
+                self._close(disputed, "corrected", decided)
+        for repair_id in sorted(self.repairs):
+            repair = self.repair(repair_id, policy)
+            repaired = self.records.get(repair.record_id or "")
+            if repaired is not None and repair.state == "granted" and repair.decided_at is not None:
+                self._close(repaired, "repaired", _micros(repair.decided_at))
+
+    @staticmethod
+    def _close(record: Record, state: ClosedState, at: int) -> None:
+        if record.closed is None or at < record.closed[1]:
+            record.closed = [state, at]
+
+    def objection(self, objection_id: str, policy: Policy, now: datetime | None = None) -> ObjectionView:
+        """An objection as the engine sees it: its state, the ruling that stands, deadlines and anomalies."""
+        case = self.objections.get(objection_id, {"filed": [], "rulings": []})
+        due = policy.due_process
+        filing = case["filed"][-1] if case["filed"] else None  # the latest envelope timestamp wins
+        rulings = case["rulings"]
+        if filing is None:
+            return ObjectionView(objection_id, None, "unfiled", "a ruling on an objection that was never filed",
+                                 None, None, None, None, None, None, False, len(rulings))  # fmt: skip
+        filed_at = _instant(filing[2])
+        record_id = filing[3]
+        reply_due = deadline(filed_at, due.reply_within)
+        record = self.records.get(record_id)
+        if record is None or record.ended is not None:
+            reason = "no such record in the subject's file" if record is None else f"the record is {record.ended}"
+            return ObjectionView(objection_id, record_id, "invalid", reason, filed_at, reply_due, None, None, None,
+                                 None, False, len(rulings))  # fmt: skip
+        standing = [r for r in rulings if r[0] >= filing[2]]
+        anomalies = len(rulings) - min(1, len(standing))
+        if not standing:
+            overdue = now is not None and is_overdue(reply_due, None, now)
+            return ObjectionView(objection_id, record_id, "open", None, filed_at, reply_due, None, None, None, None,
+                                 overdue, anomalies)  # fmt: skip
+        ruling = standing[0]
+        decided_at = _instant(ruling[0])
+        outcome = ruling[3]
+        publish_due = deadline(decided_at, due.publish_correction_within) if outcome == "upheld" else None
+        feedback_due = deadline(decided_at, due.feed_back_within) if outcome == "rejected" else None
+        overdue = is_overdue(reply_due, decided_at, decided_at)
+        return ObjectionView(objection_id, record_id, outcome, None, filed_at, reply_due, decided_at, outcome,
+                             publish_due, feedback_due, overdue, anomalies)  # fmt: skip
+
+    def repair(self, repair_id: str, policy: Policy) -> RepairView:
+        """A repair application as the engine sees it: pending, granted, refused (and why), or invalid."""
+        case = self.repairs.get(repair_id, {"filed": [], "rulings": []})
+        application = case["filed"][-1] if case["filed"] else None
+        rulings = case["rulings"]
+        if application is None:
+            return RepairView(repair_id, None, "unfiled", "a ruling on a repair that was never applied for", None,
+                              None, None, None, len(rulings))  # fmt: skip
+        applied_at, record_id = _instant(application[2]), application[3]
+        record = self.records.get(record_id)
+        if record is None or record.ended is not None:
+            reason = "no such record in the subject's file" if record is None else f"the record is {record.ended}"
+            return RepairView(repair_id, record_id, "invalid", reason, applied_at, None, None, None, len(rulings))
+        minimum = policy.due_process.repair_after.get(record.severity)
+        if minimum is None:
+            return RepairView(repair_id, record_id, "refused", f"{record.severity} records cannot be repaired",
+                              applied_at, None, None, None, len(rulings))  # fmt: skip
+        possible_from = record.effective_from + minimum
+        if applied_at < possible_from:
+            day = possible_from.astimezone(CHINA_STANDARD_TIME).date()
+            return RepairView(repair_id, record_id, "refused", f"too early: possible from {day.isoformat()}",
+                              applied_at, possible_from, None, None, len(rulings))  # fmt: skip
+        standing = [r for r in rulings if r[0] >= application[2]]
+        anomalies = len(rulings) - min(1, len(standing))
+        if not standing:
+            return RepairView(repair_id, record_id, "pending", None, applied_at, possible_from, None, None, anomalies)
+        ruling = standing[0]
+        return RepairView(repair_id, record_id, ruling[3], None, applied_at, possible_from, _instant(ruling[0]),
+                          ruling[3], anomalies)  # fmt: skip
+
     def _archive_old(self, policy: Policy) -> None:
         """Move out what can no longer matter, so a file's size, and the cost of applying an event, follow recent
         activity rather than the subject's whole history:
@@ -674,7 +852,7 @@ class CreditFile:
             return False
         clean_since = at - criteria.clean_for
         for record in self.records.values():
-            if record.ended is None and record.effective_from <= at and record.effective_until > clean_since:
+            if record.ended is None and record.effective_from <= at and record.ends_at() > clean_since:
                 return False
         return True
 
@@ -726,10 +904,11 @@ class CreditFile:
                     tuple(r.source_seqs),
                     r.effective_from,
                     r.effective_until,
+                    r.disputed_at(at),
                 )
                 for r in effective
             ),
-            disputed=False,
+            disputed=any(r.disputed_at(at) for r in effective),
             policy_version=policy.version,
             as_of=at,
         )
@@ -741,11 +920,10 @@ class CreditFile:
         moments: list[datetime] = []
         for record in self.records.values():
             if record.ended is None:
-                moments += [
-                    record.effective_from,
-                    record.effective_until,
-                    record.effective_until + policy.red.clean_for,
-                ]
+                moments += [record.effective_from, record.effective_until, record.ends_at() + policy.red.clean_for]
+                if record.closed is not None:
+                    moments.append(_instant(record.closed[1]))
+                moments += [_instant(edge) for span in record.disputes for edge in span if edge is not None]
         if self.registered_at is not None:
             moments.append(self.registered_at + policy.red.registered_for)
         later = [m for m in moments if m > at]
@@ -765,6 +943,8 @@ class CreditFile:
             "windows": {rule: facts for rule, facts in sorted(self.windows.items()) if facts},
             "days": {rule: dict(sorted(days.items())) for rule, days in sorted(self.days.items()) if days},
             "anchors": dict(sorted(self.anchors.items())),
+            "objections": dict(sorted(self.objections.items())),
+            "repairs": dict(sorted(self.repairs.items())),
             "newest_fact": _iso(self.newest_fact) if self.newest_fact else None,
         }
         return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -781,6 +961,8 @@ class CreditFile:
             windows=document["windows"],
             days=document["days"],
             anchors=document.get("anchors", {}),
+            objections=document.get("objections", {}),
+            repairs=document.get("repairs", {}),
             newest_fact=datetime.fromisoformat(document["newest_fact"]) if document.get("newest_fact") else None,
         )
 

@@ -50,6 +50,7 @@ from pydantic import (
 
 from xinyong.events import EVENT_TYPES
 from xinyong.subjects import Subject
+from xinyong_gateway.credit.due_process import DueDuration, due_duration
 from xinyong_gateway.errors import GatewayError
 
 __all__ = [
@@ -263,6 +264,37 @@ class Rule(_PolicyModel):
         return self.subject or next(iter(_subject_fields(self.event)))
 
 
+def _due(value: object) -> object:
+    if isinstance(value, str):
+        return due_duration(value)
+    return value
+
+
+Due = Annotated[DueDuration, BeforeValidator(_due)]
+
+
+def _default_repair_after() -> dict[Severity, timedelta]:
+    return {"general": timedelta(days=90), "serious": timedelta(days=365)}
+
+
+"""A deadline: ``"30d"`` (calendar days) or ``"3wd"`` (working days on the China calendar)."""
+
+
+class DueProcess(_PolicyModel):
+    """Deadlines of objections and the minimum publicity before credit repair.
+
+    The defaults are the city's measures: an answer within 30 days, an upheld objection's correction published
+    within 3 working days, a rejected one's result fed back within 7 working days. ``repair_after`` follows the
+    national credit-repair rules (minimum publicity: 3 months for general dishonesty, 1 year for serious); a
+    severity not named (minor, by default) cannot be repaired."""
+
+    reply_within: Due = DueDuration(30, "d")
+    publish_correction_within: Due = DueDuration(3, "wd")
+    feed_back_within: Due = DueDuration(7, "wd")
+    repair_after: dict[Severity, Days] = Field(default_factory=_default_repair_after)
+    calendar: Literal["CN"] = "CN"
+
+
 class Policy(_PolicyModel):
     """A validated credit policy."""
 
@@ -271,6 +303,7 @@ class Policy(_PolicyModel):
     score: Score
     measures: Measures
     red: RedCriteria
+    due_process: DueProcess = DueProcess()
     rules: Annotated[list[Rule], Field(alias="rule", min_length=1)]
 
     @model_validator(mode="after")

@@ -89,6 +89,7 @@ def status_document(row_identity: tuple[str, str, str | None], status: Status) -
                 "source_events": list(reason.source_seqs),
                 "effective_from": reason.effective_from.isoformat(),
                 "effective_until": reason.effective_until.isoformat(),
+                "disputed": reason.disputed,
             }
             for reason in status.reasons
         ],
@@ -117,8 +118,8 @@ class _RebuildNeededError(Exception):
     (store migrations ``*_order_independent_files.sql``) and must be rebuilt from the inbox in one pass."""
 
 
-def _decision(document: dict[str, Any]) -> tuple[Any, Any, Any]:
-    return (document["list"], document["grade"], document["measures"])
+def _decision(document: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    return (document["list"], document["grade"], document["measures"], document["disputed"])
 
 
 class Projector:
