@@ -109,7 +109,7 @@ _LOCK_INBOX = 0x7879_0001
 _LOCK_FEED = 0x7879_0002
 """Held (per transaction) from before status changes draw their ids until the commit."""
 _LOCK_MIGRATIONS = 0x7879_0003
-"""Held (per transaction) while a migration is checked and applied: two ``migrate`` runs take turns."""
+"""Held (per session) for a whole ``migrate``: two runs at once take turns, and the second finds nothing to do."""
 _LOCK_MEMBER = 0x7879_0100
 """Plus a slot number below ``_MEMBER_SLOTS``: held (per session) by each live projector's claims."""
 _MEMBER_SLOTS = 256
@@ -118,6 +118,7 @@ _LOCK_PARTITION = 0x7879_0200
 
 _SCHEMA_OID = "SELECT oid FROM pg_namespace WHERE nspname = current_schema()"
 _XACT_LOCK = "SELECT pg_advisory_xact_lock($1, $2)"
+_LOCK = "SELECT pg_advisory_lock($1, $2)"
 _TRY_LOCK = "SELECT pg_try_advisory_lock($1, $2)"
 _UNLOCK = "SELECT pg_advisory_unlock($1, $2)"
 _COUNT_MEMBERS = (
@@ -312,27 +313,28 @@ class PostgresStore(Store):
     async def migrate(self) -> list[str]:
         applied: list[str] = []
         async with self._connection() as conn:
-            async with conn.transaction():
-                await conn.execute(_XACT_LOCK, self._space, _LOCK_MIGRATIONS)
-                if not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
-                    await conn.execute(
-                        "CREATE TABLE schema_migrations"
-                        " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
-                    )
-            for version, name, sql in packaged_migrations("postgresql"):
-                # One transaction per migration, each under the lock: a concurrent run waits, then finds it applied.
-                async with conn.transaction():
-                    await conn.execute(_XACT_LOCK, self._space, _LOCK_MIGRATIONS)
-                    if await conn.fetchval("SELECT 1 FROM schema_migrations WHERE version = $1", version):
-                        continue
-                    await conn.execute(sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                        version,
-                        name,
-                        to_micros(datetime.now(UTC)),
-                    )
-                applied.append(name)
+            # One run at a time, from its first check to its last migration: a concurrent run waits, then finds every
+            # migration applied. (Returning the connection to the pool would release the lock too.)
+            await conn.execute(_LOCK, self._space, _LOCK_MIGRATIONS)
+            try:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations"
+                    " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+                )
+                for version, name, sql in packaged_migrations("postgresql"):
+                    async with conn.transaction():  # one transaction per migration
+                        if await conn.fetchval("SELECT 1 FROM schema_migrations WHERE version = $1", version):
+                            continue
+                        await conn.execute(sql)
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                            version,
+                            name,
+                            to_micros(datetime.now(UTC)),
+                        )
+                    applied.append(name)
+            finally:
+                await conn.execute(_UNLOCK, self._space, _LOCK_MIGRATIONS)
         return applied
 
     async def schema_status(self) -> SchemaStatus:
