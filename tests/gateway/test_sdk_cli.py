@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 
 from tests.factories import event, make_ric, make_uscc, with_wrong_check
 from tests.gateway.conftest import Gateway, eventually, free_port, gateway_env
@@ -44,11 +43,9 @@ NEVER = {"id_type": "uscc", "id": make_uscc(random.Random(55)), "name": "𪚥记
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("XINYONG_URL", "XINYONG_API_KEY", "XINYONG_LOOKUP_SECRET"):
         monkeypatch.delenv(name, raising=False)
-    yield
-    structlog.reset_defaults()  # main() configures the SDK's logging for the command line
 
 
 @contextlib.contextmanager
@@ -531,11 +528,16 @@ async def test_mirror_sync_follow_keeps_the_file_fresh_until_ctrl_c(gateway: Gat
         assert (await gateway.post(regulator, penalty, webhook_id="msg_penalty")).status == 202
         await gateway.project()
 
-        async def followed() -> bool:
+        def black_in_the_mirror() -> bool:
             with contextlib.suppress(MirrorError):
                 with ListMirror(mirror, None, key.lookup_secret) as reader:
                     return reader.status(CLEAN).list == "black"
             return False
+
+        async def followed() -> bool:
+            # Opening the file may wait for the follower's write lock (up to SQLite's busy timeout): in a thread, so
+            # that this loop goes on serving the follower's requests meanwhile.
+            return await asyncio.to_thread(black_in_the_mirror)
 
         await eventually(followed, within=20)
         process.send_signal(signal.SIGINT)
