@@ -25,7 +25,7 @@ from aiohttp import web
 from xinyong import problems
 from xinyong.errors import MalformedHeadersError, SignatureMismatchError, TimestampOutOfToleranceError
 from xinyong.webhooks import WebhookHeaders
-from xinyong_gateway.credit.projector import event_partitions
+from xinyong_gateway.credit.inbox import event_partitions
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import EventRejectedError
 from xinyong_gateway.sources import ActiveSource, SourceRegistry

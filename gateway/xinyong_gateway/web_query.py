@@ -40,9 +40,9 @@ from xinyong.events import error_pointers
 from xinyong.queries import CURSOR_PATTERN, MAX_CHANGES_PAGE, MAX_SCREENING_SUBJECTS, ScreeningRequest, ric_pseudonym
 from xinyong.subjects import Subject
 from xinyong_gateway.api_keys import ApiKeyRegistry
+from xinyong_gateway.credit.documents import status_document
 from xinyong_gateway.credit.engine import CreditFile
 from xinyong_gateway.credit.policy import Policy, parse_policy
-from xinyong_gateway.credit.projector import status_document
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.registry import refresh_every
 from xinyong_gateway.store import Store, SubjectRow

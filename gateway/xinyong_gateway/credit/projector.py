@@ -34,9 +34,10 @@ from typing import Any
 
 import structlog
 
-from xinyong.events import EVENT_TYPES, EventBase
 from xinyong.subjects import Subject
-from xinyong_gateway.credit.engine import CreditFile, LoggedEvent, Status, subjects_of
+from xinyong_gateway.credit.documents import display_text, status_document
+from xinyong_gateway.credit.engine import CreditFile, LoggedEvent, subjects_of
+from xinyong_gateway.credit.inbox import read_logged
 from xinyong_gateway.credit.policy import Policy, parse_policy
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import ProjectionConflictError, StoreError
@@ -45,70 +46,13 @@ from xinyong_gateway.store.base import (
     ALL_PARTITIONS,
     PartitionClaims,
     from_micros,
-    partition_mask,
     partition_of,
     to_micros,
 )
 
-__all__ = ["Projector", "display_text", "event_partitions", "read_logged", "status_document"]
+__all__ = ["Projector"]
 
 _log = structlog.get_logger("xinyong_gateway.projector")
-
-# Events were validated (including "not dated in the future") when they were received; replaying them later
-# must not refuse them because the clock has moved, so the projector validates against a distant "now".
-_REPLAY_CONTEXT = {"now": datetime(9999, 1, 1, tzinfo=UTC)}
-
-
-_CONTROL_CHARACTERS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "\ufffd")
-"""C0, DEL and C1 (Unicode category Cc) → U+FFFD, for ``str.translate``."""
-
-
-def display_text(text: str | None) -> str | None:
-    """``text`` as it may be stored for display and shown: every control character replaced by U+FFFD.
-
-    Event text is free within its length limits, and the sealed original keeps every character; what is shown
-    (and stored in a ``text`` column) must not carry a NUL, which PostgreSQL refuses, nor terminal escapes."""
-    return None if text is None else text.translate(_CONTROL_CHARACTERS)
-
-
-def status_document(row_identity: tuple[str, str, str | None], status: Status) -> dict[str, Any]:
-    """The JSON form of a status: what the store keeps, the feed carries and the query API will serve."""
-    id_type, display_id, display_name = row_identity
-    return {
-        "subject": {"id_type": id_type, "id": display_id, "name": display_name},
-        "list": status.list,
-        "grade": status.grade,
-        "score": status.score,
-        "measures": list(status.measures),
-        "reasons": [
-            {
-                "code": reason.code,
-                "list": reason.list,
-                "severity": reason.severity,
-                "source_events": list(reason.source_seqs),
-                "effective_from": reason.effective_from.isoformat(),
-                "effective_until": reason.effective_until.isoformat(),
-            }
-            for reason in status.reasons
-        ],
-        "disputed": status.disputed,
-        "policy_version": status.policy_version,
-        "as_of": status.as_of.isoformat(),
-    }
-
-
-def event_partitions(event: EventBase, master: MasterKey) -> int:
-    """The bit mask of the projection partitions of the subjects ``event`` is about (stored with its inbox row)."""
-    return partition_mask(master.subject_key(subject.id_type, subject.id) for subject in subjects_of(event).values())
-
-
-def read_logged(row: StoredEvent, master: MasterKey) -> LoggedEvent:
-    """An inbox row as the engine takes it: its body unsealed and parsed (as received, whatever the clock says)."""
-    if row.sealed_body is None:
-        raise StoreError(f"Inbox row {row.seq} was read without its body.")
-    body = master.open_body(row.source_id, row.webhook_id, row.sealed_body)
-    event = EVENT_TYPES[row.event_type].model_validate_json(body, context=_REPLAY_CONTEXT)
-    return LoggedEvent(row.seq, row.source_id, event)
 
 
 def _decision(document: dict[str, Any]) -> tuple[Any, Any, Any]:
