@@ -12,7 +12,7 @@ import pytest
 from tests.factories import event, make_uscc
 from tests.gateway.conftest import TEST_MASTER_KEY, Gateway
 from xinyong_gateway.cli import main as cli_main
-from xinyong_gateway.credit.policy import default_policy
+from xinyong_gateway.credit.policy import default_policy, parse_policy
 from xinyong_gateway.credit.projector import Projector
 
 RUN_PROJECTOR = False
@@ -132,3 +132,32 @@ async def test_an_invalid_policy_is_refused_with_its_line(
     assert status == 1
     assert "line" in err and "list" in err
     assert await gateway.store.active_policy() is None
+
+
+async def test_a_policy_that_changes_only_a_lists_measures_puts_each_subject_on_that_list_in_the_feed(
+    gateway: Gateway,
+) -> None:
+    """Same list and grade, other measures: a change a platform must apply, so a feed entry; a subject on a list whose
+    measures stay the same gets none, although its policy version changes."""
+    market = await gateway.add_source("marketplace")
+    fake = {"id_type": "uscc", "id": make_uscc(), "name": "假货旗舰店"}
+    shop = {"id_type": "uscc", "id": make_uscc(), "name": "刷单小店"}
+    bodies = [
+        event("listing.violation", merchant=fake, kind="counterfeit", confirmed=True),
+        event("review.manipulation_detected", merchant=shop, kind="fake_order", order_count=12, confirmed=True),
+    ]
+    await gateway.post_and_project(bodies, "msg_measures", source=market)
+    before = len(await gateway.store.read_changes(0, 1000))
+    black = 'black = ["refuse_onboarding", "close_store", "freeze_account", "public_exposure"]'
+    assert black in DEFAULT_TEXT
+    text = DEFAULT_TEXT.replace('version = "lyg-2026.1"', 'version = "lyg-2026.3"').replace(
+        black, black.replace("]", ', "deposit_forfeit"]')
+    )
+    policy = parse_policy(text)
+    _, changed = await Projector(gateway.store, gateway.master_key, default_policy()).reproject(policy, text)
+    entries = [json.loads(c.snapshot) for c in (await gateway.store.read_changes(0, 1000))[before:]]
+    assert changed == 1
+    assert [(e["subject"]["id"], e["list"], e["grade"], e["measures"]) for e in entries] == [
+        (fake["id"], "black", "D", [*default_policy().measures.black, "deposit_forfeit"])
+    ]
+    assert (await _status(gateway, shop))["policy_version"] == "lyg-2026.3"

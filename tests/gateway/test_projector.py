@@ -184,6 +184,29 @@ async def test_every_change_of_list_grade_or_measures_is_in_the_feed_in_order(ga
     assert [c.change_id for c in page] == [c.change_id for c in changes[2:4]]
 
 
+async def _decisions(gateway: Gateway, who: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """(list, grade, measures) of each feed entry about ``who``, in order."""
+    history = await gateway.store.subject_changes(gateway.master_key.subject_key("uscc", who["id"]))
+    return [(s["list"], s["grade"], s["measures"]) for s in (json.loads(c.snapshot) for c in history)]
+
+
+async def test_a_change_of_grade_alone_is_in_the_feed_and_of_score_alone_is_not(gateway: Gateway) -> None:
+    """Minor penalties lower the score without listing: 95 (A), 90 (still A: no entry), 85 (B: an entry). When
+    they end, time alone brings the grade back to A: the sweep writes that entry too."""
+    regulator = await gateway.add_source("regulator")
+    who = merchant(41)
+    now = time.time()
+    projector = Projector(gateway.store, gateway.master_key, POLICY, clock=lambda: now)
+    for n in range(3):
+        body = event("penalty.imposed", subject=who, decision_no=f"连市监罚〔2026〕{n}号", severity="minor")
+        assert (await gateway.post(regulator, body, webhook_id=f"msg_minor_{n}")).status == 202
+        await projector.catch_up()
+    assert await _decisions(gateway, who) == [("none", "A", []), ("none", "B", [])]
+    later = Projector(gateway.store, gateway.master_key, POLICY, clock=lambda: now + 100 * 86400)
+    assert await later.sweep() == 1
+    assert await _decisions(gateway, who) == [("none", "A", []), ("none", "B", []), ("none", "A", [])]
+
+
 async def test_time_alone_ends_a_record_and_the_feed_says_exactly_when(gateway: Gateway) -> None:
     regulator = await gateway.add_source("regulator")
     who = merchant(9)

@@ -1,17 +1,19 @@
 """The documents the credit engine's results are shown as: a status as JSON, and text as it may be displayed.
 
 :func:`status_document` is the JSON form of a :class:`~xinyong_gateway.credit.engine.Status`: what the store keeps
-for each subject, the change feed carries and screening serves. :func:`display_text` is a name as it may be stored
-for display and shown.
+for each subject, the change feed carries and screening serves; :func:`decision_of` reads back from a document what
+:meth:`Status.decision` says of the status it was made from (a feed entry is written when that changes).
+:func:`display_text` is a name as it may be stored for display and shown.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from xinyong_gateway.credit.engine import Status
 
-__all__ = ["display_text", "status_document"]
+__all__ = ["decision_of", "display_text", "status_document"]
 
 
 _CONTROL_CHARACTERS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "\ufffd")
@@ -50,3 +52,9 @@ def status_document(row_identity: tuple[str, str, str | None], status: Status) -
         "policy_version": status.policy_version,
         "as_of": status.as_of.isoformat(),
     }
+
+
+def decision_of(document: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...]]:
+    """:meth:`Status.decision` of the status ``document`` was made from (by :func:`status_document`): its list, grade
+    and measures. A stored document compares with a new status by it; a property test holds the two equal."""
+    return (document["list"], document["grade"], tuple(document["measures"]))

@@ -30,12 +30,11 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 
 from xinyong.subjects import Subject
-from xinyong_gateway.credit.documents import display_text, status_document
+from xinyong_gateway.credit.documents import decision_of, display_text, status_document
 from xinyong_gateway.credit.engine import CreditFile, LoggedEvent, subjects_of
 from xinyong_gateway.credit.inbox import read_logged
 from xinyong_gateway.credit.policy import Policy, parse_policy
@@ -53,10 +52,6 @@ from xinyong_gateway.store.base import (
 __all__ = ["Projector"]
 
 _log = structlog.get_logger("xinyong_gateway.projector")
-
-
-def _decision(document: dict[str, Any]) -> tuple[Any, Any, Any]:
-    return (document["list"], document["grade"], document["measures"])
 
 
 class Projector:
@@ -164,11 +159,10 @@ class Projector:
             archived += [(key, json.dumps(record.to_json(), ensure_ascii=False)) for record in credit_file.archived]
             credit_file.archived.clear()
             identity = identities[key]
-            document = status_document(
-                (identity.id_type, identity.display_id, identity.display_name), credit_file.status_at(now, policy)
-            )
+            status = credit_file.status_at(now, policy)
+            document = status_document((identity.id_type, identity.display_id, identity.display_name), status)
             previous = stored.get(key)
-            if previous is None or _decision(json.loads(previous.status)) != _decision(document):
+            if previous is None or decision_of(json.loads(previous.status)) != status.decision():
                 changes.append((key, json.dumps(document, ensure_ascii=False), to_micros(now)))
             next_change = credit_file.next_change_after(now, policy)
             subjects.append(
@@ -285,13 +279,14 @@ class Projector:
             credit_file = CreditFile.from_json(row.state)
             identity = (row.id_type, row.display_id, row.display_name)
             document = json.loads(row.status)
+            decision = decision_of(document)
             moment: datetime | None = from_micros(row.next_change_at) if row.next_change_at else None
             while moment is not None and to_micros(moment) <= now_us:
                 status = credit_file.status_at(moment, self._policy)
-                new_document = status_document(identity, status)
-                if _decision(new_document) != _decision(document):
-                    changes.append((row.subject_key, json.dumps(new_document, ensure_ascii=False), to_micros(moment)))
-                document = new_document
+                document = status_document(identity, status)
+                if status.decision() != decision:
+                    changes.append((row.subject_key, json.dumps(document, ensure_ascii=False), to_micros(moment)))
+                decision = status.decision()
                 moment = credit_file.next_change_after(moment, self._policy)
             subjects.append(
                 SubjectRow(
