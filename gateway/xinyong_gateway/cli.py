@@ -430,7 +430,8 @@ def _cmd_project(settings: GatewaySettings, args: argparse.Namespace, out: Outpu
 
 def _cmd_policy(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
     from xinyong_gateway.credit import policy_tools
-    from xinyong_gateway.credit.policy import PolicyError, load_policy, parse_policy, policy_from
+    from xinyong_gateway.credit.in_force import PolicyInForce
+    from xinyong_gateway.credit.policy import PolicyError, load_policy, policy_from
 
     if args.policy_command == "check":
         source = str(args.file or settings.policy_file or "the shipped default policy")
@@ -467,8 +468,7 @@ def _cmd_policy(settings: GatewaySettings, args: argparse.Namespace, out: Output
         sys.stderr.flush()
 
     async def run(store: Store, master: MasterKey) -> policy_tools.DryRun:
-        adopted = await store.active_policy()  # a policy adopted with `policy apply` is the current one
-        in_force = parse_policy(adopted[1], source=f"adopted policy {adopted[0]}") if adopted else current
+        in_force = await PolicyInForce(store, current).refresh()  # a policy adopted with `policy apply` wins
         return await policy_tools.dry_run(
             store, master, in_force, candidate, examples=args.examples, progress=progress if show_progress else None
         )

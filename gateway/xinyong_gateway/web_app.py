@@ -24,23 +24,26 @@ import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import structlog
 from aiohttp import HttpVersion11, hdrs, web
 
 from xinyong import problems
 from xinyong.openapi import build_openapi
 from xinyong.schemas import render
 from xinyong_gateway.api_keys import ApiKeyRegistry
+from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.credit.policy import policy_from
 from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.crypto import MasterKey, master_key_for
 from xinyong_gateway.errors import StoreError, StoreUnavailableError
+from xinyong_gateway.registry import refresh_every
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.sources import SourceRegistry
 from xinyong_gateway.store import Store, open_store
 from xinyong_gateway.web_ingest import IngestHandler
 from xinyong_gateway.web_middlewares import answered
 from xinyong_gateway.web_problems import ProblemError
-from xinyong_gateway.web_query import PolicyInForce, QueryHandler
+from xinyong_gateway.web_query import QueryHandler
 
 __all__ = ["API_KEYS", "GC_FIRST_GENERATION_THRESHOLD", "MASTER_KEY", "REGISTRY", "STORE", "create_app", "settle_heap"]
 
@@ -48,6 +51,8 @@ STORE = web.AppKey("store", Store)
 MASTER_KEY = web.AppKey("master_key", MasterKey)
 REGISTRY = web.AppKey("registry", SourceRegistry)
 API_KEYS = web.AppKey("api_keys", ApiKeyRegistry)
+
+_log = structlog.get_logger("xinyong_gateway.app")
 
 
 def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.time) -> web.Application:
@@ -81,7 +86,7 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
                 refresh_interval=settings.api_key_refresh_interval,
             )
             await api_keys.refresh()
-            policies = PolicyInForce(store, configured_policy, refresh_interval=settings.api_key_refresh_interval)
+            policies = PolicyInForce(store, configured_policy)
             await policies.refresh()
             app[STORE] = store
             app[MASTER_KEY] = master
@@ -92,7 +97,10 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             tasks = [
                 asyncio.create_task(registry.run(), name="xinyong-source-refresh"),
                 asyncio.create_task(api_keys.run(), name="xinyong-api-key-refresh"),
-                asyncio.create_task(policies.run(), name="xinyong-policy-refresh"),
+                asyncio.create_task(
+                    refresh_every(settings.api_key_refresh_interval, policies.refresh, _log, "policy.refresh_failed"),
+                    name="xinyong-policy-refresh",
+                ),
             ]
             if settings.projector:
                 projector = Projector(store, master, configured_policy, claims=store.claim_partitions(), clock=clock)

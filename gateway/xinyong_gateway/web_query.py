@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pydantic_core
-import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -42,9 +41,8 @@ from xinyong.subjects import Subject
 from xinyong_gateway.api_keys import ApiKeyRegistry
 from xinyong_gateway.credit.documents import status_document
 from xinyong_gateway.credit.engine import CreditFile
-from xinyong_gateway.credit.policy import Policy, parse_policy
+from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.registry import refresh_every
 from xinyong_gateway.store import Store, SubjectRow
 from xinyong_gateway.store.base import from_micros
 from xinyong_gateway.turn_batch import TurnBatch, fail_futures
@@ -52,9 +50,8 @@ from xinyong_gateway.web_auth import authenticate
 from xinyong_gateway.web_middlewares import LOG_FACTS
 from xinyong_gateway.web_problems import ProblemError, is_json_utf8, read_body
 
-__all__ = ["SCREENING_BODY_LIMIT", "PolicyInForce", "QueryHandler"]
+__all__ = ["SCREENING_BODY_LIMIT", "QueryHandler"]
 
-_log = structlog.get_logger("xinyong_gateway.query")
 
 SCREENING_BODY_LIMIT = 1 << 20
 """Bytes of a screening body: 1000 subjects with names of 200 Chinese characters fit (about 700 KB)."""
@@ -64,28 +61,6 @@ _CURSOR = re.compile(CURSOR_PATTERN.removeprefix("^").removesuffix("$"))
 _LIMIT = re.compile(r"[0-9]{1,4}")
 _DEFAULT_PAGE = 100
 _FEED_PARAMETERS = frozenset({"after", "limit"})
-
-
-class PolicyInForce:
-    """The credit policy statuses are computed under: the adopted one (``policy apply``) when there is one, else
-    the configured file; re-read every ``refresh_interval`` seconds, as the projector does at each step."""
-
-    def __init__(self, store: Store, configured: Policy, *, refresh_interval: float) -> None:
-        self._store = store
-        self._configured = configured
-        self.policy = configured
-        self._refresh_interval = refresh_interval
-
-    async def refresh(self) -> None:
-        adopted = await self._store.active_policy()
-        if adopted is None:
-            self.policy = self._configured
-        elif adopted[0] != self.policy.version:
-            self.policy = parse_policy(adopted[1], source=f"adopted policy {adopted[0]}")
-
-    async def run(self) -> None:
-        """Refresh until cancelled; store errors are retried."""
-        await refresh_every(self._refresh_interval, self.refresh, _log, "policy.refresh_failed")
 
 
 def _iso(moment: datetime) -> str:

@@ -36,8 +36,9 @@ import structlog
 from xinyong.subjects import Subject
 from xinyong_gateway.credit.documents import decision_of, display_text, status_document
 from xinyong_gateway.credit.engine import CreditFile, LoggedEvent, subjects_of
+from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.credit.inbox import read_logged
-from xinyong_gateway.credit.policy import Policy, parse_policy
+from xinyong_gateway.credit.policy import Policy
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import ProjectionConflictError, StoreError
 from xinyong_gateway.store import ProjectionCommit, Store, StoredEvent, SubjectRow
@@ -70,14 +71,15 @@ class Projector:
         """``claims``: the partitions to work on (every one when None, as for a one-off catch-up)."""
         self._store = store
         self._master = master
-        self._policy = policy
+        self._policies = PolicyInForce(store, policy)
         self._claims = claims
         self._batch_size = batch_size
         self._clock = clock
 
     @property
     def policy(self) -> Policy:
-        return self._policy
+        """The policy in force: the one adopted in the database once there is one (``policy``, until then)."""
+        return self._policies.policy
 
     def _identity(self, key: str, subject: Subject, previous: SubjectRow | None) -> SubjectRow:
         """A row carrying the subject's identity, sealed and as it may be displayed (the latest name wins)."""
@@ -199,9 +201,9 @@ class Projector:
         files: dict[str, CreditFile] = {}
         identities: dict[str, SubjectRow] = {}
         stored: dict[str, SubjectRow] = {}
-        await self._apply_rows(rows, self._policy, files, identities, stored, fresh=False, positions=positions)
+        await self._apply_rows(rows, self.policy, files, identities, stored, fresh=False, positions=positions)
         now = datetime.fromtimestamp(self._clock(), UTC)
-        subjects, changes, archived = self._outcome(self._policy, files, identities, stored, now)
+        subjects, changes, archived = self._outcome(self.policy, files, identities, stored, now)
         last = rows[-1].seq
         await self._store.commit_projection(
             ProjectionCommit(
@@ -249,15 +251,14 @@ class Projector:
                 adopt_policy=(policy.version, policy_text),
             )
         )
-        self._policy = policy
+        self._policies.policy = policy
         return replayed, len(changes)
 
     async def refresh_policy(self) -> None:
         """Switch to the policy adopted in the database (``policy apply``), if it is not the one in use."""
-        adopted = await self._store.active_policy()
-        if adopted is not None and adopted[0] != self._policy.version:
-            self._policy = parse_policy(adopted[1], source=f"adopted policy {adopted[0]}")
-            _log.info("projector.policy_adopted", version=self._policy.version)
+        before = self._policies.policy
+        if await self._policies.refresh() is not before:
+            _log.info("projector.policy_adopted", version=self.policy.version)
 
     async def sweep(self, limit: int = 500) -> int:
         """Let time pass: recompute the subjects whose status may have changed by now; return how many.
@@ -282,12 +283,12 @@ class Projector:
             decision = decision_of(document)
             moment: datetime | None = from_micros(row.next_change_at) if row.next_change_at else None
             while moment is not None and to_micros(moment) <= now_us:
-                status = credit_file.status_at(moment, self._policy)
+                status = credit_file.status_at(moment, self.policy)
                 document = status_document(identity, status)
                 if status.decision() != decision:
                     changes.append((row.subject_key, json.dumps(document, ensure_ascii=False), to_micros(moment)))
                 decision = status.decision()
-                moment = credit_file.next_change_after(moment, self._policy)
+                moment = credit_file.next_change_after(moment, self.policy)
             subjects.append(
                 SubjectRow(
                     subject_key=row.subject_key,
@@ -336,7 +337,7 @@ class Projector:
     async def run(self, *, idle_interval: float = 0.25) -> None:
         """Project until cancelled: apply new events as they arrive, sweep due subjects, idle when caught up.
         The claims end with the run."""
-        _log.info("projector.started", policy_version=self._policy.version)
+        _log.info("projector.started", policy_version=self.policy.version)
         try:
             while True:
                 try:
