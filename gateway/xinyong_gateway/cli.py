@@ -539,70 +539,20 @@ def _cmd_policy_apply(settings: GatewaySettings, args: argparse.Namespace, out: 
 
 def _cmd_subjects(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
     from xinyong.subjects import Subject
-    from xinyong_gateway.credit.engine import CreditFile, Record
+    from xinyong_gateway.credit.report import report_lines, subject_report
 
     try:
         subject = Subject.model_validate({"id_type": args.id_type, "id": args.id})
     except ValidationError:
         raise CliError(f"That is not a valid {args.id_type.upper()}.") from None
 
-    async def show(store: Store, master: MasterKey) -> dict[str, Any]:
-        key = master.subject_key(subject.id_type, subject.id)
-        row = (await store.load_subjects([key])).get(key)
-        if row is None:
-            raise CliError("No credit file for this subject (nothing has been reported about it).")
-        now = datetime.now(UTC)
-        credit_file = CreditFile.from_json(row.state)
-        identity: dict[str, Any] = {"id_type": row.id_type, "id": row.display_id, "name": row.display_name}
-        if args.reveal:
-            identity["id"] = master.open_identity(key, row.sealed_id)
-            identity["name"] = master.open_identity(key, row.sealed_name) if row.sealed_name else None
-        records = [
-            {
-                "reason": record.reason,
-                "rule": record.rule_id,
-                "list": record.list_name,
-                "severity": record.severity,
-                "state": record.state_at(now),
-                "source_events": record.source_seqs,
-                "effective_from": _iso(record.effective_from),
-                "effective_until": _iso(record.effective_until),
-            }
-            for record in sorted(
-                [
-                    *(Record.from_json(json.loads(text)) for text in await store.archived_records(key)),
-                    *credit_file.records.values(),
-                ],
-                key=lambda r: (r.effective_from, r.record_id),
-            )
-        ]
-        history = [
-            {"change_id": c.change_id, "effective_at": _iso(from_micros(c.effective_at)), **json.loads(c.snapshot)}
-            for c in await store.subject_changes(key)
-        ]
-        status = json.loads(row.status)
-        status["subject"] = identity
-        return {"subject": identity, "status": status, "records": records, "history": history}
+    async def show(store: Store, master: MasterKey) -> dict[str, Any] | None:
+        return await subject_report(store, master, subject, reveal=args.reveal, now=datetime.now(UTC))
 
-    result = asyncio.run(_with_store(settings, show))
-    status = result["status"]
-    lines = [
-        f"{result['subject']['id_type'].upper()} {result['subject']['id']}  {result['subject']['name'] or ''}".rstrip(),
-        f"  list {status['list']}, grade {status['grade']}, score {status['score']}"
-        f" (policy {status['policy_version']}, as of {status['as_of']})",
-    ]
-    if status["measures"]:
-        lines.append(f"  measures: {', '.join(status['measures'])}")
-    lines.append(f"  records ({len(result['records'])}):")
-    for record in result["records"]:
-        lines.append(
-            f"    {record['reason']:<24} {record['list']:<5} {record['severity']:<7} {record['state']:<9}"
-            f" {record['effective_from']} → {record['effective_until']}  events {record['source_events']}"
-        )
-    lines.append(f"  status history ({len(result['history'])}):")
-    for change in result["history"]:
-        lines.append(f"    #{change['change_id']} {change['effective_at']}: {change['list']} {change['grade']}")
-    out.emit(result, "\n".join(lines))
+    report = asyncio.run(_with_store(settings, show))
+    if report is None:
+        raise CliError("No credit file for this subject (nothing has been reported about it).")
+    out.emit(report, "\n".join(report_lines(report)))
     return 0
 
 
