@@ -6,7 +6,7 @@ Run it with ``xinyong-gateway serve``; embed it with ``create_app(GatewaySetting
 from __future__ import annotations
 
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.web_app import create_app
+from xinyong_gateway.web import create_app
 
 __version__ = "0.1.0"
 

@@ -34,10 +34,10 @@ from xinyong.errors import XinyongError
 from xinyong.events import SOURCE_KINDS
 from xinyong.subjects import validate_uscc
 from xinyong.webhooks import VerifyingKey
+from xinyong_gateway.access import add_source, rotate_source
 from xinyong_gateway.crypto import MasterKey, master_key_for
 from xinyong_gateway.errors import GatewayError, ProjectionConflictError
 from xinyong_gateway.settings import DEFAULT_DATABASE_URL, GatewaySettings
-from xinyong_gateway.sources import add_source, rotate_source
 from xinyong_gateway.store import API_SCOPES, ApiKeyRecord, SourceRecord, Store, open_store
 from xinyong_gateway.store.base import ApiScope, from_micros
 
@@ -363,7 +363,7 @@ def _cmd_serve(settings: GatewaySettings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from xinyong_gateway.logs import configure_logging
-    from xinyong_gateway.web_app import create_app, settle_heap
+    from xinyong_gateway.web.app import create_app, settle_heap
 
     if args.workers < 1:
         raise CliError("--workers must be at least 1.")
@@ -372,7 +372,7 @@ def _cmd_serve(settings: GatewaySettings, args: argparse.Namespace) -> int:
             "SQLite serves one process only: --workers above 1 needs a PostgreSQL database (--db postgresql://…)."
         )
     if args.workers > 1:
-        from xinyong_gateway.workers import serve_workers
+        from xinyong_gateway.web.workers import serve_workers
 
         if settings.port == 0:
             raise CliError("--port 0 (any free port) cannot be shared by several workers; choose a port.")
@@ -735,7 +735,7 @@ def _human_key(record: ApiKeyRecord) -> str:
 
 
 def _cmd_keys(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
-    from xinyong_gateway.api_keys import add_api_key
+    from xinyong_gateway.access import add_api_key
 
     now = datetime.now(UTC)
     action = args.keys_command

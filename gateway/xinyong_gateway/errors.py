@@ -1,7 +1,7 @@
 """The gateway's one error tree.
 
 Domain errors are raised by the store, the key handling and the command line; the web layer maps the
-ones a client can cause to ``application/problem+json`` in one middleware (``web_middlewares``)::
+ones a client can cause to ``application/problem+json`` in one middleware (``web.middleware``)::
 
     GatewayError
      ├── ConfigError                settings that cannot work (bad database URL, bad option values)

@@ -1,6 +1,6 @@
 """The checks an event body passes before it may enter the inbox, shared by ingest and bulk import.
 
-Once a webhook is authenticated (``web_ingest``), or a line of an import file is read (``importer``), its
+Once a webhook is authenticated (``web.ingest``), or a line of an import file is read (``importer``), its
 body goes through the same checks in the order of the wire contract (DESIGN.md "Inbound events"):
 
     body is JSON                        → 400 ``body-not-json``

@@ -41,16 +41,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from xinyong.events import SourceKind
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
 from xinyong_gateway import cli
-from xinyong_gateway.api_keys import IssuedApiKey, add_api_key
+from xinyong_gateway.access import IssuedApiKey, add_api_key, add_source
 from xinyong_gateway.credit.policy import default_policy
 from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.logs import configure_logging
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.sources import add_source
 from xinyong_gateway.store import Store, open_store, sqlite_path_from_url
 from xinyong_gateway.store.base import ApiScope
-from xinyong_gateway.web_app import API_KEYS, MASTER_KEY, REGISTRY, STORE, create_app
+from xinyong_gateway.web.app import API_KEYS, MASTER_KEY, REGISTRY, STORE, create_app
 
 TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
 PROBLEM_JSON = "application/problem+json"

@@ -13,7 +13,7 @@ import pytest
 from tests.gateway.conftest import PROBLEM_JSON, Gateway, assert_problem, at_rest_holding, eventually, is_sqlite
 from xinyong import problems
 from xinyong_gateway import cli
-from xinyong_gateway.api_keys import add_api_key, parse_api_key
+from xinyong_gateway.access import add_api_key, parse_api_key
 from xinyong_gateway.errors import ApiKeyNotFoundError
 from xinyong_gateway.settings import GatewaySettings
 

@@ -34,7 +34,7 @@ from xinyong.webhooks import SigningKey, SigningSecret
 from xinyong_gateway.cli import main
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.web_app import create_app
+from xinyong_gateway.web.app import create_app
 
 MIGRATIONS = migration_names("sqlite")
 

@@ -42,8 +42,8 @@ from tests.gateway.conftest import (
 from xinyong import problems
 from xinyong.events import ALLOWED_EVENT_TYPES, EVENT_TYPES, SOURCE_KINDS
 from xinyong.webhooks import SigningSecret, signature_headers
+from xinyong_gateway.access import add_source, rotate_source
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.sources import add_source, rotate_source
 from xinyong_gateway.store import open_store
 
 # A limit no test can refill during its run: one token, then one more every ~17 minutes. (A limit of 1/s would

@@ -298,7 +298,7 @@ async def test_project_once_catches_up_from_the_command_line(
 
 async def test_serve_runs_the_projector_by_default(aiohttp_client: Any, database_url: str, tmp_path: Path) -> None:
     from xinyong_gateway.store import open_store
-    from xinyong_gateway.web_app import create_app
+    from xinyong_gateway.web.app import create_app
 
     settings = GatewaySettings(database_url=database_url, master_key=TEST_MASTER_KEY, source_refresh_interval=0.2)
     async with open_store(settings.database_url) as store:

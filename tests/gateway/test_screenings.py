@@ -22,7 +22,7 @@ from xinyong.subjects import mask_id
 from xinyong_gateway.credit.policy import DEFAULT_POLICY_FILE, default_policy, parse_policy
 from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.store import ProjectionCommit
-from xinyong_gateway.web_query import _restamped
+from xinyong_gateway.web.query import _restamped
 
 RUN_PROJECTOR = False
 """These tests project the inbox themselves, when they choose."""

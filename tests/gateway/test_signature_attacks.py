@@ -29,10 +29,10 @@ from tests.factories import encode, event
 from tests.gateway.conftest import Gateway, Source, assert_problem
 from xinyong import problems
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
+from xinyong_gateway.access import rotate_source
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.sources import rotate_source
 from xinyong_gateway.store import open_store
-from xinyong_gateway.web_app import REGISTRY, create_app
+from xinyong_gateway.web.app import REGISTRY, create_app
 
 RUN_PROJECTOR = False
 """Nothing here needs credit files."""

@@ -169,7 +169,7 @@ def run_worker(settings: GatewaySettings, index: int, conn: Connection) -> None:
 async def _serve(settings: GatewaySettings, conn: Connection, log: Any) -> None:
     from aiohttp import web
 
-    from xinyong_gateway.web_app import create_app, settle_heap
+    from xinyong_gateway.web.app import create_app, settle_heap
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -29,9 +29,9 @@ from datetime import datetime
 import structlog
 
 from xinyong.queries import LOOKUP_SECRET_PREFIX
+from xinyong_gateway.access.ratelimit import TokenBucket
+from xinyong_gateway.access.registry import Registry
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.ratelimit import TokenBucket
-from xinyong_gateway.registry import Registry
 from xinyong_gateway.store import ApiKeyRecord, Store
 from xinyong_gateway.store.base import ApiScope
 
@@ -44,7 +44,7 @@ __all__ = [
     "parse_api_key",
 ]
 
-_log = structlog.get_logger("xinyong_gateway.api_keys")
+_log = structlog.get_logger("xinyong_gateway.access.api_keys")
 
 API_KEY_PREFIX = "xyk_"
 _KEY_ID_PREFIX = "key_"

@@ -24,9 +24,9 @@ import structlog
 
 from xinyong.events import SourceKind
 from xinyong.webhooks import SigningSecret, VerifyingKey, WebhookVerifier
+from xinyong_gateway.access.ratelimit import TokenBucket
+from xinyong_gateway.access.registry import Registry
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.ratelimit import TokenBucket
-from xinyong_gateway.registry import Registry
 from xinyong_gateway.store import NewSourceKey, SourceKey, SourceRecord, Store
 
 __all__ = [
@@ -37,7 +37,7 @@ __all__ = [
     "rotate_source",
 ]
 
-_log = structlog.get_logger("xinyong_gateway.sources")
+_log = structlog.get_logger("xinyong_gateway.access.sources")
 
 
 def new_source_id() -> str:

@@ -1,6 +1,6 @@
 """The query side: ``POST /v1/screenings`` and ``GET /v1/lists/changes`` (DESIGN.md "Query side").
 
-**Screening.** Checked in this order: 401/403 API key and scope (``web_auth``) → 429 the key's rate → 400 any query
+**Screening.** Checked in this order: 401/403 API key and scope (``web.auth``) → 429 the key's rate → 400 any query
 parameter (``query-parameter-invalid``: subjects travel in the body) → 413 body over 1 MiB (408 when it does not arrive
 within the body timeout) → 415 not JSON → 400 body not JSON → 422 schema (1 to 1000 subjects, each id checked as in
 events; the pointer names the index, ``/subjects/3/id``, and nothing is looked up) → 503 store. Then every subject is
@@ -38,17 +38,18 @@ from xinyong import problems
 from xinyong.events import error_pointers
 from xinyong.queries import CURSOR_PATTERN, MAX_CHANGES_PAGE, MAX_SCREENING_SUBJECTS, ScreeningRequest, ric_pseudonym
 from xinyong.subjects import Subject
-from xinyong_gateway.api_keys import ApiKeyRegistry
+from xinyong_gateway.access import ApiKeyRegistry
 from xinyong_gateway.credit.documents import status_document
 from xinyong_gateway.credit.engine import CreditFile
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.store import Store, SubjectRow
 from xinyong_gateway.store.base import from_micros
-from xinyong_gateway.turn_batch import TurnBatch, fail_futures
-from xinyong_gateway.web_auth import authenticate
-from xinyong_gateway.web_middlewares import LOG_FACTS
-from xinyong_gateway.web_problems import ProblemError, is_json_utf8, read_body
+from xinyong_gateway.web.auth import authenticate
+from xinyong_gateway.web.body import is_json_utf8, read_body
+from xinyong_gateway.web.middleware import LOG_FACTS
+from xinyong_gateway.web.problems import ProblemError
+from xinyong_gateway.web.turn_batch import TurnBatch, fail_futures
 
 __all__ = ["SCREENING_BODY_LIMIT", "QueryHandler"]
 

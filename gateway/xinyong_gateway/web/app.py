@@ -3,9 +3,9 @@
 Resources (store, master key, source registry and its refresher) are opened and closed in one
 ``cleanup_ctx``; typed app state uses ``web.AppKey``. Routes:
 
-- ``POST /v1/webhooks/{source_id}``  signed event ingest (``web_ingest``)
-- ``POST /v1/screenings``            screen 1 to 1000 subjects (API key, scope ``screen``; ``web_query``)
-- ``GET /v1/lists/changes``          the change feed (API key, scope ``changes``; ``web_query``)
+- ``POST /v1/webhooks/{source_id}``  signed event ingest (``web.ingest``)
+- ``POST /v1/screenings``            screen 1 to 1000 subjects (API key, scope ``screen``; ``web.query``)
+- ``GET /v1/lists/changes``          the change feed (API key, scope ``changes``; ``web.query``)
 - ``GET /openapi.json``              the OpenAPI 3.1 document (``xinyong.openapi``, as in ``schemas/openapi.json``)
 - ``GET /healthz``                   the process is alive
 - ``GET /readyz``                    the store is reachable and every migration is applied
@@ -30,20 +30,18 @@ from aiohttp import HttpVersion11, hdrs, web
 from xinyong import problems
 from xinyong.openapi import build_openapi
 from xinyong.schemas import render
-from xinyong_gateway.api_keys import ApiKeyRegistry
+from xinyong_gateway.access import ApiKeyRegistry, SourceRegistry, refresh_every
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.credit.policy import policy_from
 from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.crypto import MasterKey, master_key_for
 from xinyong_gateway.errors import StoreError, StoreUnavailableError
-from xinyong_gateway.registry import refresh_every
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.sources import SourceRegistry
 from xinyong_gateway.store import Store, open_store
-from xinyong_gateway.web_ingest import IngestHandler
-from xinyong_gateway.web_middlewares import answered
-from xinyong_gateway.web_problems import ProblemError
-from xinyong_gateway.web_query import QueryHandler
+from xinyong_gateway.web.ingest import IngestHandler
+from xinyong_gateway.web.middleware import answered
+from xinyong_gateway.web.problems import ProblemError
+from xinyong_gateway.web.query import QueryHandler
 
 __all__ = ["API_KEYS", "GC_FIRST_GENERATION_THRESHOLD", "MASTER_KEY", "REGISTRY", "STORE", "create_app", "settle_heap"]
 
