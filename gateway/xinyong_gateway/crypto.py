@@ -28,6 +28,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -36,7 +37,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from xinyong_gateway.errors import MasterKeyError
 
-__all__ = ["MasterKey", "Sealer", "key_file_for", "master_key_for", "resolve_master_key"]
+if TYPE_CHECKING:
+    from xinyong_gateway.settings import GatewaySettings
+
+__all__ = ["MasterKey", "Sealer", "key_file_for", "master_key_for", "master_key_of", "resolve_master_key"]
 
 _SEAL_VERSION = b"\x01"
 _NONCE_BYTES = 12
@@ -215,3 +219,10 @@ def master_key_for(database_url: str, env_value: str | None) -> MasterKey:
 
     sqlite_path = sqlite_path_from_url(database_url) if database_url.startswith("sqlite:") else None
     return resolve_master_key(env_value, sqlite_path=sqlite_path)
+
+
+def master_key_of(settings: GatewaySettings) -> MasterKey:
+    """The master key of the configured database (:func:`master_key_for` its URL and ``XINYONG_MASTER_KEY``): what
+    every entry point (the app, each command, each worker) opens the store with."""
+    env_value = settings.master_key.get_secret_value() if settings.master_key else None
+    return master_key_for(settings.database_url, env_value)

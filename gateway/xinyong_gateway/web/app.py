@@ -34,7 +34,7 @@ from xinyong_gateway.access import ApiKeyRegistry, SourceRegistry, refresh_every
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.credit.policy import policy_from
 from xinyong_gateway.credit.projector import Projector
-from xinyong_gateway.crypto import MasterKey, master_key_for
+from xinyong_gateway.crypto import MasterKey, master_key_of
 from xinyong_gateway.errors import StoreError, StoreUnavailableError
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import Store, open_store
@@ -62,8 +62,7 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
     openapi_document = render(build_openapi()).encode()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        env_key = settings.master_key.get_secret_value() if settings.master_key else None
-        master = master_key_for(settings.database_url, env_key)
+        master = master_key_of(settings)
         store = open_store(settings.database_url)
         await store.open()
         try:
