@@ -28,8 +28,8 @@ from tests.gateway.test_store_sqlite import wal_commits
 from xinyong import problems
 from xinyong.events import EVENT_ADAPTER
 from xinyong_gateway.cli import main
+from xinyong_gateway.cli.importer import IMPORT_SIGNATURE
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.importer import IMPORT_SIGNATURE
 from xinyong_gateway.store import AppendStatus, InboxEntry, StoredEvent, open_store
 from xinyong_gateway.store import sqlite as sqlite_store
 from xinyong_gateway.store.base import partition_of

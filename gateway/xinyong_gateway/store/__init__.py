@@ -11,6 +11,7 @@ from xinyong_gateway.store.base import (
     PARTITIONS,
     AllPartitions,
     ApiKeyRecord,
+    ApiScope,
     AppendResult,
     AppendStatus,
     InboxEntry,
@@ -25,6 +26,7 @@ from xinyong_gateway.store.base import (
     Store,
     StoredEvent,
     SubjectRow,
+    from_micros,
 )
 from xinyong_gateway.store.sqlite import SqliteStore, sqlite_path_from_url
 
@@ -37,6 +39,7 @@ __all__ = [
     "PARTITIONS",
     "AllPartitions",
     "ApiKeyRecord",
+    "ApiScope",
     "AppendResult",
     "AppendStatus",
     "InboxEntry",
@@ -53,6 +56,7 @@ __all__ = [
     "Store",
     "StoredEvent",
     "SubjectRow",
+    "from_micros",
     "open_store",
     "sqlite_path_from_url",
 ]
