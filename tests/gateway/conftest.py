@@ -47,8 +47,7 @@ from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.logs import configure_logging
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.store import Store, open_store, sqlite_path_from_url
-from xinyong_gateway.store.base import ApiScope
+from xinyong_gateway.store import ApiScope, Store, open_store, sqlite_path_from_url
 from xinyong_gateway.web.app import API_KEYS, MASTER_KEY, REGISTRY, STORE, create_app
 
 TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()

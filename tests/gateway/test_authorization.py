@@ -32,6 +32,7 @@ from tests.factories import event
 from tests.gateway.conftest import Gateway, Source, assert_problem
 from xinyong import problems
 from xinyong_gateway.access import IssuedApiKey, parse_api_key
+from xinyong_gateway.store import to_micros
 from xinyong_gateway.web.app import API_KEYS
 
 RUN_PROJECTOR = False
@@ -64,7 +65,7 @@ class Holders:
 
 async def issue(gateway: Gateway) -> Holders:
     revoked = await gateway.add_api_key()
-    await gateway.store.revoke_api_key(revoked.record.key_id, now=datetime.now(UTC))
+    await gateway.store.revoke_api_key(revoked.record.key_id, now=to_micros(datetime.now(UTC)))
     holders = Holders(
         good=await gateway.add_api_key(["screen", "changes"]),
         screen_only=await gateway.add_api_key(["screen"]),

@@ -29,8 +29,7 @@ from xinyong_gateway.credit.engine import project
 from xinyong_gateway.credit.inbox import read_logged
 from xinyong_gateway.credit.policy import default_policy
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.store import open_store
-from xinyong_gateway.store.sqlite import SqliteStore
+from xinyong_gateway.store import SqliteStore, open_store
 
 pytestmark = pytest.mark.slow
 

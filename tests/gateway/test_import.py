@@ -30,9 +30,8 @@ from xinyong.events import EVENT_ADAPTER
 from xinyong_gateway.cli import main
 from xinyong_gateway.cli.importer import IMPORT_SIGNATURE
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.store import AppendStatus, InboxEntry, StoredEvent, open_store
+from xinyong_gateway.store import AppendStatus, InboxEntry, StoredEvent, open_store, partition_of
 from xinyong_gateway.store import sqlite as sqlite_store
-from xinyong_gateway.store.base import partition_of
 
 MASTER = MasterKey.from_text(TEST_MASTER_KEY)
 

@@ -14,6 +14,7 @@ from tests.gateway.conftest import TEST_MASTER_KEY, Gateway
 from xinyong_gateway.cli import main as cli_main
 from xinyong_gateway.credit.policy import default_policy, parse_policy
 from xinyong_gateway.credit.projector import Projector
+from xinyong_gateway.store import PolicyText
 
 RUN_PROJECTOR = False
 """These tests decide when projection happens."""
@@ -74,7 +75,9 @@ async def test_apply_replays_the_log_and_every_change_carries_the_new_version(
     assert (now["list"], now["policy_version"]) == ("watch", "lyg-2026.2")
     changes = (await gateway.store.read_changes(0, 1000))[feed_before:]
     assert [json.loads(c.snapshot)["policy_version"] for c in changes] == ["lyg-2026.2"]
-    assert await gateway.store.active_policy() == ("lyg-2026.2", _stricter(tmp_path).read_text(encoding="utf-8"))
+    assert await gateway.store.active_policy() == PolicyText(
+        "lyg-2026.2", _stricter(tmp_path).read_text(encoding="utf-8")
+    )
 
 
 async def test_applying_the_same_policy_again_changes_nothing(

@@ -22,8 +22,14 @@ from xinyong_gateway.credit.policy import default_policy
 from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.errors import ProjectionConflictError
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.store import ALL_PARTITIONS, PartitionClaims, PartitionState, ProjectionCommit
-from xinyong_gateway.store.base import partition_of
+from xinyong_gateway.store import (
+    ALL_PARTITIONS,
+    PartitionAdvance,
+    PartitionClaims,
+    PartitionState,
+    ProjectionCommit,
+    partition_of,
+)
 
 POLICY = default_policy()
 
@@ -93,7 +99,9 @@ async def test_a_commit_from_a_stale_position_writes_nothing(gateway: Gateway) -
     await _post_mix(gateway)
     await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
     states = await gateway.store.partition_states()
-    stale = ProjectionCommit(partitions=((0, PartitionState(), 1),), subjects=(), changes=(), recorded_at=0)
+    stale = ProjectionCommit(
+        partitions=(PartitionAdvance(0, PartitionState(), 1),), subjects=(), changes=(), recorded_at=0
+    )
     with pytest.raises(ProjectionConflictError):
         await gateway.store.commit_projection(stale)
     assert await gateway.store.partition_states() == states

@@ -21,7 +21,7 @@ from xinyong.queries import MAX_SCREENING_SUBJECTS
 from xinyong.subjects import mask_id
 from xinyong_gateway.credit.policy import DEFAULT_POLICY_FILE, default_policy, parse_policy
 from xinyong_gateway.credit.projector import Projector
-from xinyong_gateway.store import ProjectionCommit
+from xinyong_gateway.store import PartitionAdvance, ProjectionCommit
 from xinyong_gateway.web.query import _restamped
 
 RUN_PROJECTOR = False
@@ -242,7 +242,7 @@ async def test_a_status_that_time_changed_is_computed_now_when_the_projector_has
     partition = int(key[0], 16)
     await gateway.store.commit_projection(
         ProjectionCommit(
-            partitions=((partition, states[partition], states[partition].position),),
+            partitions=(PartitionAdvance(partition, states[partition], states[partition].position),),
             subjects=(row._replace(status=json.dumps(stale), next_change_at=1),),
             changes=(),
             recorded_at=1,
@@ -269,7 +269,7 @@ async def test_screening_switches_to_a_newly_adopted_policy(gateway: Gateway) ->
     state = (await gateway.store.partition_states())[partition]
     await gateway.store.commit_projection(
         ProjectionCommit(
-            partitions=((partition, state, state.position),),
+            partitions=(PartitionAdvance(partition, state, state.position),),
             subjects=(row._replace(status=json.dumps(stale), next_change_at=1),),
             changes=(),
             recorded_at=1,

@@ -28,17 +28,20 @@ from xinyong_gateway.errors import (
 from xinyong_gateway.store import (
     PARTITIONS,
     AppendStatus,
+    FeedEntry,
     InboxEntry,
     NewSourceKey,
+    PartitionAdvance,
     PartitionClaims,
+    PostgresClaims,
     PostgresStore,
     ProjectionCommit,
     SubjectRow,
     open_store,
+    to_micros,
 )
-from xinyong_gateway.store.postgresql import PostgresClaims
 
-NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+NOW = to_micros(datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
 FULL = (1 << PARTITIONS) - 1
 
 
@@ -317,9 +320,9 @@ async def test_the_change_feed_never_shows_an_entry_behind_a_later_one_while_two
             state = (await target.partition_states())[partition]
             await target.commit_projection(
                 ProjectionCommit(
-                    partitions=((partition, state, n),),
+                    partitions=(PartitionAdvance(partition, state, n),),
                     subjects=(subject(key),),
-                    changes=tuple((key, f'{{"n": {n}}}', n) for _ in range(3)),
+                    changes=tuple(FeedEntry(key, f'{{"n": {n}}}', n) for _ in range(3)),
                     recorded_at=n,
                 )
             )
@@ -345,10 +348,12 @@ async def test_a_commit_from_a_stale_state_is_refused_even_from_another_process(
     store: PostgresStore, other: PostgresStore
 ) -> None:
     state = (await store.partition_states())[3]
-    await store.commit_projection(ProjectionCommit(partitions=((3, state, 1),), subjects=(), changes=(), recorded_at=1))
+    await store.commit_projection(
+        ProjectionCommit(partitions=(PartitionAdvance(3, state, 1),), subjects=(), changes=(), recorded_at=1)
+    )
     with pytest.raises(ProjectionConflictError):
         await other.commit_projection(
-            ProjectionCommit(partitions=((3, state, 2),), subjects=(), changes=(), recorded_at=2)
+            ProjectionCommit(partitions=(PartitionAdvance(3, state, 2),), subjects=(), changes=(), recorded_at=2)
         )
     assert (await other.partition_states())[3].position == 1
 

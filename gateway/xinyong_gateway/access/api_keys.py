@@ -32,8 +32,7 @@ from xinyong.queries import LOOKUP_SECRET_PREFIX
 from xinyong_gateway.access.ratelimit import TokenBucket
 from xinyong_gateway.access.registry import Registry
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.store import ApiKeyRecord, Store
-from xinyong_gateway.store.base import ApiScope
+from xinyong_gateway.store import ApiKeyRecord, ApiScope, Store, to_micros
 
 __all__ = [
     "API_KEY_PREFIX",
@@ -90,7 +89,7 @@ async def add_api_key(
             rate_limit=rate_limit,
             secret_digest=master.api_key_digest(key_id, secret),
             sealed_lookup_secret=master.seal_lookup_secret(key_id, lookup),
-            created_at=now,
+            created_at=to_micros(now),
             revoked_at=None,
         )
     )

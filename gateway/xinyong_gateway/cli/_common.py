@@ -9,12 +9,12 @@ import re
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from xinyong_gateway.crypto import MasterKey, master_key_of
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.store import API_SCOPES, ApiScope, Store, open_store
+from xinyong_gateway.store import API_SCOPES, ApiScope, Micros, Store, from_micros, open_store
 
 __all__ = [
     "CliError",
@@ -48,9 +48,11 @@ class Output:
         sys.stdout.write((json.dumps(data, ensure_ascii=False) if self.json else human) + "\n")
 
 
-def iso(moment: datetime | None) -> str | None:
-    """UTC to the second, ``2026-03-01T08:00:00Z`` (None stays None)."""
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
+def iso(micros: Micros | None) -> str | None:
+    """An instant of the store in UTC to the second, ``2026-03-01T08:00:00Z`` (None stays None)."""
+    if micros is None:
+        return None
+    return from_micros(micros).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)

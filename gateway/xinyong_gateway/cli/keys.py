@@ -11,7 +11,7 @@ from typing import Any
 from xinyong_gateway.access import IssuedApiKey, add_api_key
 from xinyong_gateway.cli._common import CliError, Output, add_command, iso, open_resources, positive, scopes
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.store import API_SCOPES, ApiKeyRecord
+from xinyong_gateway.store import API_SCOPES, ApiKeyRecord, to_micros
 
 __all__ = ["add_parser"]
 
@@ -108,7 +108,7 @@ def _list(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> i
 def _revoke(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
     async def revoke() -> ApiKeyRecord:
         async with open_resources(settings) as opened:
-            return await opened.store.revoke_api_key(args.key_id, now=datetime.now(UTC))
+            return await opened.store.revoke_api_key(args.key_id, now=to_micros(datetime.now(UTC)))
 
     record = asyncio.run(revoke())
     out.emit(

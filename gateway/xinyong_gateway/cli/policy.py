@@ -12,7 +12,6 @@ from typing import Any
 from xinyong_gateway.cli._common import CliError, Output, add_command, iso, open_resources, policy_option
 from xinyong_gateway.errors import GatewayError, ProjectionConflictError
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.store import from_micros
 
 __all__ = ["add_parser"]
 
@@ -146,12 +145,12 @@ def _apply(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> 
             replayed, changed = await Projector(store, opened.master, policy).reproject(policy, text, progress=progress)
             return {
                 "version": policy.version,
-                "previous_version": previous[0] if previous else None,
+                "previous_version": previous.version if previous else None,
                 "events": replayed,
                 "subjects_changed": changed,
                 "history": [
-                    {"version": version, "adopted_at": iso(from_micros(at)), "active": active}
-                    for version, at, active in await store.policy_history()
+                    {"version": adoption.version, "adopted_at": iso(adoption.adopted_at), "active": adoption.active}
+                    for adoption in await store.policy_history()
                 ],
             }
 

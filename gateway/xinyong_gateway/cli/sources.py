@@ -13,7 +13,7 @@ from xinyong.webhooks import VerifyingKey
 from xinyong_gateway.access import add_source, rotate_source
 from xinyong_gateway.cli._common import CliError, Output, add_command, duration, iso, open_resources, positive
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.store import SourceRecord
+from xinyong_gateway.store import SourceRecord, to_micros
 
 __all__ = ["add_parser"]
 
@@ -139,7 +139,7 @@ def _list(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> i
 def _disable(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
     async def disable() -> SourceRecord:
         async with open_resources(settings) as opened:
-            return await opened.store.disable_source(args.source_id, now=datetime.now(UTC))
+            return await opened.store.disable_source(args.source_id, now=to_micros(datetime.now(UTC)))
 
     record = asyncio.run(disable())
     out.emit(_source_json(record), f"Disabled source {record.source_id}; its webhooks are refused from now on.")
@@ -156,7 +156,7 @@ def _rotate(settings: GatewaySettings, args: argparse.Namespace, out: Output) ->
                 opened.store, opened.master, args.source_id, public_key=public_key, grace=args.grace, now=now
             )
         result = _source_json(record)
-        result["previous_keys_expire_at"] = iso(now + args.grace)
+        result["previous_keys_expire_at"] = iso(to_micros(now + args.grace))
         if secret is not None:
             result["secret"] = str(secret)
         return result

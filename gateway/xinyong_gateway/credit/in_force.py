@@ -28,6 +28,6 @@ class PolicyInForce:
         adopted = await self._store.active_policy()
         if adopted is None:
             self.policy = self._configured
-        elif adopted[0] != self.policy.version:
-            self.policy = parse_policy(adopted[1], source=f"adopted policy {adopted[0]}")
+        elif adopted.version != self.policy.version:
+            self.policy = parse_policy(adopted.text, source=f"adopted policy {adopted.version}")
         return self.policy

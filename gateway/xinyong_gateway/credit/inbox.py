@@ -13,8 +13,7 @@ from xinyong.events import EVENT_TYPES, EventBase
 from xinyong_gateway.credit.engine import LoggedEvent, subjects_of
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import StoreError
-from xinyong_gateway.store import StoredEvent
-from xinyong_gateway.store.base import partition_mask
+from xinyong_gateway.store import StoredEvent, partition_mask
 
 __all__ = ["event_partitions", "read_logged"]
 

@@ -41,10 +41,17 @@ from xinyong_gateway.credit.inbox import read_logged
 from xinyong_gateway.credit.policy import Policy
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import ProjectionConflictError, StoreError
-from xinyong_gateway.store import ProjectionCommit, Store, StoredEvent, SubjectRow
-from xinyong_gateway.store.base import (
+from xinyong_gateway.store import (
     ALL_PARTITIONS,
+    ArchivedRecord,
+    FeedEntry,
+    PartitionAdvance,
     PartitionClaims,
+    PolicyText,
+    ProjectionCommit,
+    Store,
+    StoredEvent,
+    SubjectRow,
     from_micros,
     partition_of,
     to_micros,
@@ -154,18 +161,20 @@ class Projector:
         identities: dict[str, SubjectRow],
         stored: dict[str, SubjectRow],
         now: datetime,
-    ) -> tuple[list[SubjectRow], list[tuple[str, str, int]], list[tuple[str, str]]]:
+    ) -> tuple[list[SubjectRow], list[FeedEntry], list[ArchivedRecord]]:
         """The rows to write for ``files`` at ``now``: subjects, feed entries for changed decisions, archive."""
-        subjects, changes, archived = [], [], []
+        subjects: list[SubjectRow] = []
+        changes: list[FeedEntry] = []
+        archived: list[ArchivedRecord] = []
         for key, credit_file in files.items():
-            archived += [(key, json.dumps(record.to_json(), ensure_ascii=False)) for record in credit_file.archived]
+            archived += [ArchivedRecord(key, json.dumps(r.to_json(), ensure_ascii=False)) for r in credit_file.archived]
             credit_file.archived.clear()
             identity = identities[key]
             status = credit_file.status_at(now, policy)
             document = status_document((identity.id_type, identity.display_id, identity.display_name), status)
             previous = stored.get(key)
             if previous is None or decision_of(json.loads(previous.status)) != status.decision():
-                changes.append((key, json.dumps(document, ensure_ascii=False), to_micros(now)))
+                changes.append(FeedEntry(key, json.dumps(document, ensure_ascii=False), to_micros(now)))
             next_change = credit_file.next_change_after(now, policy)
             subjects.append(
                 SubjectRow(
@@ -207,7 +216,7 @@ class Projector:
         last = rows[-1].seq
         await self._store.commit_projection(
             ProjectionCommit(
-                partitions=tuple((p, state, max(state.position, last)) for p, state in mine.items()),
+                partitions=tuple(PartitionAdvance(p, state, max(state.position, last)) for p, state in mine.items()),
                 subjects=tuple(subjects),
                 changes=tuple(changes),
                 recorded_at=to_micros(now),
@@ -242,13 +251,13 @@ class Projector:
         subjects, changes, archived = self._outcome(policy, files, identities, stored, now)
         await self._store.commit_projection(
             ProjectionCommit(
-                partitions=tuple((partition, state, after) for partition, state in states.items()),
+                partitions=tuple(PartitionAdvance(partition, state, after) for partition, state in states.items()),
                 subjects=tuple(subjects),
                 changes=tuple(changes),
                 recorded_at=to_micros(now),
                 archived=tuple(archived),
                 replace_archive=True,
-                adopt_policy=(policy.version, policy_text),
+                adopt_policy=PolicyText(policy.version, policy_text),
             )
         )
         self._policies.policy = policy
@@ -275,7 +284,8 @@ class Projector:
         if not due:
             return 0
         touched = {partition_of(row.subject_key) for row in due}
-        subjects, changes = [], []
+        subjects: list[SubjectRow] = []
+        changes: list[FeedEntry] = []
         for row in due:
             credit_file = CreditFile.from_json(row.state)
             identity = (row.id_type, row.display_id, row.display_name)
@@ -286,7 +296,9 @@ class Projector:
                 status = credit_file.status_at(moment, self.policy)
                 document = status_document(identity, status)
                 if status.decision() != decision:
-                    changes.append((row.subject_key, json.dumps(document, ensure_ascii=False), to_micros(moment)))
+                    changes.append(
+                        FeedEntry(row.subject_key, json.dumps(document, ensure_ascii=False), to_micros(moment))
+                    )
                 decision = status.decision()
                 moment = credit_file.next_change_after(moment, self.policy)
             subjects.append(
@@ -304,7 +316,7 @@ class Projector:
             )
         await self._store.commit_projection(
             ProjectionCommit(
-                partitions=tuple((p, states[p], states[p].position) for p in sorted(touched)),
+                partitions=tuple(PartitionAdvance(p, states[p], states[p].position) for p in sorted(touched)),
                 subjects=tuple(subjects),
                 changes=tuple(changes),
                 recorded_at=now_us,

@@ -14,8 +14,7 @@ from typing import Any
 from xinyong.subjects import Subject
 from xinyong_gateway.credit.engine import CreditFile, Record
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.store import Store
-from xinyong_gateway.store.base import from_micros
+from xinyong_gateway.store import Store, from_micros
 
 __all__ = ["report_lines", "subject_report"]
 

@@ -1,4 +1,13 @@
-"""Storage: one interface (:class:`Store`), a backend per database, chosen by URL."""
+"""Storage: one interface (:class:`Store`), a backend per database, chosen by URL (:func:`open_store`).
+
+    base.py           the interface, the records that cross it, and the rules both backends share
+    group_commit.py   the group commit both backends' appends go through
+    sqlite.py         the embedded backend: one file, a writer thread
+    postgresql.py     any number of processes on one database; postgresql_claims.py: projectors share partitions
+
+Everything outside this package imports from here, never from its modules (an import-linter contract says so);
+the helpers of ``base`` that only the backends use (column lists, row readers, commit checks) stay there.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +23,17 @@ from xinyong_gateway.store.base import (
     ApiScope,
     AppendResult,
     AppendStatus,
+    ArchivedRecord,
+    FeedEntry,
     InboxEntry,
+    KeyScheme,
+    Micros,
     NewSourceKey,
+    PartitionAdvance,
     PartitionClaims,
     PartitionState,
+    PolicyAdoption,
+    PolicyText,
     ProjectionCommit,
     SchemaStatus,
     SourceKey,
@@ -27,11 +43,16 @@ from xinyong_gateway.store.base import (
     StoredEvent,
     SubjectRow,
     from_micros,
+    partition_mask,
+    partition_of,
+    partitions_in,
+    to_micros,
 )
 from xinyong_gateway.store.sqlite import SqliteStore, sqlite_path_from_url
 
 if TYPE_CHECKING:
     from xinyong_gateway.store.postgresql import PostgresStore
+    from xinyong_gateway.store.postgresql_claims import PostgresClaims
 
 __all__ = [
     "ALL_PARTITIONS",
@@ -42,10 +63,18 @@ __all__ = [
     "ApiScope",
     "AppendResult",
     "AppendStatus",
+    "ArchivedRecord",
+    "FeedEntry",
     "InboxEntry",
+    "KeyScheme",
+    "Micros",
     "NewSourceKey",
+    "PartitionAdvance",
     "PartitionClaims",
     "PartitionState",
+    "PolicyAdoption",
+    "PolicyText",
+    "PostgresClaims",
     "PostgresStore",
     "ProjectionCommit",
     "SchemaStatus",
@@ -58,7 +87,11 @@ __all__ = [
     "SubjectRow",
     "from_micros",
     "open_store",
+    "partition_mask",
+    "partition_of",
+    "partitions_in",
     "sqlite_path_from_url",
+    "to_micros",
 ]
 
 
@@ -82,4 +115,8 @@ def __getattr__(name: str) -> Any:
         from xinyong_gateway.store.postgresql import PostgresStore
 
         return PostgresStore
+    if name == "PostgresClaims":
+        from xinyong_gateway.store.postgresql_claims import PostgresClaims
+
+        return PostgresClaims
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from xinyong import problems
 from xinyong_gateway.access import ActiveApiKey, ApiKeyRegistry, parse_api_key
-from xinyong_gateway.store.base import ApiScope
+from xinyong_gateway.store import ApiScope
 from xinyong_gateway.web.middleware import LOG_FACTS
 from xinyong_gateway.web.problems import ProblemError
 

@@ -43,8 +43,7 @@ from xinyong_gateway.credit.documents import status_document
 from xinyong_gateway.credit.engine import CreditFile
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.store import Store, SubjectRow
-from xinyong_gateway.store.base import from_micros
+from xinyong_gateway.store import Store, SubjectRow, from_micros
 from xinyong_gateway.web.auth import authenticate
 from xinyong_gateway.web.body import is_json_utf8, read_body
 from xinyong_gateway.web.middleware import LOG_FACTS
