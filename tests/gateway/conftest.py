@@ -42,7 +42,7 @@ from xinyong.events import SourceKind
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
 from xinyong_gateway import cli
 from xinyong_gateway.access import IssuedApiKey, add_api_key, add_source
-from xinyong_gateway.credit.policy import default_policy
+from xinyong_gateway.credit.policy import DEFAULT_POLICY_FILE, default_policy
 from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.logs import configure_logging
@@ -51,6 +51,8 @@ from xinyong_gateway.store import ApiScope, Store, open_store, sqlite_path_from_
 from xinyong_gateway.web.app import API_KEYS, MASTER_KEY, REGISTRY, STORE, create_app
 
 TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+DEFAULT_POLICY_TEXT = (resources.files("xinyong_gateway.credit") / DEFAULT_POLICY_FILE).read_text(encoding="utf-8")
+"""The shipped policy file, as installed (tests derive other policies from it)."""
 PROBLEM_JSON = "application/problem+json"
 GATEWAY_SCRIPT = Path(sys.executable).parent / "xinyong-gateway"
 

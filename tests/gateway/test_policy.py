@@ -7,11 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.gateway.conftest import DEFAULT_POLICY_TEXT
 from xinyong_gateway.credit.policy import AtLeast, PolicyError, default_policy, load_policy, parse_policy
-
-DEFAULT_TEXT = (
-    Path(__file__).resolve().parents[2] / "gateway" / "xinyong_gateway" / "credit" / "default_policy.toml"
-).read_text(encoding="utf-8")
 
 
 def test_default_policy_loads_with_its_version_and_publicity_periods() -> None:
@@ -50,8 +47,8 @@ def test_rules_are_grouped_by_event_in_file_order() -> None:
 
 
 def _replace(old: str, new: str) -> str:
-    assert old in DEFAULT_TEXT, old
-    return DEFAULT_TEXT.replace(old, new, 1)
+    assert old in DEFAULT_POLICY_TEXT, old
+    return DEFAULT_POLICY_TEXT.replace(old, new, 1)
 
 
 def _line_of(text: str, fragment: str) -> int:
@@ -141,7 +138,7 @@ def test_several_problems_are_reported_together() -> None:
 
 def test_load_policy_reads_a_file_and_reports_a_missing_one(tmp_path: Path) -> None:
     path = tmp_path / "policy.toml"
-    path.write_text(DEFAULT_TEXT.replace('version = "lyg-2026.1"', 'version = "lyg-2026.2"'), encoding="utf-8")
+    path.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.1"', 'version = "lyg-2026.2"'), encoding="utf-8")
     assert load_policy(path).version == "lyg-2026.2"
     with pytest.raises(PolicyError, match="Cannot read the policy file"):
         load_policy(tmp_path / "missing.toml")

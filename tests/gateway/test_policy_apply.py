@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.factories import event, make_uscc
-from tests.gateway.conftest import TEST_MASTER_KEY, Gateway
+from tests.gateway.conftest import DEFAULT_POLICY_TEXT, TEST_MASTER_KEY, Gateway
 from xinyong_gateway.cli import main as cli_main
 from xinyong_gateway.credit.policy import default_policy, parse_policy
 from xinyong_gateway.credit.projector import Projector
@@ -19,14 +19,10 @@ from xinyong_gateway.store import PolicyText
 RUN_PROJECTOR = False
 """These tests decide when projection happens."""
 
-DEFAULT_TEXT = (
-    Path(__file__).resolve().parents[2] / "gateway" / "xinyong_gateway" / "credit" / "default_policy.toml"
-).read_text(encoding="utf-8")
-
 
 def _stricter(tmp_path: Path, version: str = "lyg-2026.2") -> Path:
     """Two empty parcels in 90 days already put a merchant on watch."""
-    text = DEFAULT_TEXT.replace('version = "lyg-2026.1"', f'version = "{version}"')
+    text = DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.1"', f'version = "{version}"')
     text = text.replace(
         'where = { status = "empty_parcel" }\ncount = 3', 'where = { status = "empty_parcel" }\ncount = 2'
     )
@@ -104,7 +100,7 @@ async def test_a_version_reused_with_another_text_is_refused_and_nothing_is_writ
     url = gateway.settings.database_url
     assert (await _cli(capsys, "--db", url, "--json", "policy", "apply", str(_stricter(tmp_path))))[0] == 0
     other = tmp_path / "other.toml"
-    other.write_text(DEFAULT_TEXT.replace('version = "lyg-2026.1"', 'version = "lyg-2026.2"'), encoding="utf-8")
+    other.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.1"', 'version = "lyg-2026.2"'), encoding="utf-8")
     before = await _status(gateway, merchant)
     status, _, err = await _cli(capsys, "--db", url, "policy", "apply", str(other))
     assert status == 1
@@ -129,7 +125,7 @@ async def test_an_invalid_policy_is_refused_with_its_line(
 ) -> None:
     await _setup(gateway)
     bad = tmp_path / "bad.toml"
-    bad.write_text(DEFAULT_TEXT.replace('list = "watch"', 'list = "grey"', 1), encoding="utf-8")
+    bad.write_text(DEFAULT_POLICY_TEXT.replace('list = "watch"', 'list = "grey"', 1), encoding="utf-8")
     monkeypatch.setenv("XINYONG_MASTER_KEY", TEST_MASTER_KEY)
     status, _, err = await _cli(capsys, "--db", gateway.settings.database_url, "policy", "apply", str(bad))
     assert status == 1
@@ -152,8 +148,8 @@ async def test_a_policy_that_changes_only_a_lists_measures_puts_each_subject_on_
     await gateway.post_and_project(bodies, "msg_measures", source=market)
     before = len(await gateway.store.read_changes(0, 1000))
     black = 'black = ["refuse_onboarding", "close_store", "freeze_account", "public_exposure"]'
-    assert black in DEFAULT_TEXT
-    text = DEFAULT_TEXT.replace('version = "lyg-2026.1"', 'version = "lyg-2026.3"').replace(
+    assert black in DEFAULT_POLICY_TEXT
+    text = DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.1"', 'version = "lyg-2026.3"').replace(
         black, black.replace("]", ', "deposit_forfeit"]')
     )
     policy = parse_policy(text)

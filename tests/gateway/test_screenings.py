@@ -7,7 +7,6 @@ import json
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from typing import Any
 
 import pytest
@@ -15,11 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.factories import event, make_ric, make_uscc, with_wrong_check
-from tests.gateway.conftest import Gateway, assert_problem, eventually
+from tests.gateway.conftest import DEFAULT_POLICY_TEXT, Gateway, assert_problem, eventually
 from xinyong import ScreeningResponse, problems
 from xinyong.queries import MAX_SCREENING_SUBJECTS
 from xinyong.subjects import mask_id
-from xinyong_gateway.credit.policy import DEFAULT_POLICY_FILE, default_policy, parse_policy
+from xinyong_gateway.credit.policy import default_policy, parse_policy
 from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.store import PartitionAdvance, ProjectionCommit
 from xinyong_gateway.web.query import _restamped
@@ -28,7 +27,6 @@ RUN_PROJECTOR = False
 """These tests project the inbox themselves, when they choose."""
 
 POLICY = default_policy()
-DEFAULT_POLICY_TEXT = (resources.files("xinyong_gateway.credit") / DEFAULT_POLICY_FILE).read_text(encoding="utf-8")
 PERSON_NAME = "王小明"
 
 
