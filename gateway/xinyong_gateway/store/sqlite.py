@@ -400,8 +400,8 @@ class SqliteStore(Store):
             reader.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             reader.execute("PRAGMA query_only = ON")
             # Screenings look subjects up at random: SQLite's default 2 MiB page cache holds little more than the
-            # index's upper levels, and every other page costs a read() (about 6 µs of system time per single-subject
-            # screening on a 200,000-subject store). 64 MiB keeps the index and the hot rows in memory.
+            # index's upper levels, and every other page costs a read() system call. 64 MiB keeps the index and the
+            # hot rows in memory (bench/README.md, screening).
             reader.execute(f"PRAGMA cache_size = -{_READER_CACHE_KIB}")
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"Cannot open the SQLite database {self._path}: {exc}.") from exc

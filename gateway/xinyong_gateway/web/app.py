@@ -1,7 +1,9 @@
 """``create_app(settings)``: the gateway's aiohttp application.
 
-Resources (store, master key, source registry and its refresher) are opened and closed in one
-``cleanup_ctx``; typed app state uses ``web.AppKey``. Routes:
+The resources are opened and closed in one ``cleanup_ctx``: the master key, the store (checked against the key), the
+source registry and the API key registry (``access``), the policy in force (``credit.in_force``), a task refreshing
+each of those three, and the projector unless ``settings.projector`` is off. Typed app state uses ``web.AppKey``
+(``STORE``, ``MASTER_KEY``, ``REGISTRY``, ``API_KEYS``). Routes:
 
 - ``POST /v1/webhooks/{source_id}``  signed event ingest (``web.ingest``)
 - ``POST /v1/screenings``            screen 1 to 1000 subjects (API key, scope ``screen``; ``web.query``)
@@ -12,8 +14,6 @@ Resources (store, master key, source registry and its refresher) are opened and 
 
 Any other method on these paths is a 405 problem, any other path a 404 problem, through routes of the application's
 own (``expect_continue`` explains why).
-
-Unless ``settings.projector`` is off, the projector runs beside the server, keeping credit files current.
 """
 
 from __future__ import annotations
@@ -117,8 +117,8 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
         return web.Response(body=openapi_document, content_type="application/json")
 
     # Each path answers its methods (GET also HEAD); every other method there, and every other path, goes through
-    # routes of ours rather than aiohttp's system routes, whose Expect handling cannot be replaced: the same 405 and
-    # 404 problems as before, and never a 500.
+    # routes of ours rather than aiohttp's system routes, whose Expect handling cannot be replaced: a 405 or 404
+    # problem, never a 500.
     router = app.router
     for method, path, handler in (
         (hdrs.METH_POST, "/v1/webhooks/{source_id}", ingest.handle),
@@ -146,12 +146,11 @@ def settle_heap(app: web.Application) -> web.Application:
     """Tune the garbage collector for serving, once ``app`` has started (its resources open): for ``serve`` and
     its workers, not for apps that tests start by the hundred in one process.
 
-    Everything allocated until then (modules, the pydantic validators, the OpenAPI document, registries: some
-    66,000 objects) is frozen out of the collector's reach (``gc.freeze``), and the youngest generation is
-    collected every ``GC_FIRST_GENERATION_THRESHOLD`` allocations instead of 700. Without it, under 1000-subject
-    screenings at one client, a full collection walked the whole start-up heap about every 30 requests and paused
-    the loop for up to 43 ms: with it the latency's p99 went from 48 to 22 ms, and the collector's share of the
-    CPU from about 12% to under 1% (bench/README.md, screening)."""
+    Everything allocated until then (modules, the pydantic validators, the OpenAPI document, registries) is frozen
+    out of the collector's reach (``gc.freeze``), and the youngest generation is collected every
+    ``GC_FIRST_GENERATION_THRESHOLD`` allocations instead of 700, so that a full collection does not walk the whole
+    start-up heap every few large screenings and pause the loop (what it does to screening latency: bench/README.md,
+    screening)."""
 
     async def settle(_: web.Application) -> None:
         gc.collect()
