@@ -1,6 +1,7 @@
 """Storage: one interface (:class:`Store`), a backend per database, chosen by URL (:func:`open_store`).
 
-    base.py           the interface, the records that cross it, and the rules both backends share
+    records.py        the records that cross the interface (instants as Micros), projection partitions
+    base.py           the interface (Store, PartitionClaims) and the rules both backends share
     group_commit.py   the group commit both backends' appends go through
     sqlite.py         the embedded backend: one file, a writer thread
     postgresql.py     any number of processes on one database; postgresql_claims.py: projectors share partitions
@@ -15,10 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from xinyong_gateway.errors import ConfigError
 from xinyong_gateway.store.base import (
+    AllPartitions,
+    PartitionClaims,
+    Store,
+)
+from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     API_SCOPES,
     PARTITIONS,
-    AllPartitions,
     ApiKeyRecord,
     ApiScope,
     AppendResult,
@@ -30,7 +35,6 @@ from xinyong_gateway.store.base import (
     Micros,
     NewSourceKey,
     PartitionAdvance,
-    PartitionClaims,
     PartitionState,
     PolicyAdoption,
     PolicyText,
@@ -39,7 +43,6 @@ from xinyong_gateway.store.base import (
     SourceKey,
     SourceRecord,
     StatusChange,
-    Store,
     StoredEvent,
     SubjectRow,
     from_micros,

@@ -24,7 +24,12 @@ import asyncpg
 import structlog
 
 from xinyong_gateway.errors import ConfigError, StoreError, StoreUnavailableError
-from xinyong_gateway.store.base import PARTITIONS, PartitionClaims
+from xinyong_gateway.store.base import (
+    PartitionClaims,
+)
+from xinyong_gateway.store.records import (
+    PARTITIONS,
+)
 
 __all__ = ["PostgresClaims"]
 
