@@ -63,8 +63,8 @@ import _postgres
 from ingest import BIN, HOST, BenchError, _make_uscc, free_port, run_cli
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
 from xinyong_gateway.credit.engine import project
+from xinyong_gateway.credit.inbox import read_logged
 from xinyong_gateway.credit.policy import default_policy
-from xinyong_gateway.credit.projector import read_logged
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.store import Store, StoredEvent, open_store
 

@@ -1,5 +1,7 @@
-"""Suite-wide settings: hypothesis profiles (``HYPOTHESIS_PROFILE=ci`` in CI); no silent skips under CI; the
-databases every backend-agnostic test runs on (``database_url``: SQLite and PostgreSQL, see ``tests/postgres.py``)."""
+"""Suite-wide settings: hypothesis profiles (``HYPOTHESIS_PROFILE=ci`` in CI); no silent skips under CI; logging
+reset around every test (tests pass in any order: ``pytest-randomly`` shuffles them, ``-p no:randomly`` does not);
+the databases every backend-agnostic test runs on (``database_url``: SQLite and PostgreSQL, see
+``tests/postgres.py``)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests import postgres
+from xinyong_gateway.logs import reset_logging
 
 settings.register_profile("dev", max_examples=100, deadline=None)
 # CI runs on 2 shared cores: fewer examples, no per-example deadline (timing is never asserted).
@@ -32,6 +35,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which must run every test: {reason}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Every test starts with structlog's defaults, no context variables and the standard library's loggers as they
+    were, whatever the test before it configured (the gateway's ``configure_logging``, the SDK's command line); a
+    test that reads log lines asks for ``log_sink`` (``tests/gateway/conftest.py``)."""
+    reset_logging()
+    yield
+    reset_logging()
 
 
 # -- databases ------------------------------------------------------------------------------------------------

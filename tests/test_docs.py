@@ -59,14 +59,8 @@ def test_the_event_catalogue_lists_exactly_the_sdks_event_types_with_their_sende
 
 
 def gateway_problems_module() -> ModuleType:
-    """Where the gateway keeps its problem catalogue: ``web/problems.py`` once the web edge is a package (#16),
-    ``web_problems.py`` before."""
-    for name in ("xinyong_gateway.web.problems", "xinyong_gateway.web_problems"):
-        try:
-            return importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
-    raise AssertionError("the gateway's problem module moved: update this test")
+    """Where the gateway keeps its problem catalogue."""
+    return importlib.import_module("xinyong_gateway.web.problems")
 
 
 def test_the_problem_types_are_exactly_the_sdks_with_the_gateways_status_and_title() -> None:

@@ -5,17 +5,19 @@ created with mode 0600 beside the database on first use) never touches data dire
 are derived from it with HKDF-SHA256:
 
 - ``inbox``   AES-256-GCM key that seals raw webhook bodies at rest (they may carry resident ids and names);
-- ``secrets`` AES-256-GCM key that seals sources' webhook secrets;
+- ``secrets`` AES-256-GCM key that seals sources' webhook secrets and API keys' lookup secrets;
+- ``identities`` AES-256-GCM key that seals a subject's identifier and name beside its credit file;
 - ``dedupe``  HMAC key for the body digest that tells a duplicate from a conflicting re-use of a webhook-id;
 - ``subject`` HMAC key of the blind index that names a subject's credit file (``subject_key``): files are
-  found by identifier without any resident id stored in the clear, and identities are sealed beside them;
+  found by identifier without any resident id stored in the clear;
 - ``api-keys`` HMAC key under which API key secrets are stored (``api_key_digest``): the database holds no key
   that works, nor one that can be checked offline without the master key;
 - ``check``   HMAC key for a check value stored in the database, so a wrong master key is refused at start-up
   instead of producing undecryptable rows.
 
-Sealed blobs are ``0x01 || nonce(12) || ciphertext+tag``; the associated data binds a blob to its row
-(source and webhook id), so a sealed body cannot be moved to another row undetected.
+Sealed blobs are ``0x01 || nonce(12) || ciphertext+tag``; the associated data binds a blob to its row (a body to its
+source and webhook id, a secret to its source or API key, an identity to its subject key), so a sealed value cannot
+be moved to another row undetected. Every entry point gets the key with :func:`master_key_of` (its settings).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -36,7 +39,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from xinyong_gateway.errors import MasterKeyError
 
-__all__ = ["MasterKey", "Sealer", "key_file_for", "master_key_for", "resolve_master_key"]
+if TYPE_CHECKING:
+    from xinyong_gateway.settings import GatewaySettings
+
+__all__ = ["MasterKey", "Sealer", "key_file_for", "master_key_for", "master_key_of", "resolve_master_key"]
 
 _SEAL_VERSION = b"\x01"
 _NONCE_BYTES = 12
@@ -215,3 +221,10 @@ def master_key_for(database_url: str, env_value: str | None) -> MasterKey:
 
     sqlite_path = sqlite_path_from_url(database_url) if database_url.startswith("sqlite:") else None
     return resolve_master_key(env_value, sqlite_path=sqlite_path)
+
+
+def master_key_of(settings: GatewaySettings) -> MasterKey:
+    """The master key of the configured database (:func:`master_key_for` its URL and ``XINYONG_MASTER_KEY``): what
+    every entry point (the app, each command, each worker) opens the store with."""
+    env_value = settings.master_key.get_secret_value() if settings.master_key else None
+    return master_key_for(settings.database_url, env_value)

@@ -1,7 +1,7 @@
 """The gateway's one error tree.
 
-Domain errors are raised by the store, the key handling and the command line; the web layer maps the
-ones a client can cause to ``application/problem+json`` in one middleware (``web_middlewares``)::
+Domain errors are raised by the store, the key handling, the policy loader and the command line; the web layer maps
+the ones a client can cause to ``application/problem+json`` in one middleware (``web.middleware``)::
 
     GatewayError
      ├── ConfigError                settings that cannot work (bad database URL, bad option values)
@@ -12,9 +12,10 @@ ones a client can cause to ``application/problem+json`` in one middleware (``web
      │    ├── ProjectionConflictError another projector moved the position first (retry from the new one)
      │    └── PolicyVersionError    a policy version already on record with another text
      ├── SourceNotFoundError        no source with that id
- ├── ApiKeyNotFoundError        no API key with that id
+     ├── ApiKeyNotFoundError        no API key with that id
      ├── ServeError                 ``serve --workers N`` cannot serve: the port is taken, workers keep failing at start
-     └── EventRejectedError         an event body fails the contract's checks (problem type, detail, pointers)
+     ├── EventRejectedError         an event body fails the contract's checks (problem type, detail, pointers)
+     └── PolicyError                a policy file that cannot be used (``credit.policy``; also a ``ValueError``)
 
 Messages are one sentence a person can act on, and never contain a secret or a personal identifier.
 """

@@ -20,6 +20,11 @@ Under ``serve --workers N`` several processes write to one stream: each is confi
 pieces of at most ``PIPE_BUF`` bytes, one ``write`` each, so lines of different processes never interleave
 mid-line (a pipe keeps writes of up to ``PIPE_BUF`` bytes whole; processes that inherited one open file
 share its offset, which Linux advances write by write).
+
+Everything :func:`configure_logging` sets lives in structlog's configuration and the standard library's loggers,
+never in a variable of this module, so :func:`reset_logging` undoes all of it. Loggers are cached on first use only
+when the lines go to the process's stderr (an entry point, configured once): a logger cached while lines went to a
+stream passed in would keep writing there after the next configuration.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import structlog
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-__all__ = ["configure_logging", "info_lines"]
+__all__ = ["configure_logging", "info_lines", "reset_logging"]
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _FLUSH_INTERVAL = 0.2
@@ -177,17 +182,25 @@ class _JsonLines:
             self._sink.flush()
 
 
-_json_lines: _JsonLines | None = None
-"""Set by :func:`configure_logging` when lines are JSON (else :func:`info_lines` goes through structlog)."""
+class _JsonLoggerFactory(structlog.BytesLoggerFactory):
+    """structlog's factory of loggers that write JSON lines to a sink, holding the :class:`_JsonLines` of the same
+    sink for :func:`info_lines`: it is part of structlog's configuration, and goes with it."""
+
+    __slots__ = ("json_lines",)
+
+    def __init__(self, sink: _LineSink, json_lines: _JsonLines) -> None:
+        super().__init__(file=sink)  # type: ignore[arg-type]
+        self.json_lines = json_lines
 
 
 def info_lines(log: Any, event: str, lines: list[dict[str, Any]]) -> None:
     """Log ``event`` at level info once for each dict of fields in ``lines`` (the dicts are consumed).
 
-    The same lines as ``log.info(event, **fields)`` for each, written together: with JSON output they skip
-    structlog's per-line processor chain (:class:`_JsonLines`); on the console, or with context variables
-    bound, they go through it."""
-    fast = _json_lines
+    The same lines as ``log.info(event, **fields)`` for each, written together: with JSON output (configured by
+    :func:`configure_logging`) they skip structlog's per-line processor chain (:class:`_JsonLines`); on the
+    console, or with context variables bound, they go through it."""
+    factory = structlog.get_config()["logger_factory"]
+    fast = factory.json_lines if isinstance(factory, _JsonLoggerFactory) else None
     if fast is None or structlog.contextvars.get_contextvars():
         for fields in lines:
             log.info(event, **fields)
@@ -262,14 +275,14 @@ def configure_logging(
     ``stream`` when one is given; the console renderer when asked, or on a terminal with ``auto``.
 
     ``fields`` are added to every line; ``shared`` says other processes write to stderr too (see the module
-    docstring). Returns a function that writes out the lines still batched: call it before the process ends
-    without running ``atexit`` handlers (a ``multiprocessing`` child)."""
+    docstring). Loggers are cached on first use only without ``stream``. Returns a function that writes out the
+    lines still batched: call it before the process ends without running ``atexit`` handlers (a
+    ``multiprocessing`` child)."""
     target = stream if stream is not None else sys.stderr
     processors: list[structlog.typing.Processor] = [structlog.contextvars.merge_contextvars]
     if fields:
         processors.append(_Fields(fields))
     stamp = _SecondTimestamper()
-    json_lines: _JsonLines | None = None
     processors += [
         structlog.processors.add_log_level,
         stamp,
@@ -284,16 +297,25 @@ def configure_logging(
     else:
         processors.append(_render_json)
         sink = _LineSink(target, batched=stream is None, shared=shared)
-        factory = structlog.BytesLoggerFactory(file=sink)  # type: ignore[arg-type]
+        factory = _JsonLoggerFactory(sink, _JsonLines(sink, fields or {}, _LEVELS[level] <= logging.INFO, stamp))
         flush = sink.drain
-        json_lines = _JsonLines(sink, fields or {}, _LEVELS[level] <= logging.INFO, stamp)
-    global _json_lines
-    _json_lines = json_lines
     _bridge_library_logs()
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=factory,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=stream is None,
     )
     return flush
+
+
+def reset_logging() -> None:
+    """Undo :func:`configure_logging` (and any other configuration of structlog): structlog's defaults, no context
+    variables bound, aiohttp's and asyncio's records back to the standard library's handling."""
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+    for name in _LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in [handler for handler in logger.handlers if isinstance(handler, _LibraryRecords)]:
+            logger.removeHandler(handler)
+        logger.propagate = True

@@ -1,6 +1,6 @@
 """The checks an event body passes before it may enter the inbox, shared by ingest and bulk import.
 
-Once a webhook is authenticated (``web_ingest``), or a line of an import file is read (``importer``), its
+Once a webhook is authenticated (``web.ingest``), or a line of an import file is read (``cli.importer``), its
 body goes through the same checks in the order of the wire contract (DESIGN.md "Inbound events"):
 
     body is JSON                        → 400 ``body-not-json``
@@ -93,5 +93,5 @@ def check_body(body: bytes, kind: SourceKind, *, now: datetime) -> EventBase:
     except ValidationError:
         return check_event(parse_body(body), kind, now=now)
     if event.type not in ALLOWED_EVENT_TYPES[kind]:
-        return check_event(parse_body(body), kind, now=now)  # raises the 403, with the same words as ever
+        return check_event(parse_body(body), kind, now=now)  # raises the 403, in check_event's words
     return event

@@ -35,25 +35,24 @@ from typing import Any, Literal
 
 import asyncpg
 import pytest
-import structlog
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from xinyong.events import SourceKind
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
 from xinyong_gateway import cli
-from xinyong_gateway.api_keys import IssuedApiKey, add_api_key
-from xinyong_gateway.credit.policy import default_policy
+from xinyong_gateway.access import IssuedApiKey, add_api_key, add_source
+from xinyong_gateway.credit.policy import DEFAULT_POLICY_FILE, default_policy
 from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.logs import configure_logging
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.sources import add_source
-from xinyong_gateway.store import Store, open_store, sqlite_path_from_url
-from xinyong_gateway.store.base import ApiScope
-from xinyong_gateway.web_app import API_KEYS, MASTER_KEY, REGISTRY, STORE, create_app
+from xinyong_gateway.store import ApiScope, Store, open_store, sqlite_path_from_url
+from xinyong_gateway.web.app import API_KEYS, MASTER_KEY, REGISTRY, STORE, create_app
 
 TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+DEFAULT_POLICY_TEXT = (resources.files("xinyong_gateway.credit") / DEFAULT_POLICY_FILE).read_text(encoding="utf-8")
+"""The shipped policy file, as installed (tests derive other policies from it)."""
 PROBLEM_JSON = "application/problem+json"
 GATEWAY_SCRIPT = Path(sys.executable).parent / "xinyong-gateway"
 
@@ -337,21 +336,31 @@ async def at_rest_holding(database_url: str, needles: Sequence[bytes]) -> list[s
 # -- the gateway's log ------------------------------------------------------------------------------------------
 
 
-class LogSink(io.TextIOBase):
-    """A log stream whose destination tests can swap.
+LogSinkFactory = Callable[..., io.StringIO]
 
-    ``configure_logging`` makes structlog cache each logger on first use, and a cached logger keeps writing to
-    the stream it was first configured with, whatever is configured later. So every test that captures the log
-    configures this one sink (one per worker process) and points it at its own buffer."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.target: io.StringIO | None = None
+@pytest.fixture
+def log_sink() -> LogSinkFactory:
+    """Configure the gateway's logging into a new buffer: ``log_sink(log_format="json", level="info", *, fields=None)``
+    returns the buffer the lines are written to (each at once). The suite resets logging after every test."""
 
-    def write(self, text: str) -> int:
-        if self.target is not None:
-            self.target.write(text)
-        return len(text)
+    def configure(
+        log_format: Literal["auto", "json", "console"] = "json",
+        level: Literal["debug", "info", "warning", "error"] = "info",
+        *,
+        fields: Mapping[str, Any] | None = None,
+    ) -> io.StringIO:
+        buffer = io.StringIO()
+        configure_logging(log_format, level, stream=buffer, fields=fields)
+        return buffer
+
+    return configure
+
+
+@pytest.fixture
+def gateway_log(log_sink: LogSinkFactory) -> io.StringIO:
+    """The gateway's log lines (JSON, as in production) written during the test."""
+    return log_sink()
 
 
 @pytest.fixture
@@ -371,24 +380,6 @@ async def peer_server() -> AsyncIterator[Callable[[str, Callable[[web.Request], 
     yield start
     for server in servers:
         await server.close()
-
-
-@pytest.fixture(scope="session")
-def log_sink() -> LogSink:
-    return LogSink()
-
-
-@pytest.fixture
-def gateway_log(log_sink: LogSink) -> Iterator[io.StringIO]:
-    """The gateway's log lines (JSON, as in production) written during the test."""
-    buffer = io.StringIO()
-    log_sink.target = buffer
-    configure_logging("json", stream=log_sink)
-    try:
-        yield buffer
-    finally:
-        log_sink.target = None
-        structlog.reset_defaults()
 
 
 # -- the real server in a subprocess ----------------------------------------------------------------

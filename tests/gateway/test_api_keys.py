@@ -13,9 +13,10 @@ import pytest
 from tests.gateway.conftest import PROBLEM_JSON, Gateway, assert_problem, at_rest_holding, eventually, is_sqlite
 from xinyong import problems
 from xinyong_gateway import cli
-from xinyong_gateway.api_keys import add_api_key, parse_api_key
+from xinyong_gateway.access import add_api_key, parse_api_key
 from xinyong_gateway.errors import ApiKeyNotFoundError
 from xinyong_gateway.settings import GatewaySettings
+from xinyong_gateway.store import to_micros
 
 RUN_PROJECTOR = False
 """Nothing here needs credit files."""
@@ -55,18 +56,18 @@ async def test_store_keeps_keys_with_scopes_and_revocation_time(gateway: Gateway
         "云购商城",
         ("screen",),
         50.0,
-        now,
+        to_micros(now),
         "active",
     )
-    revoked = await gateway.store.revoke_api_key(listed.key_id, now=now.replace(hour=9))
-    again = await gateway.store.revoke_api_key(listed.key_id, now=now.replace(hour=10))
-    assert revoked.revoked_at == again.revoked_at == now.replace(hour=9)
+    revoked = await gateway.store.revoke_api_key(listed.key_id, now=to_micros(now.replace(hour=9)))
+    again = await gateway.store.revoke_api_key(listed.key_id, now=to_micros(now.replace(hour=10)))
+    assert revoked.revoked_at == again.revoked_at == to_micros(now.replace(hour=9))
     assert again.status == "revoked"
 
 
 async def test_revoking_an_unknown_key_raises_not_found(gateway: Gateway) -> None:
     with pytest.raises(ApiKeyNotFoundError, match="key_nope"):
-        await gateway.store.revoke_api_key("key_nope", now=datetime.now(UTC))
+        await gateway.store.revoke_api_key("key_nope", now=to_micros(datetime.now(UTC)))
 
 
 async def test_neither_the_key_nor_its_lookup_secret_is_stored(gateway: Gateway) -> None:
@@ -149,7 +150,7 @@ async def test_a_revoked_key_stops_working_within_the_refresh_interval(gateway: 
     issued = await gateway.add_api_key()
     authorization = f"Bearer {issued.api_key}"
     assert (await screen(gateway, authorization)).status == 200
-    await gateway.store.revoke_api_key(issued.record.key_id, now=datetime.now(UTC))  # as `keys revoke` does
+    await gateway.store.revoke_api_key(issued.record.key_id, now=to_micros(datetime.now(UTC)))  # as `keys revoke` does
 
     async def refused() -> bool:
         return (await screen(gateway, authorization)).status == 401

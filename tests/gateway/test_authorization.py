@@ -31,8 +31,9 @@ import pytest
 from tests.factories import event
 from tests.gateway.conftest import Gateway, Source, assert_problem
 from xinyong import problems
-from xinyong_gateway.api_keys import IssuedApiKey, parse_api_key
-from xinyong_gateway.web_app import API_KEYS
+from xinyong_gateway.access import IssuedApiKey, parse_api_key
+from xinyong_gateway.store import to_micros
+from xinyong_gateway.web.app import API_KEYS
 
 RUN_PROJECTOR = False
 """Nothing here needs credit files."""
@@ -64,7 +65,7 @@ class Holders:
 
 async def issue(gateway: Gateway) -> Holders:
     revoked = await gateway.add_api_key()
-    await gateway.store.revoke_api_key(revoked.record.key_id, now=datetime.now(UTC))
+    await gateway.store.revoke_api_key(revoked.record.key_id, now=to_micros(datetime.now(UTC)))
     holders = Holders(
         good=await gateway.add_api_key(["screen", "changes"]),
         screen_only=await gateway.add_api_key(["screen"]),
@@ -205,7 +206,7 @@ async def test_every_credential_gets_the_right_answer_and_nothing_leaks(gateway:
 def test_the_matrix_covers_every_route_of_the_application() -> None:
     """A route added later without a row here fails this test."""
     from xinyong_gateway.settings import GatewaySettings
-    from xinyong_gateway.web_app import create_app
+    from xinyong_gateway.web.app import create_app
 
     app = create_app(GatewaySettings(database_url="sqlite:///unused.db"))
     routes = {

@@ -34,7 +34,7 @@ from xinyong.webhooks import SigningKey, SigningSecret
 from xinyong_gateway.cli import main
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.web_app import create_app
+from xinyong_gateway.web.app import create_app
 
 MIGRATIONS = migration_names("sqlite")
 
@@ -403,6 +403,18 @@ async def test_postgresql_without_xinyong_master_key_is_refused_before_anything_
         "sources list",
         "sources disable",
         "sources rotate",
+        "project",
+        "import",
+        "subjects",
+        "subjects show",
+        "policy",
+        "policy check",
+        "policy diff",
+        "policy apply",
+        "keys",
+        "keys add",
+        "keys list",
+        "keys revoke",
         "master-key",
     ],
     ids=lambda command: command.replace(" ", "-") or "top-level",

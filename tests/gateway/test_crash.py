@@ -26,11 +26,10 @@ import pytest
 
 from tests.gateway.conftest import TEST_MASTER_KEY, gateway_env
 from xinyong_gateway.credit.engine import project
+from xinyong_gateway.credit.inbox import read_logged
 from xinyong_gateway.credit.policy import default_policy
-from xinyong_gateway.credit.projector import read_logged
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.store import open_store
-from xinyong_gateway.store.sqlite import SqliteStore
+from xinyong_gateway.store import SqliteStore, open_store
 
 pytestmark = pytest.mark.slow
 

@@ -29,11 +29,10 @@ from xinyong import problems
 from xinyong.events import EVENT_ADAPTER
 from xinyong.ndjson import line_webhook_id
 from xinyong_gateway.cli import main
+from xinyong_gateway.cli.importer import IMPORT_SIGNATURE
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.importer import IMPORT_SIGNATURE
-from xinyong_gateway.store import AppendStatus, InboxEntry, StoredEvent, open_store
+from xinyong_gateway.store import AppendStatus, InboxEntry, StoredEvent, open_store, partition_of
 from xinyong_gateway.store import sqlite as sqlite_store
-from xinyong_gateway.store.base import partition_of
 
 MASTER = MasterKey.from_text(TEST_MASTER_KEY)
 

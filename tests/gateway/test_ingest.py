@@ -42,9 +42,9 @@ from tests.gateway.conftest import (
 from xinyong import problems
 from xinyong.events import ALLOWED_EVENT_TYPES, EVENT_TYPES, SOURCE_KINDS
 from xinyong.webhooks import SigningSecret, signature_headers
+from xinyong_gateway.access import add_source, rotate_source
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.sources import add_source, rotate_source
-from xinyong_gateway.store import open_store
+from xinyong_gateway.store import open_store, to_micros
 
 # A limit no test can refill during its run: one token, then one more every ~17 minutes. (A limit of 1/s would
 # make "the second request is refused" depend on the two requests arriving within a second of each other.)
@@ -203,7 +203,7 @@ async def test_disabled_source_is_404_once_the_registry_refreshes(gateway: Gatew
     source = await gateway.add_source("marketplace")
     body = event("complaint.filed")
     await accepted(await gateway.post(source, body, webhook_id="msg_a"), "msg_a")
-    await gateway.store.disable_source(source.source_id, now=datetime.now(UTC))
+    await gateway.store.disable_source(source.source_id, now=to_micros(datetime.now(UTC)))
 
     async def refused() -> bool:
         return (await gateway.post(source, body, webhook_id="msg_a")).status == 404

@@ -34,8 +34,8 @@ from xinyong.ndjson import (
     line_webhook_id,
     webhook_id_and_body,
 )
+from xinyong_gateway.cli.importer import IMPORT_SIGNATURE, LEGACY_ID_PREFIX, Importer, ImportProgress, check_lines
 from xinyong_gateway.errors import GatewayError
-from xinyong_gateway.importer import IMPORT_SIGNATURE, LEGACY_ID_PREFIX, Importer, ImportProgress, check_lines
 from xinyong_gateway.store import InboxEntry
 
 RUN_PROJECTOR = False

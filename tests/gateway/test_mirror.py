@@ -32,7 +32,7 @@ from xinyong import (
     TransportError,
     ric_pseudonym,
 )
-from xinyong_gateway.api_keys import IssuedApiKey
+from xinyong_gateway.access import IssuedApiKey
 from xinyong_gateway.credit.policy import default_policy
 
 RUN_PROJECTOR = False

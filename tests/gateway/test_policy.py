@@ -7,11 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.gateway.conftest import DEFAULT_POLICY_TEXT
 from xinyong_gateway.credit.policy import AtLeast, PolicyError, default_policy, load_policy, parse_policy
-
-DEFAULT_TEXT = (
-    Path(__file__).resolve().parents[2] / "gateway" / "xinyong_gateway" / "credit" / "default_policy.toml"
-).read_text(encoding="utf-8")
 
 
 def test_default_policy_loads_with_its_version_and_publicity_periods() -> None:
@@ -50,8 +47,8 @@ def test_rules_are_grouped_by_event_in_file_order() -> None:
 
 
 def _replace(old: str, new: str) -> str:
-    assert old in DEFAULT_TEXT, old
-    return DEFAULT_TEXT.replace(old, new, 1)
+    assert old in DEFAULT_POLICY_TEXT, old
+    return DEFAULT_POLICY_TEXT.replace(old, new, 1)
 
 
 def _line_of(text: str, fragment: str) -> int:
@@ -141,8 +138,8 @@ def test_several_problems_are_reported_together() -> None:
 
 def test_load_policy_reads_a_file_and_reports_a_missing_one(tmp_path: Path) -> None:
     path = tmp_path / "policy.toml"
-    path.write_text(DEFAULT_TEXT.replace('version = "lyg-2026.2"', 'version = "lyg-2026.2"'), encoding="utf-8")
-    assert load_policy(path).version == "lyg-2026.2"
+    path.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.2"', 'version = "lyg-2026.3"'), encoding="utf-8")
+    assert load_policy(path).version == "lyg-2026.3"
     with pytest.raises(PolicyError, match="Cannot read the policy file"):
         load_policy(tmp_path / "missing.toml")
 
@@ -151,3 +148,105 @@ def test_invalid_list_name_points_at_the_list_key() -> None:
     text = _replace('list = "watch"', 'list = "grey"')
     message = _error(text)
     assert f"line {_line_of(text, 'grey')}, rule[5].list: Input should be 'black', 'watch' or 'none'" in message
+
+
+# -- what the mutation tests of credit/policy.py asked for (`make mutation`) ------------------------------------------
+
+
+def test_a_problem_reads_file_line_key_and_message_and_nothing_else() -> None:
+    text = _replace('minor = "90d"', 'minor = "3 months"')
+    assert _error(text).splitlines() == [
+        f"policy.toml: line {_line_of(text, '3 months')}, publicity.minor: a duration is a whole number of days,"
+        ' such as "90d"'
+    ]
+
+
+def test_a_problem_of_the_whole_file_has_no_line_and_says_top_level() -> None:
+    text = _replace('id = "serious-penalty"', 'id = "counterfeit-listing"')
+    assert _error(text).splitlines() == ["policy.toml: top level: two rules have the id 'counterfeit-listing'"]
+
+
+def test_a_policy_without_a_source_name_is_called_policy_in_angle_brackets() -> None:
+    with pytest.raises(PolicyError, match=r"^<policy>: line \d+, rule\[0\]\.whre: unknown key$"):
+        parse_policy(_replace('where = { confirmed = true, kind = "counterfeit" }', "whre = { confirmed = true }"))
+
+
+def _bad_reasons(count: int) -> str:
+    """The default policy with the reason codes of its first ``count`` rules made invalid."""
+    lines = DEFAULT_POLICY_TEXT.splitlines(keepends=True)
+    made = 0
+    for n, line in enumerate(lines):
+        if line.startswith('reason = "') and made < count:
+            lines[n], made = line.replace('reason = "', 'reason = "bad ', 1), made + 1
+    return "".join(lines)
+
+
+def test_the_first_ten_problems_are_listed_and_the_rest_counted() -> None:
+    rules = DEFAULT_POLICY_TEXT.count("[[rule]]")
+    assert rules > 11
+    lines = _error(_bad_reasons(rules)).splitlines()
+    assert all(line.startswith("policy.toml: line ") and line.endswith("'") for line in lines[:10]), lines
+    assert [line.split(", ")[1].split(":")[0] for line in lines[:10]] == [f"rule[{n}].reason" for n in range(10)]
+    assert lines[10:] == [f"(and {rules - 10} more)"]
+    assert len(_error(_bad_reasons(10)).splitlines()) == 10
+    assert _error(_bad_reasons(11)).splitlines()[10:] == ["(and 1 more)"]
+
+
+def test_a_missing_key_points_at_its_table_header_also_one_with_a_comment() -> None:
+    first_rule = '[[rule]]\nid = "counterfeit-listing"\nreason = "LISTING_COUNTERFEIT"\n'
+    text = _replace(first_rule, '[[rule]]# counterfeits [sic]\nid = "counterfeit-listing"\n')
+    header = _line_of(text, "# counterfeits [sic]")
+    assert f"policy.toml: line {header}, rule[0].reason: Field required" in _error(text).splitlines()
+    text = _replace('clean_for = "365d"', "")
+    assert f"policy.toml: line {_line_of(text, '[red]')}, red.clean_for: Field required" in _error(text).splitlines()
+
+
+_PUBLICITY_TABLE = (
+    "[publicity]           # how long a record is effective, by severity\n"
+    'minor = "90d"         # up to 3 months\n'
+    'general = "365d"      # 3 months to 1 year\n'
+    'serious = "1095d"     # 1 to 3 years\n'
+)
+
+
+def test_keys_of_a_dotted_table_and_dotted_or_quoted_keys_have_their_lines() -> None:
+    weights = "weights = { minor = 5, general = 15, serious = 40 }\n"
+    text = _replace(weights, "").replace("[measures]", "[score.weights]\nminor = 5\nserious = 400\n\n[measures]", 1)
+    assert f"line {_line_of(text, 'serious = 400')}, score.weights.serious:" in _error(text)
+    dotted = 'publicity.minor="3 months"\npublicity.general = "365d"\npublicity.serious = "1095d"\n'
+    text = _replace(_PUBLICITY_TABLE, "").replace('version = "lyg-2026.2"\n', 'version = "lyg-2026.2"\n' + dotted, 1)
+    assert f"line {_line_of(text, 'publicity.minor=')}, publicity.minor:" in _error(text)
+    text = _replace('version = "lyg-2026.2"', '"version" = "has spaces"')
+    assert f"line {_line_of(text, 'has spaces')}, version:" in _error(text)
+
+
+def test_every_condition_is_checked_also_after_an_at_least() -> None:
+    message = _error(
+        _replace(
+            'where = { confirmed = true, kind = "fake_order", order_count = { at_least = 100 } }',
+            'where = { order_count = { at_least = 100 }, kind = "fake_ordr" }',
+        )
+    )
+    assert "'fake_ordr' is not a possible value of review.manipulation_detected 'kind'" in message
+
+
+def test_a_condition_value_is_checked_strictly_and_with_the_fields_constraints() -> None:
+    assert "'true' is not a possible value of listing.violation 'confirmed'" in _error(
+        _replace('where = { confirmed = true, kind = "counterfeit" }', 'where = { confirmed = "true" }')
+    )
+    exact = 'where = { confirmed = true, kind = "fake_order", order_count = { at_least = 100 } }'
+    assert "-1 is not a possible value of review.manipulation_detected 'order_count'" in _error(
+        _replace(exact, "where = { order_count = -1 }")
+    )
+    rules = {rule.id: rule for rule in parse_policy(_replace(exact, "where = { order_count = 12 }")).rules}
+    assert rules["mass-fake-orders"].where == {"order_count": 12}
+
+
+def test_a_condition_on_an_unknown_field_lists_the_fields_and_one_on_a_subject_says_how_to_choose_it() -> None:
+    message = _error(_replace('where = { severity = "serious" }', 'where = { severty = "serious" }'))
+    assert (
+        "where: penalty.imposed has no field 'severty' (fields: decision_no, authority, severity, violation,"
+        " decided_at)" in message
+    )
+    message = _error(_replace('where = { severity = "serious" }', 'where = { subject = "serious" }'))
+    assert "where: 'subject' is a subject; choose the subject with `subject = 'subject'`" in message

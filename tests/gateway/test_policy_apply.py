@@ -10,22 +10,19 @@ from typing import Any
 import pytest
 
 from tests.factories import event, make_uscc
-from tests.gateway.conftest import TEST_MASTER_KEY, Gateway
+from tests.gateway.conftest import DEFAULT_POLICY_TEXT, TEST_MASTER_KEY, Gateway
 from xinyong_gateway.cli import main as cli_main
-from xinyong_gateway.credit.policy import default_policy
+from xinyong_gateway.credit.policy import default_policy, parse_policy
 from xinyong_gateway.credit.projector import Projector
+from xinyong_gateway.store import PolicyText
 
 RUN_PROJECTOR = False
 """These tests decide when projection happens."""
 
-DEFAULT_TEXT = (
-    Path(__file__).resolve().parents[2] / "gateway" / "xinyong_gateway" / "credit" / "default_policy.toml"
-).read_text(encoding="utf-8")
 
-
-def _stricter(tmp_path: Path, version: str = "lyg-2026.2") -> Path:
+def _stricter(tmp_path: Path, version: str = "lyg-2026.3") -> Path:
     """Two empty parcels in 90 days already put a merchant on watch."""
-    text = DEFAULT_TEXT.replace('version = "lyg-2026.2"', f'version = "{version}"')
+    text = DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.2"', f'version = "{version}"')
     text = text.replace(
         'where = { status = "empty_parcel" }\ncount = 3', 'where = { status = "empty_parcel" }\ncount = 2'
     )
@@ -67,14 +64,16 @@ async def test_apply_replays_the_log_and_every_change_carries_the_new_version(
     status, out, _ = await _cli(capsys, "--db", url, "--json", "policy", "apply", str(_stricter(tmp_path)))
     assert status == 0
     result = json.loads(out)
-    assert (result["version"], result["previous_version"], result["events"]) == ("lyg-2026.2", None, 2)
+    assert (result["version"], result["previous_version"], result["events"]) == ("lyg-2026.3", None, 2)
     assert result["subjects_changed"] == 1
-    assert [(h["version"], h["active"]) for h in result["history"]] == [("lyg-2026.2", True)]
+    assert [(h["version"], h["active"]) for h in result["history"]] == [("lyg-2026.3", True)]
     now = await _status(gateway, merchant)
-    assert (now["list"], now["policy_version"]) == ("watch", "lyg-2026.2")
+    assert (now["list"], now["policy_version"]) == ("watch", "lyg-2026.3")
     changes = (await gateway.store.read_changes(0, 1000))[feed_before:]
-    assert [json.loads(c.snapshot)["policy_version"] for c in changes] == ["lyg-2026.2"]
-    assert await gateway.store.active_policy() == ("lyg-2026.2", _stricter(tmp_path).read_text(encoding="utf-8"))
+    assert [json.loads(c.snapshot)["policy_version"] for c in changes] == ["lyg-2026.3"]
+    assert await gateway.store.active_policy() == PolicyText(
+        "lyg-2026.3", _stricter(tmp_path).read_text(encoding="utf-8")
+    )
 
 
 async def test_applying_the_same_policy_again_changes_nothing(
@@ -101,7 +100,7 @@ async def test_a_version_reused_with_another_text_is_refused_and_nothing_is_writ
     url = gateway.settings.database_url
     assert (await _cli(capsys, "--db", url, "--json", "policy", "apply", str(_stricter(tmp_path))))[0] == 0
     other = tmp_path / "other.toml"
-    other.write_text(DEFAULT_TEXT.replace('version = "lyg-2026.2"', 'version = "lyg-2026.2"'), encoding="utf-8")
+    other.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.2"', 'version = "lyg-2026.3"'), encoding="utf-8")
     before = await _status(gateway, merchant)
     status, _, err = await _cli(capsys, "--db", url, "policy", "apply", str(other))
     assert status == 1
@@ -118,7 +117,7 @@ async def test_a_running_projector_switches_to_the_adopted_policy(
     url = gateway.settings.database_url
     assert (await _cli(capsys, "--db", url, "--json", "policy", "apply", str(_stricter(tmp_path))))[0] == 0
     await projector.step()
-    assert projector.policy.version == "lyg-2026.2"
+    assert projector.policy.version == "lyg-2026.3"
 
 
 async def test_an_invalid_policy_is_refused_with_its_line(
@@ -126,9 +125,38 @@ async def test_an_invalid_policy_is_refused_with_its_line(
 ) -> None:
     await _setup(gateway)
     bad = tmp_path / "bad.toml"
-    bad.write_text(DEFAULT_TEXT.replace('list = "watch"', 'list = "grey"', 1), encoding="utf-8")
+    bad.write_text(DEFAULT_POLICY_TEXT.replace('list = "watch"', 'list = "grey"', 1), encoding="utf-8")
     monkeypatch.setenv("XINYONG_MASTER_KEY", TEST_MASTER_KEY)
     status, _, err = await _cli(capsys, "--db", gateway.settings.database_url, "policy", "apply", str(bad))
     assert status == 1
     assert "line" in err and "list" in err
     assert await gateway.store.active_policy() is None
+
+
+async def test_a_policy_that_changes_only_a_lists_measures_puts_each_subject_on_that_list_in_the_feed(
+    gateway: Gateway,
+) -> None:
+    """Same list and grade, other measures: a change a platform must apply, so a feed entry; a subject on a list whose
+    measures stay the same gets none, although its policy version changes."""
+    market = await gateway.add_source("marketplace")
+    fake = {"id_type": "uscc", "id": make_uscc(), "name": "假货旗舰店"}
+    shop = {"id_type": "uscc", "id": make_uscc(), "name": "刷单小店"}
+    bodies = [
+        event("listing.violation", merchant=fake, kind="counterfeit", confirmed=True),
+        event("review.manipulation_detected", merchant=shop, kind="fake_order", order_count=12, confirmed=True),
+    ]
+    await gateway.post_and_project(bodies, "msg_measures", source=market)
+    before = len(await gateway.store.read_changes(0, 1000))
+    black = 'black = ["refuse_onboarding", "close_store", "freeze_account", "public_exposure"]'
+    assert black in DEFAULT_POLICY_TEXT
+    text = DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.2"', 'version = "lyg-2026.3"').replace(
+        black, black.replace("]", ', "deposit_forfeit"]')
+    )
+    policy = parse_policy(text)
+    _, changed = await Projector(gateway.store, gateway.master_key, default_policy()).reproject(policy, text)
+    entries = [json.loads(c.snapshot) for c in (await gateway.store.read_changes(0, 1000))[before:]]
+    assert changed == 1
+    assert [(e["subject"]["id"], e["list"], e["grade"], e["measures"]) for e in entries] == [
+        (fake["id"], "black", "D", [*default_policy().measures.black, "deposit_forfeit"])
+    ]
+    assert (await _status(gateway, shop))["policy_version"] == "lyg-2026.3"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.factories import event, make_ric, make_uscc
-from tests.gateway.conftest import TEST_MASTER_KEY, Gateway, database_rows
+from tests.gateway.conftest import DEFAULT_POLICY_TEXT, TEST_MASTER_KEY, Gateway, database_rows
 from xinyong.events import EVENT_TYPES
 from xinyong.subjects import Subject
 from xinyong_gateway.cli import main as cli_main
@@ -31,14 +31,11 @@ from xinyong_gateway.credit.policy_tools import (
 from xinyong_gateway.credit.projector import Projector
 
 POLICY = default_policy()
-DEFAULT_TEXT = (
-    Path(__file__).resolve().parents[2] / "gateway" / "xinyong_gateway" / "credit" / "default_policy.toml"
-).read_text(encoding="utf-8")
 
 
 def _variant(version: str, *replacements: tuple[str, str]) -> str:
     """The default policy text under another version, with each ``(old, new)`` replaced once."""
-    text = DEFAULT_TEXT.replace('version = "lyg-2026.2"', f'version = "{version}"', 1)
+    text = DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.2"', f'version = "{version}"', 1)
     for old, new in replacements:
         assert old in text, old
         text = text.replace(old, new, 1)
@@ -200,7 +197,9 @@ def test_policy_check_on_a_terminal_prints_one_line_per_part_and_rule(
 def test_policy_check_on_an_invalid_file_names_line_and_key_and_exits_1(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    text = DEFAULT_TEXT.replace('where = { confirmed = true, kind = "counterfeit" }', "whre = { confirmed = true }", 1)
+    text = DEFAULT_POLICY_TEXT.replace(
+        'where = { confirmed = true, kind = "counterfeit" }', "whre = { confirmed = true }", 1
+    )
     line = next(n for n, content in enumerate(text.splitlines(), start=1) if content.startswith("whre ="))
     file = tmp_path / "broken.toml"
     file.write_text(text, encoding="utf-8")
@@ -362,7 +361,7 @@ async def test_diff_of_the_current_policy_with_itself_moves_nobody(
     gateway: Gateway, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await _post_log(gateway)
-    status, out, _ = await _diff(gateway, capsys, monkeypatch, DEFAULT_TEXT)
+    status, out, _ = await _diff(gateway, capsys, monkeypatch, DEFAULT_POLICY_TEXT)
     assert status == 0
     result = json.loads(out)
     assert (result["current_version"], result["candidate_version"]) == ("lyg-2026.2", "lyg-2026.2")
@@ -460,7 +459,7 @@ async def test_diff_writes_nothing_to_the_database(
 async def test_diff_with_an_invalid_policy_exits_1_naming_the_problem(
     gateway: Gateway, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    broken = DEFAULT_TEXT.replace('event = "penalty.imposed"', 'event = "penalty.imposd"', 1)
+    broken = DEFAULT_POLICY_TEXT.replace('event = "penalty.imposed"', 'event = "penalty.imposd"', 1)
     status, out, err = await _diff(gateway, capsys, monkeypatch, broken)
     assert (status, out) == (1, "")
     assert "rule[1].event: unknown event type 'penalty.imposd'" in err
@@ -473,7 +472,7 @@ async def test_diff_compares_against_the_policy_given_with_policy(
     current = gateway.folder / "current.toml"
     current.write_text(STRICTER, encoding="utf-8")
     file = gateway.folder / "candidate.toml"
-    file.write_text(DEFAULT_TEXT, encoding="utf-8")
+    file.write_text(DEFAULT_POLICY_TEXT, encoding="utf-8")
     monkeypatch.setenv("XINYONG_MASTER_KEY", TEST_MASTER_KEY)
     capsys.readouterr()
     argv = ["--db", gateway.settings.database_url, "policy", "diff", str(file), "--policy", str(current)]

@@ -27,7 +27,7 @@ from xinyong_gateway.cli import main
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import MasterKeyError
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.web_app import create_app
+from xinyong_gateway.web.app import create_app
 
 NAME = "王小明"
 

@@ -22,8 +22,14 @@ from xinyong_gateway.credit.policy import default_policy
 from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.errors import ProjectionConflictError
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.store import ALL_PARTITIONS, PartitionClaims, PartitionState, ProjectionCommit
-from xinyong_gateway.store.base import partition_of
+from xinyong_gateway.store import (
+    ALL_PARTITIONS,
+    PartitionAdvance,
+    PartitionClaims,
+    PartitionState,
+    ProjectionCommit,
+    partition_of,
+)
 
 POLICY = default_policy()
 
@@ -93,7 +99,9 @@ async def test_a_commit_from_a_stale_position_writes_nothing(gateway: Gateway) -
     await _post_mix(gateway)
     await Projector(gateway.store, gateway.master_key, POLICY).catch_up()
     states = await gateway.store.partition_states()
-    stale = ProjectionCommit(partitions=((0, PartitionState(), 1),), subjects=(), changes=(), recorded_at=0)
+    stale = ProjectionCommit(
+        partitions=(PartitionAdvance(0, PartitionState(), 1),), subjects=(), changes=(), recorded_at=0
+    )
     with pytest.raises(ProjectionConflictError):
         await gateway.store.commit_projection(stale)
     assert await gateway.store.partition_states() == states
@@ -182,6 +190,29 @@ async def test_every_change_of_list_grade_or_measures_is_in_the_feed_in_order(ga
     assert [s["list"] for s in parcels] == ["none", "watch"]
     page = await gateway.store.read_changes(changes[1].change_id, 2)
     assert [c.change_id for c in page] == [c.change_id for c in changes[2:4]]
+
+
+async def _decisions(gateway: Gateway, who: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """(list, grade, measures) of each feed entry about ``who``, in order."""
+    history = await gateway.store.subject_changes(gateway.master_key.subject_key("uscc", who["id"]))
+    return [(s["list"], s["grade"], s["measures"]) for s in (json.loads(c.snapshot) for c in history)]
+
+
+async def test_a_change_of_grade_alone_is_in_the_feed_and_of_score_alone_is_not(gateway: Gateway) -> None:
+    """Minor penalties lower the score without listing: 95 (A), 90 (still A: no entry), 85 (B: an entry). When
+    they end, time alone brings the grade back to A: the sweep writes that entry too."""
+    regulator = await gateway.add_source("regulator")
+    who = merchant(41)
+    now = time.time()
+    projector = Projector(gateway.store, gateway.master_key, POLICY, clock=lambda: now)
+    for n in range(3):
+        body = event("penalty.imposed", subject=who, decision_no=f"连市监罚〔2026〕{n}号", severity="minor")
+        assert (await gateway.post(regulator, body, webhook_id=f"msg_minor_{n}")).status == 202
+        await projector.catch_up()
+    assert await _decisions(gateway, who) == [("none", "A", []), ("none", "B", [])]
+    later = Projector(gateway.store, gateway.master_key, POLICY, clock=lambda: now + 100 * 86400)
+    assert await later.sweep() == 1
+    assert await _decisions(gateway, who) == [("none", "A", []), ("none", "B", []), ("none", "A", [])]
 
 
 async def test_time_alone_ends_a_record_and_the_feed_says_exactly_when(gateway: Gateway) -> None:
@@ -275,7 +306,7 @@ async def test_project_once_catches_up_from_the_command_line(
 
 async def test_serve_runs_the_projector_by_default(aiohttp_client: Any, database_url: str, tmp_path: Path) -> None:
     from xinyong_gateway.store import open_store
-    from xinyong_gateway.web_app import create_app
+    from xinyong_gateway.web.app import create_app
 
     settings = GatewaySettings(database_url=database_url, master_key=TEST_MASTER_KEY, source_refresh_interval=0.2)
     async with open_store(settings.database_url) as store:

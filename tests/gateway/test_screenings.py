@@ -14,13 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.factories import event, make_ric, make_uscc, with_wrong_check
-from tests.gateway.conftest import Gateway, assert_problem
+from tests.gateway.conftest import DEFAULT_POLICY_TEXT, Gateway, assert_problem, eventually
 from xinyong import ScreeningResponse, problems
 from xinyong.queries import MAX_SCREENING_SUBJECTS
 from xinyong.subjects import mask_id
-from xinyong_gateway.credit.policy import default_policy
-from xinyong_gateway.store import ProjectionCommit
-from xinyong_gateway.web_query import _restamped
+from xinyong_gateway.credit.policy import default_policy, parse_policy
+from xinyong_gateway.credit.projector import Projector
+from xinyong_gateway.store import PartitionAdvance, ProjectionCommit
+from xinyong_gateway.web.query import _restamped
 
 RUN_PROJECTOR = False
 """These tests project the inbox themselves, when they choose."""
@@ -239,7 +240,7 @@ async def test_a_status_that_time_changed_is_computed_now_when_the_projector_has
     partition = int(key[0], 16)
     await gateway.store.commit_projection(
         ProjectionCommit(
-            partitions=((partition, states[partition], states[partition].position),),
+            partitions=(PartitionAdvance(partition, states[partition], states[partition].position),),
             subjects=(row._replace(status=json.dumps(stale), next_change_at=1),),
             changes=(),
             recorded_at=1,
@@ -247,6 +248,43 @@ async def test_a_status_that_time_changed_is_computed_now_when_the_projector_has
     )
     [result] = await screen(gateway, [population.black])
     assert (result["list"], result["grade"]) == ("black", "D")
+
+
+async def test_screening_switches_to_a_newly_adopted_policy(gateway: Gateway) -> None:
+    """After ``policy apply``, a subject never reported names the adopted version, and a file due for a time-driven
+    change is recomputed under the adopted rules (within the gateway's refresh interval)."""
+    population = await populate(gateway)
+    text = DEFAULT_POLICY_TEXT.replace(f'version = "{POLICY.version}"', 'version = "lyg-2026.9"').replace(
+        '"public_exposure"]', '"public_exposure", "deposit_forfeit"]'
+    )
+    adopted = parse_policy(text)
+    assert "deposit_forfeit" in adopted.measures.black
+    await Projector(gateway.store, gateway.master_key, POLICY).reproject(adopted, text)
+    key = gateway.master_key.subject_key("uscc", population.black["id"])
+    row = (await gateway.store.load_subjects([key]))[key]
+    stale = json.loads(row.status) | {"list": "none", "grade": "A", "measures": [], "policy_version": POLICY.version}
+    partition = int(key[0], 16)
+    state = (await gateway.store.partition_states())[partition]
+    await gateway.store.commit_projection(
+        ProjectionCommit(
+            partitions=(PartitionAdvance(partition, state, state.position),),
+            subjects=(row._replace(status=json.dumps(stale), next_change_at=1),),
+            changes=(),
+            recorded_at=1,
+        )
+    )
+    api_key = (await gateway.add_api_key(["screen"])).api_key
+
+    async def switched() -> bool:
+        response = await post_screening(gateway, {"subjects": [population.unknown, population.black]}, key=api_key)
+        unknown, black = json.loads(await response.text())["results"]
+        return (unknown["policy_version"], black["policy_version"], black["measures"]) == (
+            "lyg-2026.9",
+            "lyg-2026.9",
+            list(adopted.measures.black),
+        )
+
+    await eventually(switched, within=10)
 
 
 async def test_the_log_line_counts_subjects_and_carries_no_identifier(

@@ -542,11 +542,16 @@ async def test_mirror_sync_follow_keeps_the_file_fresh_until_ctrl_c(gateway: Gat
         assert (await gateway.post(regulator, penalty, webhook_id="msg_penalty")).status == 202
         await gateway.project()
 
-        async def followed() -> bool:
+        def black_in_the_mirror() -> bool:
             with contextlib.suppress(MirrorError):
                 with ListMirror(mirror, None, key.lookup_secret) as reader:
                     return reader.status(CLEAN).list == "black"
             return False
+
+        async def followed() -> bool:
+            # Opening the file may wait for the follower's write lock (up to SQLite's busy timeout): in a thread, so
+            # that this loop goes on serving the follower's requests meanwhile.
+            return await asyncio.to_thread(black_in_the_mirror)
 
         await eventually(followed, within=20)
         process.send_signal(signal.SIGINT)

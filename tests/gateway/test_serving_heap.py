@@ -1,4 +1,4 @@
-"""``web_app.settle_heap``: a served gateway freezes its start-up heap and collects garbage less often."""
+"""``web.app.settle_heap``: a served gateway freezes its start-up heap and collects garbage less often."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from tests.gateway.conftest import TEST_MASTER_KEY
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import open_store
-from xinyong_gateway.web_app import GC_FIRST_GENERATION_THRESHOLD, create_app, settle_heap
+from xinyong_gateway.web.app import GC_FIRST_GENERATION_THRESHOLD, create_app, settle_heap
 
 
 async def _settings(tmp_path: Path) -> GatewaySettings:

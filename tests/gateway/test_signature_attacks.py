@@ -29,10 +29,10 @@ from tests.factories import encode, event
 from tests.gateway.conftest import Gateway, Source, assert_problem
 from xinyong import problems
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
+from xinyong_gateway.access import rotate_source
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.sources import rotate_source
-from xinyong_gateway.store import open_store
-from xinyong_gateway.web_app import REGISTRY, create_app
+from xinyong_gateway.store import open_store, to_micros
+from xinyong_gateway.web.app import REGISTRY, create_app
 
 RUN_PROJECTOR = False
 """Nothing here needs credit files."""
@@ -275,7 +275,7 @@ async def rotated_out_without_grace(scene: Scene) -> Sent:
 async def disabled_source(scene: Scene) -> Sent:
     """A correct signature of a source disabled since: 404, as if it had never existed."""
     now = datetime.fromtimestamp(scene.clock(), UTC)
-    await scene.gateway.store.disable_source(scene.source.source_id, now=now)
+    await scene.gateway.store.disable_source(scene.source.source_id, now=to_micros(now))
     await scene.refresh()
     return scene.genuine()
 

@@ -8,15 +8,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
 from tests.gateway.conftest import backend_of, database_rows, inbox_refuses_inserts, migration_names
 from xinyong_gateway.errors import MasterKeyError, SchemaNotReadyError, SourceNotFoundError, StoreUnavailableError
-from xinyong_gateway.store import AppendStatus, InboxEntry, NewSourceKey, Store, open_store
+from xinyong_gateway.store import AppendStatus, InboxEntry, Micros, NewSourceKey, Store, open_store, to_micros
 
-NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+NOW = to_micros(datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
+SECOND = 1_000_000
+MINUTE, HOUR, DAY = 60 * SECOND, 3600 * SECOND, 86400 * SECOND
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ def new_key(material: bytes = b"sealed secret") -> NewSourceKey:
     return NewSourceKey("v1", material, hashlib.sha256(material).hexdigest()[:12])
 
 
-async def make_source(store: Store, source_id: str = "src_a", *, now: datetime = NOW) -> str:
+async def make_source(store: Store, source_id: str = "src_a", *, now: Micros = NOW) -> str:
     await store.create_source(
         source_id=source_id, kind="marketplace", name="云购商城", uscc=None, rate_limit=None, key=new_key(), now=now
     )
@@ -254,7 +256,7 @@ async def test_created_source_is_active_with_one_current_key(store: Store) -> No
 
 async def test_sources_are_listed_in_creation_order(store: Store) -> None:
     await make_source(store, "src_b", now=NOW)
-    await make_source(store, "src_a", now=NOW + timedelta(seconds=1))
+    await make_source(store, "src_a", now=NOW + SECOND)
     assert [record.source_id for record in await store.list_sources()] == ["src_b", "src_a"]
 
 
@@ -264,31 +266,31 @@ async def test_unknown_source_is_none(store: Store) -> None:
 
 async def test_disabling_a_source_is_idempotent_and_keeps_the_first_time(store: Store) -> None:
     await make_source(store)
-    first = await store.disable_source("src_a", now=NOW + timedelta(hours=1))
-    again = await store.disable_source("src_a", now=NOW + timedelta(hours=2))
-    assert (first.status, first.disabled_at) == ("disabled", NOW + timedelta(hours=1))
-    assert (again.status, again.disabled_at) == ("disabled", NOW + timedelta(hours=1))
+    first = await store.disable_source("src_a", now=NOW + HOUR)
+    again = await store.disable_source("src_a", now=NOW + 2 * HOUR)
+    assert (first.status, first.disabled_at) == ("disabled", NOW + HOUR)
+    assert (again.status, again.disabled_at) == ("disabled", NOW + HOUR)
 
 
 async def test_rotation_adds_a_current_key_and_gives_older_keys_the_grace_expiry(store: Store) -> None:
     await make_source(store)
-    grace_until = NOW + timedelta(hours=24)
+    grace_until = NOW + 24 * HOUR
     record = await store.rotate_source_key("src_a", new_key(b"new"), now=NOW, grace_until=grace_until)
     old, new = record.keys
     assert (old.expires_at, new.expires_at) == (grace_until, None)
     assert new.material == b"new"
-    assert old.valid_at(grace_until - timedelta(microseconds=1))
+    assert old.valid_at(grace_until - 1)
     assert not old.valid_at(grace_until)
 
 
 async def test_a_second_rotation_never_extends_an_earlier_expiry(store: Store) -> None:
     await make_source(store)
-    await store.rotate_source_key("src_a", new_key(b"second"), now=NOW, grace_until=NOW + timedelta(hours=1))
-    later = NOW + timedelta(minutes=10)
-    record = await store.rotate_source_key("src_a", new_key(b"third"), now=later, grace_until=later + timedelta(days=7))
+    await store.rotate_source_key("src_a", new_key(b"second"), now=NOW, grace_until=NOW + HOUR)
+    later = NOW + 10 * MINUTE
+    record = await store.rotate_source_key("src_a", new_key(b"third"), now=later, grace_until=later + 7 * DAY)
     first, second, third = record.keys
-    assert first.expires_at == NOW + timedelta(hours=1)
-    assert second.expires_at == later + timedelta(days=7)
+    assert first.expires_at == NOW + HOUR
+    assert second.expires_at == later + 7 * DAY
     assert third.expires_at is None
 
 

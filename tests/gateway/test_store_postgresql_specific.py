@@ -7,6 +7,7 @@ use the suite's ``postgres_server`` / ``postgres_url`` fixtures (tests/conftest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import socket
 from collections.abc import AsyncIterator
@@ -27,17 +28,20 @@ from xinyong_gateway.errors import (
 from xinyong_gateway.store import (
     PARTITIONS,
     AppendStatus,
+    FeedEntry,
     InboxEntry,
     NewSourceKey,
+    PartitionAdvance,
     PartitionClaims,
+    PostgresClaims,
     PostgresStore,
     ProjectionCommit,
     SubjectRow,
     open_store,
+    to_micros,
 )
-from xinyong_gateway.store.postgresql import PostgresClaims
 
-NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+NOW = to_micros(datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
 FULL = (1 << PARTITIONS) - 1
 
 
@@ -175,11 +179,14 @@ async def test_tables_are_created_in_the_schema_of_the_search_path(server_url: s
     assert {"inbox", "projection_partitions", "subjects", "status_changes", "schema_migrations"} <= tables
 
 
-async def test_two_migrate_runs_at_once_apply_each_migration_once(url: str) -> None:
-    async with PostgresStore(url) as one, PostgresStore(url) as two:
-        results = await asyncio.gather(one.migrate(), two.migrate())
-        assert sorted(results) == [[], migration_names("postgresql")]
-        assert (await one.schema_status()).ready
+async def test_migrate_runs_at_once_take_turns_the_first_applies_everything(url: str) -> None:
+    """One run holds the migration lock from its first check to its last migration: the others wait, then find
+    nothing to do (not a migration each, which a lock per migration would allow)."""
+    async with contextlib.AsyncExitStack() as stack:
+        stores = [await stack.enter_async_context(PostgresStore(url)) for _ in range(4)]
+        results = await asyncio.gather(*(store.migrate() for store in stores))
+        assert sorted(results) == [[], [], [], migration_names("postgresql")]
+        assert (await stores[0].schema_status()).ready
 
 
 async def test_every_partition_starts_at_position_zero(store: PostgresStore) -> None:
@@ -313,9 +320,9 @@ async def test_the_change_feed_never_shows_an_entry_behind_a_later_one_while_two
             state = (await target.partition_states())[partition]
             await target.commit_projection(
                 ProjectionCommit(
-                    partitions=((partition, state, n),),
+                    partitions=(PartitionAdvance(partition, state, n),),
                     subjects=(subject(key),),
-                    changes=tuple((key, f'{{"n": {n}}}', n) for _ in range(3)),
+                    changes=tuple(FeedEntry(key, f'{{"n": {n}}}', n) for _ in range(3)),
                     recorded_at=n,
                 )
             )
@@ -341,10 +348,12 @@ async def test_a_commit_from_a_stale_state_is_refused_even_from_another_process(
     store: PostgresStore, other: PostgresStore
 ) -> None:
     state = (await store.partition_states())[3]
-    await store.commit_projection(ProjectionCommit(partitions=((3, state, 1),), subjects=(), changes=(), recorded_at=1))
+    await store.commit_projection(
+        ProjectionCommit(partitions=(PartitionAdvance(3, state, 1),), subjects=(), changes=(), recorded_at=1)
+    )
     with pytest.raises(ProjectionConflictError):
         await other.commit_projection(
-            ProjectionCommit(partitions=((3, state, 2),), subjects=(), changes=(), recorded_at=2)
+            ProjectionCommit(partitions=(PartitionAdvance(3, state, 2),), subjects=(), changes=(), recorded_at=2)
         )
     assert (await other.partition_states())[3].position == 1
 

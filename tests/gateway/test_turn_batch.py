@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from xinyong_gateway.turn_batch import TurnBatch, fail_futures
+from xinyong_gateway.web.turn_batch import TurnBatch, fail_futures
 
 
 @dataclass

@@ -18,7 +18,7 @@ from tests.gateway.conftest import Gateway
 from xinyong import EVENT_TYPES, EventSender, UnprocessableEntityError, problems
 from xinyong.cli import main as xinyong_main
 from xinyong.events import type_suggestion
-from xinyong_gateway.importer import Importer, Rejection
+from xinyong_gateway.cli.importer import Importer, Rejection
 
 RUN_PROJECTOR = False
 

@@ -30,7 +30,7 @@ from xinyong_gateway.errors import ServeError
 from xinyong_gateway.logs import _whole_line_pieces
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import open_store
-from xinyong_gateway.workers import MAX_START_FAILURES, Supervisor
+from xinyong_gateway.web.workers import MAX_START_FAILURES, Supervisor
 
 pytestmark = pytest.mark.slow
 

@@ -184,15 +184,15 @@ def _data_model(event: str) -> type[BaseModel]:
     return data_model
 
 
-def _subject_fields(event: str) -> dict[str, bool]:
-    """Subject fields of an event's data: name → required."""
-    found = {}
+def _subject_fields(event: str) -> tuple[str, ...]:
+    """The names of the subject fields of an event's data, in declaration order."""
+    found = []
     for name, info in _data_model(event).model_fields.items():
         annotation = info.annotation
         members = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
         if Subject in members:
-            found[name] = info.is_required()
-    return found
+            found.append(name)
+    return tuple(found)
 
 
 def _check_conditions(event: str, conditions: dict[str, Condition], where: str) -> None:
@@ -261,7 +261,7 @@ class Rule(_PolicyModel):
     @property
     def subject_field(self) -> str:
         """The data field naming the subject the rule is about (the event's only one, unless ``subject``)."""
-        return self.subject or next(iter(_subject_fields(self.event)))
+        return self.subject or _subject_fields(self.event)[0]
 
 
 def _due(value: object) -> object:

@@ -27,9 +27,10 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from xinyong.subjects import Subject
+from xinyong_gateway.credit.documents import display_text
 from xinyong_gateway.credit.engine import CreditFile, ListStatus, LoggedEvent, Status, subjects_of
+from xinyong_gateway.credit.inbox import read_logged
 from xinyong_gateway.credit.policy import AtLeast, Condition, Policy, Rule
-from xinyong_gateway.credit.projector import display_text, read_logged
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.store import Store
 

@@ -30,96 +30,41 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 
-from xinyong.events import EVENT_TYPES, EventBase
 from xinyong.subjects import Subject
-from xinyong_gateway.credit.engine import CreditFile, LoggedEvent, Status, subjects_of
-from xinyong_gateway.credit.policy import Policy, parse_policy
+from xinyong_gateway.credit.documents import decision_of, display_text, status_document
+from xinyong_gateway.credit.engine import CreditFile, LoggedEvent, subjects_of
+from xinyong_gateway.credit.in_force import PolicyInForce
+from xinyong_gateway.credit.inbox import read_logged
+from xinyong_gateway.credit.policy import Policy
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import ProjectionConflictError, StoreError
-from xinyong_gateway.store import ProjectionCommit, Store, StoredEvent, SubjectRow
-from xinyong_gateway.store.base import (
+from xinyong_gateway.store import (
     ALL_PARTITIONS,
+    ArchivedRecord,
+    FeedEntry,
+    PartitionAdvance,
     PartitionClaims,
+    PolicyText,
+    ProjectionCommit,
+    Store,
+    StoredEvent,
+    SubjectRow,
     from_micros,
-    partition_mask,
     partition_of,
     to_micros,
 )
 
-__all__ = ["Projector", "display_text", "event_partitions", "read_logged", "status_document"]
+__all__ = ["Projector"]
 
 _log = structlog.get_logger("xinyong_gateway.projector")
-
-# Events were validated (including "not dated in the future") when they were received; replaying them later
-# must not refuse them because the clock has moved, so the projector validates against a distant "now".
-_REPLAY_CONTEXT = {"now": datetime(9999, 1, 1, tzinfo=UTC)}
-
-
-_CONTROL_CHARACTERS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "\ufffd")
-"""C0, DEL and C1 (Unicode category Cc) → U+FFFD, for ``str.translate``."""
-
-
-def display_text(text: str | None) -> str | None:
-    """``text`` as it may be stored for display and shown: every control character replaced by U+FFFD.
-
-    Event text is free within its length limits, and the sealed original keeps every character; what is shown
-    (and stored in a ``text`` column) must not carry a NUL, which PostgreSQL refuses, nor terminal escapes."""
-    return None if text is None else text.translate(_CONTROL_CHARACTERS)
-
-
-def status_document(row_identity: tuple[str, str, str | None], status: Status) -> dict[str, Any]:
-    """The JSON form of a status: what the store keeps, the feed carries and the query API will serve."""
-    id_type, display_id, display_name = row_identity
-    return {
-        "subject": {"id_type": id_type, "id": display_id, "name": display_name},
-        "list": status.list,
-        "grade": status.grade,
-        "score": status.score,
-        "measures": list(status.measures),
-        "reasons": [
-            {
-                "record_id": reason.record_id,
-                "code": reason.code,
-                "list": reason.list,
-                "severity": reason.severity,
-                "source_events": list(reason.source_seqs),
-                "effective_from": reason.effective_from.isoformat(),
-                "effective_until": reason.effective_until.isoformat(),
-                "disputed": reason.disputed,
-            }
-            for reason in status.reasons
-        ],
-        "disputed": status.disputed,
-        "policy_version": status.policy_version,
-        "as_of": status.as_of.isoformat(),
-    }
-
-
-def event_partitions(event: EventBase, master: MasterKey) -> int:
-    """The bit mask of the projection partitions of the subjects ``event`` is about (stored with its inbox row)."""
-    return partition_mask(master.subject_key(subject.id_type, subject.id) for subject in subjects_of(event).values())
-
-
-def read_logged(row: StoredEvent, master: MasterKey) -> LoggedEvent:
-    """An inbox row as the engine takes it: its body unsealed and parsed (as received, whatever the clock says)."""
-    if row.sealed_body is None:
-        raise StoreError(f"Inbox row {row.seq} was read without its body.")
-    body = master.open_body(row.source_id, row.webhook_id, row.sealed_body)
-    event = EVENT_TYPES[row.event_type].model_validate_json(body, context=_REPLAY_CONTEXT)
-    return LoggedEvent(row.seq, row.source_id, row.webhook_id, event)
 
 
 class _RebuildNeededError(Exception):
     """A stored credit file has an empty state: files written by an earlier engine were cleared by a migration
     (store migrations ``*_order_independent_files.sql``) and must be rebuilt from the inbox in one pass."""
-
-
-def _decision(document: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
-    return (document["list"], document["grade"], document["measures"], document["disputed"])
 
 
 class Projector:
@@ -138,14 +83,15 @@ class Projector:
         """``claims``: the partitions to work on (every one when None, as for a one-off catch-up)."""
         self._store = store
         self._master = master
-        self._policy = policy
+        self._policies = PolicyInForce(store, policy)
         self._claims = claims
         self._batch_size = batch_size
         self._clock = clock
 
     @property
     def policy(self) -> Policy:
-        return self._policy
+        """The policy in force: the one adopted in the database once there is one (``policy``, until then)."""
+        return self._policies.policy
 
     def _identity(self, key: str, subject: Subject, previous: SubjectRow | None) -> SubjectRow:
         """A row carrying the subject's identity, sealed and as it may be displayed (the latest name wins)."""
@@ -222,20 +168,21 @@ class Projector:
         identities: dict[str, SubjectRow],
         stored: dict[str, SubjectRow],
         now: datetime,
-    ) -> tuple[list[SubjectRow], list[tuple[str, str, int]], list[tuple[str, str]]]:
+    ) -> tuple[list[SubjectRow], list[FeedEntry], list[ArchivedRecord]]:
         """The rows to write for ``files`` at ``now``: subjects, feed entries for changed decisions, archive."""
-        subjects, changes, archived = [], [], []
+        subjects: list[SubjectRow] = []
+        changes: list[FeedEntry] = []
+        archived: list[ArchivedRecord] = []
         for key, credit_file in files.items():
             credit_file.settle(policy)  # re-evaluates window rules and moves old records out, before they are read
-            archived += [(key, json.dumps(record.to_json(), ensure_ascii=False)) for record in credit_file.archived]
+            archived += [ArchivedRecord(key, json.dumps(r.to_json(), ensure_ascii=False)) for r in credit_file.archived]
             credit_file.archived.clear()
             identity = identities[key]
-            document = status_document(
-                (identity.id_type, identity.display_id, identity.display_name), credit_file.status_at(now, policy)
-            )
+            status = credit_file.status_at(now, policy)
+            document = status_document((identity.id_type, identity.display_id, identity.display_name), status)
             previous = stored.get(key)
-            if previous is None or _decision(json.loads(previous.status)) != _decision(document):
-                changes.append((key, json.dumps(document, ensure_ascii=False), to_micros(now)))
+            if previous is None or decision_of(json.loads(previous.status)) != status.decision():
+                changes.append(FeedEntry(key, json.dumps(document, ensure_ascii=False), to_micros(now)))
             next_change = credit_file.next_change_after(now, policy)
             subjects.append(
                 SubjectRow(
@@ -272,17 +219,17 @@ class Projector:
         identities: dict[str, SubjectRow] = {}
         stored: dict[str, SubjectRow] = {}
         try:
-            await self._apply_rows(rows, self._policy, files, identities, stored, fresh=False, positions=positions)
+            await self._apply_rows(rows, self.policy, files, identities, stored, fresh=False, positions=positions)
         except _RebuildNeededError:
-            _log.info("projector.rebuilding", policy_version=self._policy.version)
-            replayed, _ = await self.reproject(self._policy, None)
+            _log.info("projector.rebuilding", policy_version=self.policy.version)
+            replayed, _ = await self.reproject(self.policy, None)
             return replayed
         now = datetime.fromtimestamp(self._clock(), UTC)
-        subjects, changes, archived = self._outcome(self._policy, files, identities, stored, now)
+        subjects, changes, archived = self._outcome(self.policy, files, identities, stored, now)
         last = rows[-1].seq
         await self._store.commit_projection(
             ProjectionCommit(
-                partitions=tuple((p, state, max(state.position, last)) for p, state in mine.items()),
+                partitions=tuple(PartitionAdvance(p, state, max(state.position, last)) for p, state in mine.items()),
                 subjects=tuple(subjects),
                 changes=tuple(changes),
                 recorded_at=to_micros(now),
@@ -318,24 +265,23 @@ class Projector:
         subjects, changes, archived = self._outcome(policy, files, identities, stored, now)
         await self._store.commit_projection(
             ProjectionCommit(
-                partitions=tuple((partition, state, after) for partition, state in states.items()),
+                partitions=tuple(PartitionAdvance(partition, state, after) for partition, state in states.items()),
                 subjects=tuple(subjects),
                 changes=tuple(changes),
                 recorded_at=to_micros(now),
                 archived=tuple(archived),
                 replace_archive=True,
-                adopt_policy=(policy.version, policy_text) if policy_text is not None else None,
+                adopt_policy=PolicyText(policy.version, policy_text) if policy_text is not None else None,
             )
         )
-        self._policy = policy
+        self._policies.policy = policy
         return replayed, len(changes)
 
     async def refresh_policy(self) -> None:
         """Switch to the policy adopted in the database (``policy apply``), if it is not the one in use."""
-        adopted = await self._store.active_policy()
-        if adopted is not None and adopted[0] != self._policy.version:
-            self._policy = parse_policy(adopted[1], source=f"adopted policy {adopted[0]}")
-            _log.info("projector.policy_adopted", version=self._policy.version)
+        before = self._policies.policy
+        if await self._policies.refresh() is not before:
+            _log.info("projector.policy_adopted", version=self.policy.version)
 
     async def sweep(self, limit: int = 500) -> int:
         """Let time pass: recompute the subjects whose status may have changed by now; return how many.
@@ -352,19 +298,23 @@ class Projector:
         if not due:
             return 0
         touched = {partition_of(row.subject_key) for row in due}
-        subjects, changes = [], []
+        subjects: list[SubjectRow] = []
+        changes: list[FeedEntry] = []
         for row in due:
             credit_file = CreditFile.from_json(row.state)
             identity = (row.id_type, row.display_id, row.display_name)
             document = json.loads(row.status)
+            decision = decision_of(document)
             moment: datetime | None = from_micros(row.next_change_at) if row.next_change_at else None
             while moment is not None and to_micros(moment) <= now_us:
-                status = credit_file.status_at(moment, self._policy)
-                new_document = status_document(identity, status)
-                if _decision(new_document) != _decision(document):
-                    changes.append((row.subject_key, json.dumps(new_document, ensure_ascii=False), to_micros(moment)))
-                document = new_document
-                moment = credit_file.next_change_after(moment, self._policy)
+                status = credit_file.status_at(moment, self.policy)
+                document = status_document(identity, status)
+                if status.decision() != decision:
+                    changes.append(
+                        FeedEntry(row.subject_key, json.dumps(document, ensure_ascii=False), to_micros(moment))
+                    )
+                decision = status.decision()
+                moment = credit_file.next_change_after(moment, self.policy)
             subjects.append(
                 SubjectRow(
                     subject_key=row.subject_key,
@@ -380,7 +330,7 @@ class Projector:
             )
         await self._store.commit_projection(
             ProjectionCommit(
-                partitions=tuple((p, states[p], states[p].position) for p in sorted(touched)),
+                partitions=tuple(PartitionAdvance(p, states[p], states[p].position) for p in sorted(touched)),
                 subjects=tuple(subjects),
                 changes=tuple(changes),
                 recorded_at=now_us,
@@ -413,7 +363,7 @@ class Projector:
     async def run(self, *, idle_interval: float = 0.25) -> None:
         """Project until cancelled: apply new events as they arrive, sweep due subjects, idle when caught up.
         The claims end with the run."""
-        _log.info("projector.started", policy_version=self._policy.version)
+        _log.info("projector.started", policy_version=self.policy.version)
         try:
             while True:
                 try:

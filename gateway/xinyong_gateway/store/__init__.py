@@ -1,4 +1,14 @@
-"""Storage: one interface (:class:`Store`), a backend per database, chosen by URL."""
+"""Storage: one interface (:class:`Store`), a backend per database, chosen by URL (:func:`open_store`).
+
+    records.py        the records that cross the interface (instants as Micros), projection partitions
+    base.py           the interface (Store, PartitionClaims) and the rules both backends share
+    group_commit.py   the group commit both backends' appends go through
+    sqlite.py         the embedded backend: one file, a writer thread
+    postgresql.py     any number of processes on one database; postgresql_claims.py: projectors share partitions
+
+Everything outside this package imports from here, never from its modules (an import-linter contract says so);
+the helpers of ``base`` that only the backends use (column lists, row readers, commit checks) stay there.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +16,46 @@ from typing import TYPE_CHECKING, Any
 
 from xinyong_gateway.errors import ConfigError
 from xinyong_gateway.store.base import (
+    AllPartitions,
+    PartitionClaims,
+    Store,
+)
+from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     API_SCOPES,
     PARTITIONS,
-    AllPartitions,
     ApiKeyRecord,
+    ApiScope,
     AppendResult,
     AppendStatus,
+    ArchivedRecord,
+    FeedEntry,
     InboxEntry,
+    KeyScheme,
+    Micros,
     NewSourceKey,
-    PartitionClaims,
+    PartitionAdvance,
     PartitionState,
+    PolicyAdoption,
+    PolicyText,
     ProjectionCommit,
     SchemaStatus,
     SourceKey,
     SourceRecord,
     StatusChange,
-    Store,
     StoredEvent,
     SubjectRow,
+    from_micros,
+    partition_mask,
+    partition_of,
+    partitions_in,
+    to_micros,
 )
 from xinyong_gateway.store.sqlite import SqliteStore, sqlite_path_from_url
 
 if TYPE_CHECKING:
     from xinyong_gateway.store.postgresql import PostgresStore
+    from xinyong_gateway.store.postgresql_claims import PostgresClaims
 
 __all__ = [
     "ALL_PARTITIONS",
@@ -37,12 +63,21 @@ __all__ = [
     "PARTITIONS",
     "AllPartitions",
     "ApiKeyRecord",
+    "ApiScope",
     "AppendResult",
     "AppendStatus",
+    "ArchivedRecord",
+    "FeedEntry",
     "InboxEntry",
+    "KeyScheme",
+    "Micros",
     "NewSourceKey",
+    "PartitionAdvance",
     "PartitionClaims",
     "PartitionState",
+    "PolicyAdoption",
+    "PolicyText",
+    "PostgresClaims",
     "PostgresStore",
     "ProjectionCommit",
     "SchemaStatus",
@@ -53,8 +88,13 @@ __all__ = [
     "Store",
     "StoredEvent",
     "SubjectRow",
+    "from_micros",
     "open_store",
+    "partition_mask",
+    "partition_of",
+    "partitions_in",
     "sqlite_path_from_url",
+    "to_micros",
 ]
 
 
@@ -78,4 +118,8 @@ def __getattr__(name: str) -> Any:
         from xinyong_gateway.store.postgresql import PostgresStore
 
         return PostgresStore
+    if name == "PostgresClaims":
+        from xinyong_gateway.store.postgresql_claims import PostgresClaims
+
+        return PostgresClaims
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,278 +1,105 @@
-"""The one storage interface every backend implements, and the records that cross it.
+"""The one storage interface every backend implements, and the rules both backends share.
 
-The web layer and the command line talk only to :class:`Store`. A backend translates its driver's
-exceptions into the gateway's error tree (``StoreUnavailableError``, ``SchemaNotReadyError``, ...) at this boundary.
-Webhook bodies and source secrets arrive here already sealed: a backend stores opaque bytes and never
-sees a plaintext body, a secret or a personal identifier.
+Everything above the store talks only to :class:`Store` (through ``xinyong_gateway.store``), in the records of
+``records.py``. A backend translates its driver's exceptions into the gateway's error tree (``StoreUnavailableError``,
+``SchemaNotReadyError``, ...) at this boundary. Webhook bodies and source secrets arrive here already sealed: a backend
+stores opaque bytes and never sees a plaintext body, a secret or a personal identifier.
+
+The rules the two SQL dialects share live here, so each backend only says how to run them: the columns each record
+is read from (``*_COLUMNS``) and written with (:func:`subject_values`, :func:`inbox_values`), how a row becomes a
+record (:func:`source_record`, :func:`api_key_record`), the checks of a projection commit
+(:func:`check_partitions`, :func:`check_policy_version`), the schema's state (:func:`schema_status_of`) and the
+results of a bulk append (:func:`classify_appends`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import resources
 from types import TracebackType
-from typing import Any, Literal, NamedTuple, Self
+from typing import Any, Literal, Self
 
-from xinyong_gateway.errors import SchemaNotReadyError
+from xinyong_gateway.errors import PolicyVersionError, ProjectionConflictError, SchemaNotReadyError
+from xinyong_gateway.store.records import (
+    ALL_PARTITIONS,
+    ApiKeyRecord,
+    AppendResult,
+    AppendStatus,
+    InboxEntry,
+    Micros,
+    Migration,
+    NewSourceKey,
+    PartitionState,
+    PolicyAdoption,
+    PolicyText,
+    ProjectionCommit,
+    SchemaStatus,
+    SourceKey,
+    SourceRecord,
+    StatusChange,
+    StoredEvent,
+    SubjectRow,
+    partition_of,
+)
 
 __all__ = [
-    "ALL_PARTITIONS",
-    "API_SCOPES",
-    "PARTITIONS",
+    "API_KEY_COLUMNS",
+    "INBOX_COLUMNS",
+    "SOURCE_COLUMNS",
+    "SOURCE_KEY_COLUMNS",
+    "STATUS_CHANGE_COLUMNS",
+    "SUBJECT_COLUMNS",
     "AllPartitions",
-    "ApiKeyRecord",
-    "AppendResult",
-    "AppendStatus",
-    "InboxEntry",
-    "NewSourceKey",
     "PartitionClaims",
-    "PartitionState",
-    "ProjectionCommit",
-    "SchemaStatus",
-    "SourceKey",
-    "SourceRecord",
-    "StatusChange",
     "Store",
-    "StoredEvent",
-    "SubjectRow",
     "api_key_record",
+    "check_partitions",
+    "check_policy_version",
     "classify_appends",
-    "from_micros",
+    "inbox_values",
     "packaged_migrations",
-    "partition_mask",
-    "partition_of",
-    "partitions_in",
+    "schema_status_of",
     "source_record",
-    "to_micros",
+    "subject_values",
 ]
 
-KeyScheme = Literal["v1", "v1a"]
-ApiScope = Literal["screen", "changes"]
-API_SCOPES: tuple[ApiScope, ...] = ("screen", "changes")
-"""What an API key may be allowed: ``screen`` (``POST /v1/screenings``), ``changes`` (``GET /v1/lists/changes``)."""
-
-PARTITIONS = 16
-"""Subjects are split into this many projection partitions by their key's first hex digit. Each partition has
-its own position in the inbox, and one projector at a time holds it, so projectors share the work while the
-events of one subject are applied in order (see ``Projector``)."""
-ALL_PARTITIONS = (1 << PARTITIONS) - 1
-"""The bit mask of every partition: an inbox row that may concern any subject."""
-
-
-def partition_of(subject_key: str) -> int:
-    """The projection partition of a subject (its blind-index key is hex, so the first digit is uniform)."""
-    return int(subject_key[0], 16) % PARTITIONS
-
-
-def partition_mask(subject_keys: Iterable[str]) -> int:
-    """The bit mask of the partitions of these subjects."""
-    mask = 0
-    for key in subject_keys:
-        mask |= 1 << partition_of(key)
-    return mask
+# -- what both backends read and write ---------------------------------------------------------------------------
+SUBJECT_COLUMNS = (
+    "subject_key, id_type, display_id, display_name, sealed_id, sealed_name, state, status, next_change_at"
+)
+"""A :class:`SubjectRow`'s columns of ``subjects``, in its field order (written with ``updated_at, partition`` after
+them: :func:`subject_values`)."""
+STATUS_CHANGE_COLUMNS = (
+    "c.change_id, c.subject_key, c.snapshot, c.effective_at, c.recorded_at, s.id_type, s.sealed_id"
+    " FROM status_changes c JOIN subjects s ON s.subject_key = c.subject_key"
+)
+"""A :class:`StatusChange` read: the feed's entry joined with its subject's identity (``SELECT`` this ``WHERE``…)."""
+INBOX_COLUMNS = (
+    "source_id, webhook_id, body_digest, event_type, webhook_timestamp, signature, received_at, body, partitions"
+)
+"""The inbox columns an append writes (:func:`inbox_values`)."""
+SOURCE_COLUMNS = "source_id, kind, name, uscc, rate_limit, status, created_at, disabled_at"
+SOURCE_KEY_COLUMNS = "key_id, scheme, material, fingerprint, created_at, expires_at"
+API_KEY_COLUMNS = "key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret, created_at, revoked_at"
 
 
-def partitions_in(mask: int) -> list[int]:
-    """The partitions whose bits are set in ``mask``, in order."""
-    return [partition for partition in range(PARTITIONS) if mask >> partition & 1]
+def subject_values(row: SubjectRow, updated_at: Micros) -> tuple[Any, ...]:
+    """The values of a ``subjects`` upsert: :data:`SUBJECT_COLUMNS`, then ``updated_at`` and ``partition``."""
+    return (*row, updated_at, partition_of(row.subject_key))
 
 
-def to_micros(moment: datetime) -> int:
-    """Unix time in microseconds (how instants are stored)."""
-    return int(moment.timestamp() * 1_000_000)
-
-
-def from_micros(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
-
-
-class AppendStatus(enum.Enum):
-    ACCEPTED = "accepted"
-    """Stored now, durably."""
-    DUPLICATE = "duplicate"
-    """The same source already stored this webhook-id with the same body."""
-    CONFLICT = "conflict"
-    """The same source already stored this webhook-id with a different body; nothing was written."""
-
-
-@dataclass(frozen=True, slots=True)
-class InboxEntry:
-    """One verified, validated webhook, ready to append to the inbox (the raw event log)."""
-
-    source_id: str
-    webhook_id: str
-    body_digest: bytes
-    event_type: str
-    webhook_timestamp: int
-    signature: str
-    received_at: int
-    """Unix microseconds."""
-    sealed_body: bytes
-    partitions: int = ALL_PARTITIONS
-    """Bit mask of the projection partitions of the subjects the event is about (a hint that lets a projector
-    skip rows of other partitions without opening them; all bits when unknown)."""
-
-
-@dataclass(frozen=True, slots=True)
-class AppendResult:
-    status: AppendStatus
-    seq: int | None
-    """Position in the inbox of the stored row (the existing one for a duplicate)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """A row of the inbox, in log order."""
-
-    seq: int
-    source_id: str
-    webhook_id: str
-    event_type: str
-    webhook_timestamp: int
-    signature: str
-    received_at: int
-    body_digest: bytes
-    sealed_body: bytes | None
-    """None when the row concerns none of the partitions asked for (``read_inbox(partitions=…)``)."""
-    partitions: int
-
-
-@dataclass(frozen=True, slots=True)
-class NewSourceKey:
-    scheme: KeyScheme
-    material: bytes
-    """v1: the secret sealed under the master key; v1a: the raw 32-byte Ed25519 public key."""
-    fingerprint: str
-
-
-@dataclass(frozen=True, slots=True)
-class SourceKey:
-    key_id: int
-    scheme: KeyScheme
-    material: bytes
-    fingerprint: str
-    created_at: datetime
-    expires_at: datetime | None
-    """None for a current key; the end of its grace period for a rotated-out key."""
-
-    def valid_at(self, moment: datetime) -> bool:
-        return self.expires_at is None or moment < self.expires_at
-
-
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    source_id: str
-    kind: Literal["marketplace", "courier", "regulator"]
-    name: str
-    uscc: str | None
-    rate_limit: float | None
-    status: Literal["active", "disabled"]
-    created_at: datetime
-    disabled_at: datetime | None
-    keys: tuple[SourceKey, ...]
-
-
-class SubjectRow(NamedTuple):
-    """A subject's credit file as stored: identity (sealed and displayable), state, status.
-
-    A named tuple rather than a frozen dataclass: a screening builds one per subject it finds, and a tuple is
-    built in a quarter of the time."""
-
-    subject_key: str
-    id_type: Literal["uscc", "ric"]
-    display_id: str
-    display_name: str | None
-    sealed_id: bytes
-    sealed_name: bytes | None
-    state: str
-    status: str
-    next_change_at: int | None
-    """Unix microseconds, or None when time alone cannot change the status."""
-
-
-@dataclass(frozen=True, slots=True)
-class StatusChange:
-    """An entry of the change feed: a full status snapshot and the instant it took effect, with the subject's
-    identity as its credit file holds it (the feed names a RIC subject by a pseudonym computed from it)."""
-
-    change_id: int
-    subject_key: str
-    snapshot: str
-    effective_at: int
-    recorded_at: int
-    id_type: Literal["uscc", "ric"]
-    sealed_id: bytes
-    """The identifier, sealed under the master key (``MasterKey.open_identity(subject_key, …)``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKeyRecord:
-    """An API key of the query side as stored: never the key itself, only a keyed digest of its secret."""
-
-    key_id: str
-    name: str
-    scopes: tuple[ApiScope, ...]
-    rate_limit: float | None
-    """Requests per second; None for the gateway's default."""
-    secret_digest: bytes
-    """``MasterKey.api_key_digest(key_id, secret)``."""
-    sealed_lookup_secret: bytes
-    """The key's lookup secret (RIC pseudonyms in the change feed), sealed under the master key."""
-    created_at: datetime
-    revoked_at: datetime | None
-
-    @property
-    def status(self) -> Literal["active", "revoked"]:
-        return "active" if self.revoked_at is None else "revoked"
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionState:
-    """Where a projection partition stands: the seq of the last inbox row applied to it, and a counter of the
-    commits that touched it (so a commit can tell that nobody else wrote the partition since it read)."""
-
-    position: int = 0
-    version: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectionCommit:
-    """What one projector step writes, in one transaction: its effects and its new positions together."""
-
-    partitions: tuple[tuple[int, PartitionState, int], ...]
-    """``(partition, state read when the step started, new position)`` of every partition the step wrote for.
-    The commit fails unless each partition is still in the state read, and then bumps each one's version."""
-    subjects: tuple[SubjectRow, ...]
-    changes: tuple[tuple[str, str, int], ...]
-    """``(subject_key, snapshot, effective_at)`` to append to the change feed, in order."""
-    recorded_at: int
-    archived: tuple[tuple[str, str], ...] = ()
-    """``(subject_key, record JSON)`` of records leaving their credit file for the archive."""
-    replace_archive: bool = False
-    """Empty the archive first (a re-projection rebuilds it)."""
-    adopt_policy: tuple[str, str] | None = None
-    """``(version, TOML text)``: record this policy as the active one, in the same transaction."""
-
-
-@dataclass(frozen=True, slots=True)
-class SchemaStatus:
-    current: int
-    latest: int
-    pending: tuple[str, ...]
-
-    @property
-    def ready(self) -> bool:
-        return not self.pending
+def inbox_values(entry: InboxEntry) -> tuple[Any, ...]:
+    """The values of an inbox insert, in the order of :data:`INBOX_COLUMNS`."""
+    return (
+        entry.source_id, entry.webhook_id, entry.body_digest, entry.event_type, entry.webhook_timestamp,
+        entry.signature, entry.received_at, entry.sealed_body, entry.partitions,
+    )  # fmt: skip
 
 
 def api_key_record(row: Sequence[Any]) -> ApiKeyRecord:
-    """An ``api_keys`` row (``key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret, created_at,
-    revoked_at``; scopes comma-separated), as every backend reads it."""
+    """An ``api_keys`` row (:data:`API_KEY_COLUMNS`; scopes comma-separated), as every backend reads it."""
     key_id, name, scopes, rate_limit, digest, sealed, created_at, revoked_at = row
     return ApiKeyRecord(
         key_id=key_id,
@@ -281,15 +108,14 @@ def api_key_record(row: Sequence[Any]) -> ApiKeyRecord:
         rate_limit=rate_limit,
         secret_digest=bytes(digest),
         sealed_lookup_secret=bytes(sealed),
-        created_at=from_micros(created_at),
-        revoked_at=from_micros(revoked_at) if revoked_at is not None else None,
+        created_at=created_at,
+        revoked_at=revoked_at,
     )
 
 
 def source_record(row: Sequence[Any], keys: Sequence[Sequence[Any]]) -> SourceRecord:
-    """A ``sources`` row (``source_id, kind, name, uscc, rate_limit, status, created_at, disabled_at``) and its
-    ``source_keys`` rows (``key_id, scheme, material, fingerprint, created_at, expires_at``), as every backend reads
-    them."""
+    """A ``sources`` row (:data:`SOURCE_COLUMNS`) and its ``source_keys`` rows (:data:`SOURCE_KEY_COLUMNS`), as every
+    backend reads them."""
     source_id, kind, name, uscc, rate_limit, status, created_at, disabled_at = row
     return SourceRecord(
         source_id=source_id,
@@ -298,32 +124,55 @@ def source_record(row: Sequence[Any], keys: Sequence[Sequence[Any]]) -> SourceRe
         uscc=uscc,
         rate_limit=rate_limit,
         status=status,
-        created_at=from_micros(created_at),
-        disabled_at=from_micros(disabled_at) if disabled_at is not None else None,
+        created_at=created_at,
+        disabled_at=disabled_at,
         keys=tuple(
-            SourceKey(
-                key_id=key_id,
-                scheme=scheme,
-                material=bytes(material),
-                fingerprint=fingerprint,
-                created_at=from_micros(key_created),
-                expires_at=from_micros(expires) if expires is not None else None,
-            )
+            SourceKey(key_id, scheme, bytes(material), fingerprint, key_created, expires)
             for key_id, scheme, material, fingerprint, key_created, expires in keys
         ),
     )
 
 
-def packaged_migrations(backend: str) -> list[tuple[int, str, str]]:
-    """``(version, name, sql)`` of a backend's numbered migrations (``migrations/<backend>/NNNN_name.sql``), in
-    order."""
+def packaged_migrations(backend: str) -> list[Migration]:
+    """A backend's numbered migrations (``migrations/<backend>/NNNN_name.sql``), in order."""
     folder = resources.files("xinyong_gateway.store") / "migrations" / backend
     found = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):
             version = int(entry.name.split("_", 1)[0])
-            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
+            found.append(Migration(version, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found, key=lambda migration: migration.version)
+
+
+def schema_status_of(applied: Iterable[int], migrations: Sequence[Migration]) -> SchemaStatus:
+    """Where a schema stands, from the versions applied to it and the backend's packaged migrations."""
+    done = set(applied)
+    return SchemaStatus(
+        current=max(done, default=0),
+        latest=migrations[-1].version if migrations else 0,
+        pending=tuple(migration.name for migration in migrations if migration.version not in done),
+    )
+
+
+def check_partitions(commit: ProjectionCommit, states: Mapping[int, PartitionState]) -> None:
+    """Raise ``ProjectionConflictError`` unless every partition ``commit`` writes for is still in the state its step
+    read (``states``: the partitions' states now, read in the commit's transaction; a partition never written is
+    ``PartitionState()``). This is what makes an event apply once, whoever believes they hold its partition."""
+    for advance in commit.partitions:
+        if states.get(advance.partition, PartitionState()) != advance.expected:
+            raise ProjectionConflictError(
+                f"Projection partition {advance.partition} was written by another projector meanwhile."
+            )
+
+
+def check_policy_version(policy: PolicyText, recorded_text: str | None) -> None:
+    """Raise ``PolicyVersionError`` when ``policy``'s version is on record (``recorded_text``) with another text: a
+    version names one text for ever."""
+    if recorded_text is not None and recorded_text != policy.text:
+        raise PolicyVersionError(
+            f"Policy version {policy.version!r} is already on record with another text;"
+            " give the new policy a version of its own."
+        )
 
 
 def classify_appends(
@@ -491,17 +340,16 @@ class Store(ABC):
         ``PolicyVersionError`` when ``adopt_policy`` reuses a recorded version with another text."""
 
     @abstractmethod
-    async def active_policy(self) -> tuple[str, str] | None:
-        """The adopted policy as ``(version, TOML text)``, or None while none was adopted."""
+    async def active_policy(self) -> PolicyText | None:
+        """The adopted policy, or None while none was adopted."""
 
     @abstractmethod
-    async def policy_history(self) -> list[tuple[str, int, bool]]:
-        """Every adopted policy: ``(version, adopted_at unix microseconds, active)``, oldest first."""
+    async def policy_history(self) -> list[PolicyAdoption]:
+        """Every adopted policy, oldest first."""
 
     @abstractmethod
-    async def due_subjects(self, now: int, limit: int, *, partitions: int = ALL_PARTITIONS) -> list[SubjectRow]:
-        """Subjects of these partitions whose ``next_change_at`` is at or before ``now`` (unix microseconds),
-        earliest first."""
+    async def due_subjects(self, now: Micros, limit: int, *, partitions: int = ALL_PARTITIONS) -> list[SubjectRow]:
+        """Subjects of these partitions whose ``next_change_at`` is at or before ``now``, earliest first."""
 
     @abstractmethod
     async def read_changes(self, after: int = 0, limit: int = 100) -> list[StatusChange]:
@@ -528,7 +376,7 @@ class Store(ABC):
         uscc: str | None,
         rate_limit: float | None,
         key: NewSourceKey,
-        now: datetime,
+        now: Micros,
     ) -> SourceRecord: ...
 
     @abstractmethod
@@ -538,12 +386,12 @@ class Store(ABC):
     async def get_source(self, source_id: str) -> SourceRecord | None: ...
 
     @abstractmethod
-    async def disable_source(self, source_id: str, *, now: datetime) -> SourceRecord:
+    async def disable_source(self, source_id: str, *, now: Micros) -> SourceRecord:
         """Mark a source disabled (its webhooks are refused from then on). Raises ``SourceNotFoundError``."""
 
     @abstractmethod
     async def rotate_source_key(
-        self, source_id: str, key: NewSourceKey, *, now: datetime, grace_until: datetime
+        self, source_id: str, key: NewSourceKey, *, now: Micros, grace_until: Micros
     ) -> SourceRecord:
         """Add ``key`` as the current key; every other key stays valid until ``grace_until`` (or its
         earlier expiry). Raises ``SourceNotFoundError``."""
@@ -558,5 +406,5 @@ class Store(ABC):
         """Every API key, revoked ones included, oldest first."""
 
     @abstractmethod
-    async def revoke_api_key(self, key_id: str, *, now: datetime) -> ApiKeyRecord:
+    async def revoke_api_key(self, key_id: str, *, now: Micros) -> ApiKeyRecord:
         """Mark a key revoked (a second revocation keeps the first time). Raises ``ApiKeyNotFoundError``."""

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from xinyong_gateway.errors import StoreError
-from xinyong_gateway.store.base import AppendResult, InboxEntry
+from xinyong_gateway.store.records import (
+    AppendResult,
+    InboxEntry,
+)
 
 __all__ = ["MAX_BATCH", "GroupCommit", "Outcome", "PendingAppend", "settle", "settle_all"]
 

@@ -15,18 +15,10 @@ later. The change feed (``status_changes.change_id``) is ordered the same way by
 possible in a projector's commit. The lock makes writers take turns; group commit makes each turn carry a
 whole batch.
 
-**Lock keys.** Advisory locks belong to a database, not to a schema, while a gateway's tables live in the first
-schema of its search path (``?search_path=…`` in the URL). Every key is therefore the pair (oid of that schema,
-a constant below): gateways on two schemas of one database neither wait for each other nor share projection
-claims.
-
-**Projection claims** (:class:`PostgresClaims`) are session advisory locks on a connection of their own: a
-member slot, so that live projectors can count each other, and one lock per partition held. Each projector
-takes a fair share of the partitions (16 divided by the live members, rounded up), gives back what it holds
-beyond that and takes over free ones, at most once a second. A process that dies loses its connection, the
-server frees its locks, and the survivors take its partitions at their next rebalance. Claims only save work;
-``commit_projection`` checks every partition's state (``SELECT … FOR UPDATE``), so an event is applied once
-even while two projectors believe they hold a partition.
+The lock keys (one space per schema), the settings of every connection and the projection claims
+(:class:`~xinyong_gateway.store.postgresql_claims.PostgresClaims`) are in ``postgresql_claims.py``. Claims only save
+work: ``commit_projection`` checks every partition's state (``SELECT … FOR UPDATE``), so an event is applied once even
+while two projectors believe they hold a partition.
 
 asyncpg's exceptions are translated at this boundary: an unreachable server, refused credentials or an
 unknown database are ``StoreUnavailableError``, a missing table is ``SchemaNotReadyError``. Messages name the
@@ -37,12 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import structlog
@@ -51,40 +40,70 @@ from xinyong_gateway.errors import (
     ApiKeyNotFoundError,
     ConfigError,
     MasterKeyError,
-    PolicyVersionError,
-    ProjectionConflictError,
     SchemaNotReadyError,
     SourceNotFoundError,
     StoreError,
     StoreUnavailableError,
 )
 from xinyong_gateway.store.base import (
+    API_KEY_COLUMNS,
+    INBOX_COLUMNS,
+    SOURCE_COLUMNS,
+    SOURCE_KEY_COLUMNS,
+    STATUS_CHANGE_COLUMNS,
+    SUBJECT_COLUMNS,
+    PartitionClaims,
+    Store,
+    api_key_record,
+    check_partitions,
+    check_policy_version,
+    classify_appends,
+    inbox_values,
+    packaged_migrations,
+    schema_status_of,
+    source_record,
+    subject_values,
+)
+from xinyong_gateway.store.group_commit import GroupCommit, Outcome, PendingAppend
+from xinyong_gateway.store.postgresql_claims import (
+    CONNECT_TIMEOUT,
+    DRIVER_ERRORS,
+    LOCK,
+    LOCK_FEED,
+    LOCK_INBOX,
+    LOCK_MIGRATIONS,
+    REBALANCE_INTERVAL,
+    SCHEMA_OID,
+    SERVER_SETTINGS,
+    UNLOCK,
+    XACT_LOCK,
+    PostgresClaims,
+    lock_space,
+    reason,
+    without_password,
+)
+from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     PARTITIONS,
     ApiKeyRecord,
     AppendResult,
     InboxEntry,
+    Micros,
     NewSourceKey,
-    PartitionClaims,
     PartitionState,
+    PolicyAdoption,
+    PolicyText,
     ProjectionCommit,
     SchemaStatus,
     SourceRecord,
     StatusChange,
-    Store,
     StoredEvent,
     SubjectRow,
-    api_key_record,
-    classify_appends,
-    packaged_migrations,
-    partition_of,
     partitions_in,
-    source_record,
     to_micros,
 )
-from xinyong_gateway.store.group_commit import GroupCommit, Outcome, PendingAppend
 
-__all__ = ["PostgresClaims", "PostgresStore"]
+__all__ = ["PostgresStore"]
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -94,47 +113,14 @@ _Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
 _log = structlog.get_logger("xinyong_gateway.store")
 
-_SERVER_SETTINGS = {"synchronous_commit": "on"}
-"""Sent on every connection; overrides the same setting given in the URL."""
-_CONNECT_TIMEOUT = 10.0
 _POOL_SIZE = 10
 _BULK_CHUNK = 5000
 """Rows per transaction on the bulk path (``append_many``)."""
-_REBALANCE_INTERVAL = 1.0
-"""Seconds between two rebalances of a projector's claims."""
-
-# The second half of every advisory lock key (the first is the oid of the gateway's schema). 0x7879 is "xy".
-_LOCK_INBOX = 0x7879_0001
-"""Held (per transaction) from before an inbox insert draws its seqs until it commits."""
-_LOCK_FEED = 0x7879_0002
-"""Held (per transaction) from before status changes draw their ids until the commit."""
-_LOCK_MIGRATIONS = 0x7879_0003
-"""Held (per transaction) while a migration is checked and applied: two ``migrate`` runs take turns."""
-_LOCK_MEMBER = 0x7879_0100
-"""Plus a slot number below ``_MEMBER_SLOTS``: held (per session) by each live projector's claims."""
-_MEMBER_SLOTS = 256
-_LOCK_PARTITION = 0x7879_0200
-"""Plus a partition number: held (per session) by the projector that claims the partition."""
-
-_SCHEMA_OID = "SELECT oid FROM pg_namespace WHERE nspname = current_schema()"
-_XACT_LOCK = "SELECT pg_advisory_xact_lock($1, $2)"
-_TRY_LOCK = "SELECT pg_try_advisory_lock($1, $2)"
-_UNLOCK = "SELECT pg_advisory_unlock($1, $2)"
-_COUNT_MEMBERS = (
-    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2"
-    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-    " AND classid = $1::int4::oid AND objid BETWEEN $2::int4::oid AND $3::int4::oid"
-)
-"""Live projectors on this schema: the granted member locks (``objsubid = 2``: the two-key form)."""
 
 _INSERT_INBOX_UNLESS_STORED = (
-    "INSERT INTO inbox (source_id, webhook_id, body_digest, event_type, webhook_timestamp, signature, received_at,"
-    " body, partitions)"
-    " SELECT source_id, webhook_id, body_digest, event_type, webhook_timestamp, signature, received_at, body,"
-    " partitions"
+    f"INSERT INTO inbox ({INBOX_COLUMNS}) SELECT {INBOX_COLUMNS}"
     " FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::bigint[], $6::text[], $7::bigint[],"
-    " $8::bytea[], $9::integer[]) WITH ORDINALITY AS e (source_id, webhook_id, body_digest, event_type,"
-    " webhook_timestamp, signature, received_at, body, partitions, n)"
+    f" $8::bytea[], $9::integer[]) WITH ORDINALITY AS e ({INBOX_COLUMNS}, n)"
     " ORDER BY n ON CONFLICT (source_id, webhook_id) DO NOTHING RETURNING source_id, webhook_id, seq"
 )
 """Every entry of a batch in one statement; seqs are drawn in the entries' order."""
@@ -143,78 +129,33 @@ _SELECT_STORED_IDS = (
     " JOIN unnest($1::text[], $2::text[]) AS k (source_id, webhook_id)"
     " ON inbox.source_id = k.source_id AND inbox.webhook_id = k.webhook_id"
 )
-_SELECT_SUBJECTS_BY_KEYS = (
-    "SELECT subject_key, id_type, display_id, display_name, sealed_id, sealed_name, state, status, next_change_at"
-    " FROM subjects WHERE subject_key = ANY($1::text[])"
-)
+_SELECT_SUBJECTS_BY_KEYS = f"SELECT {SUBJECT_COLUMNS} FROM subjects WHERE subject_key = ANY($1::text[])"
 _SELECT_DUE_SUBJECTS = (
-    "SELECT subject_key, id_type, display_id, display_name, sealed_id, sealed_name, state, status, next_change_at"
-    " FROM subjects WHERE partition = ANY($1::integer[]) AND next_change_at IS NOT NULL AND next_change_at <= $2"
-    " ORDER BY next_change_at LIMIT $3"
+    f"SELECT {SUBJECT_COLUMNS} FROM subjects WHERE partition = ANY($1::integer[]) AND next_change_at IS NOT NULL"
+    " AND next_change_at <= $2 ORDER BY next_change_at LIMIT $3"
 )
 _UPSERT_SUBJECT = (
-    "INSERT INTO subjects (subject_key, id_type, display_id, display_name, sealed_id, sealed_name, state, status,"
-    " next_change_at, updated_at, partition) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    f"INSERT INTO subjects ({SUBJECT_COLUMNS}, updated_at, partition)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     " ON CONFLICT (subject_key) DO UPDATE SET display_name = excluded.display_name,"
     " sealed_name = excluded.sealed_name, state = excluded.state, status = excluded.status,"
     " next_change_at = excluded.next_change_at, updated_at = excluded.updated_at"
 )
-_SELECT_SOURCE = (
-    "SELECT source_id, kind, name, uscc, rate_limit, status, created_at, disabled_at FROM sources WHERE source_id = $1"
-)
-_SELECT_SOURCE_KEYS = (
-    "SELECT key_id, scheme, material, fingerprint, created_at, expires_at"
-    " FROM source_keys WHERE source_id = $1 ORDER BY key_id"
-)
-_SELECT_CHANGES = (
-    "SELECT c.change_id, c.subject_key, c.snapshot, c.effective_at, c.recorded_at, s.id_type, s.sealed_id"
-    " FROM status_changes c JOIN subjects s ON s.subject_key = c.subject_key"
-)
-_SELECT_API_KEYS = (
-    "SELECT key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret, created_at, revoked_at FROM api_keys"
-)
-
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError)
-"""What asyncpg raises: server errors, client-side errors, and the network's."""
-
-
-def _without_password(url: str) -> str:
-    """``url`` without its password (in the user part or a ``password`` query parameter), for messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:  # the URL itself is not shown: it may hold a password
-        raise ConfigError(f"The PostgreSQL database URL cannot be read: {_reason(exc)}.") from exc
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, hosts = netloc.rpartition("@")
-        netloc = f"{user.partition(':')[0]}@{hosts}"
-    query = [(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True) if "password" not in name]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="/,"), parts.fragment))
-
-
-def _reason(exc: BaseException) -> str:
-    """What went wrong, as the end of a sentence."""
-    if isinstance(exc, ConnectionRefusedError):
-        return "the connection was refused"
-    if isinstance(exc, TimeoutError):
-        return "no answer in time"
-    return str(exc).strip().rstrip(".") or type(exc).__name__
-
-
-def _lock_space(schema_oid: int) -> int:
-    """The first advisory lock key of a schema: its oid, as the signed 32-bit integer the lock functions take."""
-    return schema_oid - (1 << 32) if schema_oid >= 1 << 31 else schema_oid
+_SELECT_SOURCE = f"SELECT {SOURCE_COLUMNS} FROM sources WHERE source_id = $1"
+_SELECT_SOURCE_KEYS = f"SELECT {SOURCE_KEY_COLUMNS} FROM source_keys WHERE source_id = $1 ORDER BY key_id"
+_SELECT_CHANGES = f"SELECT {STATUS_CHANGE_COLUMNS}"
+_SELECT_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys"
 
 
 class PostgresStore(Store):
     """PostgreSQL through an asyncpg pool; appends are group-committed, claims are advisory locks."""
 
-    def __init__(self, url: str, *, rebalance_interval: float = _REBALANCE_INTERVAL) -> None:
+    def __init__(self, url: str, *, rebalance_interval: float = REBALANCE_INTERVAL) -> None:
         """``rebalance_interval``: seconds between two rebalances of each projector's claims."""
         if not url.startswith(("postgresql://", "postgres://")):
             raise ConfigError(f"Not a PostgreSQL database URL (expected postgresql://user@host:port/db): {url!r}.")
         self._url = url
-        self._display_url = _without_password(url)
+        self._display_url = without_password(url)
         self._rebalance_interval = rebalance_interval
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._space = 0
@@ -235,18 +176,18 @@ class PostgresStore(Store):
                 self._url,
                 min_size=1,
                 max_size=_POOL_SIZE,
-                timeout=_CONNECT_TIMEOUT,
-                server_settings=_SERVER_SETTINGS,
+                timeout=CONNECT_TIMEOUT,
+                server_settings=SERVER_SETTINGS,
             )
         except ValueError as exc:  # asyncpg's ClientConfigurationError, or a part of the URL that is no number
-            raise ConfigError(f"The database URL {self.display_url} cannot be used: {_reason(exc)}.") from exc
-        except _DRIVER_ERRORS as exc:
+            raise ConfigError(f"The database URL {self.display_url} cannot be used: {reason(exc)}.") from exc
+        except DRIVER_ERRORS as exc:
             raise StoreUnavailableError(
-                f"Cannot connect to the PostgreSQL database {self.display_url}: {_reason(exc)}."
+                f"Cannot connect to the PostgreSQL database {self.display_url}: {reason(exc)}."
             ) from exc
         try:
             async with self._translated():
-                schema_oid = await pool.fetchval(_SCHEMA_OID)
+                schema_oid = await pool.fetchval(SCHEMA_OID)
             if schema_oid is None:
                 raise StoreUnavailableError(
                     f"No schema of the search path of {self.display_url} exists; create the schema first."
@@ -254,7 +195,7 @@ class PostgresStore(Store):
         except BaseException:
             pool.terminate()
             raise
-        self._space = _lock_space(schema_oid)
+        self._space = lock_space(schema_oid)
         self._pool = pool
         self._group.start(asyncio.get_running_loop())
 
@@ -269,8 +210,8 @@ class PostgresStore(Store):
             return
         self._bulk_tail = None
         try:
-            await asyncio.wait_for(pool.close(), _CONNECT_TIMEOUT)
-        except _DRIVER_ERRORS:
+            await asyncio.wait_for(pool.close(), CONNECT_TIMEOUT)
+        except DRIVER_ERRORS:
             pool.terminate()
 
     # -- connections and errors ------------------------------------------------------------------
@@ -285,11 +226,11 @@ class PostgresStore(Store):
             ) from exc
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise StoreUnavailableError(
-                f"The PostgreSQL database {self.display_url} cannot be reached: {_reason(exc)}."
+                f"The PostgreSQL database {self.display_url} cannot be reached: {reason(exc)}."
             ) from exc
         except (asyncpg.PostgresError, asyncpg.InternalClientError) as exc:
             raise StoreUnavailableError(
-                f"The PostgreSQL database {self.display_url} refused an operation: {_reason(exc)}."
+                f"The PostgreSQL database {self.display_url} refused an operation: {reason(exc)}."
             ) from exc
 
     @contextlib.asynccontextmanager
@@ -312,38 +253,36 @@ class PostgresStore(Store):
     async def migrate(self) -> list[str]:
         applied: list[str] = []
         async with self._connection() as conn:
-            async with conn.transaction():
-                await conn.execute(_XACT_LOCK, self._space, _LOCK_MIGRATIONS)
-                if not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
-                    await conn.execute(
-                        "CREATE TABLE schema_migrations"
-                        " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
-                    )
-            for version, name, sql in packaged_migrations("postgresql"):
-                # One transaction per migration, each under the lock: a concurrent run waits, then finds it applied.
-                async with conn.transaction():
-                    await conn.execute(_XACT_LOCK, self._space, _LOCK_MIGRATIONS)
-                    if await conn.fetchval("SELECT 1 FROM schema_migrations WHERE version = $1", version):
-                        continue
-                    await conn.execute(sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                        version,
-                        name,
-                        to_micros(datetime.now(UTC)),
-                    )
-                applied.append(name)
+            # One run at a time, from its first check to its last migration: a concurrent run waits, then finds every
+            # migration applied. (Returning the connection to the pool would release the lock too.)
+            await conn.execute(LOCK, self._space, LOCK_MIGRATIONS)
+            try:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations"
+                    " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+                )
+                for migration in packaged_migrations("postgresql"):
+                    async with conn.transaction():  # one transaction per migration
+                        if await conn.fetchval("SELECT 1 FROM schema_migrations WHERE version = $1", migration.version):
+                            continue
+                        await conn.execute(migration.sql)
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                            migration.version,
+                            migration.name,
+                            to_micros(datetime.now(UTC)),
+                        )
+                    applied.append(migration.name)
+            finally:
+                await conn.execute(UNLOCK, self._space, LOCK_MIGRATIONS)
         return applied
 
     async def schema_status(self) -> SchemaStatus:
         async def status(conn: _Connection) -> SchemaStatus:
-            done: set[int] = set()
+            done: list[int] = []
             if await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
-                done = {row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")}
-            all_migrations = packaged_migrations("postgresql")
-            pending = tuple(name for version, name, _ in all_migrations if version not in done)
-            latest = all_migrations[-1][0] if all_migrations else 0
-            return SchemaStatus(current=max(done, default=0), latest=latest, pending=pending)
+                done = [row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")]
+            return schema_status_of(done, packaged_migrations("postgresql"))
 
         return await self._read(status)
 
@@ -396,19 +335,9 @@ class PostgresStore(Store):
         The inbox lock is taken before the insert draws seqs (commit order = seq order). The insert returns the
         rows it stored; one lookup finds the rows of the other ids (stored earlier, or earlier in ``entries``)."""
         async with self._transaction() as conn:
-            await conn.execute(_XACT_LOCK, self._space, _LOCK_INBOX)
-            inserted = await conn.fetch(
-                _INSERT_INBOX_UNLESS_STORED,
-                [e.source_id for e in entries],
-                [e.webhook_id for e in entries],
-                [e.body_digest for e in entries],
-                [e.event_type for e in entries],
-                [e.webhook_timestamp for e in entries],
-                [e.signature for e in entries],
-                [e.received_at for e in entries],
-                [e.sealed_body for e in entries],
-                [e.partitions for e in entries],
-            )
+            await conn.execute(XACT_LOCK, self._space, LOCK_INBOX)
+            columns = [list(column) for column in zip(*map(inbox_values, entries), strict=True)]
+            inserted = await conn.fetch(_INSERT_INBOX_UNLESS_STORED, *columns)
             first_digest: dict[tuple[str, str], bytes] = {}
             for e in entries:
                 first_digest.setdefault((e.source_id, e.webhook_id), e.body_digest)
@@ -500,62 +429,49 @@ class PostgresStore(Store):
             rows = await conn.fetch(
                 "SELECT partition, position, version FROM projection_partitions"
                 " WHERE partition = ANY($1::integer[]) ORDER BY partition FOR UPDATE",
-                [partition for partition, _, _ in commit.partitions],
+                [advance.partition for advance in commit.partitions],
             )
-            states = {partition: PartitionState(position, version) for partition, position, version in rows}
-            for partition, expected, _ in commit.partitions:
-                if states.get(partition, PartitionState()) != expected:
-                    raise ProjectionConflictError(
-                        f"Projection partition {partition} was written by another projector meanwhile."
-                    )
+            check_partitions(
+                commit, {partition: PartitionState(position, version) for partition, position, version in rows}
+            )
             await conn.executemany(
-                _UPSERT_SUBJECT,
-                [
-                    (
-                        r.subject_key, r.id_type, r.display_id, r.display_name, r.sealed_id, r.sealed_name,
-                        r.state, r.status, r.next_change_at, commit.recorded_at, partition_of(r.subject_key),
-                    )
-                    for r in commit.subjects
-                ],
-            )  # fmt: skip
+                _UPSERT_SUBJECT, [subject_values(row, commit.recorded_at) for row in commit.subjects]
+            )
             if commit.adopt_policy is not None:
-                version, text = commit.adopt_policy
-                known = await conn.fetchval("SELECT text FROM policies WHERE version = $1", version)
-                if known is not None and known != text:
-                    raise PolicyVersionError(
-                        f"Policy version {version!r} is already on record with another text;"
-                        " give the new policy a version of its own."
-                    )
+                policy = commit.adopt_policy
+                check_policy_version(
+                    policy, await conn.fetchval("SELECT text FROM policies WHERE version = $1", policy.version)
+                )
                 await conn.execute("UPDATE policies SET active = false WHERE active")
                 await conn.execute(
                     "INSERT INTO policies (version, text, adopted_at, active) VALUES ($1, $2, $3, true)"
                     " ON CONFLICT (version) DO UPDATE SET active = true, adopted_at = excluded.adopted_at",
-                    version,
-                    text,
+                    policy.version,
+                    policy.text,
                     commit.recorded_at,
                 )
             if commit.replace_archive:
                 await conn.execute("DELETE FROM archived_records")
             await conn.executemany(
                 "INSERT INTO archived_records (subject_key, record, archived_at) VALUES ($1, $2, $3)",
-                [(key, record, commit.recorded_at) for key, record in commit.archived],
+                [(archived.subject_key, archived.record, commit.recorded_at) for archived in commit.archived],
             )
             if commit.changes:
                 # Last, so the feed lock is held only for these inserts and the commit (see the module docstring).
-                await conn.execute(_XACT_LOCK, self._space, _LOCK_FEED)
+                await conn.execute(XACT_LOCK, self._space, LOCK_FEED)
                 await conn.executemany(
                     "INSERT INTO status_changes (subject_key, snapshot, effective_at, recorded_at)"
                     " VALUES ($1, $2, $3, $4)",
-                    [(key, snapshot, at, commit.recorded_at) for key, snapshot, at in commit.changes],
+                    [(*entry, commit.recorded_at) for entry in commit.changes],
                 )
             await conn.executemany(
                 "INSERT INTO projection_partitions (partition, position, version) VALUES ($1, $2, 1)"
                 " ON CONFLICT (partition) DO UPDATE SET position = excluded.position,"
                 " version = projection_partitions.version + 1",
-                [(partition, position) for partition, _, position in commit.partitions],
+                [(advance.partition, advance.position) for advance in commit.partitions],
             )
 
-    async def due_subjects(self, now: int, limit: int, *, partitions: int = ALL_PARTITIONS) -> list[SubjectRow]:
+    async def due_subjects(self, now: Micros, limit: int, *, partitions: int = ALL_PARTITIONS) -> list[SubjectRow]:
         async def read(conn: _Connection) -> list[SubjectRow]:
             rows = await conn.fetch(_SELECT_DUE_SUBJECTS, partitions_in(partitions), now, limit)
             return [SubjectRow(*row) for row in rows]
@@ -578,17 +494,17 @@ class PostgresStore(Store):
 
         return await self._read(read)
 
-    async def active_policy(self) -> tuple[str, str] | None:
-        async def read(conn: _Connection) -> tuple[str, str] | None:
+    async def active_policy(self) -> PolicyText | None:
+        async def read(conn: _Connection) -> PolicyText | None:
             row = await conn.fetchrow("SELECT version, text FROM policies WHERE active")
-            return (row[0], row[1]) if row else None
+            return PolicyText(row[0], row[1]) if row else None
 
         return await self._read(read)
 
-    async def policy_history(self) -> list[tuple[str, int, bool]]:
-        async def read(conn: _Connection) -> list[tuple[str, int, bool]]:
+    async def policy_history(self) -> list[PolicyAdoption]:
+        async def read(conn: _Connection) -> list[PolicyAdoption]:
             rows = await conn.fetch("SELECT version, adopted_at, active FROM policies ORDER BY adopted_at, version")
-            return [(row[0], int(row[1]), bool(row[2])) for row in rows]
+            return [PolicyAdoption(row[0], int(row[1]), bool(row[2])) for row in rows]
 
         return await self._read(read)
 
@@ -618,9 +534,8 @@ class PostgresStore(Store):
         uscc: str | None,
         rate_limit: float | None,
         key: NewSourceKey,
-        now: datetime,
+        now: Micros,
     ) -> SourceRecord:
-        at = to_micros(now)
         async with self._transaction() as conn:
             await conn.execute(
                 "INSERT INTO sources (source_id, kind, name, uscc, rate_limit, status, created_at)"
@@ -630,7 +545,7 @@ class PostgresStore(Store):
                 name,
                 uscc,
                 rate_limit,
-                at,
+                now,
             )
             await conn.execute(
                 "INSERT INTO source_keys (source_id, scheme, material, fingerprint, created_at)"
@@ -639,21 +554,15 @@ class PostgresStore(Store):
                 key.scheme,
                 key.material,
                 key.fingerprint,
-                at,
+                now,
             )
             return cast(SourceRecord, await self._load_source(conn, source_id))
 
     async def list_sources(self) -> list[SourceRecord]:
         async def list_all(conn: _Connection) -> list[SourceRecord]:
-            rows = await conn.fetch(
-                "SELECT source_id, kind, name, uscc, rate_limit, status, created_at, disabled_at"
-                " FROM sources ORDER BY created_at, source_id"
-            )
+            rows = await conn.fetch(f"SELECT {SOURCE_COLUMNS} FROM sources ORDER BY created_at, source_id")
             keys: dict[str, list[tuple[Any, ...]]] = {}
-            for key_row in await conn.fetch(
-                "SELECT source_id, key_id, scheme, material, fingerprint, created_at, expires_at"
-                " FROM source_keys ORDER BY key_id"
-            ):
+            for key_row in await conn.fetch(f"SELECT source_id, {SOURCE_KEY_COLUMNS} FROM source_keys ORDER BY key_id"):
                 keys.setdefault(key_row[0], []).append(tuple(key_row)[1:])
             return [source_record(tuple(row), keys.get(row[0], [])) for row in rows]
 
@@ -662,11 +571,11 @@ class PostgresStore(Store):
     async def get_source(self, source_id: str) -> SourceRecord | None:
         return await self._read(lambda conn: self._load_source(conn, source_id))
 
-    async def disable_source(self, source_id: str, *, now: datetime) -> SourceRecord:
+    async def disable_source(self, source_id: str, *, now: Micros) -> SourceRecord:
         async with self._transaction() as conn:
             await conn.execute(
                 "UPDATE sources SET status = 'disabled', disabled_at = coalesce(disabled_at, $1) WHERE source_id = $2",
-                to_micros(now),
+                now,
                 source_id,
             )
             record = await self._load_source(conn, source_id)
@@ -675,7 +584,7 @@ class PostgresStore(Store):
         return record
 
     async def rotate_source_key(
-        self, source_id: str, key: NewSourceKey, *, now: datetime, grace_until: datetime
+        self, source_id: str, key: NewSourceKey, *, now: Micros, grace_until: Micros
     ) -> SourceRecord:
         async with self._transaction() as conn:
             # Lock the source's row: two rotations of one source take turns instead of interleaving their keys.
@@ -683,7 +592,7 @@ class PostgresStore(Store):
                 raise SourceNotFoundError(f"No source with id {source_id!r}.")
             await conn.execute(
                 "UPDATE source_keys SET expires_at = least(coalesce(expires_at, $1), $1) WHERE source_id = $2",
-                to_micros(grace_until),
+                grace_until,
                 source_id,
             )
             await conn.execute(
@@ -693,7 +602,7 @@ class PostgresStore(Store):
                 key.scheme,
                 key.material,
                 key.fingerprint,
-                to_micros(now),
+                now,
             )
             return cast(SourceRecord, await self._load_source(conn, source_id))
 
@@ -702,15 +611,14 @@ class PostgresStore(Store):
         async with self._transaction() as conn:
             row = await conn.fetchrow(
                 "INSERT INTO api_keys (key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret,"
-                " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING key_id, name, scopes, rate_limit,"
-                " secret_digest, sealed_lookup_secret, created_at, revoked_at",
+                f" created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {API_KEY_COLUMNS}",
                 record.key_id,
                 record.name,
                 ",".join(record.scopes),
                 record.rate_limit,
                 record.secret_digest,
                 record.sealed_lookup_secret,
-                to_micros(record.created_at),
+                record.created_at,
             )
         return api_key_record(tuple(cast(asyncpg.Record, row)))
 
@@ -721,12 +629,12 @@ class PostgresStore(Store):
 
         return await self._read(list_all)
 
-    async def revoke_api_key(self, key_id: str, *, now: datetime) -> ApiKeyRecord:
+    async def revoke_api_key(self, key_id: str, *, now: Micros) -> ApiKeyRecord:
         async with self._transaction() as conn:
             row = await conn.fetchrow(
-                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $1) WHERE key_id = $2 RETURNING key_id, name,"
-                " scopes, rate_limit, secret_digest, sealed_lookup_secret, created_at, revoked_at",
-                to_micros(now),
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $1) WHERE key_id = $2"
+                f" RETURNING {API_KEY_COLUMNS}",
+                now,
                 key_id,
             )
         if row is None:
@@ -734,91 +642,8 @@ class PostgresStore(Store):
         return api_key_record(tuple(row))
 
 
-class PostgresClaims(PartitionClaims):
-    """A projector's claims on projection partitions: session advisory locks on a dedicated connection.
-
-    The connection is opened on the first :meth:`acquire`; it takes a member slot (so that other projectors
-    count this one) and then partition locks. Every ``rebalance_interval`` seconds at most, :meth:`acquire`
-    counts the live members and moves towards a fair share; in between it answers from memory. When the
-    connection breaks, the claims are gone: :meth:`acquire` answers 0 and reconnects on a later call.
-    :meth:`release` closes the connection, which frees every lock at once."""
-
-    def __init__(
-        self, url: str, *, rebalance_interval: float = _REBALANCE_INTERVAL, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._url = url
-        self._display_url = _without_password(url)
-        self._interval = rebalance_interval
-        self._clock = clock
-        self._conn: asyncpg.Connection[asyncpg.Record] | None = None
-        self._space = 0
-        self._offset = 0
-        self._held: set[int] = set()
-        self._next_rebalance = -math.inf
-
-    async def acquire(self) -> int:
-        now = self._clock()
-        if now >= self._next_rebalance:
-            self._next_rebalance = now + self._interval
-            try:
-                if self._conn is None:
-                    self._conn = await self._connect()
-                await self._rebalance(self._conn)
-            except (*_DRIVER_ERRORS, StoreError) as exc:
-                _log.warning("projector.claims_lost", database=self._display_url, error=_reason(exc))
-                await self.release()
-        return sum(1 << partition for partition in self._held)
-
-    async def release(self) -> None:
-        conn, self._conn = self._conn, None
-        self._held.clear()
-        if conn is None or conn.is_closed():
-            return
-        try:
-            await conn.close(timeout=_CONNECT_TIMEOUT)
-        except _DRIVER_ERRORS:
-            conn.terminate()
-
-    async def _connect(self) -> asyncpg.Connection[asyncpg.Record]:
-        """A new connection holding a member slot."""
-        conn = await asyncpg.connect(self._url, timeout=_CONNECT_TIMEOUT, server_settings=_SERVER_SETTINGS)
-        try:
-            schema_oid = await conn.fetchval(_SCHEMA_OID)
-            if schema_oid is None:
-                raise StoreUnavailableError(f"No schema of the search path of {self._display_url} exists.")
-            self._space = _lock_space(schema_oid)
-            for slot in range(_MEMBER_SLOTS):
-                if await conn.fetchval(_TRY_LOCK, self._space, _LOCK_MEMBER + slot):
-                    break
-            else:
-                raise StoreUnavailableError(f"All {_MEMBER_SLOTS} projector slots of {self._display_url} are taken.")
-        except BaseException:
-            conn.terminate()
-            raise
-        # Projectors start their search for free partitions at different places (the slot's bits reversed
-        # spread 0, 8, 4, 12, 2, …), so a newcomer does not contend with every other one for the same partitions.
-        self._offset = int(f"{slot % PARTITIONS:04b}"[::-1], 2)
-        return conn
-
-    async def _rebalance(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
-        members = int(await conn.fetchval(_COUNT_MEMBERS, self._space, _LOCK_MEMBER, _LOCK_MEMBER + _MEMBER_SLOTS - 1))
-        share = -(-PARTITIONS // max(members, 1))
-        preference = [(self._offset + step) % PARTITIONS for step in range(PARTITIONS)]
-        for partition in reversed(preference):  # give back the least preferred first
-            if len(self._held) <= share:
-                break
-            if partition in self._held:
-                await conn.execute(_UNLOCK, self._space, _LOCK_PARTITION + partition)
-                self._held.discard(partition)
-        for partition in preference:
-            if len(self._held) >= share:
-                break
-            if partition not in self._held and await conn.fetchval(_TRY_LOCK, self._space, _LOCK_PARTITION + partition):
-                self._held.add(partition)
-
-
 def _commit_failure(exc: Exception) -> StoreUnavailableError:
     """The error an inbox commit's callers get: always ``StoreUnavailableError`` (nothing was acknowledged)."""
     if isinstance(exc, StoreUnavailableError):
         return exc
-    return StoreUnavailableError(f"The inbox could not commit: {_reason(exc)}.")
+    return StoreUnavailableError(f"The inbox could not commit: {reason(exc)}.")

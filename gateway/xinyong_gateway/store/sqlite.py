@@ -27,67 +27,80 @@ from xinyong_gateway.errors import (
     ApiKeyNotFoundError,
     ConfigError,
     MasterKeyError,
-    PolicyVersionError,
-    ProjectionConflictError,
     SourceNotFoundError,
     StoreError,
     StoreUnavailableError,
 )
 from xinyong_gateway.store.base import (
+    API_KEY_COLUMNS,
+    INBOX_COLUMNS,
+    SOURCE_COLUMNS,
+    SOURCE_KEY_COLUMNS,
+    STATUS_CHANGE_COLUMNS,
+    SUBJECT_COLUMNS,
+    AllPartitions,
+    PartitionClaims,
+    Store,
+    api_key_record,
+    check_partitions,
+    check_policy_version,
+    classify_appends,
+    inbox_values,
+    packaged_migrations,
+    schema_status_of,
+    source_record,
+    subject_values,
+)
+from xinyong_gateway.store.group_commit import GroupCommit, Outcome, PendingAppend, settle
+from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     PARTITIONS,
-    AllPartitions,
     ApiKeyRecord,
     AppendResult,
     AppendStatus,
     InboxEntry,
+    Micros,
     NewSourceKey,
-    PartitionClaims,
     PartitionState,
+    PolicyAdoption,
+    PolicyText,
     ProjectionCommit,
     SchemaStatus,
     SourceRecord,
     StatusChange,
-    Store,
     StoredEvent,
     SubjectRow,
-    api_key_record,
-    classify_appends,
-    packaged_migrations,
-    partition_of,
-    source_record,
     to_micros,
 )
-from xinyong_gateway.store.group_commit import GroupCommit, Outcome, PendingAppend, settle
 
 __all__ = ["SqliteStore", "sqlite_path_from_url"]
 
 T = TypeVar("T")
 
 _SELECT_SUBJECTS_BY_KEYS = (
-    "SELECT subject_key, id_type, display_id, display_name, sealed_id, sealed_name, state, status, next_change_at"
-    " FROM subjects WHERE subject_key IN (SELECT value FROM json_each(?))"
+    f"SELECT {SUBJECT_COLUMNS} FROM subjects WHERE subject_key IN (SELECT value FROM json_each(?))"
 )
 _SELECT_DUE_SUBJECTS = (
-    "SELECT subject_key, id_type, display_id, display_name, sealed_id, sealed_name, state, status, next_change_at"
-    " FROM subjects WHERE next_change_at IS NOT NULL AND next_change_at <= ? AND (? >> partition) & 1"
-    " ORDER BY next_change_at LIMIT ?"
+    f"SELECT {SUBJECT_COLUMNS} FROM subjects WHERE next_change_at IS NOT NULL AND next_change_at <= ?"
+    " AND (? >> partition) & 1 ORDER BY next_change_at LIMIT ?"
 )
-_SELECT_CHANGES = (
-    "SELECT c.change_id, c.subject_key, c.snapshot, c.effective_at, c.recorded_at, s.id_type, s.sealed_id"
-    " FROM status_changes c JOIN subjects s ON s.subject_key = c.subject_key"
+_UPSERT_SUBJECT = (
+    f"INSERT INTO subjects ({SUBJECT_COLUMNS}, updated_at, partition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (subject_key) DO UPDATE SET display_name = excluded.display_name,"
+    " sealed_name = excluded.sealed_name, state = excluded.state, status = excluded.status,"
+    " next_change_at = excluded.next_change_at, updated_at = excluded.updated_at"
 )
-_SELECT_API_KEYS = (
-    "SELECT key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret, created_at, revoked_at FROM api_keys"
-)
+_SELECT_CHANGES = f"SELECT {STATUS_CHANGE_COLUMNS}"
+_SELECT_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys"
+_SELECT_SOURCES = f"SELECT {SOURCE_COLUMNS} FROM sources"
 _READER_CACHE_KIB = 64 * 1024
 """Page cache of the event loop's read-only connection, in KiB."""
 _BUSY_TIMEOUT_MS = 5000
 _BULK_CHUNK = 5000
 """Rows per transaction on the bulk path (``append_many``)."""
 _INSERT_INBOX_UNLESS_STORED = (
-    "INSERT INTO inbox (source_id, webhook_id, body_digest, event_type, webhook_timestamp, signature, received_at,"
-    " body, partitions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source_id, webhook_id) DO NOTHING"
+    f"INSERT INTO inbox ({INBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source_id, webhook_id)"
+    " DO NOTHING"
 )
 _LAST_SEQ = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'inbox'), 0)"
 """The last inbox seq AUTOINCREMENT handed out (never reused, even if that row were gone)."""
@@ -289,16 +302,16 @@ class SqliteStore(Store):
         def apply(conn: sqlite3.Connection) -> list[str]:
             applied: list[str] = []
             done = self._applied_versions(conn)
-            for version, name, sql in packaged_migrations("sqlite"):
-                if version in done:
+            for migration in packaged_migrations("sqlite"):
+                if migration.version in done:
                     continue
-                for statement in _statements(sql):
+                for statement in _statements(migration.sql):
                     conn.execute(statement)
                 conn.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (version, name, to_micros(datetime.now(UTC))),
+                    (migration.version, migration.name, to_micros(datetime.now(UTC))),
                 )
-                applied.append(name)
+                applied.append(migration.name)
             return applied
 
         return await self._submit(apply, write=True)
@@ -308,11 +321,8 @@ class SqliteStore(Store):
             exists = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
             ).fetchone()
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")} if exists else set()
-            all_migrations = packaged_migrations("sqlite")
-            pending = tuple(name for version, name, _ in all_migrations if version not in done)
-            latest = all_migrations[-1][0] if all_migrations else 0
-            return SchemaStatus(current=max(done, default=0), latest=latest, pending=pending)
+            done = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")] if exists else []
+            return schema_status_of(done, packaged_migrations("sqlite"))
 
         return await self._submit(status)
 
@@ -392,8 +402,8 @@ class SqliteStore(Store):
             reader.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             reader.execute("PRAGMA query_only = ON")
             # Screenings look subjects up at random: SQLite's default 2 MiB page cache holds little more than the
-            # index's upper levels, and every other page costs a read() (about 6 µs of system time per single-subject
-            # screening on a 200,000-subject store). 64 MiB keeps the index and the hot rows in memory.
+            # index's upper levels, and every other page costs a read() system call. 64 MiB keeps the index and the
+            # hot rows in memory (bench/README.md, screening).
             reader.execute(f"PRAGMA cache_size = -{_READER_CACHE_KIB}")
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"Cannot open the SQLite database {self._path}: {exc}.") from exc
@@ -402,59 +412,37 @@ class SqliteStore(Store):
 
     async def commit_projection(self, commit: ProjectionCommit) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            states = _partition_states(conn)
-            for partition, expected, _ in commit.partitions:
-                if states[partition] != expected:
-                    raise ProjectionConflictError(
-                        f"Projection partition {partition} was written by another projector meanwhile."
-                    )
-            conn.executemany(
-                "INSERT INTO subjects (subject_key, id_type, display_id, display_name, sealed_id, sealed_name,"
-                " state, status, next_change_at, updated_at, partition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (subject_key) DO UPDATE SET display_name = excluded.display_name,"
-                " sealed_name = excluded.sealed_name, state = excluded.state, status = excluded.status,"
-                " next_change_at = excluded.next_change_at, updated_at = excluded.updated_at",
-                [
-                    (
-                        r.subject_key, r.id_type, r.display_id, r.display_name, r.sealed_id, r.sealed_name,
-                        r.state, r.status, r.next_change_at, commit.recorded_at, partition_of(r.subject_key),
-                    )
-                    for r in commit.subjects
-                ],
-            )  # fmt: skip
+            check_partitions(commit, _partition_states(conn))
+            conn.executemany(_UPSERT_SUBJECT, [subject_values(row, commit.recorded_at) for row in commit.subjects])
             conn.executemany(
                 "INSERT INTO status_changes (subject_key, snapshot, effective_at, recorded_at) VALUES (?, ?, ?, ?)",
-                [(key, snapshot, effective_at, commit.recorded_at) for key, snapshot, effective_at in commit.changes],
+                [(*entry, commit.recorded_at) for entry in commit.changes],
             )
             if commit.adopt_policy is not None:
-                version, text = commit.adopt_policy
-                known = conn.execute("SELECT text FROM policies WHERE version = ?", (version,)).fetchone()
-                if known is not None and known[0] != text:
-                    raise PolicyVersionError(
-                        f"Policy version {version!r} is already on record with another text;"
-                        " give the new policy a version of its own."
-                    )
+                policy = commit.adopt_policy
+                known = conn.execute("SELECT text FROM policies WHERE version = ?", (policy.version,)).fetchone()
+                check_policy_version(policy, known[0] if known is not None else None)
                 conn.execute("UPDATE policies SET active = 0 WHERE active = 1")
                 conn.execute(
                     "INSERT INTO policies (version, text, adopted_at, active) VALUES (?, ?, ?, 1)"
                     " ON CONFLICT (version) DO UPDATE SET active = 1, adopted_at = excluded.adopted_at",
-                    (version, text, commit.recorded_at),
+                    (policy.version, policy.text, commit.recorded_at),
                 )
             if commit.replace_archive:
                 conn.execute("DELETE FROM archived_records")
             conn.executemany(
                 "INSERT INTO archived_records (subject_key, record, archived_at) VALUES (?, ?, ?)",
-                [(key, record, commit.recorded_at) for key, record in commit.archived],
+                [(*archived, commit.recorded_at) for archived in commit.archived],
             )
             conn.executemany(
                 "INSERT INTO projection_partitions (partition, position, version) VALUES (?, ?, 1)"
                 " ON CONFLICT (partition) DO UPDATE SET position = excluded.position, version = version + 1",
-                [(partition, position) for partition, _, position in commit.partitions],
+                [(advance.partition, advance.position) for advance in commit.partitions],
             )
 
         await self._submit(write, write=True)
 
-    async def due_subjects(self, now: int, limit: int, *, partitions: int = ALL_PARTITIONS) -> list[SubjectRow]:
+    async def due_subjects(self, now: Micros, limit: int, *, partitions: int = ALL_PARTITIONS) -> list[SubjectRow]:
         def read(conn: sqlite3.Connection) -> list[SubjectRow]:
             rows = conn.execute(_SELECT_DUE_SUBJECTS, (now, partitions, limit)).fetchall()
             return [SubjectRow(*row) for row in rows]
@@ -475,17 +463,17 @@ class SqliteStore(Store):
 
         return await self._submit(read)
 
-    async def active_policy(self) -> tuple[str, str] | None:
-        def read(conn: sqlite3.Connection) -> tuple[str, str] | None:
+    async def active_policy(self) -> PolicyText | None:
+        def read(conn: sqlite3.Connection) -> PolicyText | None:
             row = conn.execute("SELECT version, text FROM policies WHERE active = 1").fetchone()
-            return (row[0], row[1]) if row else None
+            return PolicyText(row[0], row[1]) if row else None
 
         return await self._submit(read)
 
-    async def policy_history(self) -> list[tuple[str, int, bool]]:
-        def read(conn: sqlite3.Connection) -> list[tuple[str, int, bool]]:
+    async def policy_history(self) -> list[PolicyAdoption]:
+        def read(conn: sqlite3.Connection) -> list[PolicyAdoption]:
             rows = conn.execute("SELECT version, adopted_at, active FROM policies ORDER BY adopted_at, version")
-            return [(row[0], int(row[1]), bool(row[2])) for row in rows]
+            return [PolicyAdoption(row[0], int(row[1]), bool(row[2])) for row in rows]
 
         return await self._submit(read)
 
@@ -501,17 +489,11 @@ class SqliteStore(Store):
     # -- sources -----------------------------------------------------------------------------------
     @staticmethod
     def _load_source(conn: sqlite3.Connection, source_id: str) -> SourceRecord | None:
-        row = conn.execute(
-            "SELECT source_id, kind, name, uscc, rate_limit, status, created_at, disabled_at"
-            " FROM sources WHERE source_id = ?",
-            (source_id,),
-        ).fetchone()
+        row = conn.execute(_SELECT_SOURCES + " WHERE source_id = ?", (source_id,)).fetchone()
         if row is None:
             return None
         keys = conn.execute(
-            "SELECT key_id, scheme, material, fingerprint, created_at, expires_at"
-            " FROM source_keys WHERE source_id = ? ORDER BY key_id",
-            (source_id,),
+            f"SELECT {SOURCE_KEY_COLUMNS} FROM source_keys WHERE source_id = ? ORDER BY key_id", (source_id,)
         ).fetchall()
         return source_record(row, keys)
 
@@ -524,18 +506,17 @@ class SqliteStore(Store):
         uscc: str | None,
         rate_limit: float | None,
         key: NewSourceKey,
-        now: datetime,
+        now: Micros,
     ) -> SourceRecord:
         def create(conn: sqlite3.Connection) -> SourceRecord:
-            at = to_micros(now)
             conn.execute(
                 "INSERT INTO sources (source_id, kind, name, uscc, rate_limit, status, created_at)"
                 " VALUES (?, ?, ?, ?, ?, 'active', ?)",
-                (source_id, kind, name, uscc, rate_limit, at),
+                (source_id, kind, name, uscc, rate_limit, now),
             )
             conn.execute(
                 "INSERT INTO source_keys (source_id, scheme, material, fingerprint, created_at) VALUES (?, ?, ?, ?, ?)",
-                (source_id, key.scheme, key.material, key.fingerprint, at),
+                (source_id, key.scheme, key.material, key.fingerprint, now),
             )
             return cast(SourceRecord, self._load_source(conn, source_id))
 
@@ -543,15 +524,9 @@ class SqliteStore(Store):
 
     async def list_sources(self) -> list[SourceRecord]:
         def list_all(conn: sqlite3.Connection) -> list[SourceRecord]:
-            rows = conn.execute(
-                "SELECT source_id, kind, name, uscc, rate_limit, status, created_at, disabled_at"
-                " FROM sources ORDER BY created_at, source_id"
-            ).fetchall()
+            rows = conn.execute(_SELECT_SOURCES + " ORDER BY created_at, source_id").fetchall()
             keys: dict[str, list[tuple[Any, ...]]] = {}
-            for key_row in conn.execute(
-                "SELECT source_id, key_id, scheme, material, fingerprint, created_at, expires_at"
-                " FROM source_keys ORDER BY key_id"
-            ):
+            for key_row in conn.execute(f"SELECT source_id, {SOURCE_KEY_COLUMNS} FROM source_keys ORDER BY key_id"):
                 keys.setdefault(key_row[0], []).append(key_row[1:])
             return [source_record(row, keys.get(row[0], [])) for row in rows]
 
@@ -560,11 +535,11 @@ class SqliteStore(Store):
     async def get_source(self, source_id: str) -> SourceRecord | None:
         return await self._submit(lambda conn: self._load_source(conn, source_id))
 
-    async def disable_source(self, source_id: str, *, now: datetime) -> SourceRecord:
+    async def disable_source(self, source_id: str, *, now: Micros) -> SourceRecord:
         def disable(conn: sqlite3.Connection) -> SourceRecord:
             conn.execute(
                 "UPDATE sources SET status = 'disabled', disabled_at = coalesce(disabled_at, ?) WHERE source_id = ?",
-                (to_micros(now), source_id),
+                (now, source_id),
             )
             record = self._load_source(conn, source_id)
             if record is None:
@@ -574,19 +549,18 @@ class SqliteStore(Store):
         return await self._submit(disable, write=True)
 
     async def rotate_source_key(
-        self, source_id: str, key: NewSourceKey, *, now: datetime, grace_until: datetime
+        self, source_id: str, key: NewSourceKey, *, now: Micros, grace_until: Micros
     ) -> SourceRecord:
         def rotate(conn: sqlite3.Connection) -> SourceRecord:
             if self._load_source(conn, source_id) is None:
                 raise SourceNotFoundError(f"No source with id {source_id!r}.")
-            until = to_micros(grace_until)
             conn.execute(
                 "UPDATE source_keys SET expires_at = min(coalesce(expires_at, ?), ?) WHERE source_id = ?",
-                (until, until, source_id),
+                (grace_until, grace_until, source_id),
             )
             conn.execute(
                 "INSERT INTO source_keys (source_id, scheme, material, fingerprint, created_at) VALUES (?, ?, ?, ?, ?)",
-                (source_id, key.scheme, key.material, key.fingerprint, to_micros(now)),
+                (source_id, key.scheme, key.material, key.fingerprint, now),
             )
             return cast(SourceRecord, self._load_source(conn, source_id))
 
@@ -600,7 +574,7 @@ class SqliteStore(Store):
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.key_id, record.name, ",".join(record.scopes), record.rate_limit, record.secret_digest,
-                    record.sealed_lookup_secret, to_micros(record.created_at),
+                    record.sealed_lookup_secret, record.created_at,
                 ),
             )  # fmt: skip
             row = conn.execute(_SELECT_API_KEYS + " WHERE key_id = ?", (record.key_id,)).fetchone()
@@ -614,11 +588,9 @@ class SqliteStore(Store):
 
         return await self._submit(list_all)
 
-    async def revoke_api_key(self, key_id: str, *, now: datetime) -> ApiKeyRecord:
+    async def revoke_api_key(self, key_id: str, *, now: Micros) -> ApiKeyRecord:
         def revoke(conn: sqlite3.Connection) -> ApiKeyRecord:
-            conn.execute(
-                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE key_id = ?", (to_micros(now), key_id)
-            )
+            conn.execute("UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE key_id = ?", (now, key_id))
             row = conn.execute(_SELECT_API_KEYS + " WHERE key_id = ?", (key_id,)).fetchone()
             if row is None:
                 raise ApiKeyNotFoundError(f"No API key with id {key_id!r}.")
@@ -636,16 +608,7 @@ def _insert_chunk(conn: sqlite3.Connection, chunk: Sequence[InboxEntry]) -> list
     conflict of the row stored under its id, as ``append`` answers."""
     before = conn.execute(_LAST_SEQ).fetchone()[0]
     changes = conn.total_changes
-    conn.executemany(
-        _INSERT_INBOX_UNLESS_STORED,
-        [
-            (
-                e.source_id, e.webhook_id, e.body_digest, e.event_type, e.webhook_timestamp, e.signature,
-                e.received_at, e.sealed_body, e.partitions,
-            )
-            for e in chunk
-        ],
-    )  # fmt: skip
+    conn.executemany(_INSERT_INBOX_UNLESS_STORED, [inbox_values(e) for e in chunk])
     if conn.total_changes - changes == len(chunk):
         last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         if last - before == len(chunk):

@@ -53,8 +53,7 @@ from xinyong.webhooks import check_webhook_id
 from xinyong_gateway.credit.engine import subjects_of
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import EventRejectedError, GatewayError
-from xinyong_gateway.store import AppendResult, AppendStatus, InboxEntry, SourceRecord, Store
-from xinyong_gateway.store.base import partition_mask
+from xinyong_gateway.store import AppendResult, AppendStatus, InboxEntry, SourceRecord, Store, partition_mask
 from xinyong_gateway.validation import check_event, parse_body
 
 __all__ = ["IMPORT_SIGNATURE", "LEGACY_ID_PREFIX", "ImportProgress", "Importer", "Rejection", "check_lines"]

@@ -1,19 +1,19 @@
 """``create_app(settings)``: the gateway's aiohttp application.
 
-Resources (store, master key, source registry and its refresher) are opened and closed in one
-``cleanup_ctx``; typed app state uses ``web.AppKey``. Routes:
+The resources are opened and closed in one ``cleanup_ctx``: the master key, the store (checked against the key), the
+source registry and the API key registry (``access``), the policy in force (``credit.in_force``), a task refreshing
+each of those three, and the projector unless ``settings.projector`` is off. Typed app state uses ``web.AppKey``
+(``STORE``, ``MASTER_KEY``, ``REGISTRY``, ``API_KEYS``). Routes:
 
-- ``POST /v1/webhooks/{source_id}``  signed event ingest (``web_ingest``)
-- ``POST /v1/screenings``            screen 1 to 1000 subjects (API key, scope ``screen``; ``web_query``)
-- ``GET /v1/lists/changes``          the change feed (API key, scope ``changes``; ``web_query``)
+- ``POST /v1/webhooks/{source_id}``  signed event ingest (``web.ingest``)
+- ``POST /v1/screenings``            screen 1 to 1000 subjects (API key, scope ``screen``; ``web.query``)
+- ``GET /v1/lists/changes``          the change feed (API key, scope ``changes``; ``web.query``)
 - ``GET /openapi.json``              the OpenAPI 3.1 document (``xinyong.openapi``, as in ``schemas/openapi.json``)
 - ``GET /healthz``                   the process is alive
 - ``GET /readyz``                    the store is reachable and every migration is applied
 
 Any other method on these paths is a 405 problem, any other path a 404 problem, through routes of the application's
 own (``expect_continue`` explains why).
-
-Unless ``settings.projector`` is off, the projector runs beside the server, keeping credit files current.
 """
 
 from __future__ import annotations
@@ -24,23 +24,24 @@ import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import structlog
 from aiohttp import HttpVersion11, hdrs, web
 
 from xinyong import problems
 from xinyong.openapi import build_openapi
 from xinyong.schemas import render
-from xinyong_gateway.api_keys import ApiKeyRegistry
+from xinyong_gateway.access import ApiKeyRegistry, SourceRegistry, refresh_every
+from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.credit.policy import policy_from
 from xinyong_gateway.credit.projector import Projector
-from xinyong_gateway.crypto import MasterKey, master_key_for
+from xinyong_gateway.crypto import MasterKey, master_key_of
 from xinyong_gateway.errors import StoreError, StoreUnavailableError
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.sources import SourceRegistry
 from xinyong_gateway.store import Store, open_store
-from xinyong_gateway.web_ingest import IngestHandler
-from xinyong_gateway.web_middlewares import answered
-from xinyong_gateway.web_problems import ProblemError
-from xinyong_gateway.web_query import PolicyInForce, QueryHandler
+from xinyong_gateway.web.ingest import IngestHandler
+from xinyong_gateway.web.middleware import answered
+from xinyong_gateway.web.problems import ProblemError
+from xinyong_gateway.web.query import QueryHandler
 
 __all__ = ["API_KEYS", "GC_FIRST_GENERATION_THRESHOLD", "MASTER_KEY", "REGISTRY", "STORE", "create_app", "settle_heap"]
 
@@ -48,6 +49,8 @@ STORE = web.AppKey("store", Store)
 MASTER_KEY = web.AppKey("master_key", MasterKey)
 REGISTRY = web.AppKey("registry", SourceRegistry)
 API_KEYS = web.AppKey("api_keys", ApiKeyRegistry)
+
+_log = structlog.get_logger("xinyong_gateway.app")
 
 
 def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.time) -> web.Application:
@@ -59,8 +62,7 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
     openapi_document = render(build_openapi()).encode()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        env_key = settings.master_key.get_secret_value() if settings.master_key else None
-        master = master_key_for(settings.database_url, env_key)
+        master = master_key_of(settings)
         store = open_store(settings.database_url)
         await store.open()
         try:
@@ -81,7 +83,7 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
                 refresh_interval=settings.api_key_refresh_interval,
             )
             await api_keys.refresh()
-            policies = PolicyInForce(store, configured_policy, refresh_interval=settings.api_key_refresh_interval)
+            policies = PolicyInForce(store, configured_policy)
             await policies.refresh()
             app[STORE] = store
             app[MASTER_KEY] = master
@@ -92,7 +94,10 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             tasks = [
                 asyncio.create_task(registry.run(), name="xinyong-source-refresh"),
                 asyncio.create_task(api_keys.run(), name="xinyong-api-key-refresh"),
-                asyncio.create_task(policies.run(), name="xinyong-policy-refresh"),
+                asyncio.create_task(
+                    refresh_every(settings.api_key_refresh_interval, policies.refresh, _log, "policy.refresh_failed"),
+                    name="xinyong-policy-refresh",
+                ),
             ]
             if settings.projector:
                 projector = Projector(store, master, configured_policy, claims=store.claim_partitions(), clock=clock)
@@ -112,8 +117,8 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
         return web.Response(body=openapi_document, content_type="application/json")
 
     # Each path answers its methods (GET also HEAD); every other method there, and every other path, goes through
-    # routes of ours rather than aiohttp's system routes, whose Expect handling cannot be replaced: the same 405 and
-    # 404 problems as before, and never a 500.
+    # routes of ours rather than aiohttp's system routes, whose Expect handling cannot be replaced: a 405 or 404
+    # problem, never a 500.
     router = app.router
     for method, path, handler in (
         (hdrs.METH_POST, "/v1/webhooks/{source_id}", ingest.handle),
@@ -141,12 +146,11 @@ def settle_heap(app: web.Application) -> web.Application:
     """Tune the garbage collector for serving, once ``app`` has started (its resources open): for ``serve`` and
     its workers, not for apps that tests start by the hundred in one process.
 
-    Everything allocated until then (modules, the pydantic validators, the OpenAPI document, registries: some
-    66,000 objects) is frozen out of the collector's reach (``gc.freeze``), and the youngest generation is
-    collected every ``GC_FIRST_GENERATION_THRESHOLD`` allocations instead of 700. Without it, under 1000-subject
-    screenings at one client, a full collection walked the whole start-up heap about every 30 requests and paused
-    the loop for up to 43 ms: with it the latency's p99 went from 48 to 22 ms, and the collector's share of the
-    CPU from about 12% to under 1% (bench/README.md, screening)."""
+    Everything allocated until then (modules, the pydantic validators, the OpenAPI document, registries) is frozen
+    out of the collector's reach (``gc.freeze``), and the youngest generation is collected every
+    ``GC_FIRST_GENERATION_THRESHOLD`` allocations instead of 700, so that a full collection does not walk the whole
+    start-up heap every few large screenings and pause the loop (what it does to screening latency: bench/README.md,
+    screening)."""
 
     async def settle(_: web.Application) -> None:
         gc.collect()

@@ -1,6 +1,6 @@
 """The one request middleware: request ids, problem answers for every error, one log line per request.
 
-It wraps every route's handler (:func:`answered`, applied in ``web_app``) rather than being registered with the
+It wraps every route's handler (:func:`answered`, applied in ``web.app``) rather than being registered with the
 application.
 
 Handlers raise :class:`ProblemError` (or a domain error) and put the facts worth logging on the request
@@ -24,8 +24,8 @@ from aiohttp.typedefs import Handler
 from xinyong import problems
 from xinyong_gateway.errors import StoreUnavailableError
 from xinyong_gateway.logs import info_lines
-from xinyong_gateway.turn_batch import TurnBatch
-from xinyong_gateway.web_problems import ProblemError, problem_for_status
+from xinyong_gateway.web.problems import ProblemError, problem_for_status
+from xinyong_gateway.web.turn_batch import TurnBatch
 
 __all__ = ["LOG_FACTS", "answered", "request_middleware"]
 
@@ -40,10 +40,10 @@ _counter = itertools.count(1)
 def answered(handler: Handler) -> Handler:
     """``handler`` behind :func:`request_middleware`, for a route of its own.
 
-    The gateway wraps every route's handler (``web_app``) instead of registering the middleware with the
+    The gateway wraps every route's handler (``web.app``) instead of registering the middleware with the
     application: every request reaches a route (unknown paths and methods have routes of their own), so the effect
     is the same, and aiohttp skips its per-request middleware machinery (a context manager and a chain built per
-    route), 3 to 7 µs a request on this VM (bench/README.md, "Where an event's CPU goes")."""
+    route; what that saves: bench/README.md, "Where an event's CPU goes")."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         return await request_middleware(request, handler)
@@ -107,4 +107,4 @@ def _write_access_lines(lines: list[dict[str, Any]]) -> None:
 
 
 _access_lines: TurnBatch[dict[str, Any]] = TurnBatch(_write_access_lines)
-"""The turn's canonical lines, written together at the end of the turn (``turn_batch`` says why)."""
+"""The turn's canonical lines, written together at the end of the turn (``web.turn_batch`` says why)."""

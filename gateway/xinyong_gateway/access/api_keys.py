@@ -29,11 +29,10 @@ from datetime import datetime
 import structlog
 
 from xinyong.queries import LOOKUP_SECRET_PREFIX
+from xinyong_gateway.access.ratelimit import TokenBucket
+from xinyong_gateway.access.registry import Registry
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.ratelimit import TokenBucket
-from xinyong_gateway.registry import Registry
-from xinyong_gateway.store import ApiKeyRecord, Store
-from xinyong_gateway.store.base import ApiScope
+from xinyong_gateway.store import ApiKeyRecord, ApiScope, Store, to_micros
 
 __all__ = [
     "API_KEY_PREFIX",
@@ -44,7 +43,7 @@ __all__ = [
     "parse_api_key",
 ]
 
-_log = structlog.get_logger("xinyong_gateway.api_keys")
+_log = structlog.get_logger("xinyong_gateway.access.api_keys")
 
 API_KEY_PREFIX = "xyk_"
 _KEY_ID_PREFIX = "key_"
@@ -90,7 +89,7 @@ async def add_api_key(
             rate_limit=rate_limit,
             secret_digest=master.api_key_digest(key_id, secret),
             sealed_lookup_secret=master.seal_lookup_secret(key_id, lookup),
-            created_at=now,
+            created_at=to_micros(now),
             revoked_at=None,
         )
     )

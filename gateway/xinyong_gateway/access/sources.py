@@ -18,16 +18,16 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
 from xinyong.events import SourceKind
 from xinyong.webhooks import SigningSecret, VerifyingKey, WebhookVerifier
+from xinyong_gateway.access.ratelimit import TokenBucket
+from xinyong_gateway.access.registry import Registry
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.ratelimit import TokenBucket
-from xinyong_gateway.registry import Registry
-from xinyong_gateway.store import NewSourceKey, SourceKey, SourceRecord, Store
+from xinyong_gateway.store import NewSourceKey, SourceKey, SourceRecord, Store, to_micros
 
 __all__ = [
     "ActiveSource",
@@ -37,7 +37,7 @@ __all__ = [
     "rotate_source",
 ]
 
-_log = structlog.get_logger("xinyong_gateway.sources")
+_log = structlog.get_logger("xinyong_gateway.access.sources")
 
 
 def new_source_id() -> str:
@@ -74,7 +74,7 @@ async def add_source(
     source_id = new_source_id()
     key, secret = _new_key(master, source_id, public_key)
     record = await store.create_source(
-        source_id=source_id, kind=kind, name=name, uscc=uscc, rate_limit=rate_limit, key=key, now=now
+        source_id=source_id, kind=kind, name=name, uscc=uscc, rate_limit=rate_limit, key=key, now=to_micros(now)
     )
     return record, secret
 
@@ -91,7 +91,7 @@ async def rotate_source(
     """Give a source a new current key (a new secret, or the given public key); its other keys stay
     valid for ``grace``."""
     key, secret = _new_key(master, source_id, public_key)
-    record = await store.rotate_source_key(source_id, key, now=now, grace_until=now + grace)
+    record = await store.rotate_source_key(source_id, key, now=to_micros(now), grace_until=to_micros(now + grace))
     return record, secret
 
 
@@ -144,15 +144,15 @@ class SourceRegistry(Registry[SourceRecord, ActiveSource]):
 
     def _build(self, record: SourceRecord, previous: ActiveSource | None) -> ActiveSource | None:
         now = self._clock()
-        moment = datetime.fromtimestamp(now, UTC)
+        now_us = int(now * 1_000_000)
         keys: list[SigningSecret | VerifyingKey] = []
         rebuild_at = float("inf")
         for key in record.keys:
-            if not key.valid_at(moment):
+            if not key.valid_at(now_us):
                 continue
             keys.append(self._open_key(record.source_id, key))
             if key.expires_at is not None:
-                rebuild_at = min(rebuild_at, key.expires_at.timestamp())
+                rebuild_at = min(rebuild_at, key.expires_at / 1_000_000)
         if not keys:
             return None
         rate = record.rate_limit or self._default_rate

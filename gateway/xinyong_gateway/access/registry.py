@@ -26,7 +26,7 @@ RecordT = TypeVar("RecordT")
 ActiveT = TypeVar("ActiveT")
 
 
-async def refresh_every(interval: float, refresh: Callable[[], Awaitable[None]], log: Any, event: str) -> None:
+async def refresh_every(interval: float, refresh: Callable[[], Awaitable[object]], log: Any, event: str) -> None:
     """Call ``refresh`` every ``interval`` seconds until cancelled; store errors are logged as ``event`` and
     retried."""
     while True:

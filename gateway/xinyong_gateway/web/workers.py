@@ -110,14 +110,12 @@ async def preflight(settings: GatewaySettings) -> str:
     key, the store (reachable, migrated, sealed under this key). Returns the database for messages (no
     credentials). Raises the same errors as a single-process ``serve`` would."""
     from xinyong_gateway.credit.policy import policy_from
-    from xinyong_gateway.crypto import master_key_for
+    from xinyong_gateway.crypto import master_key_of
     from xinyong_gateway.store import open_store
 
     if settings.projector:
         policy_from(settings.policy_file)
-    master = master_key_for(
-        settings.database_url, settings.master_key.get_secret_value() if settings.master_key else None
-    )
+    master = master_key_of(settings)
     async with open_store(settings.database_url) as store:
         await store.check_master_key(master.check_value)
         return store.display_url
@@ -169,7 +167,7 @@ def run_worker(settings: GatewaySettings, index: int, conn: Connection) -> None:
 async def _serve(settings: GatewaySettings, conn: Connection, log: Any) -> None:
     from aiohttp import web
 
-    from xinyong_gateway.web_app import create_app, settle_heap
+    from xinyong_gateway.web.app import create_app, settle_heap
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -1,6 +1,6 @@
 """The query side: ``POST /v1/screenings`` and ``GET /v1/lists/changes`` (DESIGN.md "Query side").
 
-**Screening.** Checked in this order: 401/403 API key and scope (``web_auth``) → 429 the key's rate → 400 any query
+**Screening.** Checked in this order: 401/403 API key and scope (``web.auth``) → 429 the key's rate → 400 any query
 parameter (``query-parameter-invalid``: subjects travel in the body) → 413 body over 1 MiB (408 when it does not arrive
 within the body timeout) → 415 not JSON → 400 body not JSON → 422 schema (1 to 1000 subjects, each id checked as in
 events; the pointer names the index, ``/subjects/3/id``, and nothing is looked up) → 503 store. Then every subject is
@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pydantic_core
-import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -39,22 +38,20 @@ from xinyong import problems
 from xinyong.events import error_pointers
 from xinyong.queries import CURSOR_PATTERN, MAX_CHANGES_PAGE, MAX_SCREENING_SUBJECTS, ScreeningRequest, ric_pseudonym
 from xinyong.subjects import Subject
-from xinyong_gateway.api_keys import ApiKeyRegistry
+from xinyong_gateway.access import ApiKeyRegistry
+from xinyong_gateway.credit.documents import status_document
 from xinyong_gateway.credit.engine import CreditFile
-from xinyong_gateway.credit.policy import Policy, parse_policy
-from xinyong_gateway.credit.projector import status_document
+from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.registry import refresh_every
-from xinyong_gateway.store import Store, SubjectRow
-from xinyong_gateway.store.base import from_micros
-from xinyong_gateway.turn_batch import TurnBatch, fail_futures
-from xinyong_gateway.web_auth import authenticate
-from xinyong_gateway.web_middlewares import LOG_FACTS
-from xinyong_gateway.web_problems import ProblemError, is_json_utf8, read_body
+from xinyong_gateway.store import Store, SubjectRow, from_micros
+from xinyong_gateway.web.auth import authenticate
+from xinyong_gateway.web.body import is_json_utf8, read_body
+from xinyong_gateway.web.middleware import LOG_FACTS
+from xinyong_gateway.web.problems import ProblemError
+from xinyong_gateway.web.turn_batch import TurnBatch, fail_futures
 
-__all__ = ["SCREENING_BODY_LIMIT", "PolicyInForce", "QueryHandler"]
+__all__ = ["SCREENING_BODY_LIMIT", "QueryHandler"]
 
-_log = structlog.get_logger("xinyong_gateway.query")
 
 SCREENING_BODY_LIMIT = 1 << 20
 """Bytes of a screening body: 1000 subjects with names of 200 Chinese characters fit (about 700 KB)."""
@@ -64,28 +61,6 @@ _CURSOR = re.compile(CURSOR_PATTERN.removeprefix("^").removesuffix("$"))
 _LIMIT = re.compile(r"[0-9]{1,4}")
 _DEFAULT_PAGE = 100
 _FEED_PARAMETERS = frozenset({"after", "limit"})
-
-
-class PolicyInForce:
-    """The credit policy statuses are computed under: the adopted one (``policy apply``) when there is one, else
-    the configured file; re-read every ``refresh_interval`` seconds, as the projector does at each step."""
-
-    def __init__(self, store: Store, configured: Policy, *, refresh_interval: float) -> None:
-        self._store = store
-        self._configured = configured
-        self.policy = configured
-        self._refresh_interval = refresh_interval
-
-    async def refresh(self) -> None:
-        adopted = await self._store.active_policy()
-        if adopted is None:
-            self.policy = self._configured
-        elif adopted[0] != self.policy.version:
-            self.policy = parse_policy(adopted[1], source=f"adopted policy {adopted[0]}")
-
-    async def run(self) -> None:
-        """Refresh until cancelled; store errors are retried."""
-        await refresh_every(self._refresh_interval, self.refresh, _log, "policy.refresh_failed")
 
 
 def _iso(moment: datetime) -> str:

@@ -25,15 +25,16 @@ from aiohttp import web
 from xinyong import problems
 from xinyong.errors import MalformedHeadersError, SignatureMismatchError, TimestampOutOfToleranceError
 from xinyong.webhooks import WebhookHeaders
-from xinyong_gateway.credit.projector import event_partitions
+from xinyong_gateway.access import ActiveSource, SourceRegistry
+from xinyong_gateway.credit.inbox import event_partitions
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import EventRejectedError
-from xinyong_gateway.sources import ActiveSource, SourceRegistry
 from xinyong_gateway.store import AppendResult, AppendStatus, InboxEntry, Store
-from xinyong_gateway.turn_batch import TurnBatch, fail_futures
 from xinyong_gateway.validation import check_body
-from xinyong_gateway.web_middlewares import LOG_FACTS
-from xinyong_gateway.web_problems import ProblemError, is_json_utf8, read_body
+from xinyong_gateway.web.body import is_json_utf8, read_body
+from xinyong_gateway.web.middleware import LOG_FACTS
+from xinyong_gateway.web.problems import ProblemError
+from xinyong_gateway.web.turn_batch import TurnBatch, fail_futures
 
 __all__ = ["IngestHandler"]
 

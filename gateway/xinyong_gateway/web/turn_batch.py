@@ -4,11 +4,11 @@ Under load, one turn of the loop wakes many requests at once (every connection w
 hands its item to a :class:`TurnBatch` and awaits the answer; at the end of the turn the batch's ``process`` runs
 once over all of them. Nobody waits longer for it (the items would have been processed one after another in that
 turn anyway), but the same code runs many times in a row instead of once between the server's other work per
-request, so its instructions and data stay in the CPU's caches: on the ingest path that took the checks of an
-event from about 80 to about 47 µs of CPU (bench/README.md, "Where an event's CPU goes").
+request, so its instructions and data stay in the CPU's caches (what that saves on the ingest path: bench/README.md,
+"Where an event's CPU goes").
 
-Used by ingest (signature, schema, rate limit and sealing: ``web_ingest``), by screening (validation, then one
-store lookup for the turn's subjects: ``web_query``) and by the access log (``web_middlewares``). ``process``
+Used by ingest (signature, schema, rate limit and sealing: ``web.ingest``), by screening (validation, then one
+store lookup for the turn's subjects: ``web.query``) and by the access log (``web.middleware``). ``process``
 must settle every item itself and never raise: an item's failure is that item's answer, not the batch's.
 """
 

@@ -17,10 +17,10 @@ import time
 from aiohttp import web
 
 from xinyong import problems
-from xinyong_gateway.api_keys import ActiveApiKey, ApiKeyRegistry, parse_api_key
-from xinyong_gateway.store.base import ApiScope
-from xinyong_gateway.web_middlewares import LOG_FACTS
-from xinyong_gateway.web_problems import ProblemError
+from xinyong_gateway.access import ActiveApiKey, ApiKeyRegistry, parse_api_key
+from xinyong_gateway.store import ApiScope
+from xinyong_gateway.web.middleware import LOG_FACTS
+from xinyong_gateway.web.problems import ProblemError
 
 __all__ = ["authenticate"]
 

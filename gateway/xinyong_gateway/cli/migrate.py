@@ -1,0 +1,34 @@
+"""``xinyong-gateway migrate``: create or upgrade the database schema (idempotent)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from xinyong_gateway.cli._common import Output, add_command, open_resources
+from xinyong_gateway.settings import GatewaySettings
+
+__all__ = ["add_parser"]
+
+
+def add_parser(commands: Any) -> None:
+    parser = add_command(
+        commands, "migrate", "create or upgrade the database schema (idempotent)", "xinyong-gateway migrate"
+    )
+    parser.set_defaults(handler=_migrate)
+
+
+def _migrate(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
+    async def run() -> tuple[list[str], int, str]:
+        async with open_resources(settings, migrate=True) as opened:
+            return opened.applied, (await opened.store.schema_status()).current, opened.store.display_url
+
+    applied, version, database = asyncio.run(run())
+    human = (
+        f"Applied {len(applied)} migration(s): {', '.join(applied)}; schema is at version {version}."
+        if applied
+        else f"Schema is up to date (version {version})."
+    )
+    out.emit({"applied": applied, "schema_version": version, "database": database}, human)
+    return 0

@@ -1,0 +1,85 @@
+"""``xinyong-gateway serve``: run the gateway (HTTP), in one process or as ``--workers N`` sharing one port."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from xinyong_gateway.cli._common import CliError, Output, add_command, policy_option
+from xinyong_gateway.settings import GatewaySettings
+
+__all__ = ["add_parser"]
+
+
+def add_parser(commands: Any) -> None:
+    serve = add_command(commands, "serve", "run the gateway (HTTP)", "xinyong-gateway serve --host 0.0.0.0 --port 8080")
+    serve.add_argument("--host", help="interface to listen on (default: $XINYONG_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: $XINYONG_PORT or 8080)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="gateway processes sharing the port (SO_REUSEPORT), each with its own projector unless"
+        " --no-projector; a supervisor restarts any that dies (default 1; more than 1 needs PostgreSQL)",
+    )
+    serve.add_argument("--log-format", choices=["auto", "json", "console"], help="log renderer (default: auto)")
+    serve.add_argument(
+        "--no-projector", action="store_true", help="do not project inside this process (run `project` apart)"
+    )
+    policy_option(serve)
+    serve.set_defaults(handler=_serve, settings_overrides=_overrides)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings that serve's own options override."""
+    overrides: dict[str, Any] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.log_format:
+        overrides["log_format"] = args.log_format
+    if args.no_projector:
+        overrides["projector"] = False
+    return overrides
+
+
+def _serve(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
+    if args.workers < 1:
+        raise CliError("--workers must be at least 1.")
+    if args.workers > 1 and settings.database_url.startswith("sqlite:"):
+        raise CliError(
+            "SQLite serves one process only: --workers above 1 needs a PostgreSQL database (--db postgresql://…)."
+        )
+    if args.workers > 1:
+        from xinyong_gateway.web.workers import serve_workers
+
+        if settings.port == 0:
+            raise CliError("--port 0 (any free port) cannot be shared by several workers; choose a port.")
+        return serve_workers(settings, args.workers)
+
+    import structlog
+    from aiohttp import web
+
+    from xinyong_gateway.logs import configure_logging
+    from xinyong_gateway.store import open_store
+    from xinyong_gateway.web import create_app, settle_heap
+
+    configure_logging(settings.log_format, settings.log_level)
+    log = structlog.get_logger("xinyong_gateway.serve")
+
+    database = open_store(settings.database_url).display_url  # never a password in the log
+
+    def announce(_: str) -> None:
+        log.info("serving", url=f"http://{settings.host}:{settings.port}", database=database)
+
+    web.run_app(
+        settle_heap(create_app(settings)),
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        print=announce,
+        shutdown_timeout=10,
+    )
+    return 0

@@ -1,0 +1,169 @@
+"""``xinyong-gateway sources add|list|disable|rotate``: register and manage webhook senders (``access.sources``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from xinyong.events import SOURCE_KINDS
+from xinyong.subjects import validate_uscc
+from xinyong.webhooks import VerifyingKey
+from xinyong_gateway.access import add_source, rotate_source
+from xinyong_gateway.cli._common import CliError, Output, add_command, duration, iso, open_resources, positive
+from xinyong_gateway.settings import GatewaySettings
+from xinyong_gateway.store import SourceRecord, to_micros
+
+__all__ = ["add_parser"]
+
+
+def add_parser(commands: Any) -> None:
+    sources = add_command(commands, "sources", "register and manage webhook senders", "xinyong-gateway sources list")
+    actions = sources.add_subparsers(dest="sources_command", metavar="ACTION", required=True)
+    add = add_command(
+        actions,
+        "add",
+        "register a source; prints its id and, for a symmetric source, its secret (shown once)",
+        'xinyong-gateway sources add --kind courier --name "Swift Express" --public-key whpk_...',
+    )
+    add.add_argument("--kind", required=True, choices=SOURCE_KINDS)
+    add.add_argument("--name", required=True)
+    add.add_argument("--uscc", help="the sender's unified social credit code")
+    add.add_argument("--public-key", metavar="whpk_…", help="register an Ed25519 public key (v1a) instead of a secret")
+    add.add_argument("--rate", type=positive, metavar="N", help="own rate limit, verified requests per second")
+    add.set_defaults(handler=_add)
+    listing = add_command(
+        actions, "list", "list sources with their keys and key expiry", "xinyong-gateway sources list"
+    )
+    listing.set_defaults(handler=_list)
+    disable = add_command(
+        actions, "disable", "refuse a source's webhooks from now on", "xinyong-gateway sources disable src_..."
+    )
+    disable.add_argument("source_id", metavar="ID")
+    disable.set_defaults(handler=_disable)
+    rotate = add_command(
+        actions,
+        "rotate",
+        "issue a new secret (or register a new public key); old keys stay valid for --grace",
+        "xinyong-gateway sources rotate src_... --grace 24h",
+    )
+    rotate.add_argument("source_id", metavar="ID")
+    rotate.add_argument("--grace", type=duration, default=timedelta(hours=24), help="grace period (default 24h)")
+    rotate.add_argument("--public-key", metavar="whpk_…", help="new Ed25519 public key instead of a new secret")
+    rotate.set_defaults(handler=_rotate)
+
+
+def _source_json(record: SourceRecord) -> dict[str, Any]:
+    return {
+        "source_id": record.source_id,
+        "kind": record.kind,
+        "name": record.name,
+        "uscc": record.uscc,
+        "status": record.status,
+        "rate_limit": record.rate_limit,
+        "created_at": iso(record.created_at),
+        "disabled_at": iso(record.disabled_at),
+        "keys": [
+            {
+                "scheme": key.scheme,
+                "fingerprint": key.fingerprint,
+                "created_at": iso(key.created_at),
+                "expires_at": iso(key.expires_at),
+            }
+            for key in record.keys
+        ],
+    }
+
+
+def _human_source(record: SourceRecord) -> str:
+    lines = [f"{record.source_id}  {record.kind:<11}  {record.status:<8}  {record.name}"]
+    if record.uscc:
+        lines.append(f"    uscc {record.uscc}")
+    if record.rate_limit:
+        lines.append(f"    rate limit {record.rate_limit:g}/s")
+    for key in record.keys:
+        expiry = f"expires {iso(key.expires_at)}" if key.expires_at else "current"
+        lines.append(f"    key {key.scheme:<3} {key.fingerprint}  {expiry}")
+    return "\n".join(lines)
+
+
+def _add(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
+    now = datetime.now(UTC)
+    name = args.name.strip()
+    if not name:
+        raise CliError("--name must not be empty.")
+    uscc = validate_uscc(args.uscc) if args.uscc else None
+    public_key = VerifyingKey.parse(args.public_key) if args.public_key else None
+
+    async def add() -> dict[str, Any]:
+        async with open_resources(settings) as opened:
+            record, secret = await add_source(
+                opened.store,
+                opened.master,
+                kind=args.kind,
+                name=name,
+                uscc=uscc,
+                public_key=public_key,
+                rate_limit=args.rate,
+                now=now,
+            )
+        result = _source_json(record)
+        if secret is not None:
+            result["secret"] = str(secret)
+        if public_key is not None:
+            result["public_key"] = str(public_key)
+        return result
+
+    result = asyncio.run(add())
+    human = f"Registered source {result['source_id']} ({result['kind']}, {result['name']})."
+    if "secret" in result:
+        human += f"\n  secret: {result['secret']}\n  Give it to the sender now; it is not shown again."
+    else:
+        human += "\n  Webhooks must be signed (v1a) with the matching whsk_ signing key."
+    out.emit(result, human)
+    return 0
+
+
+def _list(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
+    async def list_all() -> list[SourceRecord]:
+        async with open_resources(settings) as opened:
+            return await opened.store.list_sources()
+
+    records = asyncio.run(list_all())
+    human = "\n".join(_human_source(r) for r in records) if records else "No sources yet."
+    out.emit([_source_json(r) for r in records], human)
+    return 0
+
+
+def _disable(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
+    async def disable() -> SourceRecord:
+        async with open_resources(settings) as opened:
+            return await opened.store.disable_source(args.source_id, now=to_micros(datetime.now(UTC)))
+
+    record = asyncio.run(disable())
+    out.emit(_source_json(record), f"Disabled source {record.source_id}; its webhooks are refused from now on.")
+    return 0
+
+
+def _rotate(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
+    now = datetime.now(UTC)
+    public_key = VerifyingKey.parse(args.public_key) if args.public_key else None
+
+    async def rotate() -> dict[str, Any]:
+        async with open_resources(settings) as opened:
+            record, secret = await rotate_source(
+                opened.store, opened.master, args.source_id, public_key=public_key, grace=args.grace, now=now
+            )
+        result = _source_json(record)
+        result["previous_keys_expire_at"] = iso(to_micros(now + args.grace))
+        if secret is not None:
+            result["secret"] = str(secret)
+        return result
+
+    result = asyncio.run(rotate())
+    human = f"Rotated source {result['source_id']}; previous keys stay valid until {result['previous_keys_expire_at']}."
+    if "secret" in result:
+        human += f"\n  new secret: {result['secret']}\n  Give it to the sender now; it is not shown again."
+    out.emit(result, human)
+    return 0

@@ -1,0 +1,63 @@
+"""The documents the credit engine's results are shown as: a status as JSON, and text as it may be displayed.
+
+:func:`status_document` is the JSON form of a :class:`~xinyong_gateway.credit.engine.Status`: what the store keeps
+for each subject, the change feed carries and screening serves; :func:`decision_of` reads back from a document what
+:meth:`Status.decision` says of the status it was made from (a feed entry is written when that changes).
+:func:`display_text` is a name as it may be stored for display and shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from xinyong_gateway.credit.engine import Status
+
+__all__ = ["decision_of", "display_text", "status_document"]
+
+
+_CONTROL_CHARACTERS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "\ufffd")
+"""C0, DEL and C1 (Unicode category Cc) → U+FFFD, for ``str.translate``."""
+
+
+def display_text(text: str | None) -> str | None:
+    """``text`` as it may be stored for display and shown: every control character replaced by U+FFFD.
+
+    Event text is free within its length limits, and the sealed original keeps every character; what is shown
+    (and stored in a ``text`` column) must not carry a NUL, which PostgreSQL refuses, nor terminal escapes."""
+    return None if text is None else text.translate(_CONTROL_CHARACTERS)
+
+
+def status_document(row_identity: tuple[str, str, str | None], status: Status) -> dict[str, Any]:
+    """The JSON form of a status: what the store keeps, the feed carries and the query API will serve."""
+    id_type, display_id, display_name = row_identity
+    return {
+        "subject": {"id_type": id_type, "id": display_id, "name": display_name},
+        "list": status.list,
+        "grade": status.grade,
+        "score": status.score,
+        "measures": list(status.measures),
+        "reasons": [
+            {
+                "record_id": reason.record_id,
+                "code": reason.code,
+                "list": reason.list,
+                "severity": reason.severity,
+                "source_events": list(reason.source_seqs),
+                "effective_from": reason.effective_from.isoformat(),
+                "effective_until": reason.effective_until.isoformat(),
+                "disputed": reason.disputed,
+            }
+            for reason in status.reasons
+        ],
+        "disputed": status.disputed,
+        "policy_version": status.policy_version,
+        "as_of": status.as_of.isoformat(),
+    }
+
+
+def decision_of(document: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...], bool]:
+    """:meth:`Status.decision` of the status ``document`` was made from (by :func:`status_document`): its list, grade,
+    measures and whether it is disputed. A stored document compares with a new status by it; a property test holds
+    the two equal."""
+    return (document["list"], document["grade"], tuple(document["measures"]), bool(document["disputed"]))

@@ -1,0 +1,89 @@
+"""A regulator's report of one credit file (``xinyong-gateway subjects show``): its status, every record it ever
+held (the archived ones too) in the order they took effect, and its status history from the change feed.
+
+:func:`subject_report` reads it from the store (the identity masked, unless ``reveal``); :func:`report_lines` is its
+form for a person. Times are UTC to the second (``2026-03-01T08:00:00Z``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from xinyong.subjects import Subject
+from xinyong_gateway.credit.engine import CreditFile, Record
+from xinyong_gateway.crypto import MasterKey
+from xinyong_gateway.store import Store, from_micros
+
+__all__ = ["report_lines", "subject_report"]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+async def subject_report(
+    store: Store, master: MasterKey, subject: Subject, *, reveal: bool, now: datetime
+) -> dict[str, Any] | None:
+    """The report of ``subject``'s credit file at ``now`` (records' states are as of then), or None when nothing was
+    ever reported about it. ``reveal``: the identifier and name unsealed instead of masked."""
+    key = master.subject_key(subject.id_type, subject.id)
+    row = (await store.load_subjects([key])).get(key)
+    if row is None:
+        return None
+    credit_file = CreditFile.from_json(row.state)
+    identity: dict[str, Any] = {"id_type": row.id_type, "id": row.display_id, "name": row.display_name}
+    if reveal:
+        identity["id"] = master.open_identity(key, row.sealed_id)
+        identity["name"] = master.open_identity(key, row.sealed_name) if row.sealed_name else None
+    records = [
+        {
+            "record_id": record.record_id,
+            "reason": record.reason,
+            "rule": record.rule_id,
+            "list": record.list_name,
+            "severity": record.severity,
+            "state": record.state_at(now),
+            "source_events": record.source_seqs,
+            "effective_from": _iso(record.effective_from),
+            "effective_until": _iso(record.effective_until),
+        }
+        for record in sorted(
+            [
+                *(Record.from_json(json.loads(text)) for text in await store.archived_records(key)),
+                *credit_file.records.values(),
+            ],
+            key=lambda r: (r.effective_from, r.record_id),
+        )
+    ]
+    history = [
+        {"change_id": c.change_id, "effective_at": _iso(from_micros(c.effective_at)), **json.loads(c.snapshot)}
+        for c in await store.subject_changes(key)
+    ]
+    status = json.loads(row.status)
+    status["subject"] = identity
+    return {"subject": identity, "status": status, "records": records, "history": history}
+
+
+def report_lines(report: dict[str, Any]) -> list[str]:
+    """The report for a person: who, the status, one line per record, one line per feed entry."""
+    subject, status = report["subject"], report["status"]
+    lines = [
+        f"{subject['id_type'].upper()} {subject['id']}  {subject['name'] or ''}".rstrip(),
+        f"  list {status['list']}, grade {status['grade']}, score {status['score']}"
+        f" (policy {status['policy_version']}, as of {status['as_of']})",
+    ]
+    if status["measures"]:
+        lines.append(f"  measures: {', '.join(status['measures'])}")
+    lines.append(f"  records ({len(report['records'])}):")
+    for record in report["records"]:
+        lines.append(
+            f"    {record['record_id']}  {record['reason']:<24} {record['list']:<5} {record['severity']:<7}"
+            f" {record['state']:<9}"
+            f" {record['effective_from']} → {record['effective_until']}  events {record['source_events']}"
+        )
+    lines.append(f"  status history ({len(report['history'])}):")
+    for change in report["history"]:
+        lines.append(f"    #{change['change_id']} {change['effective_at']}: {change['list']} {change['grade']}")
+    return lines

@@ -1,0 +1,317 @@
+"""The records that cross the storage interface, and how subjects fall into projection partitions.
+
+Records are named (a frozen dataclass, or a named tuple where one is built per subject on a hot path), never bare
+tuples, and every instant in them is :data:`Micros`, Unix time in microseconds, as the databases keep it. The
+interface that takes and returns them is :class:`~xinyong_gateway.store.base.Store`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, NamedTuple
+
+__all__ = [
+    "ALL_PARTITIONS",
+    "API_SCOPES",
+    "PARTITIONS",
+    "ApiKeyRecord",
+    "ApiScope",
+    "AppendResult",
+    "AppendStatus",
+    "ArchivedRecord",
+    "FeedEntry",
+    "InboxEntry",
+    "KeyScheme",
+    "Micros",
+    "Migration",
+    "NewSourceKey",
+    "PartitionAdvance",
+    "PartitionState",
+    "PolicyAdoption",
+    "PolicyText",
+    "ProjectionCommit",
+    "SchemaStatus",
+    "SourceKey",
+    "SourceRecord",
+    "StatusChange",
+    "StoredEvent",
+    "SubjectRow",
+    "from_micros",
+    "partition_mask",
+    "partition_of",
+    "partitions_in",
+    "to_micros",
+]
+
+KeyScheme = Literal["v1", "v1a"]
+ApiScope = Literal["screen", "changes"]
+API_SCOPES: tuple[ApiScope, ...] = ("screen", "changes")
+"""What an API key may be allowed: ``screen`` (``POST /v1/screenings``), ``changes`` (``GET /v1/lists/changes``)."""
+
+PARTITIONS = 16
+"""Subjects are split into this many projection partitions by their key's first hex digit. Each partition has
+its own position in the inbox, and one projector at a time holds it, so projectors share the work while the
+events of one subject are applied in order (see ``Projector``)."""
+ALL_PARTITIONS = (1 << PARTITIONS) - 1
+"""The bit mask of every partition: an inbox row that may concern any subject."""
+
+
+def partition_of(subject_key: str) -> int:
+    """The projection partition of a subject (its blind-index key is hex, so the first digit is uniform)."""
+    return int(subject_key[0], 16) % PARTITIONS
+
+
+def partition_mask(subject_keys: Iterable[str]) -> int:
+    """The bit mask of the partitions of these subjects."""
+    mask = 0
+    for key in subject_keys:
+        mask |= 1 << partition_of(key)
+    return mask
+
+
+def partitions_in(mask: int) -> list[int]:
+    """The partitions whose bits are set in ``mask``, in order."""
+    return [partition for partition in range(PARTITIONS) if mask >> partition & 1]
+
+
+Micros = int
+"""Unix time in microseconds: every instant that crosses the store interface, as the databases keep it."""
+
+
+def to_micros(moment: datetime) -> Micros:
+    """Unix time in microseconds (how instants are stored)."""
+    return int(moment.timestamp() * 1_000_000)
+
+
+def from_micros(micros: Micros) -> datetime:
+    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+
+
+class AppendStatus(enum.Enum):
+    ACCEPTED = "accepted"
+    """Stored now, durably."""
+    DUPLICATE = "duplicate"
+    """The same source already stored this webhook-id with the same body."""
+    CONFLICT = "conflict"
+    """The same source already stored this webhook-id with a different body; nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    """One verified, validated webhook, ready to append to the inbox (the raw event log)."""
+
+    source_id: str
+    webhook_id: str
+    body_digest: bytes
+    event_type: str
+    webhook_timestamp: int
+    signature: str
+    received_at: Micros
+    sealed_body: bytes
+    partitions: int = ALL_PARTITIONS
+    """Bit mask of the projection partitions of the subjects the event is about (a hint that lets a projector
+    skip rows of other partitions without opening them; all bits when unknown)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    status: AppendStatus
+    seq: int | None
+    """Position in the inbox of the stored row (the existing one for a duplicate)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A row of the inbox, in log order."""
+
+    seq: int
+    source_id: str
+    webhook_id: str
+    event_type: str
+    webhook_timestamp: int
+    signature: str
+    received_at: Micros
+    body_digest: bytes
+    sealed_body: bytes | None
+    """None when the row concerns none of the partitions asked for (``read_inbox(partitions=…)``)."""
+    partitions: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewSourceKey:
+    scheme: KeyScheme
+    material: bytes
+    """v1: the secret sealed under the master key; v1a: the raw 32-byte Ed25519 public key."""
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceKey:
+    key_id: int
+    scheme: KeyScheme
+    material: bytes
+    fingerprint: str
+    created_at: Micros
+    expires_at: Micros | None
+    """None for a current key; the end of its grace period for a rotated-out key."""
+
+    def valid_at(self, at: Micros) -> bool:
+        return self.expires_at is None or at < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    source_id: str
+    kind: Literal["marketplace", "courier", "regulator"]
+    name: str
+    uscc: str | None
+    rate_limit: float | None
+    status: Literal["active", "disabled"]
+    created_at: Micros
+    disabled_at: Micros | None
+    keys: tuple[SourceKey, ...]
+
+
+class SubjectRow(NamedTuple):
+    """A subject's credit file as stored: identity (sealed and displayable), state, status.
+
+    A named tuple rather than a frozen dataclass: a screening builds one per subject it finds, and a tuple is cheaper
+    to build (``SubjectRow._make`` straight from a database row)."""
+
+    subject_key: str
+    id_type: Literal["uscc", "ric"]
+    display_id: str
+    display_name: str | None
+    sealed_id: bytes
+    sealed_name: bytes | None
+    state: str
+    status: str
+    next_change_at: Micros | None
+    """None when time alone cannot change the status."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """An entry of the change feed: a full status snapshot and the instant it took effect, with the subject's
+    identity as its credit file holds it (the feed names a RIC subject by a pseudonym computed from it)."""
+
+    change_id: int
+    subject_key: str
+    snapshot: str
+    effective_at: Micros
+    recorded_at: Micros
+    id_type: Literal["uscc", "ric"]
+    sealed_id: bytes
+    """The identifier, sealed under the master key (``MasterKey.open_identity(subject_key, …)``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key of the query side as stored: never the key itself, only a keyed digest of its secret."""
+
+    key_id: str
+    name: str
+    scopes: tuple[ApiScope, ...]
+    rate_limit: float | None
+    """Requests per second; None for the gateway's default."""
+    secret_digest: bytes
+    """``MasterKey.api_key_digest(key_id, secret)``."""
+    sealed_lookup_secret: bytes
+    """The key's lookup secret (RIC pseudonyms in the change feed), sealed under the master key."""
+    created_at: Micros
+    revoked_at: Micros | None
+
+    @property
+    def status(self) -> Literal["active", "revoked"]:
+        return "active" if self.revoked_at is None else "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionState:
+    """Where a projection partition stands: the seq of the last inbox row applied to it, and a counter of the
+    commits that touched it (so a commit can tell that nobody else wrote the partition since it read)."""
+
+    position: int = 0
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionAdvance:
+    """A partition a projection commit writes for: the state its step read, and the position it moves to."""
+
+    partition: int
+    expected: PartitionState
+    """The commit fails unless the partition is still in this state (then its version is bumped)."""
+    position: int
+
+
+class FeedEntry(NamedTuple):
+    """An entry to append to the change feed: a full status snapshot and the instant it took effect."""
+
+    subject_key: str
+    snapshot: str
+    effective_at: Micros
+
+
+class ArchivedRecord(NamedTuple):
+    """A record leaving its credit file for the archive (JSON)."""
+
+    subject_key: str
+    record: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyText:
+    """A credit policy as it is adopted and kept: its version and its TOML text, comments and all."""
+
+    version: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyAdoption:
+    """One adoption of a policy (``policy apply``)."""
+
+    version: str
+    adopted_at: Micros
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionCommit:
+    """What one projector step writes, in one transaction: its effects and its new positions together."""
+
+    partitions: tuple[PartitionAdvance, ...]
+    """Every partition the step wrote for (see :func:`check_partitions`)."""
+    subjects: tuple[SubjectRow, ...]
+    changes: tuple[FeedEntry, ...]
+    """In order."""
+    recorded_at: Micros
+    archived: tuple[ArchivedRecord, ...] = ()
+    replace_archive: bool = False
+    """Empty the archive first (a re-projection rebuilds it)."""
+    adopt_policy: PolicyText | None = None
+    """Record this policy as the active one, in the same transaction (see :func:`check_policy_version`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """A numbered migration of one backend (``migrations/<backend>/NNNN_name.sql``)."""
+
+    version: int
+    name: str
+    sql: str
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaStatus:
+    current: int
+    latest: int
+    pending: tuple[str, ...]
+
+    @property
+    def ready(self) -> bool:
+        return not self.pending
