@@ -12,6 +12,8 @@ from pydantic import ValidationError
 
 from xinyong.subjects import Subject
 from xinyong_gateway.cli._common import CliError, Output, add_command, open_resources
+from xinyong_gateway.credit.in_force import PolicyInForce
+from xinyong_gateway.credit.policy import policy_from
 from xinyong_gateway.credit.report import report_lines, subject_report
 from xinyong_gateway.settings import GatewaySettings
 
@@ -43,7 +45,11 @@ def _show(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> i
 
     async def run() -> dict[str, Any] | None:
         async with open_resources(settings) as opened:
-            return await subject_report(opened.store, opened.master, subject, reveal=args.reveal, now=datetime.now(UTC))
+            policy = await PolicyInForce(opened.store, policy_from(settings.policy_file)).refresh()
+            now = datetime.now(UTC)
+            return await subject_report(
+                opened.store, opened.master, subject, reveal=args.reveal, now=now, policy=policy
+            )
 
     report = asyncio.run(run())
     if report is None:

@@ -1,5 +1,6 @@
 """A regulator's report of one credit file (``xinyong-gateway subjects show``): its status, every record it ever
-held (the archived ones too) in the order they took effect, and its status history from the change feed.
+held (the archived ones too) in the order they took effect, its objections and repair applications with their
+deadlines, and its status history from the change feed.
 
 :func:`subject_report` reads it from the store (the identity masked, unless ``reveal``); :func:`report_lines` is its
 form for a person. Times are UTC to the second (``2026-03-01T08:00:00Z``).
@@ -8,11 +9,13 @@ form for a person. Times are UTC to the second (``2026-03-01T08:00:00Z``).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from dataclasses import asdict
+from datetime import UTC, date, datetime
 from typing import Any
 
 from xinyong.subjects import Subject
-from xinyong_gateway.credit.engine import CreditFile, Record
+from xinyong_gateway.credit.engine import CreditFile, ObjectionView, Record, RepairView
+from xinyong_gateway.credit.policy import Policy
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.store import Store, from_micros
 
@@ -23,11 +26,23 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _view_document(view: ObjectionView | RepairView) -> dict[str, Any]:
+    """An objection or repair as JSON: instants as UTC to the second, deadlines as the date of their last day."""
+    document = asdict(view)
+    for name, value in document.items():
+        if isinstance(value, datetime):
+            document[name] = _iso(value)
+        elif isinstance(value, date):
+            document[name] = value.isoformat()
+    return document
+
+
 async def subject_report(
-    store: Store, master: MasterKey, subject: Subject, *, reveal: bool, now: datetime
+    store: Store, master: MasterKey, subject: Subject, *, reveal: bool, now: datetime, policy: Policy
 ) -> dict[str, Any] | None:
-    """The report of ``subject``'s credit file at ``now`` (records' states are as of then), or None when nothing was
-    ever reported about it. ``reveal``: the identifier and name unsealed instead of masked."""
+    """The report of ``subject``'s credit file at ``now`` (records' states are as of then; deadlines under
+    ``policy``), or None when nothing was ever reported about it. ``reveal``: the identifier and name unsealed
+    instead of masked."""
     key = master.subject_key(subject.id_type, subject.id)
     row = (await store.load_subjects([key])).get(key)
     if row is None:
@@ -45,6 +60,7 @@ async def subject_report(
             "list": record.list_name,
             "severity": record.severity,
             "state": record.state_at(now),
+            "disputed": record.disputed_at(now),
             "source_events": record.source_seqs,
             "effective_from": _iso(record.effective_from),
             "effective_until": _iso(record.effective_until),
@@ -63,7 +79,48 @@ async def subject_report(
     ]
     status = json.loads(row.status)
     status["subject"] = identity
-    return {"subject": identity, "status": status, "records": records, "history": history}
+    objections = [_view_document(credit_file.objection(oid, policy, now)) for oid in sorted(credit_file.objections)]
+    repairs = [_view_document(credit_file.repair(rid, policy)) for rid in sorted(credit_file.repairs)]
+    return {
+        "subject": identity,
+        "status": status,
+        "records": records,
+        "objections": objections,
+        "repairs": repairs,
+        "history": history,
+    }
+
+
+def _objection_line(objection: dict[str, Any]) -> str:
+    parts = [f"{objection['objection_id']}: {objection['state']}", f"record {objection['record_id']}"]
+    if objection["filed_at"]:
+        parts.append(f"filed {objection['filed_at']}, reply due {objection['reply_due']}")
+    if objection["decided_at"]:
+        parts.append(f"decided {objection['decided_at']}")
+    if objection["publish_due"]:
+        parts.append(f"correction published by {objection['publish_due']}")
+    if objection["feedback_due"]:
+        parts.append(f"result fed back by {objection['feedback_due']}")
+    if objection["overdue"]:
+        parts.append("OVERDUE")
+    if objection["reason"]:
+        parts.append(objection["reason"])
+    if objection["anomalies"]:
+        parts.append(f"{objection['anomalies']} ruling(s) that do not stand")
+    return ", ".join(parts)
+
+
+def _repair_line(repair: dict[str, Any]) -> str:
+    parts = [f"{repair['repair_id']}: {repair['state']}", f"record {repair['record_id']}"]
+    if repair["applied_at"]:
+        parts.append(f"applied {repair['applied_at']}")
+    if repair["decided_at"]:
+        parts.append(f"decided {repair['decided_at']}")
+    if repair["reason"]:
+        parts.append(repair["reason"])
+    if repair["anomalies"]:
+        parts.append(f"{repair['anomalies']} ruling(s) that do not stand")
+    return ", ".join(parts)
 
 
 def report_lines(report: dict[str, Any]) -> list[str]:
@@ -80,9 +137,17 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     for record in report["records"]:
         lines.append(
             f"    {record['record_id']}  {record['reason']:<24} {record['list']:<5} {record['severity']:<7}"
-            f" {record['state']:<9}"
+            f" {record['state']:<9}{' (disputed)' if record['disputed'] else ''}"
             f" {record['effective_from']} → {record['effective_until']}  events {record['source_events']}"
         )
+    if report["objections"]:
+        lines.append(f"  objections ({len(report['objections'])}):")
+        for objection in report["objections"]:
+            lines.append(f"    {_objection_line(objection)}")
+    if report["repairs"]:
+        lines.append(f"  repairs ({len(report['repairs'])}):")
+        for repair in report["repairs"]:
+            lines.append(f"    {_repair_line(repair)}")
     lines.append(f"  status history ({len(report['history'])}):")
     for change in report["history"]:
         lines.append(f"    #{change['change_id']} {change['effective_at']}: {change['list']} {change['grade']}")
