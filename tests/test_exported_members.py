@@ -39,6 +39,24 @@ def test_package_exports_exactly_its_public_names_sorted(package: str) -> None:
         assert hasattr(module, name), name
 
 
+SUBPACKAGES = [
+    "xinyong.cli",
+    "xinyong_gateway.access",
+    "xinyong_gateway.cli",
+    "xinyong_gateway.credit",
+    "xinyong_gateway.store",
+    "xinyong_gateway.web",
+]
+
+
+@pytest.mark.parametrize("package", SUBPACKAGES)
+def test_every_subpackage_exports_a_sorted_all_of_names_it_has(package: str) -> None:
+    module = importlib.import_module(package)
+    assert list(module.__all__) == sorted(module.__all__, key=_isort_style)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
+
+
 def test_every_sdk_error_derives_from_the_one_root() -> None:
     import xinyong
 

@@ -13,3 +13,7 @@
 Modules are imported by path (``xinyong_gateway.credit.engine``); this package re-exports nothing, so that importing
 the engine (the projection benchmark, the mutation tests) loads no storage.
 """
+
+from __future__ import annotations
+
+__all__: list[str] = []
