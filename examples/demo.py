@@ -4,8 +4,9 @@ Run with ``make demo``. It works in a scratch folder, starts ``xinyong-gateway s
 port, registers a marketplace (HMAC secret), a courier (Ed25519 key pair from ``xinyong keygen``) and a
 regulator, sends realistic events through the SDK's ``EventSender`` (and a few that are rejected, to show
 why). Then a merchant moves onto the black list and the marketplace, which screens merchants with the SDK's
-``Client``, refuses to onboard it; the marketplace's ``ListMirror`` syncs the lists, the gateway is stopped, and
-the mirror still answers. It prints a summary. Nothing is left running and nothing is left on disk.
+``Client``, refuses to onboard it; another merchant objects to a penalty, which is disputed until the regulator
+upholds the objection and the record is corrected; the marketplace's ``ListMirror`` syncs the lists, the gateway
+is stopped, and the mirror still answers. It prints a summary. Nothing is left running and nothing is left on disk.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ BIN = Path(sys.executable).parent
 SHOP_A = {"id_type": "uscc", "id": "91320700MA1P4K7L4R", "name": "连云港海鲜优选电子商务有限公司"}
 SHOP_B = {"id_type": "uscc", "id": "91320703MA20B8C33E", "name": "连云区水晶饰品商行"}
 SHOP_C = {"id_type": "uscc", "id": "91320706MA1Y2N6Q47", "name": "海州区速达数码店"}
+SHOP_D = {"id_type": "uscc", "id": "91320705MA21Q7K346", "name": "新浦区茶叶小铺"}
 SOLE_TRADER = {"id_type": "ric", "id": "320706198605174597", "name": "王小明"}
 COURIER = {"id_type": "uscc", "id": "91320700134762510T", "name": "连云港顺捷快递有限公司"}
 MARKETPLACE_USCC = "91330100MA2H9X4W2M"
@@ -289,6 +291,66 @@ async def onboarding(base_url: str, market: dict[str, Any], key: dict[str, Any],
     return before.decision == "allow" and after.decision == "deny" and applied > 0
 
 
+async def screened_until(client: Client, subject: dict[str, str], done: Any) -> OnboardingDecision:
+    """Screen ``subject`` until ``done(decision)`` holds (the projector inside the gateway runs beside ingest)."""
+    deadline = time.monotonic() + 20
+    decision = await client.check_onboarding(subject)
+    while not done(decision) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        decision = await client.check_onboarding(subject)
+    return decision
+
+
+async def objection(base_url: str, url: str, sources: dict[str, dict[str, Any]], key: dict[str, Any]) -> bool:
+    """A penalised merchant objects through the marketplace; disputed until the regulator upholds it; then allowed."""
+    market, regulator = sources["marketplace"], sources["regulator"]
+    print("\nDue process: a merchant objects to a penalty it says was imposed on the wrong shop:")
+    async with (
+        Client(base_url, key["api_key"]) as client,
+        EventSender(base_url, regulator["source_id"], regulator["secret"]) as by_regulator,
+        EventSender(base_url, market["source_id"], market["secret"]) as by_market,
+    ):
+        penalty = {
+            "decision_no": "连市监罚〔2026〕131号",
+            "subject": SHOP_D,
+            "authority": "连云港市市场监督管理局",
+            "severity": "serious",
+            "violation": "销售假冒注册商标的商品",
+            "decided_at": at(3),
+        }
+        await by_regulator.send(envelope("penalty.imposed", penalty), webhook_id="pen-2026-131")
+        before = await screened_until(client, SHOP_D, lambda d: d.decision == "deny")
+        record_id = before.reasons[0].record_id or ""
+        print(f"  {SHOP_D['id']} {SHOP_D['name']}: {decided(before)}, record {record_id}")
+        filed = {
+            "objection_id": "OBJ-2026-0007",
+            "subject": SHOP_D,
+            "record_id": record_id,
+            "grounds": "处罚决定书所列商品并非本店销售，附平台订单记录",
+            "filed_at": at(2),
+        }
+        await by_market.send(envelope("objection.filed", filed), webhook_id="obj-2026-0007")
+        disputed = await screened_until(client, SHOP_D, lambda d: d.status.disputed)
+        print(f"  the marketplace files objection OBJ-2026-0007: screened again: {decided(disputed)}, disputed:"
+              f" {str(disputed.status.disputed).lower()}")  # fmt: skip
+        shown = run_cli("xinyong-gateway", "--db", url, "--json", "objections", "show", "OBJ-2026-0007")
+        print(f"  the regulator must reply by {shown['reply_due']} (30 days, policy [due_process])")
+        ruling = {
+            "objection_id": "OBJ-2026-0007",
+            "subject": SHOP_D,
+            "outcome": "upheld",
+            "note": "经核查，处罚对象有误，予以更正",
+            "decided_at": at(1),
+        }
+        await by_regulator.send(envelope("objection.decided", ruling), webhook_id="obj-2026-0007-ruling")
+        after = await screened_until(client, SHOP_D, lambda d: d.decision == "allow")
+        shown = run_cli("xinyong-gateway", "--db", url, "--json", "objections", "show", "OBJ-2026-0007")
+        print(f"  the regulator upholds it: the record is corrected; screened again: {decided(after)}")
+        print(f"  the correction is published now (in the change feed); it was due by {shown['publish_due']}"
+              " (3 working days, China calendar)")  # fmt: skip
+    return before.decision == "deny" and disputed.status.disputed and after.decision == "allow"
+
+
 def offline(base_url: str, key: dict[str, Any], mirror_path: Path) -> bool:
     """The gateway is stopped: the client cannot answer, the list mirror can."""
     print("\nThe gateway is stopped. The marketplace's client cannot screen any more:")
@@ -371,7 +433,8 @@ def main() -> int:
                 wait_ready(base_url, server, log_path)
                 print(f"  gateway listening on {base_url}")
                 tally = asyncio.run(scenario(base_url, sources, SigningKey.parse(keys["signing_key"])))
-                refused = asyncio.run(onboarding(base_url, sources["marketplace"], api_key, mirror_path))
+                onboarded = asyncio.run(onboarding(base_url, sources["marketplace"], api_key, mirror_path))
+                objected = asyncio.run(objection(base_url, url, sources, api_key))
             finally:
                 server.send_signal(signal.SIGTERM)
                 try:
@@ -408,7 +471,8 @@ def main() -> int:
         requests = sum(1 for entry in entries if entry.get("event") == "request")
         print(f"  gateway log: {requests} request lines (one per request); resident id in it: {logged}")
         print("\nThe gateway has stopped and the scratch folder is removed. Next: `make test`, or see README.md.")
-        return 0 if plain_ric not in on_disk and not in_log and tally.rows and refused and mirror_answers else 1
+        ok = plain_ric not in on_disk and not in_log and tally.rows and onboarded and objected and mirror_answers
+        return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def test_demo_runs_end_to_end_and_reports_what_was_stored_and_refused() -> None:
     out = done.stdout
     stored = re.search(r"(\d+) events stored durably", out)
     refused = re.search(r"(\d+) requests refused", out)
-    assert stored is not None and int(stored.group(1)) == 20, out
+    assert stored is not None and int(stored.group(1)) == 23, out
     assert refused is not None and int(refused.group(1)) == 5, out
     assert "422 rejected at /data/merchant/id" in out
     assert "401 No valid signature" in out
@@ -37,6 +37,12 @@ def test_demo_runs_end_to_end_and_reports_what_was_stored_and_refused() -> None:
     assert "screened again: DENY   (black list, grade D: LISTING_COUNTERFEIT" in out
     assert "→ the marketplace refuses the store; measures: refuse_onboarding" in out
     assert re.search(r"synced \d+ change-feed entries into lists\.db", out), out
+    # Due process: a penalty objected to is disputed, then corrected when the objection is upheld.
+    assert re.search(r"91320705MA21Q7K346 新浦区茶叶小铺: DENY .*PENALTY_SERIOUS\), record rec_[0-9a-f]{24}", out), out
+    assert re.search(r"files objection OBJ-2026-0007: screened again: DENY .*disputed: true", out), out
+    assert re.search(r"the regulator must reply by \d{4}-\d{2}-\d{2} \(30 days", out), out
+    assert "the record is corrected; screened again: ALLOW  (none list" in out
+    assert re.search(r"it was due by \d{4}-\d{2}-\d{2} \(3 working days", out), out
     assert "Client.check_onboarding → TransportError (no answer, and never a default allow)" in out
     assert re.search(r"91320703MA20B8C33E 连云区水晶饰品商行\s+DENY\s+\(black list.*\)\s+in \d+ µs", out), out
     assert re.search(r"91320700MA1P4K7L4R \S+\s+ALLOW\s+\(none list", out), out

@@ -21,11 +21,20 @@ from xinyong_gateway.access.api_keys import (
 )
 from xinyong_gateway.access.ratelimit import TokenBucket
 from xinyong_gateway.access.registry import MISS_RELOAD_INTERVAL, Registry, refresh_every
-from xinyong_gateway.access.sources import ActiveSource, SourceRegistry, add_source, new_source_id, rotate_source
+from xinyong_gateway.access.sources import (
+    OPERATOR_SOURCE_ID,
+    ActiveSource,
+    SourceRegistry,
+    add_source,
+    ensure_operator_source,
+    new_source_id,
+    rotate_source,
+)
 
 __all__ = [
     "API_KEY_PREFIX",
     "MISS_RELOAD_INTERVAL",
+    "OPERATOR_SOURCE_ID",
     "ActiveApiKey",
     "ActiveSource",
     "ApiKeyRegistry",
@@ -35,6 +44,7 @@ __all__ = [
     "TokenBucket",
     "add_api_key",
     "add_source",
+    "ensure_operator_source",
     "new_source_id",
     "parse_api_key",
     "refresh_every",

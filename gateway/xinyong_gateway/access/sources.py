@@ -30,9 +30,11 @@ from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.store import NewSourceKey, SourceKey, SourceRecord, Store, to_micros
 
 __all__ = [
+    "OPERATOR_SOURCE_ID",
     "ActiveSource",
     "SourceRegistry",
     "add_source",
+    "ensure_operator_source",
     "new_source_id",
     "rotate_source",
 ]
@@ -57,6 +59,29 @@ def _new_key(
     secret = SigningSecret.generate()
     sealed = master.seal_secret(source_id, secret.key)
     return NewSourceKey("v1", sealed, _fingerprint(secret.key)), secret
+
+
+OPERATOR_SOURCE_ID = "src_operator"
+"""The gateway's own source: the operator's objection and repair commands write their events under it. Its secret is
+never shown, so nothing can post as it over HTTP; only the command line (with the database and the master key)
+writes its events."""
+
+
+async def ensure_operator_source(store: Store, master: MasterKey, *, now: datetime) -> SourceRecord:
+    """The operator source, created (as a regulator) when it does not exist yet; ``migrate`` calls this."""
+    existing = await store.get_source(OPERATOR_SOURCE_ID)
+    if existing is not None:
+        return existing
+    key, _ = _new_key(master, OPERATOR_SOURCE_ID, None)
+    return await store.create_source(
+        source_id=OPERATOR_SOURCE_ID,
+        kind="regulator",
+        name="xinyong-gateway operator",
+        uscc=None,
+        rate_limit=None,
+        key=key,
+        now=to_micros(now),
+    )
 
 
 async def add_source(

@@ -8,6 +8,10 @@
     xinyong-gateway [--db URL] project [--once]
     xinyong-gateway [--db URL] import FILE.ndjson --source ID [--rejects FILE] [--jobs N]
     xinyong-gateway [--db URL] subjects show uscc|ric ID [--reveal]
+    xinyong-gateway [--db URL] objections file uscc|ric ID --record REC --grounds TEXT | list [--open] [--overdue]
+                                          [--subject T:ID] | show ID | decide ID --outcome upheld|rejected --note TEXT
+    xinyong-gateway [--db URL] repairs apply uscc|ric ID --record REC --grounds TEXT | list | show ID
+                                       | decide ID --outcome granted|refused --note TEXT
     xinyong-gateway [--db URL] policy check [FILE] | diff FILE [--examples N] | apply FILE
     xinyong-gateway [--db URL] keys add --name NAME --scopes screen,changes [--rate N] | list | revoke KEY_ID
     xinyong-gateway master-key
@@ -28,7 +32,18 @@ from typing import Any
 from pydantic import ValidationError
 
 from xinyong.errors import XinyongError
-from xinyong_gateway.cli import import_, keys, master_key, migrate, policy, project, serve, sources, subjects
+from xinyong_gateway.cli import (
+    due_process,
+    import_,
+    keys,
+    master_key,
+    migrate,
+    policy,
+    project,
+    serve,
+    sources,
+    subjects,
+)
 from xinyong_gateway.cli._common import CliError, Handler, Output
 from xinyong_gateway.errors import GatewayError
 from xinyong_gateway.settings import DEFAULT_DATABASE_URL, GatewaySettings
@@ -46,7 +61,7 @@ The database defaults to $XINYONG_DATABASE_URL, then sqlite:///./var/xinyong.db.
 $XINYONG_MASTER_KEY; on SQLite it may instead be the key file <database>.key, created on first use.
 """
 
-_COMMANDS = (migrate, serve, project, import_, subjects, policy, sources, keys, master_key)
+_COMMANDS = (migrate, serve, project, import_, subjects, due_process, policy, sources, keys, master_key)
 """The command modules, in the order ``--help`` lists them."""
 
 

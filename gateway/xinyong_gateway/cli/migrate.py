@@ -1,11 +1,14 @@
-"""``xinyong-gateway migrate``: create or upgrade the database schema (idempotent)."""
+"""``xinyong-gateway migrate``: create or upgrade the database schema (idempotent), and the gateway's own operator
+source (under which the objection and repair commands write their events)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
+from xinyong_gateway.access import ensure_operator_source
 from xinyong_gateway.cli._common import Output, add_command, open_resources
 from xinyong_gateway.settings import GatewaySettings
 
@@ -22,6 +25,7 @@ def add_parser(commands: Any) -> None:
 def _migrate(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
     async def run() -> tuple[list[str], int, str]:
         async with open_resources(settings, migrate=True) as opened:
+            await ensure_operator_source(opened.store, opened.master, now=datetime.now(UTC))
             return opened.applied, (await opened.store.schema_status()).current, opened.store.display_url
 
     applied, version, database = asyncio.run(run())

@@ -10,7 +10,7 @@ from typing import Any
 from xinyong.events import SOURCE_KINDS
 from xinyong.subjects import validate_uscc
 from xinyong.webhooks import VerifyingKey
-from xinyong_gateway.access import add_source, rotate_source
+from xinyong_gateway.access import OPERATOR_SOURCE_ID, add_source, rotate_source
 from xinyong_gateway.cli._common import CliError, Output, add_command, duration, iso, open_resources, positive
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import SourceRecord, to_micros
@@ -35,6 +35,9 @@ def add_parser(commands: Any) -> None:
     add.set_defaults(handler=_add)
     listing = add_command(
         actions, "list", "list sources with their keys and key expiry", "xinyong-gateway sources list"
+    )
+    listing.add_argument(
+        "--all", action="store_true", help="also the gateway's own operator source (objection and repair commands)"
     )
     listing.set_defaults(handler=_list)
     disable = add_command(
@@ -130,7 +133,7 @@ def _list(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> i
         async with open_resources(settings) as opened:
             return await opened.store.list_sources()
 
-    records = asyncio.run(list_all())
+    records = [r for r in asyncio.run(list_all()) if args.all or r.source_id != OPERATOR_SOURCE_ID]
     human = "\n".join(_human_source(r) for r in records) if records else "No sources yet."
     out.emit([_source_json(r) for r in records], human)
     return 0

@@ -44,6 +44,7 @@ from xinyong_gateway.errors import ProjectionConflictError, StoreError
 from xinyong_gateway.store import (
     ALL_PARTITIONS,
     ArchivedRecord,
+    CaseRef,
     FeedEntry,
     PartitionAdvance,
     PartitionClaims,
@@ -60,6 +61,16 @@ from xinyong_gateway.store import (
 __all__ = ["Projector"]
 
 _log = structlog.get_logger("xinyong_gateway.projector")
+
+
+def _case_refs(files: dict[str, CreditFile]) -> tuple[CaseRef, ...]:
+    """The objections and repairs the files hold, for the index that finds a file by a case's id."""
+    return tuple(
+        CaseRef(kind, case_id, key)
+        for key, credit_file in files.items()
+        for kind, cases in (("objection", credit_file.objections), ("repair", credit_file.repairs))
+        for case_id in cases
+    )
 
 
 class _RebuildNeededError(Exception):
@@ -234,6 +245,7 @@ class Projector:
                 changes=tuple(changes),
                 recorded_at=to_micros(now),
                 archived=tuple(archived),
+                cases=_case_refs(files),
             )
         )
         return len(rows)
@@ -271,6 +283,7 @@ class Projector:
                 recorded_at=to_micros(now),
                 archived=tuple(archived),
                 replace_archive=True,
+                cases=_case_refs(files),
                 adopt_policy=PolicyText(policy.version, policy_text) if policy_text is not None else None,
             )
         )

@@ -150,5 +150,8 @@ def report_lines(report: dict[str, Any]) -> list[str]:
             lines.append(f"    {_repair_line(repair)}")
     lines.append(f"  status history ({len(report['history'])}):")
     for change in report["history"]:
-        lines.append(f"    #{change['change_id']} {change['effective_at']}: {change['list']} {change['grade']}")
+        disputed = " (disputed)" if change.get("disputed") else ""
+        lines.append(
+            f"    #{change['change_id']} {change['effective_at']}: {change['list']} {change['grade']}{disputed}"
+        )
     return lines

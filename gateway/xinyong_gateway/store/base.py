@@ -27,6 +27,7 @@ from xinyong_gateway.store.records import (
     ApiKeyRecord,
     AppendResult,
     AppendStatus,
+    CaseRef,
     InboxEntry,
     Micros,
     Migration,
@@ -364,6 +365,11 @@ class Store(ABC):
     @abstractmethod
     async def archived_records(self, subject_key: str) -> list[str]:
         """One subject's archived records (JSON), oldest first."""
+
+    @abstractmethod
+    async def case_refs(self, kind: str, case_id: str | None = None) -> list[CaseRef]:
+        """The credit files holding the objection or repair ``case_id`` (every one of ``kind`` when None), in id
+        order (the index the projector keeps with its commits)."""
 
     # -- sources ----------------------------------------------------------------------------------
     @abstractmethod

@@ -87,6 +87,7 @@ from xinyong_gateway.store.records import (
     PARTITIONS,
     ApiKeyRecord,
     AppendResult,
+    CaseRef,
     InboxEntry,
     Micros,
     NewSourceKey,
@@ -456,6 +457,10 @@ class PostgresStore(Store):
                 "INSERT INTO archived_records (subject_key, record, archived_at) VALUES ($1, $2, $3)",
                 [(archived.subject_key, archived.record, commit.recorded_at) for archived in commit.archived],
             )
+            await conn.executemany(
+                "INSERT INTO due_process_cases (kind, case_id, subject_key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                [(ref.kind, ref.case_id, ref.subject_key) for ref in commit.cases],
+            )
             if commit.changes:
                 # Last, so the feed lock is held only for these inserts and the commit (see the module docstring).
                 await conn.execute(XACT_LOCK, self._space, LOCK_FEED)
@@ -514,6 +519,17 @@ class PostgresStore(Store):
                 "SELECT record FROM archived_records WHERE subject_key = $1 ORDER BY archive_id", subject_key
             )
             return [row[0] for row in rows]
+
+        return await self._read(read)
+
+    async def case_refs(self, kind: str, case_id: str | None = None) -> list[CaseRef]:
+        async def read(conn: _Connection) -> list[CaseRef]:
+            sql = "SELECT kind, case_id, subject_key FROM due_process_cases WHERE kind = $1"
+            if case_id is None:
+                rows = await conn.fetch(sql + " ORDER BY case_id", kind)
+            else:
+                rows = await conn.fetch(sql + " AND case_id = $2 ORDER BY subject_key", kind, case_id)
+            return [CaseRef(row[0], row[1], row[2]) for row in rows]
 
         return await self._read(read)
 

@@ -100,6 +100,15 @@ class AppendStatus(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class CaseRef:
+    """An objection or repair (``kind``: ``objection`` or ``repair``) and the credit file that holds it."""
+
+    kind: str
+    case_id: str
+    subject_key: str
+
+
+@dataclass(frozen=True, slots=True)
 class InboxEntry:
     """One verified, validated webhook, ready to append to the inbox (the raw event log)."""
 
@@ -295,6 +304,8 @@ class ProjectionCommit:
     """Empty the archive first (a re-projection rebuilds it)."""
     adopt_policy: PolicyText | None = None
     """Record this policy as the active one, in the same transaction (see :func:`check_policy_version`)."""
+    cases: tuple[CaseRef, ...] = ()
+    """Objections and repairs the written files hold, for the index that finds a subject by the case's id."""
 
 
 @dataclass(frozen=True, slots=True)

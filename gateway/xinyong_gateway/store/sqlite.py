@@ -58,6 +58,7 @@ from xinyong_gateway.store.records import (
     ApiKeyRecord,
     AppendResult,
     AppendStatus,
+    CaseRef,
     InboxEntry,
     Micros,
     NewSourceKey,
@@ -435,6 +436,10 @@ class SqliteStore(Store):
                 [(*archived, commit.recorded_at) for archived in commit.archived],
             )
             conn.executemany(
+                "INSERT INTO due_process_cases (kind, case_id, subject_key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                [(ref.kind, ref.case_id, ref.subject_key) for ref in commit.cases],
+            )
+            conn.executemany(
                 "INSERT INTO projection_partitions (partition, position, version) VALUES (?, ?, 1)"
                 " ON CONFLICT (partition) DO UPDATE SET position = excluded.position, version = version + 1",
                 [(advance.partition, advance.position) for advance in commit.partitions],
@@ -483,6 +488,17 @@ class SqliteStore(Store):
                 "SELECT record FROM archived_records WHERE subject_key = ? ORDER BY archive_id", (subject_key,)
             )
             return [row[0] for row in rows]
+
+        return await self._submit(read)
+
+    async def case_refs(self, kind: str, case_id: str | None = None) -> list[CaseRef]:
+        def read(conn: sqlite3.Connection) -> list[CaseRef]:
+            sql = "SELECT kind, case_id, subject_key FROM due_process_cases WHERE kind = ?"
+            rows = conn.execute(
+                sql + " AND case_id = ? ORDER BY subject_key" if case_id is not None else sql + " ORDER BY case_id",
+                (kind, case_id) if case_id is not None else (kind,),
+            )
+            return [CaseRef(*row) for row in rows]
 
         return await self._submit(read)
 
