@@ -17,18 +17,23 @@ from typing import TYPE_CHECKING, Any
 from xinyong_gateway.errors import ConfigError
 from xinyong_gateway.store.base import (
     AllPartitions,
+    AuditChain,
     PartitionClaims,
     Store,
 )
 from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     API_SCOPES,
+    AUDIT_GENESIS,
     PARTITIONS,
     ApiKeyRecord,
     ApiScope,
     AppendResult,
     AppendStatus,
     ArchivedRecord,
+    AuditDraft,
+    AuditEntry,
+    AuditHead,
     FeedEntry,
     InboxEntry,
     KeyScheme,
@@ -60,6 +65,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALL_PARTITIONS",
     "API_SCOPES",
+    "AUDIT_GENESIS",
     "PARTITIONS",
     "AllPartitions",
     "ApiKeyRecord",
@@ -67,6 +73,10 @@ __all__ = [
     "AppendResult",
     "AppendStatus",
     "ArchivedRecord",
+    "AuditChain",
+    "AuditDraft",
+    "AuditEntry",
+    "AuditHead",
     "FeedEntry",
     "InboxEntry",
     "KeyScheme",
