@@ -10,7 +10,11 @@
     xinyong-gateway [--db URL] subjects show uscc|ric ID [--reveal]
     xinyong-gateway [--db URL] policy check [FILE] | diff FILE [--examples N] | apply FILE
     xinyong-gateway [--db URL] keys add --name NAME --scopes screen,changes [--rate N] | list | revoke KEY_ID
+    xinyong-gateway [--db URL] audit list [--limit N] [--action A] | verify [--anchor HASH]
     xinyong-gateway master-key
+
+Every operator action (a reveal, a policy adopted, a source or API key changed, an import) is recorded in the audit
+log as ``--actor`` / ``XINYONG_ACTOR`` / the OS user (``audit``).
 
 One module per command group, each with its ``add_parser``; every command's parser names its handler
 (``set_defaults(handler=…)``, a :data:`~xinyong_gateway.cli._common.Handler`), which opens what it needs with
@@ -28,7 +32,18 @@ from typing import Any
 from pydantic import ValidationError
 
 from xinyong.errors import XinyongError
-from xinyong_gateway.cli import import_, keys, master_key, migrate, policy, project, serve, sources, subjects
+from xinyong_gateway.cli import (
+    audit,
+    import_,
+    keys,
+    master_key,
+    migrate,
+    policy,
+    project,
+    serve,
+    sources,
+    subjects,
+)
 from xinyong_gateway.cli._common import CliError, Handler, Output
 from xinyong_gateway.errors import GatewayError
 from xinyong_gateway.settings import DEFAULT_DATABASE_URL, GatewaySettings
@@ -46,7 +61,7 @@ The database defaults to $XINYONG_DATABASE_URL, then sqlite:///./var/xinyong.db.
 $XINYONG_MASTER_KEY; on SQLite it may instead be the key file <database>.key, created on first use.
 """
 
-_COMMANDS = (migrate, serve, project, import_, subjects, policy, sources, keys, master_key)
+_COMMANDS = (migrate, serve, project, import_, subjects, policy, sources, keys, audit, master_key)
 """The command modules, in the order ``--help`` lists them."""
 
 
@@ -61,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", metavar="URL", help=f"database URL (default: $XINYONG_DATABASE_URL or {DEFAULT_DATABASE_URL})"
     )
     parser.add_argument("--json", action="store_true", help="print JSON even on a terminal")
+    parser.add_argument(
+        "--actor",
+        metavar="NAME",
+        help="who runs the command, as the audit log records it (default: $XINYONG_ACTOR, else the OS user)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in _COMMANDS:
         command.add_parser(commands)
@@ -72,6 +92,8 @@ def _settings(args: argparse.Namespace) -> GatewaySettings:
     overrides: dict[str, Any] = {}
     if args.db:
         overrides["database_url"] = args.db
+    if args.actor is not None:
+        overrides["actor"] = args.actor
     command_overrides = getattr(args, "settings_overrides", None)
     if command_overrides is not None:
         overrides.update(command_overrides(args))
