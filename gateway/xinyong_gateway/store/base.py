@@ -15,13 +15,15 @@ results of a bulk append (:func:`classify_appends`) and the place of a new audit
 from __future__ import annotations
 
 import asyncio
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from importlib import resources
+from importlib.resources.abc import Traversable
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
-from xinyong_gateway.errors import PolicyVersionError, ProjectionConflictError, SchemaNotReadyError
+from xinyong_gateway.errors import PolicyVersionError, ProjectionConflictError, SchemaNotReadyError, StoreError
 from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     AUDIT_GENESIS,
@@ -65,6 +67,7 @@ __all__ = [
     "check_policy_version",
     "classify_appends",
     "inbox_values",
+    "migrations_in",
     "next_audit_entry",
     "packaged_migrations",
     "schema_status_of",
@@ -143,14 +146,26 @@ def source_record(row: Sequence[Any], keys: Sequence[Sequence[Any]]) -> SourceRe
 
 
 def packaged_migrations(backend: str) -> list[Migration]:
-    """A backend's numbered migrations (``migrations/<backend>/NNNN_name.sql``), in order."""
-    folder = resources.files("xinyong_gateway.store") / "migrations" / backend
+    """A backend's numbered migrations (``migrations/<backend>/NNNN_name.sql``), in order (:func:`migrations_in`)."""
+    return migrations_in(resources.files("xinyong_gateway.store") / "migrations" / backend)
+
+
+def migrations_in(folder: Traversable) -> list[Migration]:
+    """The numbered migrations (``NNNN_name.sql``) of ``folder``, in order. Two with one version (branches merged
+    with the same number, say) raise ``StoreError``: the one found second would never be applied."""
     found = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):
             version = int(entry.name.split("_", 1)[0])
             found.append(Migration(version, entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found, key=lambda migration: migration.version)
+    ordered = sorted(found, key=lambda migration: (migration.version, migration.name))
+    for before, after in itertools.pairwise(ordered):
+        if before.version == after.version:
+            raise StoreError(
+                f"The migrations {before.name} and {after.name} have the same version {before.version};"
+                " renumber one of them."
+            )
+    return ordered
 
 
 def schema_status_of(applied: Iterable[int], migrations: Sequence[Migration]) -> SchemaStatus:
