@@ -12,6 +12,8 @@ are derived from it with HKDF-SHA256:
   found by identifier without any resident id stored in the clear;
 - ``api-keys`` HMAC key under which API key secrets are stored (``api_key_digest``): the database holds no key
   that works, nor one that can be checked offline without the master key;
+- ``audit``   HMAC key of the audit log's chain (``xinyong_gateway.audit``): someone who can write the database but
+  has no master key cannot write an entry, or rebuild the chain after changing one, that ``audit verify`` accepts;
 - ``check``   HMAC key for a check value stored in the database, so a wrong master key is refused at start-up
   instead of producing undecryptable rows.
 
@@ -85,6 +87,7 @@ class MasterKey:
     dedupe_key: bytes
     subject_index_key: bytes
     api_key_digest_key: bytes
+    audit_key: bytes
     check_value: bytes
     _dedupe: hmac.HMAC = field(init=False, repr=False, compare=False)
     _subject_index: hmac.HMAC = field(init=False, repr=False, compare=False)
@@ -111,6 +114,7 @@ class MasterKey:
             dedupe_key=_derive(raw, "dedupe"),
             subject_index_key=_derive(raw, "subject"),
             api_key_digest_key=_derive(raw, "api-keys"),
+            audit_key=_derive(raw, "audit"),
             check_value=hmac.digest(check_key, _CHECK_LABEL, "sha256"),
         )
 

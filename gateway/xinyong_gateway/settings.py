@@ -6,10 +6,11 @@ Every field can be set from the environment with the ``XINYONG_`` prefix, e.g. `
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_DATABASE_URL", "GatewaySettings"]
@@ -49,5 +50,17 @@ class GatewaySettings(BaseSettings):
     """The credit policy (TOML); the shipped default when unset."""
     projector: bool = True
     """Run the projector inside ``serve`` (turn off when ``xinyong-gateway project`` runs separately)."""
+    actor: str | None = Field(default=None, max_length=128)
+    """Who runs the operator's commands, as the audit log names them (``--actor``); the OS user when unset. Printable
+    text, not only spaces."""
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("actor")
+    @classmethod
+    def _printable_actor(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip() or any(unicodedata.category(char) == "Cc" for char in value):
+            raise ValueError("the actor must be printable text")
+        return value.strip()

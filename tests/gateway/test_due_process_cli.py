@@ -77,6 +77,12 @@ async def test_file_list_decide_through_the_command_line(gateway: Gateway, cli: 
     status, shown, _ = await cli("objections", "show", "O-9")
     assert status == 0 and (shown["state"], shown["publish_due"] is not None) == ("upheld", True)
     assert (await cli("objections", "list", "--open"))[1] == []
+    status, entries, _ = await cli("audit", "list")
+    actions = {entry["action"]: entry for entry in entries}
+    assert {"objections.file", "objections.decide"} <= set(actions)
+    assert actions["objections.decide"]["target"].startswith("O-9 (uscc ")
+    assert actions["objections.decide"]["details"]["outcome"] == "upheld"
+    assert (await cli("audit", "verify"))[0] == 0
     assert "src_operator" not in {source["source_id"] for source in (await cli("sources", "list"))[1]}
     assert "src_operator" in {source["source_id"] for source in (await cli("sources", "list", "--all"))[1]}
 

@@ -9,12 +9,20 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from tests.gateway.conftest import backend_of, database_rows, inbox_refuses_inserts, migration_names
-from xinyong_gateway.errors import MasterKeyError, SchemaNotReadyError, SourceNotFoundError, StoreUnavailableError
+from xinyong_gateway.errors import (
+    MasterKeyError,
+    SchemaNotReadyError,
+    SourceNotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
 from xinyong_gateway.store import AppendStatus, InboxEntry, Micros, NewSourceKey, Store, open_store, to_micros
+from xinyong_gateway.store.base import migrations_in
 
 NOW = to_micros(datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
 SECOND = 1_000_000
@@ -83,6 +91,18 @@ async def test_unmigrated_database_is_refused_with_schema_not_ready(database_url
             await store.require_schema()
         with pytest.raises(SchemaNotReadyError):
             await store.check_master_key(b"check")
+
+
+def test_two_migrations_with_one_version_are_refused(tmp_path: Path) -> None:
+    """Branches merged with the same number would otherwise apply only one of the two, silently."""
+    for name in ("0001_initial.sql", "0002_due_process_cases.sql", "0002_audit_log.sql", "notes.txt"):
+        (tmp_path / name).write_text("SELECT 1;", encoding="utf-8")
+    with pytest.raises(StoreError, match=r"0002_audit_log.sql and 0002_due_process_cases.sql .* same version 2"):
+        migrations_in(tmp_path)
+    (tmp_path / "0002_audit_log.sql").rename(tmp_path / "0003_audit_log.sql")
+    assert [m.name for m in migrations_in(tmp_path)] == [
+        "0001_initial.sql", "0002_due_process_cases.sql", "0003_audit_log.sql",
+    ]  # fmt: skip
 
 
 # -- inbox ---------------------------------------------------------------------------------------------------

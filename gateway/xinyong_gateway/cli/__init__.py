@@ -14,7 +14,11 @@
                                        | decide ID --outcome granted|refused --note TEXT
     xinyong-gateway [--db URL] policy check [FILE] | diff FILE [--examples N] | apply FILE
     xinyong-gateway [--db URL] keys add --name NAME --scopes screen,changes [--rate N] | list | revoke KEY_ID
+    xinyong-gateway [--db URL] audit list [--limit N] [--action A] | verify [--anchor HASH]
     xinyong-gateway master-key
+
+Every operator action (a reveal, a policy adopted, a source or API key changed, an import) is recorded in the audit
+log as ``--actor`` / ``XINYONG_ACTOR`` / the OS user (``audit``).
 
 One module per command group, each with its ``add_parser``; every command's parser names its handler
 (``set_defaults(handler=…)``, a :data:`~xinyong_gateway.cli._common.Handler`), which opens what it needs with
@@ -33,6 +37,7 @@ from pydantic import ValidationError
 
 from xinyong.errors import XinyongError
 from xinyong_gateway.cli import (
+    audit,
     due_process,
     import_,
     keys,
@@ -61,7 +66,7 @@ The database defaults to $XINYONG_DATABASE_URL, then sqlite:///./var/xinyong.db.
 $XINYONG_MASTER_KEY; on SQLite it may instead be the key file <database>.key, created on first use.
 """
 
-_COMMANDS = (migrate, serve, project, import_, subjects, due_process, policy, sources, keys, master_key)
+_COMMANDS = (migrate, serve, project, import_, subjects, due_process, policy, sources, keys, audit, master_key)
 """The command modules, in the order ``--help`` lists them."""
 
 
@@ -76,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", metavar="URL", help=f"database URL (default: $XINYONG_DATABASE_URL or {DEFAULT_DATABASE_URL})"
     )
     parser.add_argument("--json", action="store_true", help="print JSON even on a terminal")
+    parser.add_argument(
+        "--actor",
+        metavar="NAME",
+        help="who runs the command, as the audit log records it (default: $XINYONG_ACTOR, else the OS user)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in _COMMANDS:
         command.add_parser(commands)
@@ -87,6 +97,8 @@ def _settings(args: argparse.Namespace) -> GatewaySettings:
     overrides: dict[str, Any] = {}
     if args.db:
         overrides["database_url"] = args.db
+    if args.actor is not None:
+        overrides["actor"] = args.actor
     command_overrides = getattr(args, "settings_overrides", None)
     if command_overrides is not None:
         overrides.update(command_overrides(args))

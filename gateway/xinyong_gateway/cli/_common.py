@@ -1,10 +1,13 @@
-"""What the commands of ``xinyong-gateway`` share: output, errors, argument types, and the opened resources."""
+"""What the commands of ``xinyong-gateway`` share: output, errors, argument types, the opened resources and who acts
+(the audit log's actor)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import json
+import os
 import re
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -12,15 +15,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from xinyong_gateway import audit
 from xinyong_gateway.crypto import MasterKey, master_key_of
+from xinyong_gateway.errors import GatewayError, StoreError
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.store import API_SCOPES, ApiScope, Micros, Store, from_micros, open_store
+from xinyong_gateway.store import API_SCOPES, ApiScope, AuditEntry, Micros, Store, from_micros, open_store
 
 __all__ = [
     "CliError",
     "Handler",
     "Output",
     "Resources",
+    "actor_of",
     "add_command",
     "duration",
     "iso",
@@ -55,6 +61,18 @@ def iso(micros: Micros | None) -> str | None:
     return from_micros(micros).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def actor_of(settings: GatewaySettings) -> str:
+    """Who the audit log says acted: ``--actor`` / ``XINYONG_ACTOR``, else the OS user (``getpass.getuser()``: the
+    ``LOGNAME`` or ``USER`` variable, else the account), else the numeric user id. A claim, not a proof: whoever runs
+    the command with the master key could claim another name."""
+    if settings.actor:
+        return settings.actor.strip()
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no such variable and no passwd entry for the uid (a bare container)
+        return f"uid {os.getuid()}"
+
+
 @dataclass(frozen=True, slots=True)
 class Resources:
     """The configured database's store, open and checked against the master key, and that key."""
@@ -63,6 +81,19 @@ class Resources:
     master: MasterKey
     applied: list[str] = field(default_factory=list)
     """The migrations this opening applied (``open_resources(…, migrate=True)``)."""
+    actor: str = ""
+    """Who runs the command (:func:`actor_of`), for the audit log."""
+
+    async def audit(self, action: str, target: str, details: dict[str, Any] | None = None) -> AuditEntry:
+        """Record an action this command has done in the audit log (``audit.record``), as :attr:`actor`.
+
+        The action is done by then: when the log cannot record it, the error says so (exit status 1)."""
+        try:
+            return await audit.record(self.store, self.master, self.actor, action, target, details)
+        except StoreError as exc:
+            raise GatewayError(
+                f"The {action} of {target} was done, but the audit log could not record it: {exc}"
+            ) from exc
 
 
 @contextlib.asynccontextmanager
@@ -73,7 +104,7 @@ async def open_resources(settings: GatewaySettings, *, migrate: bool = False) ->
     async with open_store(settings.database_url) as store:
         applied = await store.migrate() if migrate else []
         await store.check_master_key(master.check_value)
-        yield Resources(store, master, applied)
+        yield Resources(store, master, applied, actor_of(settings))
 
 
 # -- argument types and options ---------------------------------------------------------------------------

@@ -146,8 +146,17 @@ def _subject_option(text: str) -> Subject:
     return _subject(id_type, value)
 
 
+_ACTIONS = {
+    "objection.filed": "objections.file",
+    "objection.decided": "objections.decide",
+    "repair.applied": "repairs.apply",
+    "repair.decided": "repairs.decide",
+}
+
+
 async def _write(opened: Resources, event_type: str, data: dict[str, Any]) -> str:
-    """Validate ``data`` as an event of ``event_type`` and append it under the operator source; its webhook id."""
+    """Validate ``data`` as an event of ``event_type``, append it under the operator source and record the action in
+    the audit log (the subject masked); its webhook id."""
     if await opened.store.get_source(OPERATOR_SOURCE_ID) is None:
         raise CliError("This database has no operator source yet: run `xinyong-gateway migrate`.")
     now = datetime.now(UTC)
@@ -175,6 +184,10 @@ async def _write(opened: Resources, event_type: str, data: dict[str, Any]) -> st
     result = await opened.store.append(entry)
     if result.status is not AppendStatus.ACCEPTED:
         raise CliError(f"The event was not stored ({result.status.value}); run the command again.")
+    case_id = data.get("objection_id") or data.get("repair_id")
+    details = {key: data[key] for key in ("record_id", "outcome") if key in data} | {"webhook_id": webhook_id}
+    shown = ", ".join(f"{s.id_type} {s.masked_id}" for s in subjects)
+    await opened.audit(_ACTIONS[event_type], f"{case_id} ({shown})", details)
     return webhook_id
 
 

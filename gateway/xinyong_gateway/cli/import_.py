@@ -1,10 +1,12 @@
 """``xinyong-gateway import FILE --source ID``: load historical events from an NDJSON file into the inbox, checked as
-ingest checks them and stored exactly once (the pipeline is ``cli.importer``)."""
+ingest checks them and stored exactly once (the pipeline is ``cli.importer``). Each run is recorded in the audit log
+with its counts, also one that stops part-way (lines committed before it stay stored)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from xinyong.rejects import RejectsFile
-from xinyong_gateway.cli._common import CliError, Output, add_command, open_resources
+from xinyong_gateway.cli._common import CliError, Output, Resources, add_command, open_resources
 from xinyong_gateway.cli.importer import Importer, ImportProgress
 from xinyong_gateway.errors import GatewayError, StoreUnavailableError
 from xinyong_gateway.settings import GatewaySettings
@@ -95,12 +97,27 @@ def _import(settings: GatewaySettings, args: argparse.Namespace, out: Output) ->
                     if source.status != "active":
                         raise CliError(f"Source {source.source_id} is disabled; its events cannot be imported.")
                     importer = Importer(opened.store, opened.master, source, body_limit=settings.body_limit, jobs=jobs)
-                    return await importer.run(
-                        stream,
-                        total_bytes=os.fstat(stream.fileno()).st_size,
-                        on_rejections=rejects.write,
-                        on_progress=show if sys.stderr.isatty() else None,
-                    )
+                    settled = ImportProgress()
+
+                    def track(progress: ImportProgress) -> None:
+                        nonlocal settled
+                        settled = progress
+                        if sys.stderr.isatty():
+                            show(progress)
+
+                    try:
+                        result = await importer.run(
+                            stream,
+                            total_bytes=os.fstat(stream.fileno()).st_size,
+                            on_rejections=rejects.write,
+                            on_progress=track,
+                        )
+                    except BaseException:  # a failed commit, Ctrl-C: what was committed before it is stored
+                        with contextlib.suppress(Exception):
+                            await _record(opened, path, source.source_id, settled, "stopped")
+                        raise
+                    await _record(opened, path, source.source_id, result, "completed")
+                    return result
 
             result = asyncio.run(run())
     except StoreUnavailableError as exc:
@@ -132,3 +149,15 @@ def _import(settings: GatewaySettings, args: argparse.Namespace, out: Output) ->
         human,
     )
     return 1 if result.rejected else 0
+
+
+async def _record(opened: Resources, path: Path, source_id: str, progress: ImportProgress, outcome: str) -> None:
+    """The audit log's entry of an import: the file's name, and the lines settled (all of them, or up to a stop)."""
+    details = {
+        "file": path.name,
+        "outcome": outcome,
+        "accepted": progress.accepted,
+        "duplicate": progress.duplicate,
+        "rejected": progress.rejected,
+    }
+    await opened.audit("import", source_id, details)

@@ -1,5 +1,5 @@
 """``xinyong-gateway keys add|list|revoke``: API keys of the query side (screening, change feed;
-``access.api_keys``)."""
+``access.api_keys``). Issuing and revoking are recorded in the audit log (the key's id, never its secrets)."""
 
 from __future__ import annotations
 
@@ -78,9 +78,13 @@ def _add(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> in
 
     async def add() -> IssuedApiKey:
         async with open_resources(settings) as opened:
-            return await add_api_key(
+            issued = await add_api_key(
                 opened.store, opened.master, name=name, scopes=args.scopes, rate_limit=args.rate, now=now
             )
+            record = issued.record
+            details = {"name": record.name, "scopes": list(record.scopes), "rate_limit": record.rate_limit}
+            await opened.audit("keys.add", record.key_id, details)
+            return issued
 
     issued = asyncio.run(add())
     result = {**_key_json(issued.record), "api_key": issued.api_key, "lookup_secret": issued.lookup_secret}
@@ -108,7 +112,9 @@ def _list(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> i
 def _revoke(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
     async def revoke() -> ApiKeyRecord:
         async with open_resources(settings) as opened:
-            return await opened.store.revoke_api_key(args.key_id, now=to_micros(datetime.now(UTC)))
+            record = await opened.store.revoke_api_key(args.key_id, now=to_micros(datetime.now(UTC)))
+            await opened.audit("keys.revoke", record.key_id)
+            return record
 
     record = asyncio.run(revoke())
     out.emit(

@@ -1,10 +1,11 @@
 """``xinyong-gateway policy check|diff|apply``: validate and explain a policy file, dry-run it over the whole inbox,
-adopt it (``credit.policy_tools``, ``Projector.reproject``)."""
+adopt it (``credit.policy_tools``, ``Projector.reproject``). An adoption is recorded in the audit log."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,13 @@ def _apply(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> 
 
             previous = await store.active_policy()
             replayed, changed = await Projector(store, opened.master, policy).reproject(policy, text, progress=progress)
+            details = {
+                "previous_version": previous.version if previous else None,
+                "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
+                "events": replayed,
+                "subjects_changed": changed,
+            }
+            await opened.audit("policy.apply", policy.version, details)
             return {
                 "version": policy.version,
                 "previous_version": previous.version if previous else None,

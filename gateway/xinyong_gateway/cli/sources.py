@@ -1,4 +1,5 @@
-"""``xinyong-gateway sources add|list|disable|rotate``: register and manage webhook senders (``access.sources``)."""
+"""``xinyong-gateway sources add|list|disable|rotate``: register and manage webhook senders (``access.sources``). Each
+change is recorded in the audit log (the key's fingerprint, never a secret)."""
 
 from __future__ import annotations
 
@@ -91,6 +92,19 @@ def _human_source(record: SourceRecord) -> str:
     return "\n".join(lines)
 
 
+def _audit_details(record: SourceRecord) -> dict[str, Any]:
+    """What the audit log keeps of a source added or rotated: the source and its newest key's fingerprint."""
+    key = record.keys[-1]
+    return {
+        "kind": record.kind,
+        "name": record.name,
+        "uscc": record.uscc,
+        "rate_limit": record.rate_limit,
+        "key_scheme": key.scheme,
+        "key_fingerprint": key.fingerprint,
+    }
+
+
 def _add(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
     now = datetime.now(UTC)
     name = args.name.strip()
@@ -111,6 +125,7 @@ def _add(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> in
                 rate_limit=args.rate,
                 now=now,
             )
+            await opened.audit("sources.add", record.source_id, _audit_details(record))
         result = _source_json(record)
         if secret is not None:
             result["secret"] = str(secret)
@@ -142,7 +157,9 @@ def _list(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> i
 def _disable(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
     async def disable() -> SourceRecord:
         async with open_resources(settings) as opened:
-            return await opened.store.disable_source(args.source_id, now=to_micros(datetime.now(UTC)))
+            record = await opened.store.disable_source(args.source_id, now=to_micros(datetime.now(UTC)))
+            await opened.audit("sources.disable", record.source_id)
+            return record
 
     record = asyncio.run(disable())
     out.emit(_source_json(record), f"Disabled source {record.source_id}; its webhooks are refused from now on.")
@@ -158,8 +175,11 @@ def _rotate(settings: GatewaySettings, args: argparse.Namespace, out: Output) ->
             record, secret = await rotate_source(
                 opened.store, opened.master, args.source_id, public_key=public_key, grace=args.grace, now=now
             )
+            expire_at = iso(to_micros(now + args.grace))
+            details = {**_audit_details(record), "previous_keys_expire_at": expire_at}
+            await opened.audit("sources.rotate", record.source_id, details)
         result = _source_json(record)
-        result["previous_keys_expire_at"] = iso(to_micros(now + args.grace))
+        result["previous_keys_expire_at"] = expire_at
         if secret is not None:
             result["secret"] = str(secret)
         return result

@@ -1,5 +1,5 @@
 """``xinyong-gateway subjects show uscc|ric ID [--reveal]``: a regulator's view of one credit file
-(``credit.report``)."""
+(``credit.report``). A reveal is recorded in the audit log (who asked, the subject masked) before anything is shown."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from xinyong.subjects import Subject
+from xinyong.subjects import Subject, mask_id
+from xinyong_gateway import audit
 from xinyong_gateway.cli._common import CliError, Output, add_command, open_resources
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.credit.policy import policy_from
 from xinyong_gateway.credit.report import report_lines, subject_report
+from xinyong_gateway.errors import GatewayError, StoreError
 from xinyong_gateway.settings import GatewaySettings
 
 __all__ = ["add_parser"]
@@ -33,7 +35,11 @@ def add_parser(commands: Any) -> None:
     )
     show.add_argument("id_type", choices=["uscc", "ric"])
     show.add_argument("id", metavar="ID")
-    show.add_argument("--reveal", action="store_true", help="show the identifier and name unmasked")
+    show.add_argument(
+        "--reveal",
+        action="store_true",
+        help="show the identifier and name unmasked (recorded in the audit log: who asked, the subject masked)",
+    )
     show.set_defaults(handler=_show)
 
 
@@ -46,10 +52,26 @@ def _show(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> i
     async def run() -> dict[str, Any] | None:
         async with open_resources(settings) as opened:
             policy = await PolicyInForce(opened.store, policy_from(settings.policy_file)).refresh()
-            now = datetime.now(UTC)
-            return await subject_report(
-                opened.store, opened.master, subject, reveal=args.reveal, now=now, policy=policy
+            report = await subject_report(
+                opened.store, opened.master, subject, reveal=args.reveal, now=datetime.now(UTC), policy=policy
             )
+            if report is not None and args.reveal:
+                # Recorded before anything is shown: a reveal the log cannot record shows nothing. The entry names the
+                # subject as it may be shown, and by its credit file's blind-index key; never the revealed values.
+                try:
+                    await audit.record(
+                        opened.store,
+                        opened.master,
+                        opened.actor,
+                        "subjects.reveal",
+                        f"{subject.id_type} {mask_id(subject.id_type, subject.id)}",
+                        {"subject_key": opened.master.subject_key(subject.id_type, subject.id)},
+                    )
+                except StoreError as exc:
+                    raise GatewayError(
+                        f"Nothing was revealed: the audit log could not record the request: {exc}"
+                    ) from exc
+            return report
 
     report = asyncio.run(run())
     if report is None:

@@ -17,18 +17,23 @@ from typing import TYPE_CHECKING, Any
 from xinyong_gateway.errors import ConfigError
 from xinyong_gateway.store.base import (
     AllPartitions,
+    AuditChain,
     PartitionClaims,
     Store,
 )
 from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     API_SCOPES,
+    AUDIT_GENESIS,
     PARTITIONS,
     ApiKeyRecord,
     ApiScope,
     AppendResult,
     AppendStatus,
     ArchivedRecord,
+    AuditDraft,
+    AuditEntry,
+    AuditHead,
     CaseRef,
     FeedEntry,
     InboxEntry,
@@ -61,6 +66,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALL_PARTITIONS",
     "API_SCOPES",
+    "AUDIT_GENESIS",
     "PARTITIONS",
     "AllPartitions",
     "ApiKeyRecord",
@@ -68,6 +74,10 @@ __all__ = [
     "AppendResult",
     "AppendStatus",
     "ArchivedRecord",
+    "AuditChain",
+    "AuditDraft",
+    "AuditEntry",
+    "AuditHead",
     "CaseRef",
     "FeedEntry",
     "InboxEntry",

@@ -8,25 +8,31 @@ stores opaque bytes and never sees a plaintext body, a secret or a personal iden
 The rules the two SQL dialects share live here, so each backend only says how to run them: the columns each record
 is read from (``*_COLUMNS``) and written with (:func:`subject_values`, :func:`inbox_values`), how a row becomes a
 record (:func:`source_record`, :func:`api_key_record`), the checks of a projection commit
-(:func:`check_partitions`, :func:`check_policy_version`), the schema's state (:func:`schema_status_of`) and the
-results of a bulk append (:func:`classify_appends`).
+(:func:`check_partitions`, :func:`check_policy_version`), the schema's state (:func:`schema_status_of`), the
+results of a bulk append (:func:`classify_appends`) and the place of a new audit entry (:func:`next_audit_entry`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from importlib import resources
+from importlib.resources.abc import Traversable
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Protocol, Self
 
-from xinyong_gateway.errors import PolicyVersionError, ProjectionConflictError, SchemaNotReadyError
+from xinyong_gateway.errors import PolicyVersionError, ProjectionConflictError, SchemaNotReadyError, StoreError
 from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
+    AUDIT_GENESIS,
     ApiKeyRecord,
     AppendResult,
     AppendStatus,
+    AuditDraft,
+    AuditEntry,
+    AuditHead,
     CaseRef,
     InboxEntry,
     Micros,
@@ -47,12 +53,14 @@ from xinyong_gateway.store.records import (
 
 __all__ = [
     "API_KEY_COLUMNS",
+    "AUDIT_COLUMNS",
     "INBOX_COLUMNS",
     "SOURCE_COLUMNS",
     "SOURCE_KEY_COLUMNS",
     "STATUS_CHANGE_COLUMNS",
     "SUBJECT_COLUMNS",
     "AllPartitions",
+    "AuditChain",
     "PartitionClaims",
     "Store",
     "api_key_record",
@@ -60,6 +68,8 @@ __all__ = [
     "check_policy_version",
     "classify_appends",
     "inbox_values",
+    "migrations_in",
+    "next_audit_entry",
     "packaged_migrations",
     "schema_status_of",
     "source_record",
@@ -84,6 +94,8 @@ INBOX_COLUMNS = (
 SOURCE_COLUMNS = "source_id, kind, name, uscc, rate_limit, status, created_at, disabled_at"
 SOURCE_KEY_COLUMNS = "key_id, scheme, material, fingerprint, created_at, expires_at"
 API_KEY_COLUMNS = "key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret, created_at, revoked_at"
+AUDIT_COLUMNS = "entry_id, at, actor, action, target, details, prev_hash, hash"
+"""An :class:`AuditEntry`'s columns of ``audit_log``, in its field order."""
 
 
 def subject_values(row: SubjectRow, updated_at: Micros) -> tuple[Any, ...]:
@@ -135,14 +147,26 @@ def source_record(row: Sequence[Any], keys: Sequence[Sequence[Any]]) -> SourceRe
 
 
 def packaged_migrations(backend: str) -> list[Migration]:
-    """A backend's numbered migrations (``migrations/<backend>/NNNN_name.sql``), in order."""
-    folder = resources.files("xinyong_gateway.store") / "migrations" / backend
+    """A backend's numbered migrations (``migrations/<backend>/NNNN_name.sql``), in order (:func:`migrations_in`)."""
+    return migrations_in(resources.files("xinyong_gateway.store") / "migrations" / backend)
+
+
+def migrations_in(folder: Traversable) -> list[Migration]:
+    """The numbered migrations (``NNNN_name.sql``) of ``folder``, in order. Two with one version (branches merged
+    with the same number, say) raise ``StoreError``: the one found second would never be applied."""
     found = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):
             version = int(entry.name.split("_", 1)[0])
             found.append(Migration(version, entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found, key=lambda migration: migration.version)
+    ordered = sorted(found, key=lambda migration: (migration.version, migration.name))
+    for before, after in itertools.pairwise(ordered):
+        if before.version == after.version:
+            raise StoreError(
+                f"The migrations {before.name} and {after.name} have the same version {before.version};"
+                " renumber one of them."
+            )
+    return ordered
 
 
 def schema_status_of(applied: Iterable[int], migrations: Sequence[Migration]) -> SchemaStatus:
@@ -198,6 +222,41 @@ def classify_appends(
             status = AppendStatus.DUPLICATE if digest == e.body_digest else AppendStatus.CONFLICT
             results.append(AppendResult(status, seq))
     return results
+
+
+class AuditChain(Protocol):
+    """How an audit entry is chained: the keyed hashes a store writes with each entry it appends (the gateway's is
+    ``xinyong_gateway.audit.KeyedChain``). The store computes nothing itself; it only gives the entry its place."""
+
+    def entry_hash(self, entry_id: int, prev_hash: str, draft: AuditDraft) -> str:
+        """The hash of entry ``entry_id`` holding ``draft``, chained to ``prev_hash``."""
+        ...
+
+    def head_mac(self, entry_id: int, entry_hash: str) -> str:
+        """The MAC of the head record that names entry ``entry_id`` and its hash."""
+        ...
+
+
+def next_audit_entry(
+    head: AuditHead | None, last: tuple[int, str] | None, draft: AuditDraft, chain: AuditChain
+) -> tuple[AuditEntry, AuditHead]:
+    """The entry a store appends for ``draft``, and the head record it writes with it, from the head record and the
+    ``(entry_id, hash)`` of the log's last row as they are now (read under the append's lock).
+
+    The head record, not the last row, is what the entry chains to: entries deleted from the end of the log stay a
+    gap before the new entry, which ``audit verify`` reports, instead of being papered over. The id is one past both
+    (a row beyond the head, which no append of the gateway writes, is left for ``audit verify`` to report too).
+    Without a head record the entry follows the last row (or is the first, after :data:`AUDIT_GENESIS`)."""
+    last_id, last_hash = last if last is not None else (0, AUDIT_GENESIS)
+    if head is not None:
+        entry_id, prev_hash = max(head.entry_id, last_id) + 1, head.hash
+    else:
+        entry_id, prev_hash = last_id + 1, last_hash
+    entry_hash = chain.entry_hash(entry_id, prev_hash, draft)
+    entry = AuditEntry(
+        entry_id, draft.at, draft.actor, draft.action, draft.target, draft.details, prev_hash, entry_hash
+    )
+    return entry, AuditHead(entry_id, entry_hash, chain.head_mac(entry_id, entry_hash))
 
 
 class PartitionClaims(ABC):
@@ -414,3 +473,22 @@ class Store(ABC):
     @abstractmethod
     async def revoke_api_key(self, key_id: str, *, now: Micros) -> ApiKeyRecord:
         """Mark a key revoked (a second revocation keeps the first time). Raises ``ApiKeyNotFoundError``."""
+
+    # -- the audit log -----------------------------------------------------------------------------------
+    @abstractmethod
+    async def append_audit(self, draft: AuditDraft, chain: AuditChain) -> AuditEntry:
+        """Append an operator action to the audit log, in one transaction with the head record it moves to it
+        (:func:`next_audit_entry`). Appenders take turns, in every process on the database: concurrent writers keep
+        one chain, without gaps."""
+
+    @abstractmethod
+    async def read_audit_log(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        """Audit entries with ``entry_id > after``, in entry order (rows as stored: ``audit verify`` checks them)."""
+
+    @abstractmethod
+    async def latest_audit_entries(self, limit: int, *, action: str | None = None) -> list[AuditEntry]:
+        """The last ``limit`` audit entries (of ``action`` only, when given), oldest first."""
+
+    @abstractmethod
+    async def audit_head(self) -> AuditHead | None:
+        """The audit log's head record (None before the first entry)."""

@@ -47,11 +47,13 @@ from xinyong_gateway.errors import (
 )
 from xinyong_gateway.store.base import (
     API_KEY_COLUMNS,
+    AUDIT_COLUMNS,
     INBOX_COLUMNS,
     SOURCE_COLUMNS,
     SOURCE_KEY_COLUMNS,
     STATUS_CHANGE_COLUMNS,
     SUBJECT_COLUMNS,
+    AuditChain,
     PartitionClaims,
     Store,
     api_key_record,
@@ -59,6 +61,7 @@ from xinyong_gateway.store.base import (
     check_policy_version,
     classify_appends,
     inbox_values,
+    next_audit_entry,
     packaged_migrations,
     schema_status_of,
     source_record,
@@ -69,6 +72,7 @@ from xinyong_gateway.store.postgresql_claims import (
     CONNECT_TIMEOUT,
     DRIVER_ERRORS,
     LOCK,
+    LOCK_AUDIT,
     LOCK_FEED,
     LOCK_INBOX,
     LOCK_MIGRATIONS,
@@ -87,6 +91,9 @@ from xinyong_gateway.store.records import (
     PARTITIONS,
     ApiKeyRecord,
     AppendResult,
+    AuditDraft,
+    AuditEntry,
+    AuditHead,
     CaseRef,
     InboxEntry,
     Micros,
@@ -146,6 +153,7 @@ _SELECT_SOURCE = f"SELECT {SOURCE_COLUMNS} FROM sources WHERE source_id = $1"
 _SELECT_SOURCE_KEYS = f"SELECT {SOURCE_KEY_COLUMNS} FROM source_keys WHERE source_id = $1 ORDER BY key_id"
 _SELECT_CHANGES = f"SELECT {STATUS_CHANGE_COLUMNS}"
 _SELECT_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys"
+_SELECT_AUDIT = f"SELECT {AUDIT_COLUMNS} FROM audit_log"
 
 
 class PostgresStore(Store):
@@ -656,6 +664,60 @@ class PostgresStore(Store):
         if row is None:
             raise ApiKeyNotFoundError(f"No API key with id {key_id!r}.")
         return api_key_record(tuple(row))
+
+    # -- the audit log ------------------------------------------------------------------------------------
+    async def append_audit(self, draft: AuditDraft, chain: AuditChain) -> AuditEntry:
+        async with self._transaction() as conn:
+            # Appenders of every process take turns from their read of the head to their commit: one chain, and the
+            # ids given under the lock have no gaps (a sequence would leave one at every rollback).
+            await conn.execute(XACT_LOCK, self._space, LOCK_AUDIT)
+            row = await conn.fetchrow("SELECT entry_id, hash, mac FROM audit_head WHERE id = 1")
+            last = await conn.fetchrow("SELECT entry_id, hash FROM audit_log ORDER BY entry_id DESC LIMIT 1")
+            entry, head = next_audit_entry(
+                AuditHead(*row) if row else None, (last[0], last[1]) if last else None, draft, chain
+            )
+            await conn.execute(
+                f"INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                entry.entry_id,
+                entry.at,
+                entry.actor,
+                entry.action,
+                entry.target,
+                entry.details,
+                entry.prev_hash,
+                entry.hash,
+            )
+            await conn.execute(
+                "INSERT INTO audit_head (id, entry_id, hash, mac) VALUES (1, $1, $2, $3) ON CONFLICT (id) DO UPDATE"
+                " SET entry_id = excluded.entry_id, hash = excluded.hash, mac = excluded.mac",
+                head.entry_id,
+                head.hash,
+                head.mac,
+            )
+        return entry
+
+    async def read_audit_log(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        async def read(conn: _Connection) -> list[AuditEntry]:
+            rows = await conn.fetch(_SELECT_AUDIT + " WHERE entry_id > $1 ORDER BY entry_id LIMIT $2", after, limit)
+            return [AuditEntry(*row) for row in rows]
+
+        return await self._read(read)
+
+    async def latest_audit_entries(self, limit: int, *, action: str | None = None) -> list[AuditEntry]:
+        async def read(conn: _Connection) -> list[AuditEntry]:
+            rows = await conn.fetch(
+                _SELECT_AUDIT + " WHERE $1::text IS NULL OR action = $1 ORDER BY entry_id DESC LIMIT $2", action, limit
+            )
+            return [AuditEntry(*row) for row in reversed(rows)]
+
+        return await self._read(read)
+
+    async def audit_head(self) -> AuditHead | None:
+        async def read(conn: _Connection) -> AuditHead | None:
+            row = await conn.fetchrow("SELECT entry_id, hash, mac FROM audit_head WHERE id = 1")
+            return AuditHead(*row) if row else None
+
+        return await self._read(read)
 
 
 def _commit_failure(exc: Exception) -> StoreUnavailableError:

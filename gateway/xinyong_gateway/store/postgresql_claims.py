@@ -48,6 +48,8 @@ LOCK_FEED = 0x7879_0002
 """Held (per transaction) from before status changes draw their ids until the commit."""
 LOCK_MIGRATIONS = 0x7879_0003
 """Held (per session) for a whole ``migrate``: two runs at once take turns, and the second finds nothing to do."""
+LOCK_AUDIT = 0x7879_0004
+"""Held (per transaction) by an audit append from its read of the head to its commit: one chain, whoever writes."""
 _LOCK_MEMBER = 0x7879_0100
 """Plus a slot number below ``_MEMBER_SLOTS``: held (per session) by each live projector's claims."""
 _MEMBER_SLOTS = 256

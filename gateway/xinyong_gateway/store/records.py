@@ -16,12 +16,16 @@ from typing import Literal, NamedTuple
 __all__ = [
     "ALL_PARTITIONS",
     "API_SCOPES",
+    "AUDIT_GENESIS",
     "PARTITIONS",
     "ApiKeyRecord",
     "ApiScope",
     "AppendResult",
     "AppendStatus",
     "ArchivedRecord",
+    "AuditDraft",
+    "AuditEntry",
+    "AuditHead",
     "FeedEntry",
     "InboxEntry",
     "KeyScheme",
@@ -326,3 +330,47 @@ class SchemaStatus:
     @property
     def ready(self) -> bool:
         return not self.pending
+
+
+AUDIT_GENESIS = "0" * 64
+"""The previous hash of the audit log's first entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditDraft:
+    """An operator action to append to the audit log; the store gives it its place in the chain (``append_audit``)."""
+
+    at: Micros
+    actor: str
+    """Who acted: the operator's name as the command line was given it (``--actor``, ``XINYONG_ACTOR``, the OS user)."""
+    action: str
+    """What was done, dotted: ``sources.add``, ``subjects.reveal``, ``policy.apply`` ..."""
+    target: str
+    """What it was done to: a source or key id, a policy version, a subject by its masked identifier."""
+    details: str
+    """A JSON object, in canonical form (never a secret, a resident id or a person's name)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """An entry of the audit log as stored: the draft, its place (``entry_id``: 1, 2, 3 ... without gaps) and its
+    link in the chain (``prev_hash``: the previous entry's ``hash``, or :data:`AUDIT_GENESIS`)."""
+
+    entry_id: int
+    at: Micros
+    actor: str
+    action: str
+    target: str
+    details: str
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditHead:
+    """The last entry the audit log was given (a record of its own beside the log), with a MAC that binds the two:
+    entries deleted from the end of the log leave the head pointing past it."""
+
+    entry_id: int
+    hash: str
+    mac: str

@@ -33,12 +33,14 @@ from xinyong_gateway.errors import (
 )
 from xinyong_gateway.store.base import (
     API_KEY_COLUMNS,
+    AUDIT_COLUMNS,
     INBOX_COLUMNS,
     SOURCE_COLUMNS,
     SOURCE_KEY_COLUMNS,
     STATUS_CHANGE_COLUMNS,
     SUBJECT_COLUMNS,
     AllPartitions,
+    AuditChain,
     PartitionClaims,
     Store,
     api_key_record,
@@ -46,6 +48,7 @@ from xinyong_gateway.store.base import (
     check_policy_version,
     classify_appends,
     inbox_values,
+    next_audit_entry,
     packaged_migrations,
     schema_status_of,
     source_record,
@@ -58,6 +61,9 @@ from xinyong_gateway.store.records import (
     ApiKeyRecord,
     AppendResult,
     AppendStatus,
+    AuditDraft,
+    AuditEntry,
+    AuditHead,
     CaseRef,
     InboxEntry,
     Micros,
@@ -94,6 +100,7 @@ _UPSERT_SUBJECT = (
 _SELECT_CHANGES = f"SELECT {STATUS_CHANGE_COLUMNS}"
 _SELECT_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys"
 _SELECT_SOURCES = f"SELECT {SOURCE_COLUMNS} FROM sources"
+_SELECT_AUDIT = f"SELECT {AUDIT_COLUMNS} FROM audit_log"
 _READER_CACHE_KIB = 64 * 1024
 """Page cache of the event loop's read-only connection, in KiB."""
 _BUSY_TIMEOUT_MS = 5000
@@ -613,6 +620,56 @@ class SqliteStore(Store):
             return api_key_record(row)
 
         return await self._submit(revoke, write=True)
+
+    # -- the audit log ------------------------------------------------------------------------------------
+    async def append_audit(self, draft: AuditDraft, chain: AuditChain) -> AuditEntry:
+        # A write job: BEGIN IMMEDIATE takes the database's write lock first, so appenders of every process take
+        # turns from their read of the head to their commit.
+        def append(conn: sqlite3.Connection) -> AuditEntry:
+            row = conn.execute("SELECT entry_id, hash, mac FROM audit_head WHERE id = 1").fetchone()
+            last = conn.execute("SELECT entry_id, hash FROM audit_log ORDER BY entry_id DESC LIMIT 1").fetchone()
+            entry, head = next_audit_entry(
+                AuditHead(*row) if row else None, (last[0], last[1]) if last else None, draft, chain
+            )
+            conn.execute(
+                f"INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.entry_id, entry.at, entry.actor, entry.action, entry.target, entry.details,
+                    entry.prev_hash, entry.hash,
+                ),
+            )  # fmt: skip
+            conn.execute(
+                "INSERT INTO audit_head (id, entry_id, hash, mac) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE"
+                " SET entry_id = excluded.entry_id, hash = excluded.hash, mac = excluded.mac",
+                (head.entry_id, head.hash, head.mac),
+            )
+            return entry
+
+        return await self._submit(append, write=True)
+
+    async def read_audit_log(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        def read(conn: sqlite3.Connection) -> list[AuditEntry]:
+            rows = conn.execute(_SELECT_AUDIT + " WHERE entry_id > ? ORDER BY entry_id LIMIT ?", (after, limit))
+            return [AuditEntry(*row) for row in rows]
+
+        return await self._submit(read)
+
+    async def latest_audit_entries(self, limit: int, *, action: str | None = None) -> list[AuditEntry]:
+        def read(conn: sqlite3.Connection) -> list[AuditEntry]:
+            if action is None:
+                rows = conn.execute(_SELECT_AUDIT + " ORDER BY entry_id DESC LIMIT ?", (limit,))
+            else:
+                rows = conn.execute(_SELECT_AUDIT + " WHERE action = ? ORDER BY entry_id DESC LIMIT ?", (action, limit))
+            return [AuditEntry(*row) for row in reversed(rows.fetchall())]
+
+        return await self._submit(read)
+
+    async def audit_head(self) -> AuditHead | None:
+        def read(conn: sqlite3.Connection) -> AuditHead | None:
+            row = conn.execute("SELECT entry_id, hash, mac FROM audit_head WHERE id = 1").fetchone()
+            return AuditHead(*row) if row else None
+
+        return await self._submit(read)
 
 
 def _insert_chunk(conn: sqlite3.Connection, chunk: Sequence[InboxEntry]) -> list[AppendResult]:
