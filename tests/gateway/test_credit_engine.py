@@ -484,3 +484,30 @@ def test_a_record_that_left_for_the_archive_is_history_that_later_versions_do_no
     saved.settle(POLICY)
     assert saved.records == {} and saved.archived == []  # the withdrawal came after the record was history
     assert late.seq in saved.cases["src_a|listing.violation|L1"][5]  # kept as evidence of the case
+
+
+def test_next_change_is_the_earliest_moment_over_every_record() -> None:
+    """Every record's moments count, not only the last one's: a minor record ending first is the next change."""
+    for order in ((("general", T0), ("minor", T0 + days(10))), (("minor", T0 + days(10)), ("general", T0))):
+        log = Log()
+        for n, (severity, at) in enumerate(order):
+            log.add("penalty.imposed", at, decision_no=f"p{n}", severity=severity)
+        credit_file = log.files()[key_of(Subject.model_validate(MERCHANT))]
+        assert credit_file.next_change_after(T0 + days(11), POLICY) == T0 + days(100)
+
+
+def test_next_change_includes_the_day_a_registered_merchant_may_earn_red() -> None:
+    log = Log()
+    _good_merchant(log)
+    credit_file = log.files()[key_of(Subject.model_validate(MERCHANT))]
+    assert credit_file.next_change_after(T0, POLICY) == T0 + days(180)
+    assert credit_file.status_at(T0 + days(180), POLICY).list == "red"
+
+
+def test_only_a_published_commitment_counts_for_red_not_any_merchant_event() -> None:
+    log = Log()
+    log.add("merchant.registered", T0)
+    log.add("complaint.resolved", T0, complaint_id="k1", outcome="rejected")
+    credit_file = log.files()[key_of(Subject.model_validate(MERCHANT))]
+    assert not credit_file.commitment_published
+    assert credit_file.status_at(T0 + days(400), POLICY).list == "none"
