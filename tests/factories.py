@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from stdnum.cn import ric as stdnum_ric
 from stdnum.cn import uscc as stdnum_uscc
 
+from xinyong.events import EVENT_TYPES
+
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 RIC_CHECK_ALPHABET = "0123456789X"
 _ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
@@ -48,6 +50,13 @@ def with_wrong_check(code: str, alphabet: str = USCC_ALPHABET) -> str:
 def person(rng: random.Random | None = None, *, name: str = "王小明") -> dict[str, Any]:
     """A natural person as a subject: a RIC and a name, both personal information."""
     return {"id_type": "ric", "id": make_ric(rng), "name": name}
+
+
+def fact_time_field(event_type: str) -> str:
+    """The name of an event type's fact time (``occurred_at``, ``decided_at`` …), read from its SDK model."""
+    data_model = EVENT_TYPES[event_type].model_fields["data"].annotation
+    assert isinstance(data_model, type)
+    return next(name for name in data_model.model_fields if name.endswith("_at"))
 
 
 def encode(body: Mapping[str, Any]) -> bytes:

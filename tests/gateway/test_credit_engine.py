@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.factories import event, make_uscc
+from tests.factories import event, fact_time_field, make_uscc
 from xinyong.events import EVENT_TYPES
 from xinyong.subjects import Subject
 from xinyong_gateway.credit.engine import CreditFile, LoggedEvent, project, subjects_of
@@ -22,18 +22,6 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 MERCHANT = {"id_type": "uscc", "id": make_uscc(random.Random(1)), "name": "甲商行"}
 COURIER = {"id_type": "uscc", "id": make_uscc(random.Random(2)), "name": "乙快递"}
 _FAR_FUTURE = {"now": datetime(2100, 1, 1, tzinfo=UTC)}
-_AT_FIELD = {
-    "merchant.registered": "registered_at",
-    "review.manipulation_detected": "detected_at",
-    "complaint.filed": "filed_at",
-    "complaint.resolved": "resolved_at",
-    "commitment.published": "published_at",
-    "commitment.breached": "found_at",
-    "listing.violation": "found_at",
-    "delivery.recorded": "occurred_at",
-    "penalty.imposed": "decided_at",
-    "penalty.revoked": "revoked_at",
-}
 
 
 class Log:
@@ -48,7 +36,7 @@ class Log:
         if event_type == "delivery.recorded":
             data.setdefault("courier", COURIER)
         data.setdefault(subject_field, MERCHANT)
-        body = event(event_type, **{_AT_FIELD[event_type]: at.isoformat(), **data})
+        body = event(event_type, **{fact_time_field(event_type): at.isoformat(), **data})
         body["timestamp"] = at.isoformat()
         parsed = EVENT_TYPES[event_type].model_validate(body, context=_FAR_FUTURE)
         seq = next(self._seq)

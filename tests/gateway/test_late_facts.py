@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.factories import event, make_uscc
+from tests.factories import event, fact_time_field, make_uscc
 from xinyong.events import EVENT_TYPES
 from xinyong.subjects import Subject
 from xinyong_gateway.credit.engine import CreditFile, LoggedEvent, fact_time, project, subjects_of
@@ -26,20 +26,6 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 MERCHANTS = [{"id_type": "uscc", "id": make_uscc(random.Random(500 + i)), "name": f"商户{i}"} for i in range(3)]
 COURIER = {"id_type": "uscc", "id": make_uscc(random.Random(600)), "name": "快递"}
 _FAR_FUTURE = {"now": datetime(2100, 1, 1, tzinfo=UTC)}
-_AT = {
-    "merchant.registered": "registered_at",
-    "review.manipulation_detected": "detected_at",
-    "complaint.resolved": "resolved_at",
-    "commitment.published": "published_at",
-    "listing.violation": "found_at",
-    "delivery.recorded": "occurred_at",
-    "penalty.imposed": "decided_at",
-    "penalty.revoked": "revoked_at",
-    "objection.filed": "filed_at",
-    "objection.decided": "decided_at",
-    "repair.applied": "applied_at",
-    "repair.decided": "decided_at",
-}
 
 
 def _small_windows_policy() -> Policy:
@@ -86,7 +72,7 @@ class Facts:
         if event_type == "delivery.recorded":
             data.setdefault("courier", COURIER)
         data.setdefault(subject_field, MERCHANTS[0])
-        body = event(event_type, **{_AT[event_type]: at.isoformat(), **data})
+        body = event(event_type, **{fact_time_field(event_type): at.isoformat(), **data})
         body["timestamp"] = (sent or at).isoformat()
         parsed = EVENT_TYPES[event_type].model_validate(body, context=_FAR_FUTURE)
         seq = next(self._seq)

@@ -14,8 +14,7 @@ import argparse
 import asyncio
 import json
 import secrets
-from dataclasses import asdict
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -24,9 +23,10 @@ from xinyong.events import EVENT_TYPES, error_pointers
 from xinyong.subjects import Subject
 from xinyong_gateway.access import OPERATOR_SOURCE_ID
 from xinyong_gateway.cli._common import CliError, Output, Resources, add_command, open_resources
-from xinyong_gateway.credit.engine import CreditFile, ObjectionView, RepairView
+from xinyong_gateway.credit.engine import CreditFile
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.credit.policy import Policy, policy_from
+from xinyong_gateway.credit.report import case_document
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import AppendStatus, InboxEntry, partition_mask, to_micros
 
@@ -71,7 +71,7 @@ def _objections(commands: Any) -> None:
     file.add_argument("--record", required=True, metavar="RECORD_ID", help="the record objected to (rec_…)")
     file.add_argument("--grounds", required=True, help="why the record or the information behind it is wrong")
     file.add_argument("--objection-id", metavar="ID", help="the objection's id (default: a new obj-… id)")
-    file.set_defaults(handler=_file_objection)
+    file.set_defaults(handler=lambda s, a, o: _open_case(s, a, o, "objection"))
     listing = add_command(
         actions, "list", "objections with their states and deadlines", "xinyong-gateway objections list --overdue"
     )
@@ -111,7 +111,7 @@ def _repairs(commands: Any) -> None:
     apply.add_argument("--record", required=True, metavar="RECORD_ID", help="the record to repair (rec_…)")
     apply.add_argument("--grounds", required=True, help="how the subject corrected its behaviour")
     apply.add_argument("--repair-id", metavar="ID", help="the application's id (default: a new rep-… id)")
-    apply.set_defaults(handler=_apply_repair)
+    apply.set_defaults(handler=lambda s, a, o: _open_case(s, a, o, "repair"))
     listing = add_command(actions, "list", "repair applications with their states", "xinyong-gateway repairs list")
     _list_arguments(listing, "applications")
     listing.set_defaults(handler=lambda s, a, o: _list(s, a, o, "repair"))
@@ -191,67 +191,42 @@ async def _write(opened: Resources, event_type: str, data: dict[str, Any]) -> st
     return webhook_id
 
 
-def _file_objection(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
+def _open_case(settings: GatewaySettings, args: argparse.Namespace, out: Output, kind: Kind) -> int:
+    """``objections file`` and ``repairs apply``: a filing (or application) about a record, under a new or given id."""
     subject = _subject(args.id_type, args.id)
-    objection_id = args.objection_id or f"obj-{secrets.token_hex(6)}"
+    event_type, prefix, verb = _OPENING[kind]
+    case_id = getattr(args, f"{kind}_id") or f"{prefix}-{secrets.token_hex(6)}"
     data = {
-        "objection_id": objection_id,
+        f"{kind}_id": case_id,
         "subject": {"id_type": subject.id_type, "id": subject.id},
         "record_id": args.record,
         "grounds": args.grounds,
-        "filed_at": datetime.now(UTC).isoformat(),
+        f"{verb}_at": datetime.now(UTC).isoformat(),
     }
 
     async def run() -> str:
         async with open_resources(settings) as opened:
-            return await _write(opened, "objection.filed", data)
+            return await _write(opened, event_type, data)
 
     webhook_id = asyncio.run(run())
     out.emit(
-        {"objection_id": objection_id, "webhook_id": webhook_id, "subject": subject.masked_id},
-        f"Objection {objection_id} filed against {args.record} of {subject.masked_id}; the projector applies it at"
-        " its next step (serve runs it; or project --once).",
+        {f"{kind}_id": case_id, "webhook_id": webhook_id, "subject": subject.masked_id},
+        f"{kind.capitalize()} {case_id} {verb} about {args.record} of {subject.masked_id}; the projector applies it"
+        " at its next step (serve runs it; or project --once).",
     )
     return 0
 
 
-def _apply_repair(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
-    subject = _subject(args.id_type, args.id)
-    repair_id = args.repair_id or f"rep-{secrets.token_hex(6)}"
-    data = {
-        "repair_id": repair_id,
-        "subject": {"id_type": subject.id_type, "id": subject.id},
-        "record_id": args.record,
-        "grounds": args.grounds,
-        "applied_at": datetime.now(UTC).isoformat(),
-    }
-
-    async def run() -> str:
-        async with open_resources(settings) as opened:
-            return await _write(opened, "repair.applied", data)
-
-    webhook_id = asyncio.run(run())
-    out.emit(
-        {"repair_id": repair_id, "webhook_id": webhook_id, "subject": subject.masked_id},
-        f"Repair {repair_id} applied for {args.record} of {subject.masked_id}; the projector applies it at its next"
-        " step (serve runs it; or project --once).",
-    )
-    return 0
+_OPENING: dict[Kind, tuple[str, str, str]] = {
+    "objection": ("objection.filed", "obj", "filed"),
+    "repair": ("repair.applied", "rep", "applied"),
+}
+"""What opens a case of each kind: its event type, the prefix of a new id, and the verb of its ``*_at`` field."""
 
 
 # -- reading cases ----------------------------------------------------------------------------------------------
 async def _policy(opened: Resources, settings: GatewaySettings) -> Policy:
     return await PolicyInForce(opened.store, policy_from(settings.policy_file)).refresh()
-
-
-def _document(view: ObjectionView | RepairView, shown: str) -> dict[str, Any]:
-    document = {"subject": shown, **asdict(view)}
-    for name, value in document.items():
-        if isinstance(value, datetime):
-            document[name] = value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        elif isinstance(value, date):
-            document[name] = value.isoformat()
-    return document
 
 
 async def _cases(
@@ -278,7 +253,8 @@ async def _cases(
             if kind == "objection"
             else credit_file.repair(ref.case_id, policy)
         )
-        found.append(_document(view, f"{row.id_type} {row.display_id}") | {"subject_key": ref.subject_key})
+        shown = {"subject": f"{row.id_type} {row.display_id}"}
+        found.append(shown | case_document(view) | {"subject_key": ref.subject_key})
     return found
 
 

@@ -536,21 +536,23 @@ class CreditFile:
     ) -> None:
         """Create or move a single-fact rule's record of ``case`` to run from the fact ``key``."""
         at, ts, seq = key
-        moment = _instant(at)
-        record_id = _record_id(self.key, rule.id, case)
-        self.records[record_id] = Record(
+        self._record(rule, case, _instant(at), policy, source_seqs=list(seqs), ended=ended, basis=[ts, seq])
+
+    def _record(self, rule: Rule, anchor: str, moment: datetime, policy: Policy, **evidence: Any) -> Record:
+        """Put the record of ``rule`` that stands on ``anchor`` (a case, or ``day:…``) and starts at ``moment``."""
+        record_id = _record_id(self.key, rule.id, anchor)
+        record = self.records[record_id] = Record(
             record_id=record_id,
             rule_id=rule.id,
             reason=rule.reason,
             list_name=rule.list,
             severity=rule.severity,
-            source_seqs=list(seqs),
             effective_from=moment,
             effective_until=moment + policy.publicity.of(rule.severity),
-            ended=ended,
-            case=case,
-            basis=[ts, seq],
+            case=anchor,
+            **evidence,
         )
+        return record
 
     def _enter_window(self, rule: Rule, case: str, key: FactKey, hit: int, policy: Policy) -> None:
         assert self.newest_fact is not None  # noqa: S101 -- set by apply before any rule runs
@@ -647,17 +649,12 @@ class CreditFile:
             inside = facts[low : index + 1]
             crossing = facts[index]
             moment = _instant(at)
-            record_id = _record_id(self.key, rule.id, crossing[3])
-            self.records[record_id] = Record(
-                record_id=record_id,
-                rule_id=rule.id,
-                reason=rule.reason,
-                list_name=rule.list,
-                severity=rule.severity,
+            self._record(
+                rule,
+                crossing[3],
+                moment,
+                policy,
                 source_seqs=sorted(fact[2] for fact in inside),
-                effective_from=moment,
-                effective_until=moment + publicity,
-                case=crossing[3],
                 contributing=sorted(fact[3] for fact in inside),
                 basis=list(crossing[:3]),
             )
@@ -688,18 +685,7 @@ class CreditFile:
             if end < covered or total < ratio.min_total or hits < ratio.at_least * total:
                 continue
             moment = _instant(end)
-            record_id = _record_id(self.key, rule.id, f"day:{day}")
-            self.records[record_id] = Record(
-                record_id=record_id,
-                rule_id=rule.id,
-                reason=rule.reason,
-                list_name=rule.list,
-                severity=rule.severity,
-                source_seqs=[],
-                effective_from=moment,
-                effective_until=moment + publicity,
-                case=f"day:{day}",
-            )
+            self._record(rule, f"day:{day}", moment, policy, source_seqs=[])
             covered = _micros(moment + publicity)
 
     # -- objections and repairs -------------------------------------------------------------------------

@@ -19,14 +19,14 @@ from xinyong_gateway.credit.policy import Policy
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.store import Store, from_micros
 
-__all__ = ["report_lines", "subject_report"]
+__all__ = ["case_document", "report_lines", "subject_report"]
 
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _view_document(view: ObjectionView | RepairView) -> dict[str, Any]:
+def case_document(view: ObjectionView | RepairView) -> dict[str, Any]:
     """An objection or repair as JSON: instants as UTC to the second, deadlines as the date of their last day."""
     document = asdict(view)
     for name, value in document.items():
@@ -79,8 +79,8 @@ async def subject_report(
     ]
     status = json.loads(row.status)
     status["subject"] = identity
-    objections = [_view_document(credit_file.objection(oid, policy, now)) for oid in sorted(credit_file.objections)]
-    repairs = [_view_document(credit_file.repair(rid, policy)) for rid in sorted(credit_file.repairs)]
+    objections = [case_document(credit_file.objection(oid, policy, now)) for oid in sorted(credit_file.objections)]
+    repairs = [case_document(credit_file.repair(rid, policy)) for rid in sorted(credit_file.repairs)]
     return {
         "subject": identity,
         "status": status,
