@@ -1,7 +1,8 @@
 """Gateway settings: read once at the entrypoint, then passed in (never global).
 
 Every field can be set from the environment with the ``XINYONG_`` prefix, e.g. ``XINYONG_DATABASE_URL``,
-``XINYONG_MASTER_KEY``; command-line flags override the environment.
+``XINYONG_MASTER_KEY``; command-line flags override the environment. A database URL that cannot work raises
+``ConfigError`` with the form meant; any other invalid value a pydantic ``ValidationError``.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from xinyong_gateway.store import check_database_url
 
 __all__ = ["DEFAULT_DATABASE_URL", "GatewaySettings"]
 
@@ -51,3 +54,10 @@ class GatewaySettings(BaseSettings):
     """Run the projector inside ``serve`` (turn off when ``xinyong-gateway project`` runs separately)."""
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database_url(cls, url: str) -> str:
+        """A URL the store can open, checked before anything else is: a bare path is a ``ConfigError`` (raised as
+        it is, not as a ``ValidationError``) that shows the URL meant, not a missing master key further on."""
+        return check_database_url(url)

@@ -510,7 +510,7 @@ async def test_append_many_answers_exactly_as_append_one_by_one(
 ) -> None:
     """Two sources with the same history in one database: one gets the batch in bulk, the other one by one."""
     monkeypatch.setattr(store_module(database_url), "_BULK_CHUNK", chunk)
-    async with open_store(database_url) as store:
+    async with open_store(database_url, create=True) as store:
         await store.migrate()
         outcomes = []
         for source_id, bulk in (("src_bulk", True), ("src_single", False)):
@@ -542,7 +542,7 @@ async def test_append_many_commits_one_transaction_per_chunk_and_numbers_rows_in
 ) -> None:
     monkeypatch.setattr(sqlite_store, "_BULK_CHUNK", 4)
     db_path = tmp_path / "store.db"
-    async with open_store(f"sqlite:///{db_path}") as store:
+    async with open_store(f"sqlite:///{db_path}", create=True) as store:
         await store.migrate()
         source_id = await make_source(store)
         salt, commits_before = wal_commits(db_path)

@@ -21,6 +21,8 @@ Errors are one sentence on stderr and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -29,8 +31,8 @@ from pydantic import ValidationError
 
 from xinyong.errors import XinyongError
 from xinyong_gateway.cli import import_, keys, master_key, migrate, policy, project, serve, sources, subjects
-from xinyong_gateway.cli._common import CliError, Handler, Output
-from xinyong_gateway.errors import GatewayError
+from xinyong_gateway.cli._common import CliError, Handler, Output, os_error_sentence
+from xinyong_gateway.errors import ConfigError, GatewayError
 from xinyong_gateway.settings import DEFAULT_DATABASE_URL, GatewaySettings
 
 __all__ = ["build_parser", "main"]
@@ -42,12 +44,23 @@ examples:
   xinyong-gateway sources add --kind courier --name "Swift Express" --public-key whpk_...
   xinyong-gateway serve --port 8080
 
-The database defaults to $XINYONG_DATABASE_URL, then sqlite:///./var/xinyong.db. The master key comes from
-$XINYONG_MASTER_KEY; on SQLite it may instead be the key file <database>.key, created on first use.
+The database defaults to $XINYONG_DATABASE_URL, then sqlite:///./var/xinyong.db; only `migrate` creates it. The
+master key comes from $XINYONG_MASTER_KEY; on SQLite it may instead be the key file <database>.key, which `migrate`
+creates with a new database.
 """
 
 _COMMANDS = (migrate, serve, project, import_, subjects, policy, sources, keys, master_key)
 """The command modules, in the order ``--help`` lists them."""
+
+
+_SETTING_OPTIONS = {
+    "database_url": "--db",
+    "host": "serve --host",
+    "port": "serve --port",
+    "log_format": "serve --log-format",
+    "policy_file": "--policy",
+}
+"""The command-line option of each setting that has one (for messages about an invalid value)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,8 +93,17 @@ def _settings(args: argparse.Namespace) -> GatewaySettings:
     try:
         return GatewaySettings(**overrides)
     except ValidationError as exc:
-        fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors())
-        raise CliError(f"Invalid setting(s): {fields}.") from exc
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "settings"
+            option = _SETTING_OPTIONS.get(name)
+            where = f"XINYONG_{name.upper()}" + (f" or {option}" if option else "")
+            problems.append(f"{name} ({where}): {error['msg'][0].lower()}{error['msg'][1:]}")
+        raise CliError(f"Invalid setting {'; '.join(problems)}.") from None
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"xinyong-gateway: error: {message}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,11 +113,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(_settings(args), args, out)
-    except CliError as exc:
-        sys.stderr.write(f"xinyong-gateway: error: {exc}\n")
+    except (CliError, ConfigError) as exc:
+        _error(str(exc))
         return 2
-    except (GatewayError, XinyongError, ValueError, OSError) as exc:
-        sys.stderr.write(f"xinyong-gateway: error: {exc}\n")
+    except BrokenPipeError:
+        # The reader went away (`xinyong-gateway sources list | head -1`): nothing left to tell it. Point stdout at
+        # /dev/null so that the interpreter's last flush does not fail again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        _error(os_error_sentence(exc))
+        return 1
+    except (GatewayError, XinyongError, ValueError) as exc:
+        _error(str(exc))
         return 1
     except KeyboardInterrupt:
         return 130

@@ -25,6 +25,7 @@ __all__ = [
     "duration",
     "iso",
     "open_resources",
+    "os_error_sentence",
     "policy_option",
     "positive",
     "scopes",
@@ -36,6 +37,13 @@ Handler = Callable[[GatewaySettings, argparse.Namespace, "Output"], int]
 
 class CliError(Exception):
     """A usage problem found after parsing: printed as one sentence, exit status 2."""
+
+
+def os_error_sentence(exc: OSError) -> str:
+    """The standard library's ``[Errno 2] No such file or directory: 'x'`` as a sentence: ``x: No such file or
+    directory.``"""
+    reason = exc.strerror or type(exc).__name__
+    return f"{exc.filename}: {reason}." if exc.filename else f"{reason}."
 
 
 class Output:
@@ -67,10 +75,15 @@ class Resources:
 
 @contextlib.asynccontextmanager
 async def open_resources(settings: GatewaySettings, *, migrate: bool = False) -> AsyncIterator[Resources]:
-    """Resolve the master key (``XINYONG_MASTER_KEY`` or the SQLite key file), open the store, apply pending
-    migrations when ``migrate``, and check that the database was sealed under this key; closed on exit."""
-    master = master_key_of(settings)
-    async with open_store(settings.database_url) as store:
+    """Open the store, resolve the master key (``XINYONG_MASTER_KEY`` or the SQLite key file), apply pending
+    migrations when ``migrate``, and check that the database was sealed under this key; closed on exit.
+
+    Only ``migrate`` creates anything (the SQLite file, its directory and key file): any other command opens the
+    database first, so a mistyped ``--db`` or the wrong directory is "no database at …", and leaves nothing behind."""
+    master = master_key_of(settings, create=True) if migrate else None
+    async with open_store(settings.database_url, create=migrate) as store:
+        if master is None:
+            master = master_key_of(settings)
         applied = await store.migrate() if migrate else []
         await store.check_master_key(master.check_value)
         yield Resources(store, master, applied)

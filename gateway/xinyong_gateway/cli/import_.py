@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from xinyong.rejects import RejectsFile
-from xinyong_gateway.cli._common import CliError, Output, add_command, open_resources
+from xinyong_gateway.cli._common import CliError, Output, add_command, open_resources, os_error_sentence
 from xinyong_gateway.cli.importer import Importer, ImportProgress
 from xinyong_gateway.errors import GatewayError, StoreUnavailableError
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.store import sqlite_path_from_url
 
 __all__ = ["add_parser"]
 
@@ -62,8 +61,6 @@ def _import(settings: GatewaySettings, args: argparse.Namespace, out: Output) ->
         raise CliError("--rejects must name another file than the input.")
     if not rejects_path.parent.is_dir():
         raise CliError(f"No directory {rejects_path.parent} for the rejects file.")
-    if settings.database_url.startswith("sqlite:") and not sqlite_path_from_url(settings.database_url).exists():
-        raise CliError(f"No database at {settings.database_url}; run `xinyong-gateway migrate` first.")
     if args.jobs is not None and args.jobs < 1:
         raise CliError("--jobs must be at least 1.")
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -108,8 +105,10 @@ def _import(settings: GatewaySettings, args: argparse.Namespace, out: Output) ->
             f"The import stopped: {exc} Lines committed before the failure stay stored; running the same import"
             " again is safe (they answer duplicate)."
         ) from exc
-    except (GatewayError, OSError) as exc:
+    except GatewayError as exc:
         raise CliError(str(exc)) from exc
+    except OSError as exc:  # reading the file, writing the rejects
+        raise CliError(os_error_sentence(exc)) from exc
     finally:
         if progress_shown:
             sys.stderr.write("\n")

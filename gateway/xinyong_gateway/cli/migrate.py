@@ -1,4 +1,5 @@
-"""``xinyong-gateway migrate``: create or upgrade the database schema (idempotent)."""
+"""``xinyong-gateway migrate``: create or upgrade the database schema (idempotent). The one command that creates a
+database: on SQLite the file, its directory and its master key file (unless ``XINYONG_MASTER_KEY`` is set)."""
 
 from __future__ import annotations
 
