@@ -54,6 +54,9 @@ class GatewaySettings(BaseSettings):
     """Run the projector inside ``serve`` (turn off when ``xinyong-gateway project`` runs separately)."""
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    progress_interval: float = Field(default=5.0, ge=0)
+    """Seconds between the progress lines of long commands (``import``, ``policy diff|apply``, ``project --once``)
+    on a stderr that is not a terminal (0: every update); a terminal gets one live line instead."""
 
     @field_validator("database_url")
     @classmethod

@@ -458,7 +458,8 @@ def test_progress_goes_to_stderr_on_a_terminal(
     monkeypatch.setattr("sys.stderr", terminal)
     assert main(["--db", url, "--json", "import", str(path), "--source", market]) == 0
     progress = terminal.getvalue()
-    assert "100.0%" in progress and "5 lines" in progress and "lines/s" in progress and "accepted 5" in progress
+    assert progress.startswith("\r")  # a live line, redrawn in place
+    assert "100.0%  5 lines" in progress and "lines/s" in progress and "5 accepted, 0 duplicate, 0 rejected" in progress
     assert progress.endswith("\n")
 
 

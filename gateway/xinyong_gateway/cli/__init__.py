@@ -15,7 +15,9 @@
 One module per command group, each with its ``add_parser``; every command's parser names its handler
 (``set_defaults(handler=…)``, a :data:`~xinyong_gateway.cli._common.Handler`), which opens what it needs with
 ``open_resources(settings)``. Output is human-readable on a terminal and JSON otherwise (``--json`` forces JSON).
-Errors are one sentence on stderr and a non-zero exit status, never a traceback.
+Long commands show progress on stderr (``_common.Progress``). Errors are one sentence on stderr and a non-zero exit
+status (2: usage or settings; 1: the command failed), never a traceback; Ctrl-C is one sentence of what was done
+and exit status 130.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pydantic import ValidationError
 
 from xinyong.errors import XinyongError
 from xinyong_gateway.cli import import_, keys, master_key, migrate, policy, project, serve, sources, subjects
-from xinyong_gateway.cli._common import CliError, Handler, Output, os_error_sentence
+from xinyong_gateway.cli._common import EXIT_INTERRUPTED, CliError, Handler, Interrupted, Output, os_error_sentence
 from xinyong_gateway.errors import ConfigError, GatewayError
 from xinyong_gateway.settings import DEFAULT_DATABASE_URL, GatewaySettings
 
@@ -113,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(_settings(args), args, out)
+    except Interrupted as exc:
+        sys.stderr.write(f"xinyong-gateway: {exc}\n")
+        return EXIT_INTERRUPTED
     except (CliError, ConfigError) as exc:
         _error(str(exc))
         return 2
@@ -129,4 +134,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(str(exc))
         return 1
     except KeyboardInterrupt:
-        return 130
+        sys.stderr.write("xinyong-gateway: Interrupted.\n")
+        return EXIT_INTERRUPTED

@@ -1,35 +1,48 @@
-"""What the commands of ``xinyong-gateway`` share: output, errors, argument types, and the opened resources."""
+"""What the commands of ``xinyong-gateway`` share: output, errors and interrupts, progress on stderr, argument types,
+and the opened resources."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import re
 import sys
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TextIO, TypeVar
 
+from xinyong_gateway.credit.documents import plural
 from xinyong_gateway.crypto import MasterKey, master_key_of
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import API_SCOPES, ApiScope, Micros, Store, from_micros, open_store
 
 __all__ = [
+    "EXIT_INTERRUPTED",
     "CliError",
     "Handler",
+    "Interrupted",
     "Output",
+    "Progress",
     "Resources",
     "add_command",
     "duration",
     "iso",
     "open_resources",
     "os_error_sentence",
+    "plural",
     "policy_option",
     "positive",
+    "run_until_interrupted",
     "scopes",
 ]
+
+T = TypeVar("T")
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
 
 Handler = Callable[[GatewaySettings, argparse.Namespace, "Output"], int]
 """A command's body (``set_defaults(handler=…)``): settings, the parsed arguments, the output; the exit status."""
@@ -39,11 +52,70 @@ class CliError(Exception):
     """A usage problem found after parsing: printed as one sentence, exit status 2."""
 
 
+class Interrupted(Exception):  # noqa: N818 -- the user stopped the command: not an error
+    """Ctrl-C, with one sentence of what was done and whether running the command again is safe (exit status 130)."""
+
+
+def run_until_interrupted(main: Coroutine[Any, Any, T], interrupted: Callable[[], str]) -> T:
+    """``asyncio.run(main)``; Ctrl-C raises :class:`Interrupted` with ``interrupted()``, called once ``main`` has
+    unwound (a coroutine may await in its handler of ``CancelledError``, e.g. to learn whether a commit happened)."""
+    try:
+        return asyncio.run(main)
+    except KeyboardInterrupt:
+        raise Interrupted(interrupted()) from None
+
+
 def os_error_sentence(exc: OSError) -> str:
     """The standard library's ``[Errno 2] No such file or directory: 'x'`` as a sentence: ``x: No such file or
     directory.``"""
     reason = exc.strerror or type(exc).__name__
     return f"{exc.filename}: {reason}." if exc.filename else f"{reason}."
+
+
+class Progress:
+    """How far a long command is, on stderr (never stdout, which holds results).
+
+    On a terminal: one live line, redrawn in place at most 4 times a second and ended when the command ends.
+    Otherwise (a pipe, a file, a CI log): a plain line ``xinyong-gateway COMMAND: …`` every ``interval`` seconds
+    (``XINYONG_PROGRESS_INTERVAL``, 5 s by default; 0 writes every update), so a long run shows it is alive
+    without flooding the log; a run shorter than the interval writes none."""
+
+    def __init__(self, command: str, interval: float, *, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self._live = self._stream.isatty()
+        self._prefix = f"xinyong-gateway {command}: "
+        self._every = 0.25 if self._live else interval
+        self._last = float("-inf") if self._live else time.monotonic()
+        self._width = 0
+        self._skipped: str | None = None
+        """The latest state not shown (too soon after the last one): a live line ends with it."""
+
+    def show(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last < self._every:
+            self._skipped = text
+            return
+        self._last, self._skipped = now, None
+        if self._live:
+            self._draw(text)
+        else:
+            self._stream.write(f"{self._prefix}{text}\n")
+            self._stream.flush()
+
+    def close(self) -> None:
+        """End the live line, showing the last state (the summary or an error starts on a line of its own)."""
+        if self._live and self._skipped is not None:
+            self._draw(self._skipped)
+        self._skipped = None
+        if self._width:
+            self._stream.write("\n")
+            self._stream.flush()
+            self._width = 0
+
+    def _draw(self, text: str) -> None:
+        self._stream.write(f"\r{text}{' ' * max(0, self._width - len(text))}")
+        self._stream.flush()
+        self._width = len(text)
 
 
 class Output:

@@ -1,18 +1,26 @@
 """``xinyong-gateway import FILE --source ID``: load historical events from an NDJSON file into the inbox, checked as
-ingest checks them and stored exactly once (the pipeline is ``cli.importer``)."""
+ingest checks them and stored exactly once (the pipeline is ``cli.importer``). Progress goes to stderr
+(``_common.Progress``); Ctrl-C says how many lines were committed and that running the import again is safe."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from xinyong.rejects import RejectsFile
-from xinyong_gateway.cli._common import CliError, Output, add_command, open_resources, os_error_sentence
+from xinyong_gateway.cli._common import (
+    CliError,
+    Output,
+    Progress,
+    add_command,
+    open_resources,
+    os_error_sentence,
+    plural,
+    run_until_interrupted,
+)
 from xinyong_gateway.cli.importer import Importer, ImportProgress
 from xinyong_gateway.errors import GatewayError, StoreUnavailableError
 from xinyong_gateway.settings import GatewaySettings
@@ -52,6 +60,10 @@ def add_parser(commands: Any) -> None:
     bulk.set_defaults(handler=_import)
 
 
+def _counts(progress: ImportProgress) -> str:
+    return f"{progress.accepted:,} accepted, {progress.duplicate:,} duplicate, {progress.rejected:,} rejected"
+
+
 def _import(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
     path = Path(args.file)
     rejects_path = Path(args.rejects) if args.rejects else path.with_name(path.name + ".rejected.ndjson")
@@ -65,21 +77,26 @@ def _import(settings: GatewaySettings, args: argparse.Namespace, out: Output) ->
         raise CliError("--jobs must be at least 1.")
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     jobs = args.jobs or (1 if path.stat().st_size < 8 << 20 else min(cpus, 8))
-    started = shown = time.monotonic()
-    progress_shown = False
+    started = time.monotonic()
+    display = Progress("import", settings.progress_interval)
+    settled = ImportProgress()  # what the last chunk's commit left: the counts an interruption reports
 
     def show(progress: ImportProgress) -> None:
-        nonlocal shown, progress_shown
-        now = time.monotonic()
-        if now - shown < 0.25 and progress.bytes_read < progress.total_bytes:
-            return
-        shown, progress_shown = now, True
+        nonlocal settled
+        settled = progress
+        elapsed = max(time.monotonic() - started, 1e-9)
         percent = 100 * progress.bytes_read / progress.total_bytes if progress.total_bytes else 100.0
-        sys.stderr.write(
-            f"\r{percent:5.1f}%  {progress.lines:,} lines  {progress.lines / max(now - started, 1e-9):,.0f} lines/s"
-            f"  accepted {progress.accepted:,}  duplicate {progress.duplicate:,}  rejected {progress.rejected:,} "
+        display.show(
+            f"{percent:5.1f}%  {plural(progress.lines, 'line')}  {progress.lines / elapsed:,.0f} lines/s  "
+            + _counts(progress)
         )
-        sys.stderr.flush()
+
+    def interrupted() -> str:
+        return (
+            f"Interrupted after {plural(settled.lines, 'line')} of {path} were committed ({_counts(settled)}); lines"
+            " being committed then may or may not be stored, and running the same import again is safe (stored"
+            " lines answer duplicate)."
+        )
 
     try:
         with path.open("rb", buffering=1 << 20) as stream, RejectsFile(rejects_path) as rejects:
@@ -96,10 +113,10 @@ def _import(settings: GatewaySettings, args: argparse.Namespace, out: Output) ->
                         stream,
                         total_bytes=os.fstat(stream.fileno()).st_size,
                         on_rejections=rejects.write,
-                        on_progress=show if sys.stderr.isatty() else None,
+                        on_progress=show,
                     )
 
-            result = asyncio.run(run())
+            result = run_until_interrupted(run(), interrupted)
     except StoreUnavailableError as exc:
         raise CliError(
             f"The import stopped: {exc} Lines committed before the failure stay stored; running the same import"
@@ -110,13 +127,12 @@ def _import(settings: GatewaySettings, args: argparse.Namespace, out: Output) ->
     except OSError as exc:  # reading the file, writing the rejects
         raise CliError(os_error_sentence(exc)) from exc
     finally:
-        if progress_shown:
-            sys.stderr.write("\n")
+        display.close()
     elapsed = time.monotonic() - started
     rejected_file = str(rejects_path) if result.rejected else None
     human = (
-        f"Imported {path} for source {args.source}: {result.accepted:,} accepted, {result.duplicate:,} duplicate,"
-        f" {result.rejected:,} rejected in {elapsed:.1f} s ({result.lines / max(elapsed, 1e-9):,.0f} lines/s)."
+        f"Imported {path} for source {args.source}: {_counts(result)} in {elapsed:.1f} s"
+        f" ({result.lines / max(elapsed, 1e-9):,.0f} lines/s)."
     )
     if rejected_file:
         human += f"\n  Rejected lines (number, problem, JSON Pointers): {rejected_file}"
