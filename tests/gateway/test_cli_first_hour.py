@@ -189,6 +189,15 @@ def test_an_invalid_setting_in_the_environment_names_the_setting_and_its_variabl
     )
 
 
+def test_a_public_key_that_is_not_one_is_a_usage_error_naming_the_option(migrated: Path) -> None:
+    done = gateway("sources", "add", "--kind", "courier", "--name", "x", "--public-key", "whsec_abc", cwd=migrated)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.splitlines()[-1] == (
+        "xinyong-gateway sources add: error: argument --public-key: not a public key (a public key must start with"
+        " 'whpk_'; this is a symmetric signing secret (whsec_…); `xinyong keygen` makes a key pair)"
+    )
+
+
 def test_output_cut_short_by_its_reader_is_no_error(migrated: Path) -> None:
     """``xinyong-gateway master-key | head -c0``: the reader went away; nothing to report, no traceback."""
     read, write = os.pipe()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import difflib
 import json
 import re
 import sys
@@ -30,6 +31,7 @@ __all__ = [
     "Resources",
     "add_command",
     "duration",
+    "help_formatter",
     "iso",
     "open_resources",
     "os_error_sentence",
@@ -181,10 +183,20 @@ def positive(text: str) -> float:
 
 
 def scopes(text: str) -> tuple[ApiScope, ...]:
+    """``screen,changes`` as scopes; an unknown one is named, with the valid ones (and the one meant, when close)."""
     named = [scope.strip() for scope in text.split(",") if scope.strip()]
+    valid = ", ".join(API_SCOPES)
     unknown = [scope for scope in named if scope not in API_SCOPES]
-    if unknown or not named:
-        raise argparse.ArgumentTypeError(f"scopes are a comma-separated list of {', '.join(API_SCOPES)}")
+    if not named:
+        raise argparse.ArgumentTypeError(f"no scope given: the scopes are {valid} (comma-separated)")
+    if unknown:
+        meant = [difflib.get_close_matches(scope.lower(), API_SCOPES, n=1, cutoff=0.6) for scope in unknown]
+        guesses = [f"'{match[0]}'" for match in meant if match]
+        guess = f" (did you mean {' and '.join(guesses)}?)" if len(guesses) == len(unknown) else ""
+        names = " and ".join(repr(scope) for scope in unknown)
+        raise argparse.ArgumentTypeError(
+            f"unknown scope{'s' if len(unknown) > 1 else ''} {names}{guess}: the scopes are {valid} (comma-separated)"
+        )
     return tuple(scope for scope in API_SCOPES if scope in named)
 
 
@@ -192,14 +204,27 @@ def policy_option(parser: argparse.ArgumentParser, what: str = "credit policy") 
     parser.add_argument("--policy", metavar="FILE", help=f"{what} (default: $XINYONG_POLICY_FILE or the shipped one)")
 
 
-def add_command(group: Any, name: str, help_text: str, example: str) -> argparse.ArgumentParser:
-    """A command (or an action of a command group) with its one-line help, the same as its description, and an
-    example."""
+class help_formatter(argparse.RawDescriptionHelpFormatter):  # noqa: N801 -- argparse's formatter_class is a callable
+    """Help laid out for 80 columns whatever the terminal, the help text of each command and option from column 16:
+    a group's help lists each of its commands on one line (a test holds every command's one-line help to that)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=16, width=80)
+        # argparse measures a group's commands as if indented like options, then indents them 2 more: without this,
+        # the longest name ("master-key") would be pushed onto a line of its own.
+        self._action_max_length = 14
+
+
+def add_command(
+    group: Any, name: str, help_text: str, example: str, *, description: str | None = None
+) -> argparse.ArgumentParser:
+    """A command (or an action of a command group) with its one-line help (what its group's help lists), its
+    description (default: the help as a sentence) and an example."""
     parser: argparse.ArgumentParser = group.add_parser(
         name,
         help=help_text,
-        description=help_text[0].upper() + help_text[1:] + ".",
+        description=description or help_text[0].upper() + help_text[1:] + ".",
         epilog=f"example:\n  {example}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=help_formatter,
     )
     return parser

@@ -42,7 +42,7 @@ def add_parser(commands: Any) -> None:
     bulk = add_command(
         commands,
         "import",
-        "load historical events from an NDJSON file into the inbox (checked as ingest does, stored exactly once)",
+        "load historical events from an NDJSON file into the inbox",
         "xinyong-gateway import events.ndjson --source src_...",
     )
     bulk.description = (bulk.description or "") + _DESCRIPTION

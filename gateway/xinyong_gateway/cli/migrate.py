@@ -7,7 +7,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from xinyong_gateway.cli._common import Output, add_command, open_resources
+from xinyong_gateway.cli._common import Output, add_command, open_resources, plural
 from xinyong_gateway.settings import GatewaySettings
 
 __all__ = ["add_parser"]
@@ -27,7 +27,7 @@ def _migrate(settings: GatewaySettings, args: argparse.Namespace, out: Output) -
 
     applied, version, database = asyncio.run(run())
     human = (
-        f"Applied {len(applied)} migration(s): {', '.join(applied)}; schema is at version {version}."
+        f"Applied {plural(len(applied), 'migration')}: {', '.join(applied)}; schema is at version {version}."
         if applied
         else f"Schema is up to date (version {version})."
     )

@@ -36,24 +36,28 @@ _DIFF_DESCRIPTION = (
 
 def add_parser(commands: Any) -> None:
     policy = add_command(
-        commands, "policy", "check and compare credit policies", "xinyong-gateway policy check new.toml"
+        commands,
+        "policy",
+        "check, compare (dry run) and adopt credit policies",
+        "xinyong-gateway policy check new.toml",
     )
     actions = policy.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
     check = add_command(
         actions,
         "check",
-        "validate a policy file and explain each of its rules in one line (exit 1 when it is invalid)",
+        "validate a policy file and explain each of its rules",
         "xinyong-gateway policy check new.toml",
+        description="Validate a policy file and explain each of its rules in one line (exit 1 when it is invalid).",
     )
     check.add_argument("file", metavar="FILE", nargs="?", help="policy file (default: the current policy)")
     check.set_defaults(handler=_check)
     diff = add_command(
         actions,
         "diff",
-        "dry run: who would move between lists under the policy in FILE (writes nothing)",
+        "dry run: who would move between lists under FILE's policy",
         "xinyong-gateway policy diff new.toml --examples 5",
+        description=_DIFF_DESCRIPTION,
     )
-    diff.description = _DIFF_DESCRIPTION
     diff.add_argument("file", metavar="FILE", help="the new policy")
     policy_option(diff, "current policy")
     diff.add_argument("--examples", type=int, default=3, metavar="N", help="examples per move (default 3)")
@@ -61,8 +65,10 @@ def add_parser(commands: Any) -> None:
     apply = add_command(
         actions,
         "apply",
-        "adopt a policy: replay the whole inbox under it and replace every credit file in one transaction",
+        "adopt a policy: replay the inbox and replace every credit file",
         "xinyong-gateway policy apply new.toml",
+        description="Adopt a policy: replay the whole inbox under it and replace every credit file in one"
+        " transaction.\nProgress goes to stderr; Ctrl-C before the commit changes nothing (exit 130).",
     )
     apply.add_argument("file", metavar="FILE", help="the policy to adopt (its version must be new, or the same text)")
     apply.set_defaults(handler=_apply)
@@ -87,7 +93,7 @@ def _check(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> 
         "red": policy_tools.explain_red(checked),
     }
     rules = [{"id": rule.id, "explanation": policy_tools.explain_rule(rule, checked)} for rule in checked.rules]
-    human = [f"{source} is valid: policy {checked.version}, {len(rules)} rule(s).", *general.values(), "rules:"]
+    human = [f"{source} is valid: policy {checked.version}, {plural(len(rules), 'rule')}.", *general.values(), "rules:"]
     human += [f"  {rule['explanation']}" for rule in rules]
     document = {"file": source, "version": checked.version, "valid": True, **general, "rules": rules}
     out.emit(document, "\n".join(human))
@@ -198,7 +204,8 @@ def _apply(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> 
         display.close()
     out.emit(
         result,
-        f"Adopted policy {result['version']}: replayed {result['events']} event(s); {result['subjects_changed']}"
-        " subject(s) changed list, grade or measures (each change is in the feed with the new version).",
+        f"Adopted policy {result['version']}: replayed {plural(result['events'], 'event')};"
+        f" {plural(result['subjects_changed'], 'subject')} changed list, grade or measures (each change is in the feed"
+        " with the new version).",
     )
     return 0

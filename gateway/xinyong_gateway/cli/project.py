@@ -25,8 +25,11 @@ def add_parser(commands: Any) -> None:
     project = add_command(
         commands,
         "project",
-        "apply the inbox to credit files and list status (runs inside `serve` unless --no-projector)",
+        "apply the inbox to credit files and lists (serve does it too)",
         "xinyong-gateway project --once",
+        description="Apply the inbox to credit files and list status (`serve` runs a projector inside unless"
+        " --no-projector).\nProgress goes to stderr with --once; Ctrl-C stops it (exit 130), and running it again"
+        " resumes where it stopped.",
     )
     project.add_argument("--once", action="store_true", help="catch up with the inbox, let time pass, then exit")
     policy_option(project)
@@ -77,7 +80,7 @@ def _project(settings: GatewaySettings, args: argparse.Namespace, out: Output) -
         display.close()
     out.emit(
         result,
-        f"Applied {result['applied']} event(s); the projector is at inbox position {result['position']}"
+        f"Applied {plural(result['applied'], 'event')}; the projector is at inbox position {result['position']}"
         f" (policy {result['policy_version']}).",
     )
     return 0
