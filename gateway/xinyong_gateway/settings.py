@@ -34,7 +34,7 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     body_limit: int = Field(default=256 * 1024, ge=1024)
-    """Largest webhook body accepted, in bytes (DESIGN: 256 KiB)."""
+    """Largest webhook body accepted, in bytes (256 KiB: docs/wire-contract.md, "Answers")."""
     body_timeout: float = Field(default=30.0, gt=0)
     """Seconds a request body may take to arrive in full; a slower one is answered 408 (a stalled or trickling
     body cannot hold a connection for ever)."""

@@ -1,7 +1,7 @@
 """The checks an event body passes before it may enter the inbox, shared by ingest and bulk import.
 
 Once a webhook is authenticated (``web.ingest``), or a line of an import file is read (``cli.importer``), its
-body goes through the same checks in the order of the wire contract (DESIGN.md "Inbound events"):
+body goes through the same checks in the order of the wire contract (docs/wire-contract.md, "Answers"):
 
     body is JSON                        → 400 ``body-not-json``
     an object with a string ``type``    → 422 ``schema-invalid`` (pointer ``""`` or ``/type``)

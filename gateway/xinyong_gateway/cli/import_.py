@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xinyong.rejects import RejectsFile
+from xinyong.rejects import RejectsFile, default_rejects_path
 from xinyong_gateway.cli._common import (
     CliError,
     Output,
@@ -27,15 +27,19 @@ from xinyong_gateway.settings import GatewaySettings
 
 __all__ = ["add_parser"]
 
-_DESCRIPTION = (
-    "\n\nEach line is one event envelope {type, timestamp, data}, UTF-8; empty lines are skipped. No"
-    " signatures:\nthe source must exist and be active, and each event must be one it may send. A line's"
-    ' webhook id is\nits top-level "id" member when present (taken out; the rest is stored re-serialised'
-    " compactly),\nelse import- and 32 hex digits of the keyed digest of the line (stored byte for byte)."
-    " Importing\nthe same file again stores nothing new. Rejected lines are listed in the rejects file by"
-    " number,\nproblem type and JSON Pointers, never by content. Exit status: 0 all lines accepted or"
-    " duplicate,\n1 some rejected, 2 the import could not run."
-)
+_DESCRIPTION = """Load historical events from an NDJSON file into the inbox, checked as ingest checks a webhook body and
+stored exactly once.
+
+Each line is one event envelope {type, timestamp, data}, UTF-8; empty lines are skipped. No signatures:
+the source must exist and be active, and each event must be one it may send. A line's webhook id is the
+one `xinyong send` gives it: its top-level "id" member when present (taken out; the rest is stored as
+compact JSON), else line- and 32 hex digits of a SHA-256 of the line with persons' ids and names left
+out (the line stored byte for byte; README, "The webhook id of a line"). Importing the same file again,
+or a file a sender already sent, stores nothing new. A file whose first line is not JSON is refused
+before anything is stored. Rejected lines are listed in the rejects file by number, problem type and
+JSON Pointers, never by content. Progress goes to stderr; Ctrl-C stops it (exit 130), and running the
+same import again is safe. Exit status: 0 all lines accepted or duplicate, 1 some rejected, 2 the
+import could not run."""
 
 
 def add_parser(commands: Any) -> None:
@@ -44,12 +48,12 @@ def add_parser(commands: Any) -> None:
         "import",
         "load historical events from an NDJSON file into the inbox",
         "xinyong-gateway import events.ndjson --source src_...",
+        description=_DESCRIPTION,
     )
-    bulk.description = (bulk.description or "") + _DESCRIPTION
     bulk.add_argument("file", metavar="FILE", help="NDJSON file: one event envelope per line")
     bulk.add_argument("--source", required=True, metavar="ID", help="the active source the events came from")
     bulk.add_argument(
-        "--rejects", metavar="FILE", help="where to describe rejected lines (default: FILE.rejected.ndjson)"
+        "--rejects", metavar="FILE", help="where to describe rejected lines (default: FILE.import-rejected.ndjson)"
     )
     bulk.add_argument(
         "--jobs",
@@ -66,7 +70,7 @@ def _counts(progress: ImportProgress) -> str:
 
 def _import(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
     path = Path(args.file)
-    rejects_path = Path(args.rejects) if args.rejects else path.with_name(path.name + ".rejected.ndjson")
+    rejects_path = Path(args.rejects) if args.rejects else default_rejects_path(path, "import")
     if not path.is_file():
         raise CliError(f"No such file: {path}.")
     if rejects_path.resolve() == path.resolve():
