@@ -1,7 +1,8 @@
 """The master key and what is derived from it.
 
 One 32-byte master key (``XINYONG_MASTER_KEY``, base64; or, on the embedded SQLite default, a key file
-created with mode 0600 beside the database on first use) never touches data directly. Purpose-bound keys
+created with mode 0600 beside the database by ``migrate`` when it creates the database) never touches data
+directly. Purpose-bound keys
 are derived from it with HKDF-SHA256:
 
 - ``inbox``   AES-256-GCM key that seals raw webhook bodies at rest (they may carry resident ids and names);
@@ -188,10 +189,10 @@ def key_file_for(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".key")
 
 
-def resolve_master_key(env_value: str | None, *, sqlite_path: Path | None) -> MasterKey:
+def resolve_master_key(env_value: str | None, *, sqlite_path: Path | None, create: bool = False) -> MasterKey:
     """The master key from the environment, else (SQLite only) from the key file beside the database.
 
-    The key file is created (mode 0600) only on first use, when the database does not exist yet: a
+    The key file is created (mode 0600) only when ``create`` (``migrate``) and the database does not exist yet: a
     database without its key cannot be opened, so a missing key file is an error, never a new key.
     """
     if env_value:
@@ -206,8 +207,13 @@ def resolve_master_key(env_value: str | None, *, sqlite_path: Path | None) -> Ma
             raise MasterKeyError(f"Cannot read the master key file {key_path}.") from exc
     if sqlite_path.exists():
         raise MasterKeyError(
-            f"The database {sqlite_path} exists but its master key file {key_path} is missing; "
-            "restore the file or set XINYONG_MASTER_KEY."
+            f"The database {sqlite_path} exists but its master key file {key_path} is missing: restore the file or"
+            " set XINYONG_MASTER_KEY (a new key could not open the database's sealed data, so none is made)."
+        )
+    if not create:
+        raise MasterKeyError(
+            f"No master key: XINYONG_MASTER_KEY is not set and there is no key file {key_path}"
+            " (`xinyong-gateway migrate` creates the database and its key file)."
         )
     key_path.parent.mkdir(parents=True, exist_ok=True)
     text = MasterKey.generate_text()
@@ -219,16 +225,18 @@ def resolve_master_key(env_value: str | None, *, sqlite_path: Path | None) -> Ma
     return MasterKey.from_text(text)
 
 
-def master_key_for(database_url: str, env_value: str | None) -> MasterKey:
-    """The master key for a database: ``XINYONG_MASTER_KEY``, or the SQLite key file beside it."""
+def master_key_for(database_url: str, env_value: str | None, *, create: bool = False) -> MasterKey:
+    """The master key for a database: ``XINYONG_MASTER_KEY``, or the SQLite key file beside it (made only when
+    ``create``, for a database that does not exist yet)."""
     from xinyong_gateway.store import sqlite_path_from_url  # local: the store package imports this module's errors
 
     sqlite_path = sqlite_path_from_url(database_url) if database_url.startswith("sqlite:") else None
-    return resolve_master_key(env_value, sqlite_path=sqlite_path)
+    return resolve_master_key(env_value, sqlite_path=sqlite_path, create=create)
 
 
-def master_key_of(settings: GatewaySettings) -> MasterKey:
+def master_key_of(settings: GatewaySettings, *, create: bool = False) -> MasterKey:
     """The master key of the configured database (:func:`master_key_for` its URL and ``XINYONG_MASTER_KEY``): what
-    every entry point (the app, each command, each worker) opens the store with."""
+    every entry point (the app, each command, each worker) opens the store with. Only ``migrate`` passes
+    ``create``: every other entry point opens the database first, so a missing database is reported as that."""
     env_value = settings.master_key.get_secret_value() if settings.master_key else None
-    return master_key_for(settings.database_url, env_value)
+    return master_key_for(settings.database_url, env_value, create=create)

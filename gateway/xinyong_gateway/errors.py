@@ -8,12 +8,13 @@ the ones a client can cause to ``application/problem+json`` in one middleware (`
      ├── MasterKeyError             master key missing, malformed, or not the key this database was sealed with
      ├── StoreError                 the storage layer failed (driver errors are translated here, once)
      │    ├── StoreUnavailableError cannot reach the database or cannot commit right now (HTTP 503)
+     │    ├── DatabaseNotFoundError no database file where the URL points (only ``migrate`` creates one)
      │    ├── SchemaNotReadyError   migrations are pending: run ``xinyong-gateway migrate``
      │    ├── ProjectionConflictError another projector moved the position first (retry from the new one)
      │    └── PolicyVersionError    a policy version already on record with another text
      ├── SourceNotFoundError        no source with that id
      ├── ApiKeyNotFoundError        no API key with that id
-     ├── ServeError                 ``serve --workers N`` cannot serve: the port is taken, workers keep failing at start
+     ├── ServeError                 ``serve`` cannot serve: the port is taken; (``--workers N``) workers keep failing
      ├── EventRejectedError         an event body fails the contract's checks (problem type, detail, pointers)
      └── PolicyError                a policy file that cannot be used (``credit.policy``; also a ``ValueError``)
 
@@ -27,6 +28,7 @@ from collections.abc import Mapping, Sequence
 __all__ = [
     "ApiKeyNotFoundError",
     "ConfigError",
+    "DatabaseNotFoundError",
     "EventRejectedError",
     "GatewayError",
     "MasterKeyError",
@@ -60,6 +62,11 @@ class StoreUnavailableError(StoreError):
     """The database cannot be reached or cannot commit right now; nothing was acknowledged."""
 
 
+class DatabaseNotFoundError(StoreError):
+    """No database where the URL points: only ``xinyong-gateway migrate`` creates one (any other command on a
+    mistyped ``--db``, or run in the wrong directory, must not leave an empty database and a new key behind)."""
+
+
 class SchemaNotReadyError(StoreError):
     """The database schema is not at the version this gateway needs."""
 
@@ -73,7 +80,8 @@ class PolicyVersionError(StoreError):
 
 
 class ServeError(GatewayError):
-    """The gateway's processes cannot serve: the port is already in use, or workers keep failing right after start."""
+    """The gateway cannot serve: the port is already in use, or (``serve --workers N``) workers keep failing right
+    after start."""
 
 
 class SourceNotFoundError(GatewayError):

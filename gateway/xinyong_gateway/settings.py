@@ -1,7 +1,8 @@
 """Gateway settings: read once at the entrypoint, then passed in (never global).
 
 Every field can be set from the environment with the ``XINYONG_`` prefix, e.g. ``XINYONG_DATABASE_URL``,
-``XINYONG_MASTER_KEY``; command-line flags override the environment.
+``XINYONG_MASTER_KEY``; command-line flags override the environment. A database URL that cannot work raises
+``ConfigError`` with the form meant; any other invalid value a pydantic ``ValidationError``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from xinyong_gateway.store import check_database_url
 
 __all__ = ["DEFAULT_DATABASE_URL", "GatewaySettings"]
 
@@ -32,7 +35,7 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     body_limit: int = Field(default=256 * 1024, ge=1024)
-    """Largest webhook body accepted, in bytes (DESIGN: 256 KiB)."""
+    """Largest webhook body accepted, in bytes (256 KiB: docs/wire-contract.md, "Answers")."""
     body_timeout: float = Field(default=30.0, gt=0)
     """Seconds a request body may take to arrive in full; a slower one is answered 408 (a stalled or trickling
     body cannot hold a connection for ever)."""
@@ -55,6 +58,16 @@ class GatewaySettings(BaseSettings):
     text, not only spaces."""
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    progress_interval: float = Field(default=5.0, ge=0)
+    """Seconds between the progress lines of long commands (``import``, ``policy diff|apply``, ``project --once``)
+    on a stderr that is not a terminal (0: every update); a terminal gets one live line instead."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database_url(cls, url: str) -> str:
+        """A URL the store can open, checked before anything else is: a bare path is a ``ConfigError`` (raised as
+        it is, not as a ``ValidationError``) that shows the URL meant, not a missing master key further on."""
+        return check_database_url(url)
 
     @field_validator("actor")
     @classmethod

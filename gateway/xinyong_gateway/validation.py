@@ -1,11 +1,13 @@
 """The checks an event body passes before it may enter the inbox, shared by ingest and bulk import.
 
 Once a webhook is authenticated (``web.ingest``), or a line of an import file is read (``cli.importer``), its
-body goes through the same checks in the order of the wire contract (DESIGN.md "Inbound events"):
+body goes through the same checks in the order of the wire contract (docs/wire-contract.md, "Answers"):
 
     body is JSON                        → 400 ``body-not-json``
     an object with a string ``type``    → 422 ``schema-invalid`` (pointer ``""`` or ``/type``)
-    a type of the v1 catalogue          → 422 ``unknown-event-type``
+    a type of the v1 catalogue          → 422 ``unknown-event-type`` (the detail adds "Did you mean '…'?" for a near
+                                          miss, :func:`xinyong.events.type_suggestion`: it names a catalogue type,
+                                          never repeats the one sent)
     allowed for the source's kind       → 403 ``event-type-not-allowed``
     the event's schema (no fact dated more than 5 minutes after "now")
                                         → 422 ``schema-invalid`` with JSON Pointers
@@ -24,10 +26,20 @@ import pydantic_core
 from pydantic import ValidationError
 
 from xinyong import problems
-from xinyong.events import ALLOWED_EVENT_TYPES, EVENT_ADAPTER, EVENT_TYPES, EventBase, SourceKind, error_pointers
+from xinyong.events import (
+    ALLOWED_EVENT_TYPES,
+    EVENT_ADAPTER,
+    EVENT_TYPES,
+    EventBase,
+    SourceKind,
+    error_pointers,
+    type_suggestion,
+)
 from xinyong_gateway.errors import EventRejectedError
 
 __all__ = ["check_body", "check_event", "parse_body"]
+
+_UNKNOWN_TYPE = "This event type is not in the v1 catalogue."
 
 
 def parse_body(body: bytes) -> Any:
@@ -58,9 +70,10 @@ def check_event(document: Any, kind: SourceKind, *, now: datetime) -> EventBase:
         )
     model = EVENT_TYPES.get(event_type)
     if model is None:
+        suggestion = type_suggestion(event_type)  # only here, on the failure path: a valid event never pays for it
         raise EventRejectedError(
             problems.UNKNOWN_EVENT_TYPE,
-            "This event type is not in the v1 catalogue.",
+            f"This event type is not in the v1 catalogue. {suggestion}" if suggestion else _UNKNOWN_TYPE,
             errors=[{"pointer": "/type", "detail": "Unknown event type"}],
         )
     if event_type not in ALLOWED_EVENT_TYPES[kind]:

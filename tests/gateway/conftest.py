@@ -232,7 +232,7 @@ def gateway_settings(database_url: str, request: pytest.FixtureRequest) -> Gatew
 
 @pytest.fixture
 async def gateway(gateway_settings: GatewaySettings, aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[Gateway]:
-    async with open_store(gateway_settings.database_url) as store:
+    async with open_store(gateway_settings.database_url, create=True) as store:
         await store.migrate()
     client = await aiohttp_client(create_app(gateway_settings))
     yield Gateway(client, gateway_settings, tmp_path)

@@ -119,7 +119,9 @@ def test_cli_refuses_unknown_scopes_and_unknown_keys_in_one_sentence(
     with pytest.raises(SystemExit) as exited:
         cli.main(["keys", "add", "--name", "x", "--scopes", "screen,admin"])
     assert exited.value.code == 2
-    assert "comma-separated list of screen, changes" in capsys.readouterr().err
+    assert capsys.readouterr().err.endswith(
+        "error: argument --scopes: unknown scope 'admin': the scopes are screen, changes (comma-separated)\n"
+    )
     status, _, err = run_cli("keys", "revoke", "key_unknown")
     assert status == 1
     assert err.strip() == "xinyong-gateway: error: No API key with id 'key_unknown'."

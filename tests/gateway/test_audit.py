@@ -43,7 +43,7 @@ OTHER_KEY = MasterKey.from_bytes(bytes(32))
 
 @pytest.fixture
 async def store(database_url: str) -> Any:
-    async with open_store(database_url) as opened:
+    async with open_store(database_url, create=True) as opened:
         await opened.migrate()
         yield opened
 
@@ -187,7 +187,7 @@ async def test_the_database_refuses_to_change_or_delete_an_entry(store: Store, d
 async def test_concurrent_writers_on_one_database_keep_one_chain(database_url: str) -> None:
     """Several stores (a pool of connections each on PostgreSQL, a writer thread each on SQLite) append at once."""
     writers, each = (3, 8) if is_sqlite(database_url) else (4, 15)
-    async with open_store(database_url) as first:
+    async with open_store(database_url, create=True) as first:
         await first.migrate()
     stores = [open_store(database_url) for _ in range(writers)]
     async with contextlib.AsyncExitStack() as stack:

@@ -8,11 +8,14 @@ a PostgreSQL database, and that it needs ``XINYONG_MASTER_KEY`` there.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import stat
 import subprocess
+import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,7 @@ from tests.gateway.conftest import (
     migration_names,
 )
 from xinyong.webhooks import SigningKey, SigningSecret
-from xinyong_gateway.cli import main
+from xinyong_gateway.cli import build_parser, main
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.web.app import create_app
@@ -389,44 +392,108 @@ async def test_postgresql_without_xinyong_master_key_is_refused_before_anything_
     assert await database_rows(postgres_url) == {}
 
 
-# -- help ----------------------------------------------------------------------------------------------------
+# -- help, --version, options after the command ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        "",
-        "migrate",
-        "serve",
-        "sources",
-        "sources add",
-        "sources list",
-        "sources disable",
-        "sources rotate",
-        "project",
-        "import",
-        "subjects",
-        "subjects show",
-        "policy",
-        "policy check",
-        "policy diff",
-        "policy apply",
-        "keys",
-        "keys add",
-        "keys list",
-        "keys revoke",
-        "audit",
-        "audit list",
-        "audit verify",
-        "master-key",
-    ],
-    ids=lambda command: command.replace(" ", "-") or "top-level",
-)
-def test_help_of_every_command_exits_0_and_shows_an_example(capsys: pytest.CaptureFixture[str], command: str) -> None:
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every command of the parser tree, the top level (``()``) and each group included, as argv prefixes."""
+    yield path
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*path, name))
+
+
+def _subcommands(command: tuple[str, ...]) -> dict[str, str]:
+    """The commands a group (or the top level) offers, with their one-line help."""
+    parser = build_parser()
+    for name in command:
+        (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        parser = action.choices[name]
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return {choice.dest: choice.help or "" for action in actions for choice in action._get_subactions()}
+
+
+COMMANDS = list(_commands(build_parser()))
+GROUPS = [command for command in COMMANDS if _subcommands(command)]
+
+
+def test_the_walk_of_the_parser_tree_finds_every_command() -> None:
+    assert {" ".join(command) for command in COMMANDS} == {
+        *("", "migrate", "serve", "project", "import", "master-key"),
+        *("sources", "sources add", "sources list", "sources disable", "sources rotate"),
+        *("subjects", "subjects show", "policy", "policy check", "policy diff", "policy apply"),
+        *("keys", "keys add", "keys list", "keys revoke"),
+        *("objections", "objections file", "objections list", "objections show", "objections decide"),
+        *("repairs", "repairs apply", "repairs list", "repairs show", "repairs decide"),
+        *("audit", "audit list", "audit verify"),
+    }
+    assert {" ".join(group) for group in GROUPS} == {
+        *("", "sources", "subjects", "policy", "keys"),
+        *("objections", "repairs", "audit"),
+    }
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda command: "-".join(command) or "top-level")
+def test_help_of_every_command_exits_0_and_shows_an_example(
+    capsys: pytest.CaptureFixture[str], command: tuple[str, ...]
+) -> None:
     with pytest.raises(SystemExit) as exited:
-        main([*command.split(), "--help"])
+        main([*command, "--help"])
     assert exited.value.code == 0
     out = capsys.readouterr().out
     assert "example" in out.lower(), out
     examples = out.lower().split("example", 1)[1]
-    assert f"xinyong-gateway {command}".strip() in " ".join(examples.split()), out
+    assert " ".join(("xinyong-gateway", *command)) in " ".join(examples.split()), out
+
+
+@pytest.mark.parametrize("group", GROUPS, ids=lambda command: "-".join(command) or "top-level")
+def test_every_help_lists_each_of_its_commands_on_one_line_with_its_help(
+    capsys: pytest.CaptureFixture[str], group: tuple[str, ...]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([*group, "--help"])
+    lines = capsys.readouterr().out.splitlines()
+    for name, help_text in _subcommands(group).items():
+        assert help_text, name
+        assert any(line.split() == [name, *help_text.split()] for line in lines), (name, lines)
+
+
+@pytest.mark.parametrize("group", GROUPS, ids=lambda command: "-".join(command) or "top-level")
+def test_a_group_named_without_its_command_prints_the_help_that_lists_them(
+    capsys: pytest.CaptureFixture[str], group: tuple[str, ...]
+) -> None:
+    assert main(list(group)) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"usage: {' '.join(('xinyong-gateway', *group))} ")
+    assert all(name in err for name in _subcommands(group))
+
+
+@pytest.mark.parametrize("script", [GATEWAY_SCRIPT, GATEWAY_SCRIPT.with_name("xinyong")], ids=lambda p: p.name)
+def test_both_scripts_print_their_version(script: Path) -> None:
+    done = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{script.name} 0.1.0\n", "")
+
+
+def test_the_global_options_may_follow_the_command(capsys: pytest.CaptureFixture[str], migrated: str) -> None:
+    add_marketplace(capsys, migrated)
+    status, out, _ = run(capsys, "sources", "list", "--db", migrated, "--json")
+    assert status == 0 and len(json.loads(out)) == 1
+    status, out, _ = run(capsys, "--db", "sqlite:///elsewhere.db", "keys", "list", "--db", migrated, "--json")
+    assert (status, json.loads(out)) == (0, [])  # given after the command, it wins
+
+
+def test_counts_are_written_in_the_singular_and_the_plural(
+    capsys: pytest.CaptureFixture[str], migrated: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    source_id = add_marketplace(capsys, migrated)["source_id"]
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # the human-readable output of a terminal
+    events = tmp_path / "one.ndjson"
+    events.write_text(json.dumps(event("complaint.filed")) + "\n")
+    assert run(capsys, "--db", migrated, "import", str(events), "--source", source_id)[0] == 0
+    status, out, _ = run(capsys, "--db", migrated, "project", "--once")
+    assert status == 0 and out.startswith("Applied 1 event; ")
+    events.write_text("".join(json.dumps(event("complaint.filed")) + "\n" for _ in range(2)))
+    assert run(capsys, "--db", migrated, "import", str(events), "--source", source_id)[0] == 0
+    status, out, _ = run(capsys, "--db", migrated, "project", "--once")
+    assert status == 0 and out.startswith("Applied 2 events; ")

@@ -251,7 +251,7 @@ async def test_an_unusable_actor_is_refused_before_anything_is_done(
     gateway: Gateway, capsys: pytest.CaptureFixture[str], actor: str
 ) -> None:
     status, _, err = await run(capsys, gateway, "--actor", actor, "keys", "add", "--name", "k", "--scopes", "screen")
-    assert status == 2 and "Invalid setting(s): actor." in err
+    assert status == 2 and "Invalid setting actor (XINYONG_ACTOR or --actor): " in err
     assert await ok(capsys, gateway, "keys", "list") == []
 
 

@@ -136,7 +136,7 @@ async def test_send_and_import_of_one_file_keep_their_rejects_apart(
         capsys, "send", str(events), "--source", "src_x", "--secret-file", str(secret), "--url", closed_url()
     )
     assert status == 2  # line 1 found nobody; line 2 was rejected here, without a request
-    imported = (tmp_path / "events.ndjson.rejected.ndjson").read_text().splitlines()
+    imported = (tmp_path / "events.ndjson.import-rejected.ndjson").read_text().splitlines()
     sent = (tmp_path / "events.ndjson.send-rejected.ndjson").read_text().splitlines()
     assert [json.loads(line)["line"] for line in imported] == [1, 2]
     assert [json.loads(line)["line"] for line in sent] == [2]

@@ -102,7 +102,7 @@ async def test_sigkills_under_load_lose_nothing_store_nothing_twice_and_project_
 
 async def test_the_sqlite_connection_that_commits_runs_in_wal_mode_with_synchronous_full(tmp_path: Path) -> None:
     """``synchronous = FULL`` in WAL mode: every commit syncs the write-ahead log before it returns (2 = FULL)."""
-    async with SqliteStore(f"sqlite:///{tmp_path / 'durable.db'}") as store:
+    async with SqliteStore(f"sqlite:///{tmp_path / 'durable.db'}", create=True) as store:
         settings = await store._submit(
             lambda conn: (
                 conn.execute("PRAGMA journal_mode").fetchone()[0],

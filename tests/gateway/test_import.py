@@ -116,7 +116,7 @@ def test_import_counts_accepted_duplicate_and_rejected_lines(
         "duplicate": 1,
         "rejected": 2,
     }
-    assert summary["rejected_file"] == str(tmp_path / "events.ndjson.rejected.ndjson")
+    assert summary["rejected_file"] == str(tmp_path / "events.ndjson.import-rejected.ndjson")
     assert isinstance(summary["elapsed_s"], float)
     assert len(stored(url)) == 3
 
@@ -161,7 +161,7 @@ def test_a_line_reusing_an_id_with_another_body_is_rejected_as_a_conflict(
     later = write_lines(tmp_path / "b.ndjson", [{"id": "case-7", **complaint(3)}])
     status, summary, _ = run_import(capsys, url, later, market)
     assert (status, summary["accepted"], summary["rejected"]) == (1, 0, 1)
-    for rejects in (tmp_path / "a.ndjson.rejected.ndjson", tmp_path / "b.ndjson.rejected.ndjson"):
+    for rejects in (tmp_path / "a.ndjson.import-rejected.ndjson", tmp_path / "b.ndjson.import-rejected.ndjson"):
         (rejection,) = rejects_of(rejects)
         assert rejection["problem"] == problems.DUPLICATE_CONFLICT
     assert [row.webhook_id for row in stored(url)] == ["case-7"]
@@ -247,7 +247,7 @@ def test_rejects_file_names_line_numbers_problem_types_and_pointers_but_no_perso
     assert (status, summary["accepted"], summary["rejected"]) == (1, 1, 6)
     rejects = tmp_path / "out" / "r.ndjson"
     assert summary["rejected_file"] == str(rejects)
-    assert not (tmp_path / "events.ndjson.rejected.ndjson").exists()
+    assert not (tmp_path / "events.ndjson.import-rejected.ndjson").exists()
     found = rejects_of(rejects)
     assert [(r["line"], r["problem"]) for r in found] == [
         (2, problems.SCHEMA_INVALID),
@@ -283,7 +283,7 @@ def test_invalid_utf8_and_non_json_lines_are_rejected_by_number_and_empty_lines_
     )
     status, summary, _ = run_import(capsys, url, path, market)
     assert (status, summary["accepted"], summary["rejected"]) == (1, 2, 4)
-    found = rejects_of(tmp_path / "events.ndjson.rejected.ndjson")
+    found = rejects_of(tmp_path / "events.ndjson.import-rejected.ndjson")
     assert [(r["line"], r["problem"], [e["pointer"] for e in r["errors"]]) for r in found] == [
         (4, problems.BODY_NOT_JSON, []),
         (5, problems.BODY_NOT_JSON, []),
@@ -301,7 +301,7 @@ def test_a_line_over_the_body_limit_is_rejected_as_too_large(
     path = write_lines(tmp_path / "events.ndjson", [complaint(1), complaint(2, shop_note="长" * 400)])
     status, summary, _ = run_import(capsys, url, path, market)
     assert (status, summary["accepted"], summary["rejected"]) == (1, 1, 1)
-    (rejection,) = rejects_of(tmp_path / "events.ndjson.rejected.ndjson")
+    (rejection,) = rejects_of(tmp_path / "events.ndjson.import-rejected.ndjson")
     assert (rejection["line"], rejection["problem"]) == (2, problems.BODY_TOO_LARGE)
 
 
@@ -312,7 +312,7 @@ def test_an_event_type_the_source_kind_may_not_send_is_rejected_as_not_allowed(
     path = write_lines(tmp_path / "events.ndjson", [event("delivery.recorded"), complaint(1)])
     status, summary, _ = run_import(capsys, url, path, courier)
     assert (status, summary["accepted"], summary["rejected"]) == (1, 1, 1)
-    (rejection,) = rejects_of(tmp_path / "events.ndjson.rejected.ndjson")
+    (rejection,) = rejects_of(tmp_path / "events.ndjson.import-rejected.ndjson")
     assert (rejection["line"], rejection["problem"]) == (2, problems.EVENT_NOT_ALLOWED)
     assert rejection["detail"] == "A courier source may not send complaint.filed."
 
@@ -323,11 +323,11 @@ def test_a_run_without_rejections_removes_the_rejects_file_of_an_earlier_run(
     first = complaint(1)
     path = write_lines(tmp_path / "events.ndjson", [first, "oops"])
     assert run_import(capsys, url, path, market)[0] == 1
-    assert (tmp_path / "events.ndjson.rejected.ndjson").exists()
+    assert (tmp_path / "events.ndjson.import-rejected.ndjson").exists()
     write_lines(path, [first])
     status, summary, _ = run_import(capsys, url, path, market)
     assert (status, summary["duplicate"], summary["rejected_file"]) == (0, 1, None)
-    assert not (tmp_path / "events.ndjson.rejected.ndjson").exists()
+    assert not (tmp_path / "events.ndjson.import-rejected.ndjson").exists()
 
 
 # -- could not run ----------------------------------------------------------------------------------------------
@@ -349,7 +349,7 @@ def test_a_disabled_source_exits_2(capsys: pytest.CaptureFixture[str], url: str,
     assert status == 2
     assert f"Source {market} is disabled" in err
     assert stored(url) == []
-    assert not (tmp_path / "events.ndjson.rejected.ndjson").exists()
+    assert not (tmp_path / "events.ndjson.import-rejected.ndjson").exists()
 
 
 def test_a_rejects_file_in_a_missing_directory_exits_2_before_anything_is_stored(
@@ -458,7 +458,8 @@ def test_progress_goes_to_stderr_on_a_terminal(
     monkeypatch.setattr("sys.stderr", terminal)
     assert main(["--db", url, "--json", "import", str(path), "--source", market]) == 0
     progress = terminal.getvalue()
-    assert "100.0%" in progress and "5 lines" in progress and "lines/s" in progress and "accepted 5" in progress
+    assert progress.startswith("\r")  # a live line, redrawn in place
+    assert "100.0%  5 lines" in progress and "lines/s" in progress and "5 accepted, 0 duplicate, 0 rejected" in progress
     assert progress.endswith("\n")
 
 
@@ -467,7 +468,8 @@ def test_import_help_explains_the_id_rule_and_shows_an_example(capsys: pytest.Ca
         main(["import", "--help"])
     assert exited.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert 'top-level "id" member' in out and "import- and 32 hex digits" in out
+    assert 'top-level "id" member' in out and "line- and 32 hex digits of a SHA-256 of the line" in out
+    assert "persons' ids and names left out" in out and "import- and" not in out  # the scheme of old imports
     assert "example: xinyong-gateway import events.ndjson --source" in out
 
 
@@ -510,7 +512,7 @@ async def test_append_many_answers_exactly_as_append_one_by_one(
 ) -> None:
     """Two sources with the same history in one database: one gets the batch in bulk, the other one by one."""
     monkeypatch.setattr(store_module(database_url), "_BULK_CHUNK", chunk)
-    async with open_store(database_url) as store:
+    async with open_store(database_url, create=True) as store:
         await store.migrate()
         outcomes = []
         for source_id, bulk in (("src_bulk", True), ("src_single", False)):
@@ -542,7 +544,7 @@ async def test_append_many_commits_one_transaction_per_chunk_and_numbers_rows_in
 ) -> None:
     monkeypatch.setattr(sqlite_store, "_BULK_CHUNK", 4)
     db_path = tmp_path / "store.db"
-    async with open_store(f"sqlite:///{db_path}") as store:
+    async with open_store(f"sqlite:///{db_path}", create=True) as store:
         await store.migrate()
         source_id = await make_source(store)
         salt, commits_before = wal_commits(db_path)

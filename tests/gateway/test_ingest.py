@@ -1,8 +1,8 @@
 """``POST /v1/webhooks/{source_id}`` through a real gateway: every answer of the wire contract and their order.
 
-DESIGN.md, "Inbound events": 404 unknown source → 413 too large → 415 not JSON → 400 webhook headers → 401
-signature, then timestamp → 400 body not JSON → 422 unknown type → 403 type not allowed for the kind → 422
-schema → 429 rate limit → 503 store → 202 accepted | 200 duplicate | 409 conflict.
+docs/wire-contract.md, "Answers, in the order they are checked": 404 unknown source → 413 too large → 415 not
+JSON → 400 webhook headers → 401 signature, then timestamp → 400 body not JSON → 422 unknown type → 403 type not
+allowed for the kind → 422 schema → 429 rate limit → 503 store → 202 accepted | 200 duplicate | 409 conflict.
 
 Requests go over real HTTP to the aiohttp app on localhost (``gateway`` fixture: each test runs on a fresh SQLite
 file and on a fresh PostgreSQL schema); the hypothesis tests use the real ``xinyong-gateway serve`` in a subprocess

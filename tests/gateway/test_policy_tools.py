@@ -187,7 +187,7 @@ def test_policy_check_on_a_terminal_prints_one_line_per_part_and_rule(
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     assert cli_main(["policy", "check"]) == 0  # no FILE: the current policy, here the shipped one
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"the shipped default policy is valid: policy lyg-2026.2, {len(POLICY.rules)} rule(s)."
+    assert lines[0] == f"the shipped default policy is valid: policy lyg-2026.2, {len(POLICY.rules)} rules."
     assert lines[1:5] == explain_policy(POLICY)[:4]
     assert lines[5] == "rules:"
     assert lines[6:] == [f"  {explain_rule(rule, POLICY)}" for rule in POLICY.rules]
@@ -429,12 +429,12 @@ async def test_diff_on_a_terminal_prints_the_matrix_and_masked_examples(
     status, out, _ = await _diff(gateway, capsys, monkeypatch, STRICTER)
     assert status == 0
     lines = out.splitlines()
-    assert lines[0].startswith("Replayed 6 event(s) about 5 subject(s) under lyg-2026.2 (current) and strict-1 (new)")
-    assert lines[1] == "2 subject(s) would move between lists (rows: the current policy, columns: the new one):"
+    assert lines[0].startswith("Replayed 6 events about 5 subjects under lyg-2026.2 (current) and strict-1 (new)")
+    assert lines[1] == "2 subjects would move between lists (rows: the current policy, columns: the new one):"
     assert lines[2].split() == ["from", "\\", "to", "black", "watch", "red", "none"]
     assert lines[3].split() == ["black", "1", "0", "0", "0"]
     assert lines[6].split() == ["none", "0", "2", "0", "2"]
-    assert lines[7] == "none → watch: 2 subject(s)"
+    assert lines[7] == "none → watch: 2 subjects"
     assert lines[8] == f"    USCC {_merchant(1)['id']} 商户1  +EMPTY_PARCELS (watch)"
     assert lines[9] == f"    RIC {MASKED_RIC} 王**  +EMPTY_PARCELS (watch)"
     assert PERSON_RIC not in out and "王小明" not in out

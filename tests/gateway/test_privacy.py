@@ -1,5 +1,5 @@
 """Personal information (a resident id number, a natural person's name) never lands in plain form on disk, in a
-problem answer or in the log (DESIGN.md, "Security and privacy").
+problem answer or in the log (SECURITY.md; docs/architecture.md, "Security model, in short").
 
 The gateway here runs as in production, on each backend: on SQLite its master key is the key file that
 ``xinyong-gateway migrate`` creates beside the database, on PostgreSQL it comes from ``XINYONG_MASTER_KEY``; its

@@ -309,7 +309,7 @@ async def test_serve_runs_the_projector_by_default(aiohttp_client: Any, database
     from xinyong_gateway.web.app import create_app
 
     settings = GatewaySettings(database_url=database_url, master_key=TEST_MASTER_KEY, source_refresh_interval=0.2)
-    async with open_store(settings.database_url) as store:
+    async with open_store(settings.database_url, create=True) as store:
         await store.migrate()
     gateway = Gateway(await aiohttp_client(create_app(settings)), settings, tmp_path)
     market = await gateway.add_source("marketplace")

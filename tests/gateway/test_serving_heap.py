@@ -16,7 +16,7 @@ async def _settings(tmp_path: Path) -> GatewaySettings:
     settings = GatewaySettings(
         database_url=f"sqlite:///{tmp_path / 'gateway.db'}", master_key=TEST_MASTER_KEY, projector=False
     )
-    async with open_store(settings.database_url) as store:
+    async with open_store(settings.database_url, create=True) as store:
         await store.migrate()
     return settings
 

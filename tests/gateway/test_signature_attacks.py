@@ -56,7 +56,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def gateway(gateway_settings: GatewaySettings, aiohttp_client: Any, tmp_path: Path, clock: FakeClock) -> Gateway:
     """The ``gateway`` of ``conftest.py``, on the test's clock."""
-    async with open_store(gateway_settings.database_url) as store:
+    async with open_store(gateway_settings.database_url, create=True) as store:
         await store.migrate()
     return Gateway(await aiohttp_client(create_app(gateway_settings, clock=clock)), gateway_settings, tmp_path)
 

@@ -31,7 +31,7 @@ MINUTE, HOUR, DAY = 60 * SECOND, 3600 * SECOND, 86400 * SECOND
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
-    async with open_store(database_url) as opened:
+    async with open_store(database_url, create=True) as opened:
         await opened.migrate()
         yield opened
 
@@ -67,7 +67,7 @@ def entry(source_id: str, webhook_id: str, body: bytes = b'{"type": "complaint.f
 async def test_migrate_applies_every_packaged_migration_once_in_order_then_nothing(database_url: str) -> None:
     expected = migration_names(backend_of(database_url))
     assert expected, "the backend ships no migrations"
-    async with open_store(database_url) as store:
+    async with open_store(database_url, create=True) as store:
         assert await store.migrate() == expected
         assert await store.migrate() == []
     async with open_store(database_url) as reopened:
@@ -77,7 +77,7 @@ async def test_migrate_applies_every_packaged_migration_once_in_order_then_nothi
 async def test_schema_status_lists_pending_migrations_before_and_none_after(database_url: str) -> None:
     names = migration_names(backend_of(database_url))
     latest = int(names[-1].split("_", 1)[0])  # migrations are numbered: 0004_partitions.sql is version 4
-    async with open_store(database_url) as store:
+    async with open_store(database_url, create=True) as store:
         before = await store.schema_status()
         assert (before.current, before.latest, before.pending, before.ready) == (0, latest, tuple(names), False)
         await store.migrate()
@@ -86,7 +86,7 @@ async def test_schema_status_lists_pending_migrations_before_and_none_after(data
 
 
 async def test_unmigrated_database_is_refused_with_schema_not_ready(database_url: str) -> None:
-    async with open_store(database_url) as store:
+    async with open_store(database_url, create=True) as store:
         with pytest.raises(SchemaNotReadyError, match="migrate"):
             await store.require_schema()
         with pytest.raises(SchemaNotReadyError):
@@ -203,7 +203,7 @@ async def test_racing_conflicting_bodies_of_one_webhook_accept_one_and_conflict_
 
 
 async def test_rows_survive_closing_and_reopening_the_database(database_url: str) -> None:
-    async with open_store(database_url) as store:
+    async with open_store(database_url, create=True) as store:
         await store.migrate()
         source = await make_source(store)
         accepted = [await store.append(entry(source, f"msg_{n}")) for n in range(3)]
@@ -231,7 +231,7 @@ async def test_failed_commit_raises_store_unavailable_for_the_batch_and_writes_n
 
 
 async def test_master_key_check_value_is_recorded_on_first_use_and_accepted_again(database_url: str) -> None:
-    async with open_store(database_url) as store:
+    async with open_store(database_url, create=True) as store:
         await store.migrate()
         await store.check_master_key(b"check value of key A")
         await store.check_master_key(b"check value of key A")
@@ -240,7 +240,7 @@ async def test_master_key_check_value_is_recorded_on_first_use_and_accepted_agai
 
 
 async def test_different_master_key_is_refused_with_master_key_error(database_url: str) -> None:
-    async with open_store(database_url) as store:
+    async with open_store(database_url, create=True) as store:
         await store.migrate()
         await store.check_master_key(b"check value of key A")
     async with open_store(database_url) as reopened:

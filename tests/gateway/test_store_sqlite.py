@@ -26,7 +26,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def store(db_path: Path) -> AsyncIterator[Store]:
-    async with open_store(url_for(db_path)) as opened:
+    async with open_store(url_for(db_path), create=True) as opened:
         await opened.migrate()
         yield opened
 
@@ -68,7 +68,7 @@ async def test_opening_a_database_where_no_file_can_be_created_raises_store_unav
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the database folder should be")
     with pytest.raises(StoreUnavailableError):
-        await SqliteStore(url_for(blocker / "x.db")).open()
+        await SqliteStore(url_for(blocker / "x.db"), create=True).open()
 
 
 # -- the file ------------------------------------------------------------------------------------------------

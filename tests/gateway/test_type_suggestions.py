@@ -1,5 +1,6 @@
-""" "Did you mean": an event type that is not in the catalogue but close to one of it is answered with that type,
-by the SDK's sender, ``xinyong send`` and ``xinyong-gateway import``; the suggestion never repeats what was sent."""
+""" "Did you mean": an event type that is not in the catalogue but close to one of it is answered with that type, by
+the gateway's own 422 (whatever client sent it), the SDK's sender, ``xinyong send`` and ``xinyong-gateway import``;
+the suggestion never repeats what was sent, and it is computed only for a body that fails."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.factories import event
-from tests.gateway.conftest import Gateway
+from tests.gateway.conftest import Gateway, assert_problem
 from xinyong import EVENT_TYPES, EventSender, UnprocessableEntityError, problems
 from xinyong.cli import main as xinyong_main
 from xinyong.events import type_suggestion
+from xinyong_gateway import validation
 from xinyong_gateway.cli.importer import Importer, Rejection
 
 RUN_PROJECTOR = False
@@ -61,7 +63,30 @@ def test_a_suggestion_names_a_catalogue_type_and_never_repeats_the_input(sent: s
         assert named in EVENT_TYPES and named != sent
 
 
-async def test_the_sender_adds_the_suggestion_to_the_gateways_422(gateway: Gateway) -> None:
+async def test_the_gateways_own_422_names_the_type_meant(gateway: Gateway) -> None:
+    """A sender without the SDK (curl, another language's webhook library) gets the suggestion from the gateway."""
+    source = await gateway.add_source("courier")
+    response = await gateway.post(source, {**event("delivery.recorded"), "type": "Delivery.Recordd"})
+    problem = await assert_problem(response, 422, problems.UNKNOWN_EVENT_TYPE)
+    assert problem["detail"] == "This event type is not in the v1 catalogue. Did you mean 'delivery.recorded'?"
+    assert "Recordd" not in json.dumps(problem)
+    response = await gateway.post(source, {**event("delivery.recorded"), "type": "order.placed"}, webhook_id="m2")
+    problem = await assert_problem(response, 422, problems.UNKNOWN_EVENT_TYPE)
+    assert problem["detail"] == "This event type is not in the v1 catalogue."  # nothing close: no guess
+
+
+async def test_a_valid_event_never_computes_a_suggestion(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ingest's path for the events that pass costs what it cost before."""
+
+    def never(_: object) -> str | None:
+        raise AssertionError("type_suggestion on a valid event")
+
+    monkeypatch.setattr(validation, "type_suggestion", never)
+    source = await gateway.add_source("courier")
+    assert (await gateway.post(source, event("delivery.recorded"))).status == 202
+
+
+async def test_the_sender_raises_the_gateways_422_with_the_suggestion(gateway: Gateway) -> None:
     source = await gateway.add_source("courier")
     typo = {**event("delivery.recorded"), "type": "delivery.recordd"}
     async with EventSender(gateway.base_url, source.source_id, str(source.key)) as sender:

@@ -279,8 +279,7 @@ def test_two_workers_on_a_port_in_use_exit_with_one_sentence(postgres_url: str) 
         )
     assert done.returncode == 1
     assert done.stderr == (
-        f"xinyong-gateway: error: Port {port} on 127.0.0.1 is already in use: stop what listens there or choose"
-        " another --port.\n"
+        f"xinyong-gateway: error: Port {port} on 127.0.0.1 is in use — is another gateway running? (--port)\n"
     )
 
 

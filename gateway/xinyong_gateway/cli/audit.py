@@ -34,7 +34,7 @@ def add_parser(commands: Any) -> None:
     listing = add_command(
         actions,
         "list",
-        "the latest entries of the audit log, oldest first: who did what to which target, when",
+        "the latest entries, oldest first: who did what, to what, when",
         "xinyong-gateway audit list --limit 20 --action subjects.reveal",
     )
     listing.add_argument("--limit", type=int, default=50, metavar="N", help="how many entries (default 50)")
@@ -43,7 +43,7 @@ def add_parser(commands: Any) -> None:
     verify = add_command(
         actions,
         "verify",
-        "check the audit log's hash chain: exit 0 when intact, 1 naming the first bad entry",
+        "check the chain: exit 0 if intact, 1 naming the first bad entry",
         "xinyong-gateway audit verify",
     )
     verify.description = (verify.description or "") + _VERIFY_DESCRIPTION

@@ -64,7 +64,7 @@ def _objections(commands: Any) -> None:
     file = add_command(
         actions,
         "file",
-        "file an objection to a record on a subject's behalf (it is disputed until ruled on)",
+        "object to a record for a subject (disputed until ruled on)",
         "xinyong-gateway objections file uscc 91330100MA2H9X4W2M --record rec_… --grounds '…'",
     )
     _subject_arguments(file)
@@ -83,7 +83,7 @@ def _objections(commands: Any) -> None:
     decide = add_command(
         actions,
         "decide",
-        "rule on an objection: upheld ends the record (corrected), rejected leaves it standing",
+        "rule: upheld corrects the record, rejected keeps it",
         "xinyong-gateway objections decide obj-1a2b3c --outcome upheld --note '经核查属实'",
     )
     decide.add_argument("case_id", metavar="OBJECTION_ID")
@@ -104,7 +104,7 @@ def _repairs(commands: Any) -> None:
     apply = add_command(
         actions,
         "apply",
-        "apply for credit repair of a record on a subject's behalf (refused at once when too early)",
+        "apply for repair of a record (refused at once if too early)",
         "xinyong-gateway repairs apply uscc 91330100MA2H9X4W2M --record rec_… --grounds '…'",
     )
     _subject_arguments(apply)
@@ -121,7 +121,7 @@ def _repairs(commands: Any) -> None:
     decide = add_command(
         actions,
         "decide",
-        "rule on a repair application: granted ends the record (repaired), refused leaves it",
+        "rule: granted ends the record (repaired), refused keeps it",
         "xinyong-gateway repairs decide rep-1a2b3c --outcome granted --note '准予修复'",
     )
     decide.add_argument("case_id", metavar="REPAIR_ID")

@@ -47,7 +47,7 @@ import pydantic_core
 
 from xinyong import problems
 from xinyong.errors import MalformedHeadersError
-from xinyong.events import SourceKind, type_suggestion
+from xinyong.events import SourceKind
 from xinyong.ndjson import NotNdjsonError, check_first_line, line_webhook_id, numbered_lines
 from xinyong.webhooks import check_webhook_id
 from xinyong_gateway.credit.engine import subjects_of
@@ -105,7 +105,6 @@ def check_lines(lines: list[tuple[int, bytes]], kind: SourceKind, body_limit: in
 
 
 def _check_line(number: int, line: bytes, kind: SourceKind, body_limit: int, now: datetime) -> _Checked | Rejection:
-    document: Any = None
     try:
         if len(line) > body_limit:
             raise EventRejectedError(problems.BODY_TOO_LARGE, f"The body limit is {body_limit} bytes.")
@@ -115,11 +114,7 @@ def _check_line(number: int, line: bytes, kind: SourceKind, body_limit: int, now
             webhook_id = _checked_webhook_id(document.pop("id"))
         event = check_event(document, kind, now=now)
     except EventRejectedError as exc:
-        detail = exc.detail
-        if exc.problem_type == problems.UNKNOWN_EVENT_TYPE and isinstance(document, dict):
-            suggestion = type_suggestion(document.get("type"))
-            detail = f"{detail} {suggestion}" if suggestion else detail
-        return Rejection(number, exc.problem_type, detail, exc.errors or [])
+        return Rejection(number, exc.problem_type, exc.detail, exc.errors or [])
     subjects = tuple((subject.id_type, subject.id) for subject in subjects_of(event).values())
     if webhook_id is None:
         return _Checked(line_webhook_id(line), True, None, event.type, int(event.timestamp.timestamp()), subjects)

@@ -20,15 +20,18 @@ def add_parser(commands: Any) -> None:
     keys = add_command(
         commands,
         "keys",
-        "issue and revoke API keys of the query side (screening, change feed)",
+        "issue, list and revoke API keys of the query side",
         "xinyong-gateway keys list",
+        description="Issue, list and revoke API keys of the query side (screening, the change feed).",
     )
     actions = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     add = add_command(
         actions,
         "add",
-        "issue an API key; prints it and its lookup secret for the feed's RIC pseudonyms (shown once)",
+        "issue an API key; prints it and its lookup secret (shown once)",
         'xinyong-gateway keys add --name "云购商城 onboarding" --scopes screen,changes',
+        description="Issue an API key; prints it and its lookup secret for the change feed's RIC pseudonyms (both"
+        " shown once).",
     )
     add.add_argument("--name", required=True, help="who the key is for (shown in `keys list`)")
     add.add_argument(
@@ -45,8 +48,9 @@ def add_parser(commands: Any) -> None:
     revoke = add_command(
         actions,
         "revoke",
-        "revoke an API key: running gateways refuse it within their refresh interval (2 s by default)",
+        "revoke an API key (running gateways refuse it within 2 s)",
         "xinyong-gateway keys revoke key_...",
+        description="Revoke an API key: running gateways refuse it within their refresh interval (2 s by default).",
     )
     revoke.add_argument("key_id", metavar="KEY_ID")
     revoke.set_defaults(handler=_revoke)

@@ -1,5 +1,6 @@
 """``xinyong-gateway migrate``: create or upgrade the database schema (idempotent), and the gateway's own operator
-source (under which the objection and repair commands write their events)."""
+source (under which the objection and repair commands write their events). The one command that creates a database:
+on SQLite the file, its directory and its master key file (unless ``XINYONG_MASTER_KEY`` is set)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from xinyong_gateway.access import ensure_operator_source
-from xinyong_gateway.cli._common import Output, add_command, open_resources
+from xinyong_gateway.cli._common import Output, add_command, open_resources, plural
 from xinyong_gateway.settings import GatewaySettings
 
 __all__ = ["add_parser"]
@@ -30,7 +31,7 @@ def _migrate(settings: GatewaySettings, args: argparse.Namespace, out: Output) -
 
     applied, version, database = asyncio.run(run())
     human = (
-        f"Applied {len(applied)} migration(s): {', '.join(applied)}; schema is at version {version}."
+        f"Applied {plural(len(applied), 'migration')}: {', '.join(applied)}; schema is at version {version}."
         if applied
         else f"Schema is up to date (version {version})."
     )

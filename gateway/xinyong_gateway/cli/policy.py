@@ -10,7 +10,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from xinyong_gateway.cli._common import CliError, Output, add_command, iso, open_resources, policy_option
+from xinyong_gateway.cli._common import (
+    CliError,
+    Output,
+    Progress,
+    add_command,
+    iso,
+    open_resources,
+    plural,
+    policy_option,
+    run_until_interrupted,
+)
 from xinyong_gateway.errors import GatewayError, ProjectionConflictError
 from xinyong_gateway.settings import GatewaySettings
 
@@ -20,31 +30,35 @@ _DIFF_DESCRIPTION = (
     "Dry run: replay the whole inbox, in order, under the current policy and under FILE with the pure engine,\n"
     "and compare every subject's status now: a from -> to matrix over black, watch, red and none, and examples\n"
     "of each move with the reason codes gained and lost (resident ids masked). Nothing is written to the\n"
-    "database; Ctrl-C stops it (exit 130). Progress goes to stderr on a terminal.\n\n"
+    "database; Ctrl-C stops it (exit 130). Progress goes to stderr.\n\n"
     "Memory: every subject's credit file, under both policies, is kept in memory while it runs."
 )
 
 
 def add_parser(commands: Any) -> None:
     policy = add_command(
-        commands, "policy", "check and compare credit policies", "xinyong-gateway policy check new.toml"
+        commands,
+        "policy",
+        "check, compare (dry run) and adopt credit policies",
+        "xinyong-gateway policy check new.toml",
     )
     actions = policy.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
     check = add_command(
         actions,
         "check",
-        "validate a policy file and explain each of its rules in one line (exit 1 when it is invalid)",
+        "validate a policy file and explain each of its rules",
         "xinyong-gateway policy check new.toml",
+        description="Validate a policy file and explain each of its rules in one line (exit 1 when it is invalid).",
     )
     check.add_argument("file", metavar="FILE", nargs="?", help="policy file (default: the current policy)")
     check.set_defaults(handler=_check)
     diff = add_command(
         actions,
         "diff",
-        "dry run: who would move between lists under the policy in FILE (writes nothing)",
+        "dry run: who would move between lists under FILE's policy",
         "xinyong-gateway policy diff new.toml --examples 5",
+        description=_DIFF_DESCRIPTION,
     )
-    diff.description = _DIFF_DESCRIPTION
     diff.add_argument("file", metavar="FILE", help="the new policy")
     policy_option(diff, "current policy")
     diff.add_argument("--examples", type=int, default=3, metavar="N", help="examples per move (default 3)")
@@ -52,8 +66,10 @@ def add_parser(commands: Any) -> None:
     apply = add_command(
         actions,
         "apply",
-        "adopt a policy: replay the whole inbox under it and replace every credit file in one transaction",
+        "adopt a policy: replay the inbox and replace every credit file",
         "xinyong-gateway policy apply new.toml",
+        description="Adopt a policy: replay the whole inbox under it and replace every credit file in one"
+        " transaction.\nProgress goes to stderr; Ctrl-C before the commit changes nothing (exit 130).",
     )
     apply.add_argument("file", metavar="FILE", help="the policy to adopt (its version must be new, or the same text)")
     apply.set_defaults(handler=_apply)
@@ -78,7 +94,7 @@ def _check(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> 
         "red": policy_tools.explain_red(checked),
     }
     rules = [{"id": rule.id, "explanation": policy_tools.explain_rule(rule, checked)} for rule in checked.rules]
-    human = [f"{source} is valid: policy {checked.version}, {len(rules)} rule(s).", *general.values(), "rules:"]
+    human = [f"{source} is valid: policy {checked.version}, {plural(len(rules), 'rule')}.", *general.values(), "rules:"]
     human += [f"  {rule['explanation']}" for rule in rules]
     document = {"file": source, "version": checked.version, "valid": True, **general, "rules": rules}
     out.emit(document, "\n".join(human))
@@ -93,68 +109,79 @@ def _diff(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> i
     if args.examples < 0:
         raise CliError("--examples must be 0 or more.")
     current, candidate = policy_from(settings.policy_file), load_policy(args.file)
-    show_progress = sys.stderr.isatty()
+    display = Progress("policy diff", settings.progress_interval)
+    replayed = total = 0
 
-    def progress(done: int, total: int) -> None:
-        sys.stderr.write(f"\rreplaying the inbox: {done} / {total} events")
-        sys.stderr.flush()
+    def progress(done: int, of: int) -> None:
+        nonlocal replayed, total
+        replayed, total = done, of
+        display.show(f"replaying the inbox: {done:,} of {plural(of, 'event')} ({100 * done / max(of, 1):.0f}%)")
 
     async def run() -> policy_tools.DryRun:
         async with open_resources(settings) as opened:
             in_force = await PolicyInForce(opened.store, current).refresh()  # a policy adopted with `policy apply` wins
             return await policy_tools.dry_run(
-                opened.store,
-                opened.master,
-                in_force,
-                candidate,
-                examples=args.examples,
-                progress=progress if show_progress else None,
+                opened.store, opened.master, in_force, candidate, examples=args.examples, progress=progress
             )
 
+    def interrupted() -> str:
+        return (
+            f"Interrupted after replaying {replayed:,} of {plural(total, 'event')}; a dry run writes nothing, so"
+            " running it again is safe."
+        )
+
     try:
-        try:
-            result = asyncio.run(run())
-        finally:
-            if show_progress:
-                sys.stderr.write("\n")
-    except KeyboardInterrupt:
-        sys.stderr.write("xinyong-gateway: interrupted; nothing was written.\n")
-        raise
+        result = run_until_interrupted(run(), interrupted)
+    finally:
+        display.close()
     out.emit(policy_tools.diff_document(result), "\n".join(policy_tools.diff_lines(result)))
     return 0
 
 
 def _apply(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
-    from xinyong_gateway.credit.policy import load_policy
+    from xinyong_gateway.credit.policy import load_policy, policy_from
     from xinyong_gateway.credit.projector import Projector
 
     policy = load_policy(args.file)  # a clear error for a missing or invalid file
     text = Path(args.file).read_text(encoding="utf-8")  # adopted as written, comments and all
-    show_progress = sys.stderr.isatty()
+    display = Progress("policy apply", settings.progress_interval)
+    replayed = total = 0
+    in_force_after: str | None = None  # after Ctrl-C: the version in force once the command has unwound
 
     async def run() -> dict[str, Any]:
+        nonlocal total, in_force_after
         async with open_resources(settings) as opened:
             store = opened.store
             total = await store.inbox_count()
 
             def progress(done: int) -> None:
-                if show_progress:
-                    sys.stderr.write(f"\rreplaying the inbox under {policy.version}: {done} / {total} events")
-                    sys.stderr.flush()
+                nonlocal replayed
+                replayed = done
+                display.show(
+                    f"replaying the inbox under {policy.version}: {done:,} of {plural(total, 'event')}"
+                    f" ({100 * done / max(total, 1):.0f}%)"
+                )
 
             previous = await store.active_policy()
-            replayed, changed = await Projector(store, opened.master, policy).reproject(policy, text, progress=progress)
+            try:
+                replayed_all, changed = await Projector(store, opened.master, policy).reproject(
+                    policy, text, progress=progress
+                )
+            except asyncio.CancelledError:  # Ctrl-C: did the one commit happen before it? Ask the database.
+                active = await store.active_policy()
+                in_force_after = active.version if active else None
+                raise
             details = {
                 "previous_version": previous.version if previous else None,
                 "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
-                "events": replayed,
+                "events": replayed_all,
                 "subjects_changed": changed,
             }
             await opened.audit("policy.apply", policy.version, details)
             return {
                 "version": policy.version,
                 "previous_version": previous.version if previous else None,
-                "events": replayed,
+                "events": replayed_all,
                 "subjects_changed": changed,
                 "history": [
                     {"version": adoption.version, "adopted_at": iso(adoption.adopted_at), "active": adoption.active}
@@ -162,23 +189,31 @@ def _apply(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> 
                 ],
             }
 
+    def interrupted() -> str:
+        if in_force_after == policy.version:
+            return (
+                f"Interrupted, but the commit had been made: policy {policy.version} is adopted and in force"
+                " (running the command again changes nothing)."
+            )
+        in_force = in_force_after or policy_from(settings.policy_file).version  # none adopted: the configured one
+        return (
+            f"Interrupted after replaying {replayed:,} of {plural(total, 'event')}, before anything was written:"
+            f" policy {in_force} stays in force, and running the command again is safe."
+        )
+
     try:
-        try:
-            result = asyncio.run(run())
-        finally:
-            if show_progress:
-                sys.stderr.write("\n")
+        result = run_until_interrupted(run(), interrupted)
     except ProjectionConflictError as exc:
         raise GatewayError(
             "The projector moved on while the policy was being applied, so nothing was written; run the command"
             " again (or stop the gateway's projector while applying)."
         ) from exc
-    except KeyboardInterrupt:
-        sys.stderr.write("xinyong-gateway: interrupted; nothing was written, the previous policy stays in force.\n")
-        raise
+    finally:
+        display.close()
     out.emit(
         result,
-        f"Adopted policy {result['version']}: replayed {result['events']} event(s); {result['subjects_changed']}"
-        " subject(s) changed list, grade or measures (each change is in the feed with the new version).",
+        f"Adopted policy {result['version']}: replayed {plural(result['events'], 'event')};"
+        f" {plural(result['subjects_changed'], 'subject')} changed list, grade or measures (each change is in the feed"
+        " with the new version).",
     )
     return 0

@@ -1,4 +1,7 @@
-"""``xinyong-gateway serve``: run the gateway (HTTP), in one process or as ``--workers N`` sharing one port."""
+"""``xinyong-gateway serve``: run the gateway (HTTP), in one process or as ``--workers N`` sharing one port.
+
+Nothing starts before the port is bound and the database, its master key and the policy are checked
+(``web.startup``): a port in use or a missing database is one sentence, with no projector started on it."""
 
 from __future__ import annotations
 
@@ -59,27 +62,36 @@ def _serve(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> 
             raise CliError("--port 0 (any free port) cannot be shared by several workers; choose a port.")
         return serve_workers(settings, args.workers)
 
+    import asyncio
+
     import structlog
     from aiohttp import web
 
     from xinyong_gateway.logs import configure_logging
-    from xinyong_gateway.store import open_store
     from xinyong_gateway.web import create_app, settle_heap
+    from xinyong_gateway.web.startup import listen, preflight
 
-    configure_logging(settings.log_format, settings.log_level)
-    log = structlog.get_logger("xinyong_gateway.serve")
+    # Checks first, each one sentence, before anything starts: the port (held from here on, so the port checked is
+    # the port served), then the database, its key and the policy. Only then the app, its projector and logging.
+    sockets = listen(settings.host, settings.port)
+    try:
+        database = asyncio.run(preflight(settings))  # never a password in the log
+        port = sockets[0].getsockname()[1]  # --port 0: the one the system chose
+        configure_logging(settings.log_format, settings.log_level)
+        log = structlog.get_logger("xinyong_gateway.serve")
 
-    database = open_store(settings.database_url).display_url  # never a password in the log
+        def announce(_: str) -> None:
+            log.info("serving", url=f"http://{settings.host}:{port}", database=database)
 
-    def announce(_: str) -> None:
-        log.info("serving", url=f"http://{settings.host}:{settings.port}", database=database)
-
-    web.run_app(
-        settle_heap(create_app(settings)),
-        host=settings.host,
-        port=settings.port,
-        access_log=None,
-        print=announce,
-        shutdown_timeout=10,
-    )
+        web.run_app(
+            settle_heap(create_app(settings)),
+            sock=sockets,
+            access_log=None,
+            print=announce,
+            shutdown_timeout=10,
+        )
+        log.info("stopped")  # Ctrl-C or SIGTERM: requests in flight were answered, the store closed
+    finally:
+        for sock in sockets:
+            sock.close()
     return 0

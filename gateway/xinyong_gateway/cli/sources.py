@@ -8,6 +8,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from xinyong.errors import InvalidKeyError
 from xinyong.events import SOURCE_KINDS
 from xinyong.subjects import validate_uscc
 from xinyong.webhooks import VerifyingKey
@@ -25,13 +26,19 @@ def add_parser(commands: Any) -> None:
     add = add_command(
         actions,
         "add",
-        "register a source; prints its id and, for a symmetric source, its secret (shown once)",
+        "register a source; prints its id (and its secret, shown once)",
         'xinyong-gateway sources add --kind courier --name "Swift Express" --public-key whpk_...',
+        description="Register a source; prints its id and, for a symmetric source, its secret (shown once).",
     )
     add.add_argument("--kind", required=True, choices=SOURCE_KINDS)
     add.add_argument("--name", required=True)
     add.add_argument("--uscc", help="the sender's unified social credit code")
-    add.add_argument("--public-key", metavar="whpk_…", help="register an Ed25519 public key (v1a) instead of a secret")
+    add.add_argument(
+        "--public-key",
+        type=_public_key,
+        metavar="whpk_…",
+        help="register an Ed25519 public key (v1a) instead of a secret",
+    )
     add.add_argument("--rate", type=positive, metavar="N", help="own rate limit, verified requests per second")
     add.set_defaults(handler=_add)
     listing = add_command(
@@ -49,13 +56,23 @@ def add_parser(commands: Any) -> None:
     rotate = add_command(
         actions,
         "rotate",
-        "issue a new secret (or register a new public key); old keys stay valid for --grace",
+        "a new secret or public key; old keys stay valid for --grace",
         "xinyong-gateway sources rotate src_... --grace 24h",
+        description="Issue a new secret (or register a new public key); old keys stay valid for --grace.",
     )
     rotate.add_argument("source_id", metavar="ID")
     rotate.add_argument("--grace", type=duration, default=timedelta(hours=24), help="grace period (default 24h)")
-    rotate.add_argument("--public-key", metavar="whpk_…", help="new Ed25519 public key instead of a new secret")
+    rotate.add_argument(
+        "--public-key", type=_public_key, metavar="whpk_…", help="new Ed25519 public key instead of a new secret"
+    )
     rotate.set_defaults(handler=_rotate)
+
+
+def _public_key(text: str) -> VerifyingKey:
+    try:
+        return VerifyingKey.parse(text)
+    except InvalidKeyError as exc:
+        raise argparse.ArgumentTypeError(f"not a public key ({exc}; `xinyong keygen` makes a key pair)") from None
 
 
 def _source_json(record: SourceRecord) -> dict[str, Any]:
@@ -111,7 +128,7 @@ def _add(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> in
     if not name:
         raise CliError("--name must not be empty.")
     uscc = validate_uscc(args.uscc) if args.uscc else None
-    public_key = VerifyingKey.parse(args.public_key) if args.public_key else None
+    public_key: VerifyingKey | None = args.public_key
 
     async def add() -> dict[str, Any]:
         async with open_resources(settings) as opened:
@@ -168,7 +185,7 @@ def _disable(settings: GatewaySettings, args: argparse.Namespace, out: Output) -
 
 def _rotate(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
     now = datetime.now(UTC)
-    public_key = VerifyingKey.parse(args.public_key) if args.public_key else None
+    public_key: VerifyingKey | None = args.public_key
 
     async def rotate() -> dict[str, Any]:
         async with open_resources(settings) as opened:

@@ -30,8 +30,9 @@ def add_parser(commands: Any) -> None:
     show = add_command(
         actions,
         "show",
-        "a regulator's view of one credit file: status, records, status history (masked unless --reveal)",
+        "a regulator's view of one credit file (masked unless --reveal)",
         "xinyong-gateway subjects show ric 320102199001011234 --reveal",
+        description="A regulator's view of one credit file: status, records, status history (masked unless --reveal).",
     )
     show.add_argument("id_type", choices=["uscc", "ric"])
     show.add_argument("id", metavar="ID")

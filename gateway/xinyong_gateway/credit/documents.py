@@ -3,7 +3,8 @@
 :func:`status_document` is the JSON form of a :class:`~xinyong_gateway.credit.engine.Status`: what the store keeps
 for each subject, the change feed carries and screening serves; :func:`decision_of` reads back from a document what
 :meth:`Status.decision` says of the status it was made from (a feed entry is written when that changes).
-:func:`display_text` is a name as it may be stored for display and shown.
+:func:`display_text` is a name as it may be stored for display and shown; :func:`plural` a count with its noun
+(``1 event``, ``2 events``), for every message that counts something.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ from typing import Any
 
 from xinyong_gateway.credit.engine import Status
 
-__all__ = ["decision_of", "display_text", "status_document"]
+__all__ = ["decision_of", "display_text", "plural", "status_document"]
 
 
 _CONTROL_CHARACTERS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "\ufffd")
 """C0, DEL and C1 (Unicode category Cc) → U+FFFD, for ``str.translate``."""
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 event``, ``2 events``, ``1,000 subjects``; ``nouns`` when the plural is not ``noun`` + s."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def display_text(text: str | None) -> str | None:

@@ -427,8 +427,11 @@ def load_policy(path: str | Path) -> Policy:
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"Cannot read the policy file {file}: {exc}.") from exc
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise PolicyError(f"Cannot read the policy file {file}: {reason}.") from exc
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"Cannot read the policy file {file}: it is not UTF-8 text.") from exc
     return parse_policy(text, source=str(file))
 
 

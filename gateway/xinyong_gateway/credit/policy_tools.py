@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from xinyong.subjects import Subject
-from xinyong_gateway.credit.documents import display_text
+from xinyong_gateway.credit.documents import display_text, plural
 from xinyong_gateway.credit.engine import CreditFile, ListStatus, LoggedEvent, Status, subjects_of
 from xinyong_gateway.credit.inbox import read_logged
 from xinyong_gateway.credit.policy import AtLeast, Condition, Policy, Rule
@@ -489,14 +489,14 @@ def diff_lines(result: DryRun) -> list[str]:
     """The human form of a dry run: a summary, the from → to matrix, then each moving cell with its examples."""
     diff = result.diff
     lines = [
-        f"Replayed {result.events} event(s) about {diff.subjects} subject(s) under {result.current_version}"
-        f" (current) and {result.candidate_version} (new), status as of {_iso(result.at)}.",
-        f"{diff.moved} subject(s) would move between lists (rows: the current policy, columns: the new one):",
+        f"Replayed {plural(result.events, 'event')} about {plural(diff.subjects, 'subject')} under"
+        f" {result.current_version} (current) and {result.candidate_version} (new), status as of {_iso(result.at)}.",
+        f"{plural(diff.moved, 'subject')} would move between lists (rows: the current policy, columns: the new one):",
         *_matrix_lines(diff.matrix),
     ]
     for before, after, _ in diff.cells():
         count = diff.matrix[before][after]
-        lines.append(f"{before} → {after}: {count} subject(s)")
+        lines.append(f"{before} → {after}: {plural(count, 'subject')}")
         for example in result.examples.get((before, after), []):
             lines.append(f"    {example.subject}  {_reason_text(example.added, example.removed)}")
     return lines

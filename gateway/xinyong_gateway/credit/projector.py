@@ -351,8 +351,9 @@ class Projector:
         )
         return len(due)
 
-    async def catch_up(self) -> int:
+    async def catch_up(self, *, progress: Callable[[int], None] | None = None) -> int:
         """Apply everything in the inbox now, then let time pass; return the number of inbox rows read.
+        ``progress(rows read so far)`` is called after each committed batch.
 
         A commit that loses a race with another projector (``ProjectionConflictError``) is retried from the
         states that projector left."""
@@ -365,6 +366,8 @@ class Projector:
             applied += count
             if count == 0:
                 break
+            if progress is not None:
+                progress(applied)
         while True:
             try:
                 if not await self.sweep():

@@ -12,6 +12,7 @@ the helpers of ``base`` that only the backends use (column lists, row readers, c
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from xinyong_gateway.errors import ConfigError
@@ -100,6 +101,7 @@ __all__ = [
     "Store",
     "StoredEvent",
     "SubjectRow",
+    "check_database_url",
     "from_micros",
     "open_store",
     "partition_mask",
@@ -110,18 +112,37 @@ __all__ = [
 ]
 
 
-def open_store(url: str) -> Store:
-    """The backend for a database URL (not yet opened: use ``async with``)."""
-    if url.startswith("sqlite:"):
-        return SqliteStore(url)
-    if url.startswith(("postgresql:", "postgres:")):
-        from xinyong_gateway.store.postgresql import PostgresStore
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_URL_FORMS = "sqlite:///path/to/file.db or postgresql://user@host:port/db"
 
-        return PostgresStore(url)
+
+def check_database_url(url: str) -> str:
+    """``url`` when it names a database this gateway can use; else a :class:`ConfigError` that says what to write
+    instead (a bare path ``var/xinyong.db`` is meant as ``sqlite:///var/xinyong.db``). Nothing is opened."""
+    if url.startswith("sqlite:"):
+        sqlite_path_from_url(url)
+        return url
+    if url.startswith(("postgresql://", "postgres://")):
+        return url
+    if _SCHEME.match(url):
+        raise ConfigError(f"Unsupported database URL scheme {url.split(':', 1)[0]!r}: use {_URL_FORMS}.")
+    if "@" in url or ":" in url or not url.strip():  # perhaps an address with a password: never repeat it
+        raise ConfigError(f"That is not a database URL: use {_URL_FORMS}.")
     raise ConfigError(
-        f"Unsupported database URL scheme in {url.split(':', 1)[0]!r}:"
-        " use sqlite:///path/to/file.db or postgresql://user@host:port/db."
+        f"{url} is not a database URL: write sqlite:///{url} (a SQLite file) or postgresql://user@host:port/db."
     )
+
+
+def open_store(url: str, *, create: bool = False) -> Store:
+    """The backend for a database URL (not yet opened: use ``async with``). ``create``: a SQLite file that does not
+    exist yet is created (``migrate`` only); otherwise opening it raises ``DatabaseNotFoundError``. A PostgreSQL
+    database is never created here (its administrator creates it; ``migrate`` creates the tables)."""
+    check_database_url(url)
+    if url.startswith("sqlite:"):
+        return SqliteStore(url, create=create)
+    from xinyong_gateway.store.postgresql import PostgresStore
+
+    return PostgresStore(url)
 
 
 def __getattr__(name: str) -> Any:

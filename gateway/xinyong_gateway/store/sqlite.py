@@ -17,6 +17,7 @@ import json
 import queue
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from typing import Any, Literal, TypeVar, cast
 from xinyong_gateway.errors import (
     ApiKeyNotFoundError,
     ConfigError,
+    DatabaseNotFoundError,
     MasterKeyError,
     SourceNotFoundError,
     StoreError,
@@ -122,11 +124,24 @@ def sqlite_path_from_url(url: str) -> Path:
     """``sqlite:///relative.db`` → ``relative.db``; ``sqlite:////abs/x.db`` → ``/abs/x.db``."""
     prefix = "sqlite:///"
     if not url.startswith(prefix) or len(url) == len(prefix):
-        raise ConfigError(f"Not a SQLite database URL (expected sqlite:///path/to/file.db): {url!r}.")
+        rest = url.removeprefix("sqlite:")
+        meant = rest[2:] if rest.startswith("//") else rest  # sqlite://var/x.db, sqlite:var/x.db, sqlite:/srv/x.db
+        if not meant.strip("/") or meant.startswith(":memory:"):
+            raise ConfigError(f"{url} names no file: write sqlite:///path/to/file.db.")
+        raise ConfigError(
+            f"{url} is not a SQLite database URL: write sqlite:///{meant} (three slashes, then the file's path)."
+        )
     path = url[len(prefix) :]
     if path == ":memory:" or "?" in path:
         raise ConfigError("The SQLite store needs a file path; in-memory databases and URL options are not supported.")
     return Path(path)
+
+
+def _missing_database(path: Path) -> DatabaseNotFoundError:
+    where = f"{path} in {Path.cwd()}" if not path.is_absolute() else str(path)
+    return DatabaseNotFoundError(
+        f"No database at {where} — run `xinyong-gateway migrate` first (or check --db / XINYONG_DATABASE_URL)."
+    )
 
 
 def _statements(script: str) -> list[str]:
@@ -160,10 +175,14 @@ _STOP = object()
 
 
 class SqliteStore(Store):
-    """SQLite in WAL mode with full durability; a single writer thread does all database work."""
+    """SQLite in WAL mode with full durability; a single writer thread does all database work.
 
-    def __init__(self, url: str) -> None:
+    Only a store made with ``create=True`` (``xinyong-gateway migrate``) creates the file and its directory;
+    otherwise opening a path where no database is raises :class:`DatabaseNotFoundError` and creates nothing."""
+
+    def __init__(self, url: str, *, create: bool = False) -> None:
         self._path = sqlite_path_from_url(url)
+        self._create = create
         self._queue: queue.SimpleQueue[_AppendBatch | _Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -183,6 +202,10 @@ class SqliteStore(Store):
     async def open(self) -> None:
         if self._thread is not None:
             raise StoreError("This store is already open.")
+        if not self._create and not self._path.is_file():
+            if self._path.exists():
+                raise StoreUnavailableError(f"{self._path} is not a database file (it is a directory).")
+            raise _missing_database(self._path)
         self._loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = self._loop.create_future()
         self._thread = threading.Thread(target=self._run, args=(ready,), name="xinyong-sqlite-writer", daemon=True)
@@ -209,8 +232,12 @@ class SqliteStore(Store):
     # -- the writer thread -------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
+            if self._create:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
+            else:  # mode=rw: a file removed since open() looked is an error, never a new empty database
+                uri = f"file:{urllib.parse.quote(str(self._path))}?mode=rw"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=True)
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -218,7 +245,8 @@ class SqliteStore(Store):
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
         except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailableError(f"Cannot open the SQLite database {self._path}: {exc}.") from exc
+            reason = (exc.strerror or str(exc)).lower() if isinstance(exc, OSError) else str(exc)
+            raise StoreUnavailableError(f"Cannot open the SQLite database {self._path}: {reason}.") from exc
         return conn
 
     def _run(self, ready: asyncio.Future[None]) -> None:

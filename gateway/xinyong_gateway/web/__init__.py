@@ -9,6 +9,7 @@ ingest.py       POST /v1/webhooks/{source_id}: the checks in contract order, the
 query.py        POST /v1/screenings and GET /v1/lists/changes
 auth.py         API key authentication, scopes and the per-key rate
 turn_batch.py   the work of one event-loop turn done together (ingest checks, screenings, access lines)
+startup.py      what ``serve`` checks before it starts anything: its port (bound and held), the database, key, policy
 workers.py      ``serve --workers N``: a supervisor and N gateway processes sharing one port
 """
 

@@ -62,10 +62,10 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
     openapi_document = render(build_openapi()).encode()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        master = master_key_of(settings)
         store = open_store(settings.database_url)
-        await store.open()
+        await store.open()  # first: a missing database is that, not a missing key (and nothing is created)
         try:
+            master = master_key_of(settings)
             await store.check_master_key(master.check_value)
             registry = SourceRegistry(
                 store,

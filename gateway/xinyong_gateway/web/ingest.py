@@ -1,10 +1,10 @@
 """``POST /v1/webhooks/{source_id}``: where evidence enters the public credit system.
 
-Checks run in the order of the wire contract (DESIGN.md "Inbound events"), each with its own problem:
-404 unknown source → 413 body too large (408 when it does not arrive in full within the body timeout) → 415 not
-JSON → 400 webhook headers (missing, malformed or repeated) → 401 signature, then timestamp → 400 body not JSON →
-422 unknown event type → 403 type not allowed for the source's kind → 422 schema → 429 rate limit → 503 store →
-202 accepted | 200 duplicate | 409 webhook-id conflict.
+Checks run in the order of the wire contract (docs/wire-contract.md, "Answers, in the order they are checked"),
+each with its own problem: 404 unknown source → 413 body too large (408 when it does not arrive in full within the
+body timeout) → 415 not JSON → 400 webhook headers (missing, malformed or repeated) → 401 signature, then timestamp →
+400 body not JSON → 422 unknown event type (with "Did you mean '…'?" for a near miss) → 403 type not allowed for the
+source's kind → 422 schema → 429 rate limit → 503 store → 202 accepted | 200 duplicate | 409 webhook-id conflict.
 
 The body checks (JSON → type → kind → schema) are ``validation.check_body``: ``check_event``, shared with bulk
 import, behind a one-pass validation of the events that pass.

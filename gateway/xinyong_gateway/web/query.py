@@ -1,4 +1,4 @@
-"""The query side: ``POST /v1/screenings`` and ``GET /v1/lists/changes`` (DESIGN.md "Query side").
+"""The query side: ``POST /v1/screenings`` and ``GET /v1/lists/changes`` (docs/wire-contract.md, "Query side").
 
 **Screening.** Checked in this order: 401/403 API key and scope (``web.auth``) → 429 the key's rate → 400 any query
 parameter (``query-parameter-invalid``: subjects travel in the body) → 413 body over 1 MiB (408 when it does not arrive

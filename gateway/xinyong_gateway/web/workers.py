@@ -3,9 +3,9 @@
 ::
 
     supervisor (the `serve` process)                     worker k = 1..N (multiprocessing "spawn")
-      check the port can be bound, open the store once
-      (master key, migrations, policy): one sentence and
-      exit status 1 when something is wrong
+      check the port can be bound, then open the store once
+      (master key, migrations, policy; ``web.startup``):
+      one sentence and exit status 1 when something is wrong
       start N workers  ─────────────────────────────────▶ create_app(settings) on host:port with SO_REUSEPORT
                                                           (the kernel spreads new connections over the workers);
       ◀─────── "ready" | "failed", <one sentence> ──────── its own projector unless --no-projector
@@ -48,6 +48,7 @@ import structlog
 from xinyong.errors import XinyongError
 from xinyong_gateway.errors import GatewayError, ServeError
 from xinyong_gateway.settings import GatewaySettings
+from xinyong_gateway.web.startup import bind_error, check_port, preflight
 
 __all__ = [
     "KEEPALIVE_TIMEOUT",
@@ -55,8 +56,6 @@ __all__ = [
     "SHUTDOWN_TIMEOUT",
     "Supervisor",
     "WorkerTarget",
-    "check_port",
-    "preflight",
     "run_worker",
     "serve_workers",
 ]
@@ -77,50 +76,6 @@ _CLEAR_ERRORS = (GatewayError, XinyongError, ValueError, OSError)
 """Errors whose message is a sentence for the operator (as ``xinyong-gateway`` reports them)."""
 
 
-# -- before any worker starts ---------------------------------------------------------------------------------
-def check_port(host: str, port: int) -> None:
-    """Raise :class:`ServeError` unless every address of ``host:port`` can be bound right now.
-
-    Bound as asyncio binds a server (``SO_REUSEADDR``, IPv6 only on IPv6 sockets) but without ``SO_REUSEPORT``:
-    any listener on the port, even another gateway's ``SO_REUSEPORT`` group, makes it fail, so the workers can
-    never silently share a port with something else that is already there."""
-    try:
-        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise ServeError(f"Cannot listen on {host!r}: {exc.strerror}.") from exc
-    for family, kind, proto, _, address in dict.fromkeys(addresses):
-        with socket.socket(family, kind, proto) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                sock.bind(address)
-            except OSError as exc:
-                raise ServeError(_bind_error(host, port, exc)) from exc
-
-
-def _bind_error(host: str, port: int, exc: OSError) -> str:
-    if exc.errno == errno.EADDRINUSE:
-        return f"Port {port} on {host} is already in use: stop what listens there or choose another --port."
-    return f"Cannot listen on {host} port {port}: {exc.strerror or exc}."
-
-
-async def preflight(settings: GatewaySettings) -> str:
-    """What every worker checks at start, once, before starting any: the policy (when projecting), the master
-    key, the store (reachable, migrated, sealed under this key). Returns the database for messages (no
-    credentials). Raises the same errors as a single-process ``serve`` would."""
-    from xinyong_gateway.credit.policy import policy_from
-    from xinyong_gateway.crypto import master_key_of
-    from xinyong_gateway.store import open_store
-
-    if settings.projector:
-        policy_from(settings.policy_file)
-    master = master_key_of(settings)
-    async with open_store(settings.database_url) as store:
-        await store.check_master_key(master.check_value)
-        return store.display_url
-
-
 def serve_workers(settings: GatewaySettings, workers: int) -> int:
     """``xinyong-gateway serve --workers N`` (N > 1): check, then supervise N workers until a stop signal.
 
@@ -128,7 +83,7 @@ def serve_workers(settings: GatewaySettings, workers: int) -> int:
     failing) or the preflight's error, each one sentence."""
     from xinyong_gateway.logs import configure_logging
 
-    check_port(settings.host, settings.port)
+    check_port(settings.host, settings.port)  # first: a port in use is that, whatever else is wrong
     display_url = asyncio.run(preflight(settings))
     configure_logging(settings.log_format, settings.log_level, shared=True)
     return Supervisor(settings, workers, display_url=display_url).run()
@@ -207,7 +162,7 @@ async def _serve(settings: GatewaySettings, conn: Connection, log: Any) -> None:
 
 def _worker_error(settings: GatewaySettings, exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
-        return _bind_error(settings.host, settings.port, exc)
+        return bind_error(settings.host, settings.port, exc)
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
