@@ -54,23 +54,46 @@ Status at time T
 
 from __future__ import annotations
 
-import hashlib
 import json
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
-from xinyong.events import EventBase
-from xinyong.subjects import CHINA_STANDARD_TIME, Subject
-from xinyong_gateway.credit.due_process import deadline, is_overdue
-from xinyong_gateway.credit.policy import AtLeast, Condition, Policy, Rule
+from xinyong.subjects import Subject
+from xinyong_gateway.credit.facts import (
+    _DUE_PROCESS_TYPES,
+    _REVOKES,
+    ClosedState,
+    EndState,
+    FactKey,
+    ListStatus,
+    LoggedEvent,
+    ObjectionView,
+    Reason,
+    Record,
+    RepairView,
+    Status,
+    _case_id,
+    _cst_day,
+    _end_of_day,
+    _instant,
+    _iso,
+    _limits,
+    _matches,
+    _micros,
+    _record_id,
+    fact_time,
+    objection_view,
+    repair_view,
+    subjects_of,
+)
+from xinyong_gateway.credit.policy import Policy, Rule
 
 __all__ = [
     "CreditFile",
+    "ListStatus",
     "LoggedEvent",
     "ObjectionView",
     "Reason",
@@ -81,292 +104,6 @@ __all__ = [
     "project",
     "subjects_of",
 ]
-
-ListStatus = Literal["black", "watch", "red", "none"]
-RecordState = Literal["active", "pending", "expired", "withdrawn", "revoked", "corrected", "repaired"]
-EndState = Literal["withdrawn", "revoked"]
-ClosedState = Literal["corrected", "repaired"]
-_DUE_PROCESS_TYPES = {"objection.filed", "objection.decided", "repair.applied", "repair.decided"}
-
-_CASE_FIELDS = ("case_id", "complaint_id", "decision_no")
-_REVOKES = {"penalty.revoked": "penalty.imposed"}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-FactKey = tuple[int, int, int]
-"""Where a fact stands in fact-time order: (fact time, envelope timestamp, inbox position), in microseconds."""
-
-
-@dataclass(frozen=True, slots=True)
-class LoggedEvent:
-    """An event as the projector reads it from the inbox: its position, source, webhook id and the parsed event."""
-
-    seq: int
-    source_id: str
-    webhook_id: str
-    event: EventBase
-
-
-def _data(event: EventBase) -> BaseModel:
-    return event.data
-
-
-def _fields(event: EventBase) -> Iterable[tuple[str, Any]]:
-    """The event's data fields and their values, in declaration order (a model's fields live in its ``__dict__``;
-    reading it directly spares pydantic's iterator on the projector's hot path)."""
-    return _data(event).__dict__.items()
-
-
-def fact_time(event: EventBase) -> datetime:
-    """When the fact happened: the event's ``*_at`` field (``detected_at``, ``occurred_at``, ...)."""
-    for name, value in _fields(event):
-        if name.endswith("_at") and isinstance(value, datetime):
-            return value.astimezone(UTC)
-    raise ValueError(f"{event.type} has no fact time")
-
-
-def subjects_of(event: EventBase) -> dict[str, Subject]:
-    """The subjects an event is about, by field name (``merchant``, ``courier``, ``subject``)."""
-    return {name: value for name, value in _fields(event) if isinstance(value, Subject)}
-
-
-def _case_id(event: EventBase) -> str | None:
-    fields = _data(event).__dict__  # a missing field costs pydantic's __getattr__ an exception: look it up
-    for name in _CASE_FIELDS:
-        value = fields.get(name)
-        if isinstance(value, str):
-            return value
-    return None
-
-
-def _matches(event: EventBase, conditions: dict[str, Condition]) -> bool:
-    data = _data(event)
-    for key, condition in conditions.items():
-        value = getattr(data, key)
-        if isinstance(condition, AtLeast):
-            if not (isinstance(value, int | float) and value >= condition.at_least):
-                return False
-        elif isinstance(condition, list):
-            if value not in condition:
-                return False
-        elif value != condition:
-            return False
-    return True
-
-
-def _micros(moment: datetime) -> int:
-    """An instant as whole microseconds since the epoch (exact, unlike a float timestamp)."""
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def _instant(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
-
-
-def _cst_day(micros: int) -> str:
-    return _instant(micros).astimezone(CHINA_STANDARD_TIME).date().isoformat()
-
-
-def _end_of_day(day: str) -> int:
-    """The instant a China Standard Time day ends (its next midnight), in microseconds."""
-    following = date.fromisoformat(day) + timedelta(days=1)
-    return _micros(datetime.combine(following, time(), CHINA_STANDARD_TIME))
-
-
-@dataclass(frozen=True, slots=True)
-class _Limits:
-    """A policy's spans in microseconds, computed once per policy (the hot path compares integers)."""
-
-    policy: Policy
-    horizon: dict[str, int]
-    """Window rules: how far behind the newest fact they still take facts in (two windows and the publicity)."""
-    prune: dict[str, int]
-    """Window rules: how far behind the newest fact they keep facts to count against (one more window)."""
-    window: dict[str, int]
-    clean_for: int
-    cases: int
-
-
-_LIMITS: dict[int, _Limits] = {}
-
-
-def _limits(policy: Policy) -> _Limits:
-    limits = _LIMITS.get(id(policy))
-    if limits is None or limits.policy is not policy:
-        if len(_LIMITS) > 64:  # a process sees a handful of policies; never let a long replay session pile them up
-            _LIMITS.clear()
-        horizon, prune, window = {}, {}, {}
-        for rule in policy.rules:
-            if rule.within is not None:
-                window[rule.id] = _micros(_EPOCH + rule.within)
-                horizon[rule.id] = _micros(_EPOCH + 2 * rule.within + policy.publicity.of(rule.severity))
-                prune[rule.id] = horizon[rule.id] + window[rule.id]
-        limits = _LIMITS[id(policy)] = _Limits(
-            policy,
-            horizon,
-            prune,
-            window,
-            _micros(_EPOCH + policy.red.clean_for),
-            _micros(_EPOCH + policy.horizon),
-        )
-    return limits
-
-
-def _record_id(file_key: str, rule_id: str, anchor: str) -> str:
-    """A record's id: a digest of its subject's file key, its rule and what it stands on (a case, or the fact or
-    day that completed a window). The file key is a keyed blind index, so the id reveals no identity."""
-    digest = hashlib.sha256(f"{file_key}\n{rule_id}\n{anchor}".encode()).hexdigest()
-    return f"rec_{digest[:24]}"
-
-
-@dataclass(slots=True)
-class Record:
-    """A credit record: one reason, its evidence, and when it is effective."""
-
-    record_id: str
-    rule_id: str
-    reason: str
-    list_name: Literal["black", "watch", "none"]
-    severity: Literal["minor", "general", "serious"]
-    source_seqs: list[int]
-    effective_from: datetime
-    effective_until: datetime
-    ended: EndState | None = None
-    case: str | None = None
-    """What the record stands on: its case (single-fact and counting rules: the case that completed the
-    window), or ``day:YYYY-MM-DD`` for a ratio rule."""
-    contributing: list[str] = field(default_factory=list)
-    """Counting rules: the cases inside the window when it was met."""
-    basis: list[int] = field(default_factory=list)
-    """Single-fact rules: ``[timestamp, seq]`` of the case version the record runs from; counting rules: the
-    :data:`FactKey` of the fact that completed the window; ratio rules: empty."""
-    closed: list[Any] | None = None
-    """``[state, instant]``: an upheld objection (``corrected``) or a granted repair (``repaired``) ended the record
-    at that instant (microseconds); recomputed from the file's objections and repairs at every settle."""
-    disputes: list[list[int | None]] = field(default_factory=list)
-    """``[from, until or None]`` (microseconds) of each valid objection against the record: open until ruled on."""
-
-    def state_at(self, at: datetime) -> RecordState:
-        if self.ended is not None:
-            return self.ended
-        if self.closed is not None and _micros(at) >= self.closed[1]:
-            state: ClosedState = self.closed[0]
-            return state
-        if at < self.effective_from:
-            return "pending"
-        return "active" if at < self.effective_until else "expired"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "record_id": self.record_id,
-            "rule_id": self.rule_id,
-            "reason": self.reason,
-            "list_name": self.list_name,
-            "severity": self.severity,
-            "source_seqs": list(self.source_seqs),
-            "effective_from": _iso(self.effective_from),
-            "effective_until": _iso(self.effective_until),
-            "ended": self.ended,
-            "case": self.case,
-            "contributing": list(self.contributing),
-            "basis": list(self.basis),
-            "closed": list(self.closed) if self.closed is not None else None,
-            "disputes": [list(span) for span in self.disputes],
-        }
-
-    def disputed_at(self, at: datetime) -> bool:
-        """Whether an objection against the record is open at ``at``."""
-        moment = _micros(at)
-        return any(
-            start <= moment and (end is None or moment < end) for start, end in self.disputes if start is not None
-        )
-
-    def ends_at(self) -> datetime:
-        """When the record stops counting: its ``until``, or earlier when it was corrected or repaired."""
-        if self.closed is not None:
-            return min(self.effective_until, _instant(self.closed[1]))
-        return self.effective_until
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Record:
-        values = dict(data)
-        values["effective_from"] = datetime.fromisoformat(values["effective_from"])
-        values["effective_until"] = datetime.fromisoformat(values["effective_until"])
-        return cls(**values)
-
-
-@dataclass(frozen=True, slots=True)
-class Reason:
-    """Why a subject is where it is: one effective record, as a status shows it."""
-
-    record_id: str
-    code: str
-    list: str
-    severity: str
-    source_seqs: tuple[int, ...]
-    effective_from: datetime
-    effective_until: datetime
-    disputed: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """A subject's standing at one instant, with the reasons behind it."""
-
-    list: ListStatus
-    grade: Literal["A", "B", "C", "D"]
-    score: int
-    measures: tuple[str, ...]
-    reasons: tuple[Reason, ...]
-    disputed: bool
-    policy_version: str
-    as_of: datetime
-
-    def decision(self) -> tuple[str, str, tuple[str, ...], bool]:
-        """What a change-feed entry is about: list, grade, measures, and whether a reason is under objection."""
-        return (self.list, self.grade, self.measures, self.disputed)
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectionView:
-    """An objection's state: ``open``, ``upheld``, ``rejected``, ``invalid`` (it cites no record of the subject's
-    file, or one withdrawn or revoked: ``reason`` says which) or ``unfiled`` (rulings only); its deadlines as the
-    last day (China Standard Time) and whether the reply is or was late; ``anomalies`` counts rulings that do not
-    stand (a second ruling, or one dated before the filing)."""
-
-    objection_id: str
-    record_id: str | None
-    state: Literal["open", "upheld", "rejected", "invalid", "unfiled"]
-    reason: str | None
-    filed_at: datetime | None
-    reply_due: date | None
-    decided_at: datetime | None
-    outcome: str | None
-    publish_due: date | None
-    feedback_due: date | None
-    overdue: bool
-    anomalies: int
-
-
-@dataclass(frozen=True, slots=True)
-class RepairView:
-    """A repair application's state: ``pending``, ``granted``, ``refused`` (by a ruling, or at once: ``reason``
-    says why and ``possible_from`` when it could be applied for), ``invalid`` or ``unfiled``."""
-
-    repair_id: str
-    record_id: str | None
-    state: Literal["pending", "granted", "refused", "invalid", "unfiled"]
-    reason: str | None
-    applied_at: datetime | None
-    possible_from: datetime | None
-    decided_at: datetime | None
-    outcome: str | None
-    anomalies: int
-
 
 # A case as a file keeps it: its current version, the positions of every version seen, and the single-fact
 # rules whose record of the case has left for the archive (history: later versions no longer change it).
@@ -718,64 +455,11 @@ class CreditFile:
     def objection(self, objection_id: str, policy: Policy, now: datetime | None = None) -> ObjectionView:
         """An objection as the engine sees it: its state, the ruling that stands, deadlines and anomalies."""
         case = self.objections.get(objection_id, {"filed": [], "rulings": []})
-        due = policy.due_process
-        filing = case["filed"][-1] if case["filed"] else None  # the latest envelope timestamp wins
-        rulings = case["rulings"]
-        if filing is None:
-            return ObjectionView(objection_id, None, "unfiled", "a ruling on an objection that was never filed",
-                                 None, None, None, None, None, None, False, len(rulings))  # fmt: skip
-        filed_at = _instant(filing[2])
-        record_id = filing[3]
-        reply_due = deadline(filed_at, due.reply_within)
-        record = self.records.get(record_id)
-        if record is None or record.ended is not None:
-            reason = "no such record in the subject's file" if record is None else f"the record is {record.ended}"
-            return ObjectionView(objection_id, record_id, "invalid", reason, filed_at, reply_due, None, None, None,
-                                 None, False, len(rulings))  # fmt: skip
-        standing = [r for r in rulings if r[0] >= filing[2]]
-        anomalies = len(rulings) - min(1, len(standing))
-        if not standing:
-            overdue = now is not None and is_overdue(reply_due, None, now)
-            return ObjectionView(objection_id, record_id, "open", None, filed_at, reply_due, None, None, None, None,
-                                 overdue, anomalies)  # fmt: skip
-        ruling = standing[0]
-        decided_at = _instant(ruling[0])
-        outcome = ruling[3]
-        publish_due = deadline(decided_at, due.publish_correction_within) if outcome == "upheld" else None
-        feedback_due = deadline(decided_at, due.feed_back_within) if outcome == "rejected" else None
-        overdue = is_overdue(reply_due, decided_at, decided_at)
-        return ObjectionView(objection_id, record_id, outcome, None, filed_at, reply_due, decided_at, outcome,
-                             publish_due, feedback_due, overdue, anomalies)  # fmt: skip
+        return objection_view(objection_id, case, self.records, policy, now)
 
     def repair(self, repair_id: str, policy: Policy) -> RepairView:
         """A repair application as the engine sees it: pending, granted, refused (and why), or invalid."""
-        case = self.repairs.get(repair_id, {"filed": [], "rulings": []})
-        application = case["filed"][-1] if case["filed"] else None
-        rulings = case["rulings"]
-        if application is None:
-            return RepairView(repair_id, None, "unfiled", "a ruling on a repair that was never applied for", None,
-                              None, None, None, len(rulings))  # fmt: skip
-        applied_at, record_id = _instant(application[2]), application[3]
-        record = self.records.get(record_id)
-        if record is None or record.ended is not None:
-            reason = "no such record in the subject's file" if record is None else f"the record is {record.ended}"
-            return RepairView(repair_id, record_id, "invalid", reason, applied_at, None, None, None, len(rulings))
-        minimum = policy.due_process.repair_after.get(record.severity)
-        if minimum is None:
-            return RepairView(repair_id, record_id, "refused", f"{record.severity} records cannot be repaired",
-                              applied_at, None, None, None, len(rulings))  # fmt: skip
-        possible_from = record.effective_from + minimum
-        if applied_at < possible_from:
-            day = possible_from.astimezone(CHINA_STANDARD_TIME).date()
-            return RepairView(repair_id, record_id, "refused", f"too early: possible from {day.isoformat()}",
-                              applied_at, possible_from, None, None, len(rulings))  # fmt: skip
-        standing = [r for r in rulings if r[0] >= application[2]]
-        anomalies = len(rulings) - min(1, len(standing))
-        if not standing:
-            return RepairView(repair_id, record_id, "pending", None, applied_at, possible_from, None, None, anomalies)
-        ruling = standing[0]
-        return RepairView(repair_id, record_id, ruling[3], None, applied_at, possible_from, _instant(ruling[0]),
-                          ruling[3], anomalies)  # fmt: skip
+        return repair_view(repair_id, self.repairs.get(repair_id, {"filed": [], "rulings": []}), self.records, policy)
 
     def _archive_old(self, policy: Policy) -> None:
         """Move out what can no longer matter, so a file's size, and the cost of applying an event, follow recent
