@@ -97,3 +97,13 @@ def settle(future: asyncio.Future[Any], value: Any, error: BaseException | None)
 def settle_all(outcomes: list[Outcome]) -> None:
     for future, value, error in outcomes:
         settle(future, value, error)
+
+
+async def concatenated(jobs: list[asyncio.Future[list[AppendResult]]]) -> list[AppendResult]:
+    """The results of queued chunk jobs, in order; the first failure is raised once every job has settled."""
+    if jobs:
+        await asyncio.wait(jobs)
+    errors = [error for error in (job.exception() for job in jobs) if error is not None]
+    if errors:
+        raise errors[0]
+    return [result for job in jobs for result in job.result()]

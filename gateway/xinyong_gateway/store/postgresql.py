@@ -45,9 +45,9 @@ from xinyong_gateway.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from xinyong_gateway.store import postgresql_audit
 from xinyong_gateway.store.base import (
     API_KEY_COLUMNS,
-    AUDIT_COLUMNS,
     INBOX_COLUMNS,
     SOURCE_COLUMNS,
     SOURCE_KEY_COLUMNS,
@@ -61,7 +61,6 @@ from xinyong_gateway.store.base import (
     check_policy_version,
     classify_appends,
     inbox_values,
-    next_audit_entry,
     packaged_migrations,
     schema_status_of,
     source_record,
@@ -153,7 +152,6 @@ _SELECT_SOURCE = f"SELECT {SOURCE_COLUMNS} FROM sources WHERE source_id = $1"
 _SELECT_SOURCE_KEYS = f"SELECT {SOURCE_KEY_COLUMNS} FROM source_keys WHERE source_id = $1 ORDER BY key_id"
 _SELECT_CHANGES = f"SELECT {STATUS_CHANGE_COLUMNS}"
 _SELECT_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys"
-_SELECT_AUDIT = f"SELECT {AUDIT_COLUMNS} FROM audit_log"
 
 
 class PostgresStore(Store):
@@ -665,59 +663,22 @@ class PostgresStore(Store):
             raise ApiKeyNotFoundError(f"No API key with id {key_id!r}.")
         return api_key_record(tuple(row))
 
-    # -- the audit log ------------------------------------------------------------------------------------
+    # -- the audit log (store/postgresql_audit.py) ------------------------------------------------------
     async def append_audit(self, draft: AuditDraft, chain: AuditChain) -> AuditEntry:
         async with self._transaction() as conn:
             # Appenders of every process take turns from their read of the head to their commit: one chain, and the
             # ids given under the lock have no gaps (a sequence would leave one at every rollback).
             await conn.execute(XACT_LOCK, self._space, LOCK_AUDIT)
-            row = await conn.fetchrow("SELECT entry_id, hash, mac FROM audit_head WHERE id = 1")
-            last = await conn.fetchrow("SELECT entry_id, hash FROM audit_log ORDER BY entry_id DESC LIMIT 1")
-            entry, head = next_audit_entry(
-                AuditHead(*row) if row else None, (last[0], last[1]) if last else None, draft, chain
-            )
-            await conn.execute(
-                f"INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                entry.entry_id,
-                entry.at,
-                entry.actor,
-                entry.action,
-                entry.target,
-                entry.details,
-                entry.prev_hash,
-                entry.hash,
-            )
-            await conn.execute(
-                "INSERT INTO audit_head (id, entry_id, hash, mac) VALUES (1, $1, $2, $3) ON CONFLICT (id) DO UPDATE"
-                " SET entry_id = excluded.entry_id, hash = excluded.hash, mac = excluded.mac",
-                head.entry_id,
-                head.hash,
-                head.mac,
-            )
-        return entry
+            return await postgresql_audit.append(conn, draft, chain)
 
     async def read_audit_log(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
-        async def read(conn: _Connection) -> list[AuditEntry]:
-            rows = await conn.fetch(_SELECT_AUDIT + " WHERE entry_id > $1 ORDER BY entry_id LIMIT $2", after, limit)
-            return [AuditEntry(*row) for row in rows]
-
-        return await self._read(read)
+        return await self._read(lambda conn: postgresql_audit.read(conn, after, limit))
 
     async def latest_audit_entries(self, limit: int, *, action: str | None = None) -> list[AuditEntry]:
-        async def read(conn: _Connection) -> list[AuditEntry]:
-            rows = await conn.fetch(
-                _SELECT_AUDIT + " WHERE $1::text IS NULL OR action = $1 ORDER BY entry_id DESC LIMIT $2", action, limit
-            )
-            return [AuditEntry(*row) for row in reversed(rows)]
-
-        return await self._read(read)
+        return await self._read(lambda conn: postgresql_audit.latest(conn, limit, action))
 
     async def audit_head(self) -> AuditHead | None:
-        async def read(conn: _Connection) -> AuditHead | None:
-            row = await conn.fetchrow("SELECT entry_id, hash, mac FROM audit_head WHERE id = 1")
-            return AuditHead(*row) if row else None
-
-        return await self._read(read)
+        return await self._read(postgresql_audit.head)
 
 
 def _commit_failure(exc: Exception) -> StoreUnavailableError:

@@ -33,9 +33,9 @@ from xinyong_gateway.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from xinyong_gateway.store import sqlite_audit
 from xinyong_gateway.store.base import (
     API_KEY_COLUMNS,
-    AUDIT_COLUMNS,
     INBOX_COLUMNS,
     SOURCE_COLUMNS,
     SOURCE_KEY_COLUMNS,
@@ -50,13 +50,12 @@ from xinyong_gateway.store.base import (
     check_policy_version,
     classify_appends,
     inbox_values,
-    next_audit_entry,
     packaged_migrations,
     schema_status_of,
     source_record,
     subject_values,
 )
-from xinyong_gateway.store.group_commit import GroupCommit, Outcome, PendingAppend, settle
+from xinyong_gateway.store.group_commit import GroupCommit, Outcome, PendingAppend, concatenated, settle
 from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     PARTITIONS,
@@ -102,7 +101,6 @@ _UPSERT_SUBJECT = (
 _SELECT_CHANGES = f"SELECT {STATUS_CHANGE_COLUMNS}"
 _SELECT_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys"
 _SELECT_SOURCES = f"SELECT {SOURCE_COLUMNS} FROM sources"
-_SELECT_AUDIT = f"SELECT {AUDIT_COLUMNS} FROM audit_log"
 _READER_CACHE_KIB = 64 * 1024
 """Page cache of the event loop's read-only connection, in KiB."""
 _BUSY_TIMEOUT_MS = 5000
@@ -388,7 +386,7 @@ class SqliteStore(Store):
             self._submit(functools.partial(_insert_chunk, chunk=entries[start : start + _BULK_CHUNK]), write=True)
             for start in range(0, len(entries), _BULK_CHUNK)
         ]
-        return _concatenated(jobs)
+        return concatenated(jobs)
 
     async def read_inbox(
         self, after_seq: int = 0, limit: int = 1000, *, partitions: int = ALL_PARTITIONS
@@ -649,55 +647,20 @@ class SqliteStore(Store):
 
         return await self._submit(revoke, write=True)
 
-    # -- the audit log ------------------------------------------------------------------------------------
+    # -- the audit log (store/sqlite_audit.py) ----------------------------------------------------------
     async def append_audit(self, draft: AuditDraft, chain: AuditChain) -> AuditEntry:
         # A write job: BEGIN IMMEDIATE takes the database's write lock first, so appenders of every process take
         # turns from their read of the head to their commit.
-        def append(conn: sqlite3.Connection) -> AuditEntry:
-            row = conn.execute("SELECT entry_id, hash, mac FROM audit_head WHERE id = 1").fetchone()
-            last = conn.execute("SELECT entry_id, hash FROM audit_log ORDER BY entry_id DESC LIMIT 1").fetchone()
-            entry, head = next_audit_entry(
-                AuditHead(*row) if row else None, (last[0], last[1]) if last else None, draft, chain
-            )
-            conn.execute(
-                f"INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    entry.entry_id, entry.at, entry.actor, entry.action, entry.target, entry.details,
-                    entry.prev_hash, entry.hash,
-                ),
-            )  # fmt: skip
-            conn.execute(
-                "INSERT INTO audit_head (id, entry_id, hash, mac) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE"
-                " SET entry_id = excluded.entry_id, hash = excluded.hash, mac = excluded.mac",
-                (head.entry_id, head.hash, head.mac),
-            )
-            return entry
-
-        return await self._submit(append, write=True)
+        return await self._submit(lambda conn: sqlite_audit.append(conn, draft, chain), write=True)
 
     async def read_audit_log(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
-        def read(conn: sqlite3.Connection) -> list[AuditEntry]:
-            rows = conn.execute(_SELECT_AUDIT + " WHERE entry_id > ? ORDER BY entry_id LIMIT ?", (after, limit))
-            return [AuditEntry(*row) for row in rows]
-
-        return await self._submit(read)
+        return await self._submit(lambda conn: sqlite_audit.read(conn, after, limit))
 
     async def latest_audit_entries(self, limit: int, *, action: str | None = None) -> list[AuditEntry]:
-        def read(conn: sqlite3.Connection) -> list[AuditEntry]:
-            if action is None:
-                rows = conn.execute(_SELECT_AUDIT + " ORDER BY entry_id DESC LIMIT ?", (limit,))
-            else:
-                rows = conn.execute(_SELECT_AUDIT + " WHERE action = ? ORDER BY entry_id DESC LIMIT ?", (action, limit))
-            return [AuditEntry(*row) for row in reversed(rows.fetchall())]
-
-        return await self._submit(read)
+        return await self._submit(lambda conn: sqlite_audit.latest(conn, limit, action))
 
     async def audit_head(self) -> AuditHead | None:
-        def read(conn: sqlite3.Connection) -> AuditHead | None:
-            row = conn.execute("SELECT entry_id, hash, mac FROM audit_head WHERE id = 1").fetchone()
-            return AuditHead(*row) if row else None
-
-        return await self._submit(read)
+        return await self._submit(sqlite_audit.head)
 
 
 def _insert_chunk(conn: sqlite3.Connection, chunk: Sequence[InboxEntry]) -> list[AppendResult]:
@@ -724,16 +687,6 @@ def _insert_chunk(conn: sqlite3.Connection, chunk: Sequence[InboxEntry]) -> list
         for webhook_id, seq, digest in conn.execute(_SELECT_STORED_IDS, (source_id, json.dumps(webhook_ids))):
             stored[(source_id, webhook_id)] = (seq, bytes(digest))
     return classify_appends(chunk, stored, lambda seq: seq > before)
-
-
-async def _concatenated(jobs: list[asyncio.Future[list[AppendResult]]]) -> list[AppendResult]:
-    """The results of queued chunk jobs, in order; the first failure is raised once every job has settled."""
-    if jobs:
-        await asyncio.wait(jobs)
-    errors = [error for error in (job.exception() for job in jobs) if error is not None]
-    if errors:
-        raise errors[0]
-    return [result for job in jobs for result in job.result()]
 
 
 def _partition_states(conn: sqlite3.Connection) -> dict[int, PartitionState]:
