@@ -253,3 +253,31 @@ def test_objections_and_repairs_give_the_same_files_in_any_arrival_order(seed: i
             assert shuffled[key].objection(objection_id, POLICY, NOW) == credit_file.objection(
                 objection_id, POLICY, NOW
             )
+
+
+def test_a_ruling_dated_before_its_filing_does_not_stand_and_the_objection_stays_open() -> None:
+    facts = Facts()
+    record_id = _counterfeit(facts)
+    _filed(facts, record_id, 5)
+    _ruled(facts, "upheld", 6)  # a day before the filing
+    view = _file(facts).objection("O1", POLICY, NOW)
+    assert (view.state, view.anomalies) == ("open", 1)
+    assert _file(facts).status_at(NOW, POLICY).disputed
+
+
+def test_objections_and_repairs_citing_a_withdrawn_record_are_invalid() -> None:
+    facts = Facts()
+    record_id = _counterfeit(facts, days_ago=400)
+    facts.add("listing.violation", NOW - timedelta(days=399), sent=NOW - timedelta(days=30), case_id="L1",
+              kind="counterfeit", confirmed=False)  # fmt: skip
+    _filed(facts, record_id, 10)
+    _applied(facts, record_id, 10)
+    credit_file = _file(facts)
+    assert (credit_file.objection("O1", POLICY, NOW).state, credit_file.objection("O1", POLICY, NOW).reason) == (
+        "invalid",
+        "the record is withdrawn",
+    )
+    assert (credit_file.repair("R1", POLICY).state, credit_file.repair("R1", POLICY).reason) == (
+        "invalid",
+        "the record is withdrawn",
+    )
