@@ -22,11 +22,11 @@ from pydantic import ValidationError
 from xinyong.events import EVENT_TYPES, error_pointers
 from xinyong.subjects import Subject
 from xinyong_gateway.access import OPERATOR_SOURCE_ID
-from xinyong_gateway.cli._common import CliError, Output, Resources, add_command, open_resources
+from xinyong_gateway.cli._common import CliError, Output, Resources, add_command, open_resources, plural
 from xinyong_gateway.credit.engine import CreditFile
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.credit.policy import Policy, policy_from
-from xinyong_gateway.credit.report import case_document
+from xinyong_gateway.credit.report import case_document, case_line
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import AppendStatus, InboxEntry, partition_mask, to_micros
 
@@ -258,22 +258,8 @@ async def _cases(
     return found
 
 
-def _line(case: dict[str, Any], kind: Kind) -> str:
-    parts = [f"{case[f'{kind}_id']}  {case['state']:<8} {case['subject']}  record {case['record_id']}"]
-    if kind == "objection":
-        if case["state"] == "open":
-            parts.append(f"reply due {case['reply_due']}")
-        if case["publish_due"]:
-            parts.append(f"correction published by {case['publish_due']}")
-        if case["feedback_due"]:
-            parts.append(f"result fed back by {case['feedback_due']}")
-        if case["overdue"]:
-            parts.append("OVERDUE")
-    if case["reason"]:
-        parts.append(case["reason"])
-    if case["anomalies"]:
-        parts.append(f"{case['anomalies']} ruling(s) that do not stand")
-    return ", ".join(parts)
+def _line(case: dict[str, Any]) -> str:
+    return f"{case['subject']}  {case_line(case)}"
 
 
 def _list(settings: GatewaySettings, args: argparse.Namespace, out: Output, kind: Kind) -> int:
@@ -290,8 +276,7 @@ def _list(settings: GatewaySettings, args: argparse.Namespace, out: Output, kind
         cases = [c for c in cases if c.get("overdue")]
     for case in cases:
         del case["subject_key"]
-    noun = f"{kind}s" if len(cases) != 1 else kind
-    out.emit(cases, "\n".join([f"{len(cases)} {noun}", *(f"  {_line(case, kind)}" for case in cases)]))
+    out.emit(cases, "\n".join([plural(len(cases), kind), *(f"  {_line(case)}" for case in cases)]))
     return 0
 
 
@@ -305,7 +290,7 @@ def _show(settings: GatewaySettings, args: argparse.Namespace, out: Output, kind
         raise CliError(f"No {kind} {args.case_id} is known (has the projector applied it yet?).")
     for case in cases:
         del case["subject_key"]
-    out.emit(cases if len(cases) > 1 else cases[0], "\n".join(_line(case, kind) for case in cases))
+    out.emit(cases if len(cases) > 1 else cases[0], "\n".join(_line(case) for case in cases))
     return 0
 
 

@@ -19,7 +19,7 @@ from xinyong_gateway.credit.policy import Policy
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.store import Store, from_micros
 
-__all__ = ["case_document", "report_lines", "subject_report"]
+__all__ = ["case_document", "case_line", "report_lines", "subject_report"]
 
 
 def _iso(moment: datetime) -> str:
@@ -91,35 +91,26 @@ async def subject_report(
     }
 
 
-def _objection_line(objection: dict[str, Any]) -> str:
-    parts = [f"{objection['objection_id']}: {objection['state']}", f"record {objection['record_id']}"]
-    if objection["filed_at"]:
-        parts.append(f"filed {objection['filed_at']}, reply due {objection['reply_due']}")
-    if objection["decided_at"]:
-        parts.append(f"decided {objection['decided_at']}")
-    if objection["publish_due"]:
-        parts.append(f"correction published by {objection['publish_due']}")
-    if objection["feedback_due"]:
-        parts.append(f"result fed back by {objection['feedback_due']}")
-    if objection["overdue"]:
+def case_line(case: dict[str, Any]) -> str:
+    """An objection or a repair (a :func:`case_document`) on one line for a person: its state, what it cites, its
+    times and deadlines, and what does not stand."""
+    kind = "objection" if "objection_id" in case else "repair"
+    parts = [f"{case[f'{kind}_id']}: {case['state']}", f"record {case['record_id']}"]
+    opened = case["filed_at" if kind == "objection" else "applied_at"]
+    if opened:
+        verb = "filed" if kind == "objection" else "applied"
+        parts.append(f"{verb} {opened}" + (f", reply due {case['reply_due']}" if kind == "objection" else ""))
+    if case["decided_at"]:
+        parts.append(f"decided {case['decided_at']}")
+    for key, label in (("publish_due", "correction published by"), ("feedback_due", "result fed back by")):
+        if case.get(key):
+            parts.append(f"{label} {case[key]}")
+    if case.get("overdue"):
         parts.append("OVERDUE")
-    if objection["reason"]:
-        parts.append(objection["reason"])
-    if objection["anomalies"]:
-        parts.append(f"{objection['anomalies']} ruling(s) that do not stand")
-    return ", ".join(parts)
-
-
-def _repair_line(repair: dict[str, Any]) -> str:
-    parts = [f"{repair['repair_id']}: {repair['state']}", f"record {repair['record_id']}"]
-    if repair["applied_at"]:
-        parts.append(f"applied {repair['applied_at']}")
-    if repair["decided_at"]:
-        parts.append(f"decided {repair['decided_at']}")
-    if repair["reason"]:
-        parts.append(repair["reason"])
-    if repair["anomalies"]:
-        parts.append(f"{repair['anomalies']} ruling(s) that do not stand")
+    if case["reason"]:
+        parts.append(case["reason"])
+    if case["anomalies"]:
+        parts.append(f"{case['anomalies']} ruling(s) that do not stand")
     return ", ".join(parts)
 
 
@@ -143,11 +134,11 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     if report["objections"]:
         lines.append(f"  objections ({len(report['objections'])}):")
         for objection in report["objections"]:
-            lines.append(f"    {_objection_line(objection)}")
+            lines.append(f"    {case_line(objection)}")
     if report["repairs"]:
         lines.append(f"  repairs ({len(report['repairs'])}):")
         for repair in report["repairs"]:
-            lines.append(f"    {_repair_line(repair)}")
+            lines.append(f"    {case_line(repair)}")
     lines.append(f"  status history ({len(report['history'])}):")
     for change in report["history"]:
         disputed = " (disputed)" if change.get("disputed") else ""
