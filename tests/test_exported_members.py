@@ -11,7 +11,7 @@ PUBLIC = {
         "ApiError", "AuthenticationError", "BadRequestError", "Client", "ClientClosedError", "ConflictError",
         "EVENT_TYPES", "Event", "EventSender", "InvalidIdentifierError", "InvalidKeyError",
         "ListChange", "ListChangesPage", "ListMirror", "MalformedHeadersError", "MirrorError", "MirrorFreshness",
-        "NotFoundError", "NotNdjsonError", "OnboardingDecision",
+        "NotFoundError", "NotNdjsonError", "ObjectionCase", "OnboardingDecision", "RepairCase",
         "PayloadTooLargeError", "PermissionDeniedError", "Problem", "ScreeningRequest", "ScreeningResponse",
         "RateLimitError", "RequestTimeout", "ServerError", "ServiceUnavailableError", "SignatureMismatchError",
         "SigningKey", "SigningSecret", "StatusReason", "Subject", "SubjectStatus", "SyncClient",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import urllib.parse
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from xinyong.queries import (
     MAX_SCREENING_SUBJECTS,
     ListChange,
     ListChangesPage,
+    ObjectionCase,
+    RepairCase,
     ScreeningResponse,
     StatusReason,
     SubjectStatus,
@@ -112,6 +115,13 @@ def _subjects(items: Iterable[SubjectLike]) -> list[Subject]:
         except InvalidIdentifierError as exc:
             raise InvalidIdentifierError(f"Subject {index} is not valid ({exc}).") from None
     return subjects
+
+
+def _case_path(case_id: str, kind: str) -> str:
+    """A case id as one path segment (percent-encoded), checked first: 1 to 128 characters, as events carry it."""
+    if not isinstance(case_id, str) or not 1 <= len(case_id) <= 128:
+        raise ValueError(f"an {kind} id is a string of 1 to 128 characters")
+    return urllib.parse.quote(case_id, safe="")
 
 
 class Client(GatewaySession):
@@ -222,6 +232,21 @@ class Client(GatewaySession):
                     return
                 await self._sleep(poll_interval)
 
+    # -- objections and repairs ---------------------------------------------------------------------------
+    async def objection(self, objection_id: str) -> ObjectionCase:
+        """The state and deadlines of an objection one of this key's sources filed (scope ``cases``).
+
+        An objection filed by anybody else answers exactly as an unknown one: :class:`~xinyong.errors.NotFoundError`
+        (as does one the gateway has not projected yet)."""
+        answer = await self._request("GET", "/v1/objections/" + _case_path(objection_id, "objection"))
+        return self._parse(ObjectionCase, answer, "an objection")
+
+    async def repair(self, repair_id: str) -> RepairCase:
+        """The state of a credit-repair application one of this key's sources filed (scope ``cases``); see
+        :meth:`objection`."""
+        answer = await self._request("GET", "/v1/repairs/" + _case_path(repair_id, "repair"))
+        return self._parse(RepairCase, answer, "a repair application")
+
     # -- transport -----------------------------------------------------------------------------------------
     async def _request(
         self,
@@ -313,6 +338,14 @@ class SyncClient(ClosesOnExit):
     def check_onboarding(self, subject: SubjectLike) -> OnboardingDecision:
         """See :meth:`Client.check_onboarding`."""
         return self._run(self._client.check_onboarding(subject))
+
+    def objection(self, objection_id: str) -> ObjectionCase:
+        """See :meth:`Client.objection`."""
+        return self._run(self._client.objection(objection_id))
+
+    def repair(self, repair_id: str) -> RepairCase:
+        """See :meth:`Client.repair`."""
+        return self._run(self._client.repair(repair_id))
 
     def changes_page(self, after: str | None = None, *, limit: int = 100) -> ListChangesPage:
         """See :meth:`Client.changes_page`."""

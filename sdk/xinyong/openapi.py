@@ -16,6 +16,8 @@ from xinyong.queries import (
     CURSOR_PATTERN,
     MAX_CHANGES_PAGE,
     ListChangesPage,
+    ObjectionCase,
+    RepairCase,
     ScreeningRequest,
     ScreeningResponse,
 )
@@ -79,6 +81,8 @@ def build_openapi() -> dict[str, Any]:
             ("screening-request", "validation", TypeAdapter(ScreeningRequest)),
             ("screening-response", "validation", TypeAdapter(ScreeningResponse)),
             ("changes-page", "validation", TypeAdapter(ListChangesPage)),
+            ("objection", "validation", TypeAdapter(ObjectionCase)),
+            ("repair", "validation", TypeAdapter(RepairCase)),
             ("event", "validation", EVENT_ADAPTER),
             ("ack", "validation", TypeAdapter(WebhookAck)),
             ("problem", "validation", TypeAdapter(Problem)),
@@ -183,6 +187,41 @@ def build_openapi() -> dict[str, Any]:
             },
         }
     }
+
+    def case(kind: str, operation: str, model: str) -> dict[str, Any]:
+        return {
+            "get": {
+                "operationId": operation,
+                "summary": f"The state and deadlines of an {kind} one of the API key's sources filed",
+                "description": (
+                    f"Needs the scope `cases`; the key reads the {kind}s filed by the sources it was issued for"
+                    " (`keys add --sources`). Another source's case, or one not projected yet, is a 404 like an"
+                    " unknown id. Deadlines are the dates of their last day, China Standard Time."
+                ),
+                "tags": ["query"],
+                "security": security,
+                "parameters": [
+                    {
+                        "name": "case_id",
+                        "in": "path",
+                        "required": True,
+                        "description": f"The `{kind}_id` the filing event carried.",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+                    }
+                ],
+                "responses": {
+                    "200": _json(ref(model), f"The {kind} as its subject's credit file holds it now."),
+                    **{str(status): _problem(status) for status in (400, 429, 503)},
+                    "401": _authenticated(401),
+                    "403": _problem(403),
+                    "404": {
+                        **_problem(404),
+                        "description": f"No {kind} with this id filed by one of the key's sources (yet).",
+                    },
+                },
+            }
+        }
+
     webhooks = {
         "post": {
             "operationId": "postEvent",
@@ -261,6 +300,8 @@ def build_openapi() -> dict[str, Any]:
         "paths": {
             "/v1/screenings": screenings,
             "/v1/lists/changes": changes,
+            "/v1/objections/{case_id}": case("objection", "getObjection", "objection"),
+            "/v1/repairs/{case_id}": case("repair", "getRepair", "repair"),
             "/v1/webhooks/{source_id}": webhooks,
             "/healthz": health,
             "/readyz": ready,
@@ -272,7 +313,9 @@ def build_openapi() -> dict[str, Any]:
                 "apiKey": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "An API key from `xinyong-gateway keys add` (`xyk_…`); scopes `screen`, `changes`.",
+                    "description": (
+                        "An API key from `xinyong-gateway keys add` (`xyk_…`); scopes `screen`, `changes`, `cases`."
+                    ),
                 }
             },
         },

@@ -5,6 +5,8 @@
 - ``GET /v1/lists/changes?after=<cursor>&limit=N`` → :class:`ListChangesPage` ``{"changes": [...], "next":
   "<cursor>"}``: each :class:`ListChange` is a full status snapshot, the instant it took effect and its own
   cursor.
+- ``GET /v1/objections/{id}`` → :class:`ObjectionCase`, ``GET /v1/repairs/{id}`` → :class:`RepairCase`: the state
+  and deadlines of a case that one of the API key's own sources filed.
 
 Personal information never travels in a status: a resident id (RIC) is shown masked (``320102********123X``)
 and a person's name masked (``王*``). In the change feed a RIC subject is named only by a **pseudonym**: the hex
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Final, Literal
 
 from pydantic import Field
@@ -37,6 +39,8 @@ __all__ = [
     "ListChange",
     "ListChangesPage",
     "ListName",
+    "ObjectionCase",
+    "RepairCase",
     "ScreeningRequest",
     "ScreeningResponse",
     "ShownSubject",
@@ -166,6 +170,46 @@ class ListChangesPage(WireModel):
 
     changes: list[ListChange]
     next: str = Field(description="Pass as `after` to continue; the same cursor again when the page is empty.")
+
+
+class _Case(WireModel):
+    """What an objection and a repair application have in common (``GET /v1/objections/{id}``,
+    ``GET /v1/repairs/{id}``)."""
+
+    subject: FeedSubject = Field(description="As in the change feed: a USCC by code, a person by pseudonym.")
+    record_id: str | None = Field(description="The record it cites; null for a ruling that was never filed.")
+    filed_by: str | None = Field(description="The source whose filing is current (one of the API key's sources).")
+    reason: str | None = Field(description="Why it is invalid or was refused at once, in one line.")
+    decided_at: datetime | None
+    published_at: datetime | None = Field(
+        description="When the outcome that ended the record (a correction, a repair) reached the change feed."
+    )
+    anomalies: int = Field(description="Rulings that do not stand (a second ruling, or one dated before filing).")
+    as_of: datetime = Field(description="When the state and deadlines were computed.")
+
+
+class ObjectionCase(_Case):
+    """``GET /v1/objections/{objection_id}`` 200: an objection one of the key's sources filed, and its deadlines
+    (each the date of its last day, China Standard Time)."""
+
+    objection_id: str
+    state: Literal["open", "upheld", "rejected", "invalid", "unfiled"]
+    filed_at: datetime | None
+    reply_due: date | None = Field(description="The authority answers by the end of this day (30 days).")
+    outcome: Literal["upheld", "rejected"] | None
+    publish_due: date | None = Field(description="Upheld: the correction is published by then (3 working days).")
+    feedback_due: date | None = Field(description="Rejected: the result is fed back by then (7 working days).")
+    overdue: bool = Field(description="Whether the reply is (or was) later than `reply_due`.")
+
+
+class RepairCase(_Case):
+    """``GET /v1/repairs/{repair_id}`` 200: a credit-repair application one of the key's sources filed."""
+
+    repair_id: str
+    state: Literal["pending", "granted", "refused", "invalid", "unfiled"]
+    applied_at: datetime | None
+    possible_from: datetime | None = Field(description="When the record's minimum publicity ends.")
+    outcome: Literal["granted", "refused"] | None
 
 
 def parse_lookup_secret(secret: str) -> bytes:

@@ -144,14 +144,24 @@ class Gateway:
         return Source(record.source_id, key, kind)
 
     async def add_api_key(
-        self, scopes: Sequence[ApiScope] = ("screen", "changes"), *, rate: float | None = None
+        self,
+        scopes: Sequence[ApiScope] = ("screen", "changes"),
+        *,
+        rate: float | None = None,
+        sources: Sequence[str] = (),
     ) -> IssuedApiKey:
         """Issue an API key through the running app's store; the gateway knows it on return (its key registry is
         reloaded at once; ``test_api_keys`` covers a key appearing without that reload)."""
         app = self.client.app
         assert app is not None
         issued = await add_api_key(
-            app[STORE], app[MASTER_KEY], name="test key", scopes=scopes, rate_limit=rate, now=datetime.now(UTC)
+            app[STORE],
+            app[MASTER_KEY],
+            name="test key",
+            scopes=scopes,
+            rate_limit=rate,
+            now=datetime.now(UTC),
+            sources=sources,
         )
         await app[API_KEYS].refresh()
         return issued

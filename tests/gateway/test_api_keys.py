@@ -120,11 +120,31 @@ def test_cli_refuses_unknown_scopes_and_unknown_keys_in_one_sentence(
         cli.main(["keys", "add", "--name", "x", "--scopes", "screen,admin"])
     assert exited.value.code == 2
     assert capsys.readouterr().err.endswith(
-        "error: argument --scopes: unknown scope 'admin': the scopes are screen, changes (comma-separated)\n"
+        "error: argument --scopes: unknown scope 'admin': the scopes are screen, changes, cases (comma-separated)\n"
     )
     status, _, err = run_cli("keys", "revoke", "key_unknown")
     assert status == 1
     assert err.strip() == "xinyong-gateway: error: No API key with id 'key_unknown'."
+
+
+def test_cli_links_a_cases_key_to_existing_sources_only(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XINYONG_DATABASE_URL", f"sqlite:///{tmp_path / 'keys.db'}")
+    assert run_cli("migrate")[0] == 0
+    status, _, err = run_cli("keys", "add", "--name", "x", "--scopes", "cases")
+    assert status == 2
+    assert "name them with --sources" in err
+    status, _, err = run_cli("keys", "add", "--name", "x", "--scopes", "cases", "--sources", "src_nosuchsource")
+    assert (status, err.strip()) == (
+        2,
+        "xinyong-gateway: error: No source with id 'src_nosuchsource' (see `xinyong-gateway sources list`).",
+    )
+    source = json.loads(run_cli("--json", "sources", "add", "--kind", "marketplace", "--name", "云购商城")[1])
+    status, out, _ = run_cli(
+        "--json", "keys", "add", "--name", "云购商城 cases", "--scopes", "cases", "--sources", source["source_id"]
+    )
+    assert status == 0
+    assert (json.loads(out)["scopes"], json.loads(out)["sources"]) == (["cases"], [source["source_id"]])
+    assert json.loads(run_cli("--json", "keys", "list")[1])[0]["sources"] == [source["source_id"]]
 
 
 # -- authentication (every endpoint by every kind of credential: test_authorization.py) ------------------------

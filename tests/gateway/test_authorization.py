@@ -8,6 +8,8 @@ answers, on each backend:
 ================================  ==========================================================================
 ``POST /v1/screenings``           401 ``api-key-invalid`` (one document for every bad credential, with a
 ``GET /v1/lists/changes``         ``Bearer`` challenge) · 403 ``scope-missing`` without the scope · 200 good
+``GET /v1/objections/{id}``       (``cases``: 404 ``not-found`` to a good key for a case none of its sources
+``GET /v1/repairs/{id}``          filed; ``test_cases_api.py`` has the rest)
 ``POST /v1/webhooks/{source}``    400 ``malformed-webhook-headers`` whatever the ``Authorization``: evidence
                                   comes only with a source's signature (``test_signature_attacks.py``)
 ``GET /openapi.json``,            200 whatever the credentials: public, and a bad key is not an error there
@@ -21,6 +23,7 @@ request ids), and nothing is stored.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +35,7 @@ from tests.factories import event
 from tests.gateway.conftest import Gateway, Source, assert_problem
 from xinyong import problems
 from xinyong_gateway.access import IssuedApiKey, parse_api_key
-from xinyong_gateway.store import to_micros
+from xinyong_gateway.store import API_SCOPES, to_micros
 from xinyong_gateway.web.app import API_KEYS
 
 RUN_PROJECTOR = False
@@ -46,8 +49,8 @@ class Holders:
     """Every credential a caller might present, issued on the test's gateway."""
 
     good: IssuedApiKey
-    screen_only: IssuedApiKey
-    changes_only: IssuedApiKey
+    only: dict[str, IssuedApiKey]
+    """A key holding just this one scope."""
     revoked: IssuedApiKey
     marketplace: Source
     courier: Source
@@ -55,7 +58,7 @@ class Holders:
     def secrets(self) -> list[str]:
         """Texts no answer may contain: every secret and key id issued."""
         texts = []
-        for issued in (self.good, self.screen_only, self.changes_only, self.revoked):
+        for issued in (self.good, *self.only.values(), self.revoked):
             key_id, secret = parse_api_key(issued.api_key) or ("", "")
             texts += [key_id, secret, issued.lookup_secret]
         for source in (self.marketplace, self.courier):
@@ -66,12 +69,13 @@ class Holders:
 async def issue(gateway: Gateway) -> Holders:
     revoked = await gateway.add_api_key()
     await gateway.store.revoke_api_key(revoked.record.key_id, now=to_micros(datetime.now(UTC)))
+    marketplace = await gateway.add_source("marketplace")
+    sources = [marketplace.source_id]
     holders = Holders(
-        good=await gateway.add_api_key(["screen", "changes"]),
-        screen_only=await gateway.add_api_key(["screen"]),
-        changes_only=await gateway.add_api_key(["changes"]),
+        good=await gateway.add_api_key(API_SCOPES, sources=sources),
+        only={scope: await gateway.add_api_key([scope], sources=sources) for scope in API_SCOPES},
         revoked=revoked,
-        marketplace=await gateway.add_source("marketplace"),
+        marketplace=marketplace,
         courier=await gateway.add_source("courier", ed25519=True),
     )
     app = gateway.client.app
@@ -99,11 +103,12 @@ class Credential:
 
 
 def _unscoped(holders: Holders, scope: str) -> str:
-    return f"Bearer {(holders.changes_only if scope == 'screen' else holders.screen_only).api_key}"
+    other = next(key for held, key in holders.only.items() if held != scope)
+    return f"Bearer {other.api_key}"
 
 
 def _only_this_scope(holders: Holders, scope: str) -> str:
-    return (holders.screen_only if scope == "screen" else holders.changes_only).api_key
+    return holders.only[scope].api_key
 
 
 CREDENTIALS = [
@@ -135,6 +140,8 @@ class Endpoint:
     scope: str | None
     """The API key scope it needs (None: not an API key endpoint)."""
     body: Any = None
+    granted: tuple[int, str | None] = (200, None)
+    """The answer to a good key (status, problem type)."""
 
 
 ENDPOINTS = [
@@ -146,6 +153,8 @@ ENDPOINTS = [
         {"subjects": [{"id_type": "uscc", "id": "91320706MA1Y2N6Q47"}]},
     ),
     Endpoint("changes", "GET", "/v1/lists/changes", "changes"),
+    Endpoint("objection", "GET", "/v1/objections/obj-1", "cases", granted=(404, problems.NOT_FOUND)),
+    Endpoint("repair", "GET", "/v1/repairs/rep-1", "cases", granted=(404, problems.NOT_FOUND)),
     Endpoint("webhooks", "POST", "/v1/webhooks/{source}", None, event("complaint.filed")),
     Endpoint("openapi", "GET", "/openapi.json", None),
     Endpoint("healthz", "GET", "/healthz", None),
@@ -160,7 +169,7 @@ def expected(endpoint: Endpoint, credential: Credential) -> tuple[int, str | Non
     if endpoint.scope is None:
         return 200, None
     if credential.kind == "good":
-        return 200, None
+        return endpoint.granted
     if credential.kind == "unscoped":
         return 403, problems.SCOPE_MISSING
     return 401, problems.API_KEY_INVALID
@@ -215,4 +224,5 @@ def test_the_matrix_covers_every_route_of_the_application() -> None:
         if route.method not in ("HEAD", "*") and route.resource is not None  # "*": the 404 and 405 refusals
     }
     covered = {(endpoint.method, endpoint.path.replace("{source}", "{source_id}")) for endpoint in ENDPOINTS}
+    covered = {(method, re.sub(r"^/v1/(objections|repairs)/.*", r"/v1/\1/{case_id}", path)) for method, path in covered}
     assert routes == covered

@@ -128,7 +128,7 @@ async def test_each_operator_command_records_one_entry_with_its_actor_action_and
     }  # fmt: skip
     assert details[1]["key_fingerprint"] == new_key["fingerprint"]
     assert details[1]["previous_keys_expire_at"] == rotated["previous_keys_expire_at"]
-    assert details[2] == {"name": "云购 onboarding", "scopes": ["screen"], "rate_limit": 5.0}
+    assert details[2] == {"name": "云购 onboarding", "scopes": ["screen"], "sources": [], "rate_limit": 5.0}
     assert details[3] == details[6] == {}
     assert details[4] == {
         "previous_version": None,
@@ -278,7 +278,7 @@ async def test_audit_list_shows_the_latest_entries_oldest_first_filtered_by_acti
         "3",
         "osuser",
         "keys.add",
-        '{"name":"k2","rate_limit":null,"scopes":["screen"]}',
+        '{"name":"k2","rate_limit":null,"scopes":["screen"],"sources":[]}',
     ]
     assert [second[0], *second[2:]] == ["4", "osuser", "keys.revoke", key["key_id"]]
     assert lines[0].index("keys.add") == lines[1].index("keys.revoke")  # columns line up

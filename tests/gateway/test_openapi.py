@@ -66,10 +66,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """``xinyong-gateway serve`` on a free localhost port with a black-listed shop and a person on watch."""
     folder = tmp_path_factory.mktemp("live")
     url = f"sqlite:///{folder / 'gateway.db'}"
-    source, key = admin(
+    (source,) = admin(url, ("sources", "add", "--kind", "marketplace", "--name", "fuzz"))
+    (key,) = admin(
         url,
-        ("sources", "add", "--kind", "marketplace", "--name", "fuzz"),
-        ("keys", "add", "--name", "fuzz", "--scopes", "screen,changes"),
+        ("keys", "add", "--name", "fuzz", "--scopes", "screen,changes,cases", "--sources", source["source_id"]),
     )
     log_path = folder / "gateway.log"
     with serving(url, log_path) as (port, _):

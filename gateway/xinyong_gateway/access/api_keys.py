@@ -3,7 +3,8 @@
 An API key is ``xyk_<16 base32 characters>_<64 hex digits>``: the first part names the key (its id is
 ``key_<the same 16 characters>``), the second is a 256-bit secret. The database keeps only an HMAC-SHA256 of the
 secret under a key derived from the master key (``MasterKey.api_key_digest``), the key's scopes (``screen``,
-``changes``), its own rate limit if any, and its **lookup secret** (``xyls_…``, 256 bits) sealed under the master
+``changes``, ``cases``), the sources it speaks for (whose objections and repair applications it may read), its own
+rate limit if any, and its **lookup secret** (``xyls_…``, 256 bits) sealed under the master
 key: the change feed names a RIC subject by the HMAC-SHA256 of the number under that secret, so each marketplace
 gets pseudonyms of its own that it can compute for its merchants offline (``xinyong.ric_pseudonym``). The key and
 its lookup secret are shown once, by ``xinyong-gateway keys add``.
@@ -75,8 +76,10 @@ async def add_api_key(
     scopes: Sequence[ApiScope],
     rate_limit: float | None,
     now: datetime,
+    sources: Sequence[str] = (),
 ) -> IssuedApiKey:
-    """Issue a key: store its digest and sealed lookup secret; return it with the key and lookup secret."""
+    """Issue a key: store its digest and sealed lookup secret; return it with the key and lookup secret.
+    ``sources``: the sources the key speaks for (the objections and repairs it may read with ``cases``)."""
     suffix = base64.b32encode(secrets.token_bytes(10)).decode().lower()
     key_id = _KEY_ID_PREFIX + suffix
     secret = secrets.token_hex(32)
@@ -91,6 +94,7 @@ async def add_api_key(
             sealed_lookup_secret=master.seal_lookup_secret(key_id, lookup),
             created_at=to_micros(now),
             revoked_at=None,
+            sources=tuple(dict.fromkeys(sources)),
         )
     )
     return IssuedApiKey(record, f"{API_KEY_PREFIX}{suffix}_{secret}", LOOKUP_SECRET_PREFIX + lookup.hex())
@@ -102,6 +106,8 @@ class ActiveApiKey:
 
     key_id: str
     scopes: frozenset[str]
+    sources: frozenset[str]
+    """The sources the key speaks for (``cases``: whose filings it may read)."""
     secret_digest: bytes
     lookup_key: bytes
     """The lookup secret's 32 bytes (the feed's RIC pseudonyms are HMAC-SHA256 under it)."""
@@ -165,6 +171,7 @@ class ApiKeyRegistry(Registry[ApiKeyRecord, ActiveApiKey]):
         return ActiveApiKey(
             key_id=record.key_id,
             scopes=frozenset(record.scopes),
+            sources=frozenset(record.sources),
             secret_digest=record.secret_digest,
             lookup_key=self._master.open_lookup_secret(record.key_id, record.sealed_lookup_secret),
             bucket=bucket,

@@ -45,6 +45,7 @@ __all__ = [
     "positive",
     "run_until_interrupted",
     "scopes",
+    "source_ids",
 ]
 
 T = TypeVar("T")
@@ -202,6 +203,9 @@ def duration(text: str) -> timedelta:
     return timedelta(seconds=value * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
 
 
+_SOURCE_ID = re.compile(r"src_[A-Za-z0-9_]{1,64}")
+
+
 def positive(text: str) -> float:
     try:
         value = float(text)
@@ -228,6 +232,17 @@ def scopes(text: str) -> tuple[ApiScope, ...]:
             f"unknown scope{'s' if len(unknown) > 1 else ''} {names}{guess}: the scopes are {valid} (comma-separated)"
         )
     return tuple(scope for scope in API_SCOPES if scope in named)
+
+
+def source_ids(text: str) -> tuple[str, ...]:
+    """``src_a,src_b`` as source ids, each once (whether they exist is checked against the store)."""
+    named = tuple(dict.fromkeys(source.strip() for source in text.split(",") if source.strip()))
+    if not named:
+        raise argparse.ArgumentTypeError("no source id given (comma-separated ids from `sources list`)")
+    malformed = [source for source in named if not _SOURCE_ID.fullmatch(source)]
+    if malformed:
+        raise argparse.ArgumentTypeError(f"not a source id: {malformed[0]!r} (they look like src_…)")
+    return named
 
 
 def policy_option(parser: argparse.ArgumentParser, what: str = "credit policy") -> None:

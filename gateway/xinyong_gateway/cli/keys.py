@@ -9,7 +9,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from xinyong_gateway.access import IssuedApiKey, add_api_key
-from xinyong_gateway.cli._common import CliError, Output, add_command, iso, open_resources, positive, scopes
+from xinyong_gateway.cli._common import (
+    CliError,
+    Output,
+    add_command,
+    iso,
+    open_resources,
+    positive,
+    scopes,
+    source_ids,
+)
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import API_SCOPES, ApiKeyRecord, to_micros
 
@@ -39,7 +48,15 @@ def add_parser(commands: Any) -> None:
         required=True,
         type=scopes,
         metavar="SCOPES",
-        help=f"comma-separated: {', '.join(API_SCOPES)} (screening, the change feed)",
+        help=f"comma-separated: {', '.join(API_SCOPES)} (screening, the change feed, objections and repairs)",
+    )
+    add.add_argument(
+        "--sources",
+        type=source_ids,
+        default=(),
+        metavar="SOURCE_IDS",
+        help="comma-separated ids of the sources the key speaks for: with the cases scope it reads the objections"
+        " and repair applications they filed, and nobody else's",
     )
     add.add_argument("--rate", type=positive, metavar="N", help="own rate limit, requests per second")
     add.set_defaults(handler=_add)
@@ -61,6 +78,7 @@ def _key_json(record: ApiKeyRecord) -> dict[str, Any]:
         "key_id": record.key_id,
         "name": record.name,
         "scopes": list(record.scopes),
+        "sources": list(record.sources),
         "rate_limit": record.rate_limit,
         "status": record.status,
         "created_at": iso(record.created_at),
@@ -71,7 +89,9 @@ def _key_json(record: ApiKeyRecord) -> dict[str, Any]:
 def _human_key(record: ApiKeyRecord) -> str:
     rate = f"  rate limit {record.rate_limit:g}/s" if record.rate_limit else ""
     revoked = f"  revoked {iso(record.revoked_at)}" if record.revoked_at else ""
-    return f"{record.key_id}  {record.status:<7}  {','.join(record.scopes):<14}  {record.name}{rate}{revoked}"
+    sources = f"  for {','.join(record.sources)}" if record.sources else ""
+    line = f"{record.key_id}  {record.status:<7}  {','.join(record.scopes):<20}  {record.name}"
+    return f"{line}{sources}{rate}{revoked}"
 
 
 def _add(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
@@ -79,14 +99,30 @@ def _add(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> in
     name = args.name.strip()
     if not name:
         raise CliError("--name must not be empty.")
+    if "cases" in args.scopes and not args.sources:
+        raise CliError("The cases scope reads the filings of the key's own sources: name them with --sources.")
 
     async def add() -> IssuedApiKey:
         async with open_resources(settings) as opened:
+            for source_id in args.sources:
+                if await opened.store.get_source(source_id) is None:
+                    raise CliError(f"No source with id {source_id!r} (see `xinyong-gateway sources list`).")
             issued = await add_api_key(
-                opened.store, opened.master, name=name, scopes=args.scopes, rate_limit=args.rate, now=now
+                opened.store,
+                opened.master,
+                name=name,
+                scopes=args.scopes,
+                rate_limit=args.rate,
+                now=now,
+                sources=args.sources,
             )
             record = issued.record
-            details = {"name": record.name, "scopes": list(record.scopes), "rate_limit": record.rate_limit}
+            details = {
+                "name": record.name,
+                "scopes": list(record.scopes),
+                "sources": list(record.sources),
+                "rate_limit": record.rate_limit,
+            }
             await opened.audit("keys.add", record.key_id, details)
             return issued
 
@@ -94,7 +130,9 @@ def _add(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> in
     result = {**_key_json(issued.record), "api_key": issued.api_key, "lookup_secret": issued.lookup_secret}
     out.emit(
         result,
-        f"Issued API key {result['key_id']} ({result['name']}; scopes {', '.join(result['scopes'])}).\n"
+        f"Issued API key {result['key_id']} ({result['name']}; scopes {', '.join(result['scopes'])}"
+        + (f"; for {', '.join(result['sources'])}" if result["sources"] else "")
+        + ").\n"
         f"  api key:       {result['api_key']}\n"
         f"  lookup secret: {result['lookup_secret']}   (the change feed's RIC pseudonyms: xinyong.ric_pseudonym)\n"
         "  Give both to the marketplace now; neither is shown again.",

@@ -130,10 +130,11 @@ class CreditFile:
     """Window rules: the latest ``until`` (microseconds) of the rule's records that left for the archive, so a
     re-evaluation still knows which instants they covered."""
     objections: dict[str, dict[str, list[list[Any]]]] = field(default_factory=dict)
-    """By objection id: ``filed`` versions ``[timestamp, seq, filed_at, record_id]`` and ``rulings``
+    """By objection id: ``filed`` versions ``[timestamp, seq, filed_at, record_id, source_id]`` and ``rulings``
     ``[decided_at, timestamp, seq, outcome]`` (microseconds), every one received, in any order."""
     repairs: dict[str, dict[str, list[list[Any]]]] = field(default_factory=dict)
-    """By repair id: ``applied`` versions ``[timestamp, seq, applied_at, record_id]`` and ``rulings`` as above."""
+    """By repair id: ``applied`` versions ``[timestamp, seq, applied_at, record_id, source_id]`` and ``rulings`` as
+    above."""
     newest_fact: datetime | None = None
     """The latest fact time applied: horizons and the archive are measured back from it."""
     archived: list[Record] = field(default_factory=list)
@@ -193,7 +194,7 @@ class CreditFile:
         if event.type.endswith(".decided"):
             versions, version = case["rulings"], [at, ts, seq, data["outcome"]]
         else:
-            versions, version = case["filed"], [ts, seq, at, data["record_id"]]
+            versions, version = case["filed"], [ts, seq, at, data["record_id"], logged.source_id]
         if version not in versions:
             insort(versions, version)
 

@@ -295,6 +295,9 @@ class ObjectionView:
     objection_id: str
     record_id: str | None
     state: Literal["open", "upheld", "rejected", "invalid", "unfiled"]
+    filed_by: str | None
+    """The source whose filing is current (the latest envelope timestamp); None for a ruling without a filing,
+    and for a filing kept by an engine older than this field (a rebuild, ``project --rebuild``, fills it in)."""
     reason: str | None
     filed_at: datetime | None
     reply_due: date | None
@@ -314,12 +317,20 @@ class RepairView:
     repair_id: str
     record_id: str | None
     state: Literal["pending", "granted", "refused", "invalid", "unfiled"]
+    filed_by: str | None
+    """The source whose application is current; None as for :attr:`ObjectionView.filed_by`."""
     reason: str | None
     applied_at: datetime | None
     possible_from: datetime | None
     decided_at: datetime | None
     outcome: str | None
     anomalies: int
+
+
+def _filer(version: list[Any]) -> str | None:
+    """The source of a filing or application version (``[timestamp, seq, at, record_id, source_id]``; files saved
+    before the source was kept have four members)."""
+    return version[4] if len(version) > 4 else None
 
 
 def objection_view(
@@ -338,6 +349,7 @@ def objection_view(
             objection_id,
             None,
             "unfiled",
+            None,
             "a ruling on an objection that was never filed",
             None,
             None,
@@ -349,20 +361,44 @@ def objection_view(
             len(rulings),
         )
     filed_at = _instant(filing[2])
-    record_id = filing[3]
+    record_id, filed_by = filing[3], _filer(filing)
     reply_due = deadline(filed_at, due.reply_within)
     record = records.get(record_id)
     if record is None or record.ended is not None:
         reason = "no such record in the subject's file" if record is None else f"the record is {record.ended}"
         return ObjectionView(
-            objection_id, record_id, "invalid", reason, filed_at, reply_due, None, None, None, None, False, len(rulings)
+            objection_id,
+            record_id,
+            "invalid",
+            filed_by,
+            reason,
+            filed_at,
+            reply_due,
+            None,
+            None,
+            None,
+            None,
+            False,
+            len(rulings),
         )
     standing = [r for r in rulings if r[0] >= filing[2]]
     anomalies = len(rulings) - min(1, len(standing))
     if not standing:
         overdue = now is not None and is_overdue(reply_due, None, now)
         return ObjectionView(
-            objection_id, record_id, "open", None, filed_at, reply_due, None, None, None, None, overdue, anomalies
+            objection_id,
+            record_id,
+            "open",
+            filed_by,
+            None,
+            filed_at,
+            reply_due,
+            None,
+            None,
+            None,
+            None,
+            overdue,
+            anomalies,
         )
     ruling = standing[0]
     decided_at = _instant(ruling[0])
@@ -374,6 +410,7 @@ def objection_view(
         objection_id,
         record_id,
         outcome,
+        filed_by,
         None,
         filed_at,
         reply_due,
@@ -397,6 +434,7 @@ def repair_view(
             repair_id,
             None,
             "unfiled",
+            None,
             "a ruling on a repair that was never applied for",
             None,
             None,
@@ -404,17 +442,18 @@ def repair_view(
             None,
             len(rulings),
         )
-    applied_at, record_id = _instant(application[2]), application[3]
+    applied_at, record_id, filed_by = _instant(application[2]), application[3], _filer(application)
     record = records.get(record_id)
     if record is None or record.ended is not None:
         reason = "no such record in the subject's file" if record is None else f"the record is {record.ended}"
-        return RepairView(repair_id, record_id, "invalid", reason, applied_at, None, None, None, len(rulings))
+        return RepairView(repair_id, record_id, "invalid", filed_by, reason, applied_at, None, None, None, len(rulings))
     minimum = policy.due_process.repair_after.get(record.severity)
     if minimum is None:
         return RepairView(
             repair_id,
             record_id,
             "refused",
+            filed_by,
             f"{record.severity} records cannot be repaired",
             applied_at,
             None,
@@ -429,6 +468,7 @@ def repair_view(
             repair_id,
             record_id,
             "refused",
+            filed_by,
             f"too early: possible from {day.isoformat()}",
             applied_at,
             possible_from,
@@ -439,8 +479,19 @@ def repair_view(
     standing = [r for r in rulings if r[0] >= application[2]]
     anomalies = len(rulings) - min(1, len(standing))
     if not standing:
-        return RepairView(repair_id, record_id, "pending", None, applied_at, possible_from, None, None, anomalies)
+        return RepairView(
+            repair_id, record_id, "pending", filed_by, None, applied_at, possible_from, None, None, anomalies
+        )
     ruling = standing[0]
     return RepairView(
-        repair_id, record_id, ruling[3], None, applied_at, possible_from, _instant(ruling[0]), ruling[3], anomalies
+        repair_id,
+        record_id,
+        ruling[3],
+        filed_by,
+        None,
+        applied_at,
+        possible_from,
+        _instant(ruling[0]),
+        ruling[3],
+        anomalies,
     )

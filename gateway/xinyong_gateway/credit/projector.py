@@ -63,14 +63,22 @@ __all__ = ["Projector"]
 _log = structlog.get_logger("xinyong_gateway.projector")
 
 
-def _case_refs(files: dict[str, CreditFile]) -> tuple[CaseRef, ...]:
-    """The objections and repairs the files hold, for the index that finds a file by a case's id."""
-    return tuple(
-        CaseRef(kind, case_id, key)
-        for key, credit_file in files.items()
-        for kind, cases in (("objection", credit_file.objections), ("repair", credit_file.repairs))
-        for case_id in cases
-    )
+def _case_refs(files: dict[str, CreditFile], policy: Policy, now: datetime) -> tuple[CaseRef, ...]:
+    """The objections and repairs the files hold, for the index that finds a file by a case's id; a case whose
+    outcome ended its record by ``now`` (an upheld objection, a granted repair) is published by this commit (the
+    store keeps the first such time)."""
+    refs = []
+    recorded_at = to_micros(now)
+    for key, credit_file in files.items():
+        for objection_id in credit_file.objections:
+            view = credit_file.objection(objection_id, policy)
+            published = view.state == "upheld" and view.decided_at is not None and view.decided_at <= now
+            refs.append(CaseRef("objection", objection_id, key, recorded_at if published else None))
+        for repair_id in credit_file.repairs:
+            repair = credit_file.repair(repair_id, policy)
+            published = repair.state == "granted" and repair.decided_at is not None and repair.decided_at <= now
+            refs.append(CaseRef("repair", repair_id, key, recorded_at if published else None))
+    return tuple(refs)
 
 
 class _RebuildNeededError(Exception):
@@ -245,7 +253,7 @@ class Projector:
                 changes=tuple(changes),
                 recorded_at=to_micros(now),
                 archived=tuple(archived),
-                cases=_case_refs(files),
+                cases=_case_refs(files, self.policy, now),
             )
         )
         return len(rows)
@@ -283,7 +291,7 @@ class Projector:
                 recorded_at=to_micros(now),
                 archived=tuple(archived),
                 replace_archive=True,
-                cases=_case_refs(files),
+                cases=_case_refs(files, policy, now),
                 adopt_policy=PolicyText(policy.version, policy_text) if policy_text is not None else None,
             )
         )
@@ -313,8 +321,9 @@ class Projector:
         touched = {partition_of(row.subject_key) for row in due}
         subjects: list[SubjectRow] = []
         changes: list[FeedEntry] = []
+        files: dict[str, CreditFile] = {}
         for row in due:
-            credit_file = CreditFile.from_json(row.state)
+            credit_file = files[row.subject_key] = CreditFile.from_json(row.state)
             identity = (row.id_type, row.display_id, row.display_name)
             document = json.loads(row.status)
             decision = decision_of(document)
@@ -347,6 +356,7 @@ class Projector:
                 subjects=tuple(subjects),
                 changes=tuple(changes),
                 recorded_at=now_us,
+                cases=_case_refs(files, self.policy, from_micros(now_us)),  # a ruling dated ahead is published now
             )
         )
         return len(due)

@@ -9,7 +9,7 @@ form for a person. Times are UTC to the second (``2026-03-01T08:00:00Z``).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -17,24 +17,71 @@ from xinyong.subjects import Subject
 from xinyong_gateway.credit.engine import CreditFile, ObjectionView, Record, RepairView
 from xinyong_gateway.credit.policy import Policy
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.store import Store, from_micros
+from xinyong_gateway.store import CaseRef, Micros, Store, SubjectRow, from_micros
 
-__all__ = ["case_document", "case_line", "report_lines", "subject_report"]
+__all__ = ["HeldCase", "case_document", "case_line", "held_cases", "report_lines", "subject_report"]
 
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def case_document(view: ObjectionView | RepairView) -> dict[str, Any]:
-    """An objection or repair as JSON: instants as UTC to the second, deadlines as the date of their last day."""
+def case_document(view: ObjectionView | RepairView, published_at: Micros | None = None) -> dict[str, Any]:
+    """An objection or repair as JSON: instants as UTC to the second, deadlines as the date of their last day;
+    ``published_at``: when its outcome (a correction, a repair) reached the change feed, if it has."""
     document = asdict(view)
+    document["published_at"] = from_micros(published_at) if published_at is not None else None
     for name, value in document.items():
         if isinstance(value, datetime):
             document[name] = _iso(value)
         elif isinstance(value, date):
             document[name] = value.isoformat()
     return document
+
+
+@dataclass(frozen=True, slots=True)
+class HeldCase:
+    """An objection or repair application as its subject's credit file holds it now."""
+
+    ref: CaseRef
+    row: SubjectRow
+    view: ObjectionView | RepairView
+
+    def document(self) -> dict[str, Any]:
+        return case_document(self.view, self.ref.published_at)
+
+
+async def held_cases(
+    store: Store,
+    kind: str,
+    policy: Policy,
+    now: datetime,
+    *,
+    case_id: str | None = None,
+    subject_key: str | None = None,
+) -> list[HeldCase]:
+    """The cases of ``kind`` (``objection`` or ``repair``; one id, or all; of one subject, or of all) with their
+    states and deadlines under ``policy`` at ``now``. A case that left its file after the policy's horizon is not
+    held any more and is left out."""
+    refs = await store.case_refs(kind, case_id)
+    if subject_key is not None:
+        refs = [ref for ref in refs if ref.subject_key == subject_key]
+    rows = await store.load_subjects(sorted({ref.subject_key for ref in refs}))
+    found = []
+    for ref in refs:
+        row = rows.get(ref.subject_key)
+        if row is None or not row.state:
+            continue
+        credit_file = CreditFile.from_json(row.state)
+        if ref.case_id not in (credit_file.objections if kind == "objection" else credit_file.repairs):
+            continue
+        view: ObjectionView | RepairView = (
+            credit_file.objection(ref.case_id, policy, now)
+            if kind == "objection"
+            else credit_file.repair(ref.case_id, policy)
+        )
+        found.append(HeldCase(ref, row, view))
+    return found
 
 
 async def subject_report(
@@ -79,8 +126,20 @@ async def subject_report(
     ]
     status = json.loads(row.status)
     status["subject"] = identity
-    objections = [case_document(credit_file.objection(oid, policy, now)) for oid in sorted(credit_file.objections)]
-    repairs = [case_document(credit_file.repair(rid, policy)) for rid in sorted(credit_file.repairs)]
+    published = {
+        (ref.kind, ref.case_id): ref.published_at
+        for kind in ("objection", "repair")
+        for ref in await store.case_refs(kind)
+        if ref.subject_key == key
+    }
+    objections = [
+        case_document(credit_file.objection(oid, policy, now), published.get(("objection", oid)))
+        for oid in sorted(credit_file.objections)
+    ]
+    repairs = [
+        case_document(credit_file.repair(rid, policy), published.get(("repair", rid)))
+        for rid in sorted(credit_file.repairs)
+    ]
     return {
         "subject": identity,
         "status": status,
@@ -105,6 +164,8 @@ def case_line(case: dict[str, Any]) -> str:
     for key, label in (("publish_due", "correction published by"), ("feedback_due", "result fed back by")):
         if case.get(key):
             parts.append(f"{label} {case[key]}")
+    if case.get("published_at"):
+        parts.append(f"published {case['published_at']}")
     if case.get("overdue"):
         parts.append("OVERDUE")
     if case["reason"]:

@@ -54,6 +54,7 @@ from xinyong_gateway.store.records import (
 __all__ = [
     "API_KEY_COLUMNS",
     "AUDIT_COLUMNS",
+    "CASE_REF_UPSERT",
     "INBOX_COLUMNS",
     "SOURCE_COLUMNS",
     "SOURCE_KEY_COLUMNS",
@@ -93,7 +94,15 @@ INBOX_COLUMNS = (
 """The inbox columns an append writes (:func:`inbox_values`)."""
 SOURCE_COLUMNS = "source_id, kind, name, uscc, rate_limit, status, created_at, disabled_at"
 SOURCE_KEY_COLUMNS = "key_id, scheme, material, fingerprint, created_at, expires_at"
-API_KEY_COLUMNS = "key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret, created_at, revoked_at"
+API_KEY_COLUMNS = (
+    "key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret, created_at, revoked_at, sources"
+)
+CASE_REF_UPSERT = (
+    "INSERT INTO due_process_cases (kind, case_id, subject_key, published_at) VALUES ({}, {}, {}, {})"
+    " ON CONFLICT (kind, case_id, subject_key)"
+    " DO UPDATE SET published_at = coalesce(due_process_cases.published_at, excluded.published_at)"
+)
+"""A :class:`CaseRef`'s row, with its four placeholders to fill: a case's first publication time is kept."""
 AUDIT_COLUMNS = "entry_id, at, actor, action, target, details, prev_hash, hash"
 """An :class:`AuditEntry`'s columns of ``audit_log``, in its field order."""
 
@@ -112,8 +121,9 @@ def inbox_values(entry: InboxEntry) -> tuple[Any, ...]:
 
 
 def api_key_record(row: Sequence[Any]) -> ApiKeyRecord:
-    """An ``api_keys`` row (:data:`API_KEY_COLUMNS`; scopes comma-separated), as every backend reads it."""
-    key_id, name, scopes, rate_limit, digest, sealed, created_at, revoked_at = row
+    """An ``api_keys`` row (:data:`API_KEY_COLUMNS`; scopes and sources comma-separated), as every backend reads
+    it."""
+    key_id, name, scopes, rate_limit, digest, sealed, created_at, revoked_at, sources = row
     return ApiKeyRecord(
         key_id=key_id,
         name=name,
@@ -123,6 +133,7 @@ def api_key_record(row: Sequence[Any]) -> ApiKeyRecord:
         sealed_lookup_secret=bytes(sealed),
         created_at=created_at,
         revoked_at=revoked_at,
+        sources=tuple(source for source in sources.split(",") if source),
     )
 
 

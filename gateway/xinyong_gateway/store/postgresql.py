@@ -48,6 +48,7 @@ from xinyong_gateway.errors import (
 from xinyong_gateway.store import postgresql_audit
 from xinyong_gateway.store.base import (
     API_KEY_COLUMNS,
+    CASE_REF_UPSERT,
     INBOX_COLUMNS,
     SOURCE_COLUMNS,
     SOURCE_KEY_COLUMNS,
@@ -464,8 +465,8 @@ class PostgresStore(Store):
                 [(archived.subject_key, archived.record, commit.recorded_at) for archived in commit.archived],
             )
             await conn.executemany(
-                "INSERT INTO due_process_cases (kind, case_id, subject_key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                [(ref.kind, ref.case_id, ref.subject_key) for ref in commit.cases],
+                CASE_REF_UPSERT.format("$1", "$2", "$3", "$4"),
+                [(ref.kind, ref.case_id, ref.subject_key, ref.published_at) for ref in commit.cases],
             )
             if commit.changes:
                 # Last, so the feed lock is held only for these inserts and the commit (see the module docstring).
@@ -530,12 +531,12 @@ class PostgresStore(Store):
 
     async def case_refs(self, kind: str, case_id: str | None = None) -> list[CaseRef]:
         async def read(conn: _Connection) -> list[CaseRef]:
-            sql = "SELECT kind, case_id, subject_key FROM due_process_cases WHERE kind = $1"
+            sql = "SELECT kind, case_id, subject_key, published_at FROM due_process_cases WHERE kind = $1"
             if case_id is None:
                 rows = await conn.fetch(sql + " ORDER BY case_id", kind)
             else:
                 rows = await conn.fetch(sql + " AND case_id = $2 ORDER BY subject_key", kind, case_id)
-            return [CaseRef(row[0], row[1], row[2]) for row in rows]
+            return [CaseRef(row[0], row[1], row[2], row[3]) for row in rows]
 
         return await self._read(read)
 
@@ -633,7 +634,7 @@ class PostgresStore(Store):
         async with self._transaction() as conn:
             row = await conn.fetchrow(
                 "INSERT INTO api_keys (key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret,"
-                f" created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {API_KEY_COLUMNS}",
+                f" created_at, sources) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {API_KEY_COLUMNS}",
                 record.key_id,
                 record.name,
                 ",".join(record.scopes),
@@ -641,6 +642,7 @@ class PostgresStore(Store):
                 record.secret_digest,
                 record.sealed_lookup_secret,
                 record.created_at,
+                ",".join(record.sources),
             )
         return api_key_record(tuple(cast(asyncpg.Record, row)))
 

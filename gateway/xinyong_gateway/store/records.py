@@ -51,8 +51,8 @@ __all__ = [
 ]
 
 KeyScheme = Literal["v1", "v1a"]
-ApiScope = Literal["screen", "changes"]
-API_SCOPES: tuple[ApiScope, ...] = ("screen", "changes")
+ApiScope = Literal["screen", "changes", "cases"]
+API_SCOPES: tuple[ApiScope, ...] = ("screen", "changes", "cases")
 """What an API key may be allowed: ``screen`` (``POST /v1/screenings``), ``changes`` (``GET /v1/lists/changes``)."""
 
 PARTITIONS = 16
@@ -110,6 +110,9 @@ class CaseRef:
     kind: str
     case_id: str
     subject_key: str
+    published_at: Micros | None = None
+    """When the projector first wrote the file in which the case ended its record (an upheld objection's
+    correction, a granted repair): the moment the change was published. None until then."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +239,9 @@ class ApiKeyRecord:
     """The key's lookup secret (RIC pseudonyms in the change feed), sealed under the master key."""
     created_at: Micros
     revoked_at: Micros | None
+    sources: tuple[str, ...] = ()
+    """The sources the key speaks for: with the ``cases`` scope it reads the objections and repair applications
+    these sources filed, and no others."""
 
     @property
     def status(self) -> Literal["active", "revoked"]:

@@ -36,6 +36,7 @@ from xinyong_gateway.errors import (
 from xinyong_gateway.store import sqlite_audit
 from xinyong_gateway.store.base import (
     API_KEY_COLUMNS,
+    CASE_REF_UPSERT,
     INBOX_COLUMNS,
     SOURCE_COLUMNS,
     SOURCE_KEY_COLUMNS,
@@ -469,8 +470,8 @@ class SqliteStore(Store):
                 [(*archived, commit.recorded_at) for archived in commit.archived],
             )
             conn.executemany(
-                "INSERT INTO due_process_cases (kind, case_id, subject_key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                [(ref.kind, ref.case_id, ref.subject_key) for ref in commit.cases],
+                CASE_REF_UPSERT.format("?", "?", "?", "?"),
+                [(ref.kind, ref.case_id, ref.subject_key, ref.published_at) for ref in commit.cases],
             )
             conn.executemany(
                 "INSERT INTO projection_partitions (partition, position, version) VALUES (?, ?, 1)"
@@ -526,7 +527,7 @@ class SqliteStore(Store):
 
     async def case_refs(self, kind: str, case_id: str | None = None) -> list[CaseRef]:
         def read(conn: sqlite3.Connection) -> list[CaseRef]:
-            sql = "SELECT kind, case_id, subject_key FROM due_process_cases WHERE kind = ?"
+            sql = "SELECT kind, case_id, subject_key, published_at FROM due_process_cases WHERE kind = ?"
             rows = conn.execute(
                 sql + " AND case_id = ? ORDER BY subject_key" if case_id is not None else sql + " ORDER BY case_id",
                 (kind, case_id) if case_id is not None else (kind,),
@@ -620,10 +621,10 @@ class SqliteStore(Store):
         def create(conn: sqlite3.Connection) -> ApiKeyRecord:
             conn.execute(
                 "INSERT INTO api_keys (key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " created_at, sources) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.key_id, record.name, ",".join(record.scopes), record.rate_limit, record.secret_digest,
-                    record.sealed_lookup_secret, record.created_at,
+                    record.sealed_lookup_secret, record.created_at, ",".join(record.sources),
                 ),
             )  # fmt: skip
             row = conn.execute(_SELECT_API_KEYS + " WHERE key_id = ?", (record.key_id,)).fetchone()

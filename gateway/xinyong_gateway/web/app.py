@@ -124,6 +124,8 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
         (hdrs.METH_POST, "/v1/webhooks/{source_id}", ingest.handle),
         (hdrs.METH_POST, "/v1/screenings", query.screen),
         (hdrs.METH_GET, "/v1/lists/changes", query.changes),
+        (hdrs.METH_GET, "/v1/objections/{case_id}", query.objection),
+        (hdrs.METH_GET, "/v1/repairs/{case_id}", query.repair),
         (hdrs.METH_GET, "/openapi.json", openapi),
         (hdrs.METH_GET, "/healthz", healthz),
         (hdrs.METH_GET, "/readyz", readyz),

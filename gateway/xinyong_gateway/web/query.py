@@ -38,10 +38,11 @@ from xinyong import problems
 from xinyong.events import error_pointers
 from xinyong.queries import CURSOR_PATTERN, MAX_CHANGES_PAGE, MAX_SCREENING_SUBJECTS, ScreeningRequest, ric_pseudonym
 from xinyong.subjects import Subject
-from xinyong_gateway.access import ApiKeyRegistry
+from xinyong_gateway.access import ActiveApiKey, ApiKeyRegistry
 from xinyong_gateway.credit.documents import status_document
-from xinyong_gateway.credit.engine import CreditFile
+from xinyong_gateway.credit.engine import CreditFile, ObjectionView, RepairView
 from xinyong_gateway.credit.in_force import PolicyInForce
+from xinyong_gateway.credit.report import held_cases
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.store import Store, SubjectRow, from_micros
 from xinyong_gateway.web.auth import authenticate
@@ -50,7 +51,7 @@ from xinyong_gateway.web.middleware import LOG_FACTS
 from xinyong_gateway.web.problems import ProblemError
 from xinyong_gateway.web.turn_batch import TurnBatch, fail_futures
 
-__all__ = ["SCREENING_BODY_LIMIT", "QueryHandler"]
+__all__ = ["MAX_CASE_ID", "SCREENING_BODY_LIMIT", "QueryHandler"]
 
 
 SCREENING_BODY_LIMIT = 1 << 20
@@ -61,6 +62,8 @@ _CURSOR = re.compile(CURSOR_PATTERN.removeprefix("^").removesuffix("$"))
 _LIMIT = re.compile(r"[0-9]{1,4}")
 _DEFAULT_PAGE = 100
 _FEED_PARAMETERS = frozenset({"after", "limit"})
+MAX_CASE_ID = 128
+"""The longest objection or repair id an event may carry (``xinyong.events.Identifier``)."""
 
 
 def _iso(moment: datetime) -> str:
@@ -207,16 +210,13 @@ class QueryHandler:
         for row in rows:
             snapshot = json.loads(row.snapshot)
             shown = snapshot.pop("subject")
-            if row.id_type == "ric":
-                ric = self._master.open_identity(row.subject_key, row.sealed_id)
-                subject: dict[str, Any] = {"id_type": "ric", "pseudonym": ric_pseudonym(ric, key.lookup_key)}
-            else:
-                subject = {"id_type": "uscc", "id": shown["id"], "name": shown["name"]}
             entries.append(
                 {
                     "cursor": str(row.change_id),
                     "effective_at": _iso(from_micros(row.effective_at)),
-                    "subject": subject,
+                    "subject": self._shown(
+                        row.id_type, row.subject_key, row.sealed_id, shown["id"], shown["name"], key
+                    ),
                     **snapshot,
                 }
             )
@@ -224,6 +224,54 @@ class QueryHandler:
         next_cursor = str(rows[-1].change_id) if rows else str(after)
         body = json.dumps({"changes": entries, "next": next_cursor}, ensure_ascii=False).encode()
         return web.Response(body=body, content_type=_JSON)
+
+    def _shown(
+        self, id_type: str, subject_key: str, sealed_id: bytes, shown_id: str, name: str | None, key: ActiveApiKey
+    ) -> dict[str, Any]:
+        """A subject as the feed names it to ``key``: a USCC by code and name, a RIC only by the key's pseudonym."""
+        if id_type == "ric":
+            ric = self._master.open_identity(subject_key, sealed_id)
+            return {"id_type": "ric", "pseudonym": ric_pseudonym(ric, key.lookup_key)}
+        return {"id_type": "uscc", "id": shown_id, "name": name}
+
+    # -- GET /v1/objections/{case_id}, GET /v1/repairs/{case_id} -------------------------------------------
+    async def objection(self, request: web.Request) -> web.Response:
+        return await self._case(request, "objection")
+
+    async def repair(self, request: web.Request) -> web.Response:
+        return await self._case(request, "repair")
+
+    async def _case(self, request: web.Request, kind: str) -> web.Response:
+        """One objection or repair application that one of the key's sources filed: its state and deadlines now.
+        Another source's case answers exactly as an unknown one (404), so a key learns nothing of others' cases."""
+        key = await authenticate(request, self._keys, "cases")
+        if request.query_string and request.query:
+            raise ProblemError(problems.QUERY_INVALID, f"Reading an {kind} takes no query parameters.")
+        case_id = request.match_info["case_id"]
+        if not 1 <= len(case_id) <= MAX_CASE_ID:
+            raise ProblemError(problems.QUERY_INVALID, f"An {kind} id is 1 to {MAX_CASE_ID} characters.")
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        held = await held_cases(self._store, kind, self._policies.policy, now, case_id=case_id)
+        mine = [case for case in held if case.view.filed_by is not None and case.view.filed_by in key.sources]
+        if not mine:
+            raise ProblemError(
+                problems.NOT_FOUND,
+                f"None of this API key's sources filed an {kind} with this id (or the projector has not applied it"
+                " yet).",
+            )
+        case = max(mine, key=lambda c: (_filed_at(c.view), c.ref.subject_key))  # an id a source used twice
+        row = case.row
+        document = {
+            "subject": self._shown(row.id_type, row.subject_key, row.sealed_id, row.display_id, row.display_name, key),
+            **case.document(),
+            "as_of": _iso(now),
+        }
+        return web.Response(body=json.dumps(document, ensure_ascii=False).encode(), content_type=_JSON)
+
+
+def _filed_at(view: ObjectionView | RepairView) -> datetime:
+    moment = view.filed_at if isinstance(view, ObjectionView) else view.applied_at
+    return moment if moment is not None else datetime.min.replace(tzinfo=UTC)
 
 
 _AS_OF = ', "as_of": "'
