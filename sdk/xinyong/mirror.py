@@ -5,8 +5,8 @@
     task = asyncio.create_task(mirror.run())  # or keep syncing every few seconds in the background
     decision = mirror.check_onboarding({"id_type": "uscc", "id": "91320706MA1Y2N6Q47"})   # no network: microseconds
 
-**What it keeps.** The latest status of every subject the feed has named (one row per subject, replaced by each
-newer feed entry), the feed cursor, the time of the last sync that reached the head of the feed, and the newest
+**What it keeps.** The latest status of every subject the feed has named (one row per subject, with the cursor of its
+entry, replaced by each newer feed entry), the feed cursor, the time of the last sync that reached the head of the feed, and the newest
 policy version seen, in two tables of one SQLite file created with mode 0600. A business is kept by its USCC; a
 natural person only by the pseudonym the feed names them by (HMAC-SHA256 of the number under the API key's lookup
 secret, :func:`~xinyong.ric_pseudonym`): a lookup computes the pseudonym of the RIC it is given, and the mirror never
@@ -19,6 +19,12 @@ if the stored cursor is still the one the page was asked from: a crash (or a kil
 skips an entry and never applies one twice, and two processes syncing one file cannot write an older status over a
 newer one. The sync time is stored with the page that reaches the head, and is the moment that page was *asked
 for*, so the mirror never claims to be fresher than it is.
+
+**Pushed changes.** :meth:`ListMirror.apply` takes a change a notification carried (:mod:`xinyong.notifications`)
+and applies it as a sync would, at once. Each subject's row keeps the entry latest in the feed, by cursor (the wire
+contract promises decimal cursors increasing in feed order), so pushes and syncs may come in any order and any number
+of times: an entry already held, or older than the one held, changes nothing. A push moves neither the feed cursor
+(the next sync still reads every entry after it, which fills any gap in the notifications) nor the sync time.
 
 **Lookups** (:meth:`ListMirror.status`, :meth:`ListMirror.check_onboarding`) are synchronous: one indexed read on a
 plain ``sqlite3`` connection, no event loop, safe from any thread and from other processes reading the same file
