@@ -6,13 +6,13 @@
     decision = mirror.check_onboarding({"id_type": "uscc", "id": "91320706MA1Y2N6Q47"})   # no network: microseconds
 
 **What it keeps.** The latest status of every subject the feed has named (one row per subject, with the cursor of its
-entry, replaced by each newer feed entry), the feed cursor, the time of the last sync that reached the head of the feed, and the newest
-policy version seen, in two tables of one SQLite file created with mode 0600. A business is kept by its USCC; a
-natural person only by the pseudonym the feed names them by (HMAC-SHA256 of the number under the API key's lookup
-secret, :func:`~xinyong.ric_pseudonym`): a lookup computes the pseudonym of the RIC it is given, and the mirror never
-holds a resident id or a person's name. A file is tied to the lookup secret it was made with (a fingerprint, not
-the secret, is stored); opening it with another raises :class:`~xinyong.errors.MirrorError`, since its persons'
-pseudonyms would silently stop matching.
+entry, replaced by each newer feed entry), the feed cursor, the time of the last sync that reached the head of the
+feed, and the newest policy version seen, in two tables of one SQLite file created with mode 0600. A business is
+kept by its USCC; a natural person only by the pseudonym the feed names them by (HMAC-SHA256 of the number under the
+API key's lookup secret, :func:`~xinyong.ric_pseudonym`): a lookup computes the pseudonym of the RIC it is given, and
+the mirror never holds a resident id or a person's name. A file is tied to the lookup secret it was made with (a
+fingerprint, not the secret, is stored); opening it with another raises :class:`~xinyong.errors.MirrorError`, since
+its persons' pseudonyms would silently stop matching.
 
 **Sync.** Each page of the feed is applied in one SQLite transaction that also stores the page's cursor, and only
 if the stored cursor is still the one the page was asked from: a crash (or a kill) between or inside pages never
