@@ -238,10 +238,8 @@ async def test_notification_receiver_closes_the_store_once_and_catches_up_after_
 
             # Notification 2 (the watch-listed shop) is lost; 3 arrives: the receiver catches up from the feed.
             assert await receiver.post(session, person, 3) == 204
-            assert (
-                await receiver.line()
-                == "msg_3 #3: notification 2 missed: catching up from the change feed after cursor 1"
-            )
+            caught = "catching up from the change feed after cursor"
+            assert await receiver.line() == f"msg_3 #3: notification 2 missed: {caught} 1"
             caught_up = [await receiver.line() for _ in entries[1:]]
             demoted = "watch list, measures search_demotion, increased_inspection, risk_warning"
             assert caught_up[0] == f"  feed 2: uscc {WATCH['id']} 刷单小店: {demoted}"
@@ -250,6 +248,15 @@ async def test_notification_receiver_closes_the_store_once_and_catches_up_after_
             assert await receiver.line() == "msg_3 #3: already handled from the feed"
             assert await receiver.post(session, watch, 2) == 204  # the lost one, retried late: nothing to do
             assert await receiver.line() == "msg_2 #2: already handled from the feed"
+
+            # The gateway goes away: a gap cannot be filled, so the message is not acknowledged and its retry is
+            # handled in full, not taken for a duplicate.
+            await gateway.client.close()
+            assert await receiver.post(session, black, 6) == 503
+            assert await receiver.line() == f"msg_6 #6: notification 4-5 missed: {caught} {entries[-1]['cursor']}"
+            assert (await receiver.line()).startswith("msg_6 #6: catch-up failed (Cannot reach ")
+            assert await receiver.post(session, black, 6) == 503
+            assert "notification 4-5 missed" in await receiver.line()
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), 30) == 0
