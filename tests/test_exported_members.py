@@ -10,6 +10,8 @@ PUBLIC = {
     "xinyong": {
         "ApiError", "AuthenticationError", "BadRequestError", "Client", "ClientClosedError", "ConflictError",
         "EVENT_TYPES", "Event", "EventSender", "InvalidIdentifierError", "InvalidKeyError",
+        "InvalidNotificationError", "ListChangedNotification", "NotificationReceiver", "NotifiedChange",
+        "ReceivedNotification", "UnknownNotificationTypeError", "parse_notification",
         "ListChange", "ListChangesPage", "ListMirror", "MalformedHeadersError", "MirrorError", "MirrorFreshness",
         "NotFoundError", "NotNdjsonError", "ObjectionCase", "OnboardingDecision", "RepairCase",
         "PayloadTooLargeError", "PermissionDeniedError", "Problem", "ScreeningRequest", "ScreeningResponse",

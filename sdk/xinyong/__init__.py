@@ -11,6 +11,7 @@ from xinyong.errors import (
     ConflictError,
     InvalidIdentifierError,
     InvalidKeyError,
+    InvalidNotificationError,
     MalformedHeadersError,
     MirrorError,
     NotFoundError,
@@ -24,6 +25,7 @@ from xinyong.errors import (
     SignatureMismatchError,
     TimestampOutOfToleranceError,
     TransportError,
+    UnknownNotificationTypeError,
     UnprocessableEntityError,
     UnsupportedMediaTypeError,
     WebhookVerificationError,
@@ -31,6 +33,13 @@ from xinyong.errors import (
 )
 from xinyong.events import EVENT_TYPES, Event, parse_event
 from xinyong.mirror import ListMirror, MirrorFreshness
+from xinyong.notifications import (
+    ListChangedNotification,
+    NotificationReceiver,
+    NotifiedChange,
+    ReceivedNotification,
+    parse_notification,
+)
 from xinyong.queries import (
     ListChange,
     ListChangesPage,
@@ -61,7 +70,9 @@ __all__ = [
     "EventSender",
     "InvalidIdentifierError",
     "InvalidKeyError",
+    "InvalidNotificationError",
     "ListChange",
+    "ListChangedNotification",
     "ListChangesPage",
     "ListMirror",
     "MalformedHeadersError",
@@ -69,12 +80,15 @@ __all__ = [
     "MirrorFreshness",
     "NotFoundError",
     "NotNdjsonError",
+    "NotificationReceiver",
+    "NotifiedChange",
     "ObjectionCase",
     "OnboardingDecision",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "Problem",
     "RateLimitError",
+    "ReceivedNotification",
     "RepairCase",
     "RequestTimeout",
     "ScreeningRequest",
@@ -90,6 +104,7 @@ __all__ = [
     "SyncClient",
     "TimestampOutOfToleranceError",
     "TransportError",
+    "UnknownNotificationTypeError",
     "UnprocessableEntityError",
     "UnsupportedMediaTypeError",
     "VerifyingKey",
@@ -99,5 +114,6 @@ __all__ = [
     "XinyongError",
     "__version__",
     "parse_event",
+    "parse_notification",
     "ric_pseudonym",
 ]

@@ -9,6 +9,8 @@ exceptions (aiohttp, cryptography) are translated once, at the boundary, with ``
      ├── InvalidIdentifierError(XinyongError, ValueError) a USCC or RIC that fails validation
      ├── MirrorError                                    a ListMirror file that cannot answer (never synced, another
      │                                                  key's, not a mirror, unreadable)
+     ├── InvalidNotificationError(XinyongError, ValueError)  a verified notification body that is not one (``errors``)
+     │    └── UnknownNotificationTypeError              a ``type`` this SDK does not know (a newer gateway): ``type``
      ├── NotNdjsonError(XinyongError, ValueError)       a file given as NDJSON events that is something else
      ├── WebhookVerificationError                       an inbound webhook that must not be trusted
      │    ├── MalformedHeadersError                     webhook-id/-timestamp/-signature missing or malformed (400)
@@ -47,6 +49,7 @@ __all__ = [
     "ConflictError",
     "InvalidIdentifierError",
     "InvalidKeyError",
+    "InvalidNotificationError",
     "MalformedHeadersError",
     "MirrorError",
     "NotFoundError",
@@ -60,6 +63,7 @@ __all__ = [
     "SignatureMismatchError",
     "TimestampOutOfToleranceError",
     "TransportError",
+    "UnknownNotificationTypeError",
     "UnprocessableEntityError",
     "UnsupportedMediaTypeError",
     "WebhookVerificationError",
@@ -96,6 +100,29 @@ class MirrorError(XinyongError):
 class NotNdjsonError(XinyongError, ValueError):
     """A file given as NDJSON events is something else: its first line is not a JSON object (a CSV, a GB18030
     export, pretty-printed JSON). See :func:`xinyong.ndjson.check_first_line`."""
+
+
+class InvalidNotificationError(XinyongError, ValueError):
+    """A notification from the gateway passed verification but its body is not a notification this SDK reads.
+
+    ``errors`` are the fields at fault, ``[{"pointer": "/data/list", "detail": "..."}]`` (JSON Pointers into the body);
+    neither they nor the message contain a value of the body. Answer 400: the gateway retries the message, and a
+    receiver that keeps refusing it is eventually disabled, so this is worth an alert."""
+
+    def __init__(self, message: str, *, errors: Sequence[Mapping[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.errors: list[Mapping[str, str]] = list(errors)
+
+
+class UnknownNotificationTypeError(InvalidNotificationError):
+    """A verified notification of a ``type`` this SDK does not know, from a newer gateway.
+
+    A receiver may acknowledge it with a 2xx and ignore it (the gateway stops retrying); the changes it does know
+    keep arriving, and a sequence number it skipped shows as a gap that a feed sync covers. ``type`` is the type."""
+
+    def __init__(self, message: str, *, type: str, errors: Sequence[Mapping[str, str]] = ()) -> None:
+        super().__init__(message, errors=errors)
+        self.type = type
 
 
 class WebhookVerificationError(XinyongError):

@@ -5,20 +5,26 @@
     task = asyncio.create_task(mirror.run())  # or keep syncing every few seconds in the background
     decision = mirror.check_onboarding({"id_type": "uscc", "id": "91320706MA1Y2N6Q47"})   # no network: microseconds
 
-**What it keeps.** The latest status of every subject the feed has named (one row per subject, replaced by each
-newer feed entry), the feed cursor, the time of the last sync that reached the head of the feed, and the newest
-policy version seen, in two tables of one SQLite file created with mode 0600. A business is kept by its USCC; a
-natural person only by the pseudonym the feed names them by (HMAC-SHA256 of the number under the API key's lookup
-secret, :func:`~xinyong.ric_pseudonym`): a lookup computes the pseudonym of the RIC it is given, and the mirror never
-holds a resident id or a person's name. A file is tied to the lookup secret it was made with (a fingerprint, not
-the secret, is stored); opening it with another raises :class:`~xinyong.errors.MirrorError`, since its persons'
-pseudonyms would silently stop matching.
+**What it keeps.** The latest status of every subject the feed has named (one row per subject, with the cursor of its
+entry, replaced by each newer feed entry), the feed cursor, the time of the last sync that reached the head of the
+feed, and the newest policy version seen, in two tables of one SQLite file created with mode 0600. A business is
+kept by its USCC; a natural person only by the pseudonym the feed names them by (HMAC-SHA256 of the number under the
+API key's lookup secret, :func:`~xinyong.ric_pseudonym`): a lookup computes the pseudonym of the RIC it is given, and
+the mirror never holds a resident id or a person's name. A file is tied to the lookup secret it was made with (a
+fingerprint, not the secret, is stored); opening it with another raises :class:`~xinyong.errors.MirrorError`, since
+its persons' pseudonyms would silently stop matching.
 
 **Sync.** Each page of the feed is applied in one SQLite transaction that also stores the page's cursor, and only
 if the stored cursor is still the one the page was asked from: a crash (or a kill) between or inside pages never
 skips an entry and never applies one twice, and two processes syncing one file cannot write an older status over a
 newer one. The sync time is stored with the page that reaches the head, and is the moment that page was *asked
 for*, so the mirror never claims to be fresher than it is.
+
+**Pushed changes.** :meth:`ListMirror.apply` takes a change a notification carried (:mod:`xinyong.notifications`)
+and applies it as a sync would, at once. Each subject's row keeps the entry latest in the feed, by cursor (the wire
+contract promises decimal cursors increasing in feed order), so pushes and syncs may come in any order and any number
+of times: an entry already held, or older than the one held, changes nothing. A push moves neither the feed cursor
+(the next sync still reads every entry after it, which fills any gap in the notifications) nor the sync time.
 
 **Lookups** (:meth:`ListMirror.status`, :meth:`ListMirror.check_onboarding`) are synchronous: one indexed read on a
 plain ``sqlite3`` connection, no event loop, safe from any thread and from other processes reading the same file
@@ -39,10 +45,11 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,7 +60,15 @@ from xinyong._logs import get_logger
 from xinyong._session import ClosesOnExit
 from xinyong.client import Client, OnboardingDecision, SubjectLike, check_subject
 from xinyong.errors import MirrorError
-from xinyong.queries import MAX_CHANGES_PAGE, ListChange, ListChangesPage, SubjectStatus, parse_lookup_secret
+from xinyong.notifications import ListChangedNotification
+from xinyong.queries import (
+    CURSOR_PATTERN,
+    MAX_CHANGES_PAGE,
+    ListChange,
+    ListChangesPage,
+    SubjectStatus,
+    parse_lookup_secret,
+)
 from xinyong.retries import is_retryable
 from xinyong.subjects import Subject, mask_id
 
@@ -69,24 +84,29 @@ _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS mirror_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
     # subject: 'uscc:' and the code, or 'ric:' and the pseudonym (never a resident id); name: a business's name as
     # the feed gave it, NULL for persons; standing: list, grade, score, measures, reasons, disputed, policy_version
-    # as JSON; effective_at: when that status took effect (ISO 8601).
+    # as JSON; effective_at: when that status took effect (ISO 8601); cursor: the feed cursor of the entry held (NULL
+    # in files of SDKs before pushed changes: such an entry is at or below the stored feed cursor).
     "CREATE TABLE IF NOT EXISTS mirror_entries (subject TEXT PRIMARY KEY, name TEXT, standing TEXT NOT NULL,"
-    " effective_at TEXT NOT NULL)",
+    " effective_at TEXT NOT NULL, cursor INTEGER)",
 )
+_ADD_CURSOR: Final = "ALTER TABLE mirror_entries ADD COLUMN cursor INTEGER"
 _LOOKUP: Final = (
     "SELECT synced.value, policy.value, entry.name, entry.standing FROM mirror_meta AS synced"
     " LEFT JOIN mirror_meta AS policy ON policy.name = 'policy_version'"
     " LEFT JOIN mirror_entries AS entry ON entry.subject = ?"
     " WHERE synced.name = 'synced_at'"
 )
+# An entry replaces the one held only when it is later in the feed: pushed and polled entries may arrive in any order.
 _UPSERT: Final = (
-    "INSERT INTO mirror_entries (subject, name, standing, effective_at) VALUES (?, ?, ?, ?)"
+    "INSERT INTO mirror_entries (subject, name, standing, effective_at, cursor) VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (subject) DO UPDATE SET name = excluded.name, standing = excluded.standing,"
-    " effective_at = excluded.effective_at"
+    " effective_at = excluded.effective_at, cursor = excluded.cursor"
+    " WHERE mirror_entries.cursor IS NULL OR mirror_entries.cursor < excluded.cursor"
 )
 _SET_META: Final = (
     "INSERT INTO mirror_meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value"
 )
+_CURSOR: Final = re.compile(CURSOR_PATTERN.removeprefix("^").removesuffix("$"))
 _STANDING_FIELDS: Final = {"list", "grade", "score", "measures", "reasons", "disputed", "policy_version"}
 _NEVER_REPORTED: Final = '"list":"none","grade":null,"score":null,"measures":[],"reasons":[],"disputed":false'
 
@@ -115,14 +135,24 @@ def _subject_key(subject: Subject, lookup_key: bytes) -> str:
     return "ric:" + hmac.new(lookup_key, subject.id.encode(), hashlib.sha256).hexdigest()
 
 
-def _feed_row(change: ListChange) -> tuple[str, str | None, str, str]:
+def _feed_position(cursor: str) -> int:
+    """Where a cursor lies in the feed. The gateway's cursors are decimal numbers increasing in feed order (the wire
+    contract promises it to mirrors), which is what lets pushed and polled entries meet in any order."""
+    if not _CURSOR.fullmatch(cursor):
+        raise MirrorError(
+            "The change feed gave a cursor that is not a decimal number; this SDK cannot order it: upgrade the SDK."
+        )
+    return int(cursor)
+
+
+def _feed_row(change: ListChange) -> tuple[str, str | None, str, str, int]:
     subject = change.subject
     if subject.id_type == "uscc":
         key, name = "uscc:" + subject.id, subject.name
     else:
         key, name = "ric:" + subject.pseudonym, None
     standing = change.model_dump_json(include=_STANDING_FIELDS)
-    return key, name, standing, change.effective_at.isoformat()
+    return key, name, standing, change.effective_at.isoformat(), _feed_position(change.cursor)
 
 
 def _create_private(path: Path) -> None:
@@ -179,6 +209,7 @@ class ListMirror(ClosesOnExit):
         self._sleep = sleep
         self._sync_lock = asyncio.Lock()
         self._read_lock = threading.Lock()
+        self._write_lock = threading.Lock()  # the writer connection: a sync's page and a pushed change, one at a time
         self._closed = False
         with contextlib.ExitStack() as opened:
             try:
@@ -202,6 +233,9 @@ class ListMirror(ClosesOnExit):
             try:
                 for statement in _SCHEMA:  # not executescript(): it would commit the transaction first
                     writer.execute(statement)
+                columns = {row[1] for row in writer.execute("PRAGMA table_info(mirror_entries)")}
+                if "cursor" not in columns:  # a file of an SDK before pushed changes: the column is added, empty
+                    writer.execute(_ADD_CURSOR)
                 meta = dict(writer.execute("SELECT name, value FROM mirror_meta").fetchall())
                 if not meta:
                     writer.executemany(_SET_META, [("format", _FORMAT), ("key_fingerprint", fingerprint)])
@@ -238,7 +272,8 @@ class ListMirror(ClosesOnExit):
         self._closed = True
         with self._read_lock:
             self._reader.close()
-        self._writer.close()
+        with self._write_lock:
+            self._writer.close()
 
     # -- lookups (synchronous, no network) ------------------------------------------------------------------
     def status(self, subject: SubjectLike) -> SubjectStatus:
@@ -343,6 +378,22 @@ class ListMirror(ClosesOnExit):
                         _log.info("xinyong.mirror.synced", path=str(self.path), applied=applied)
                 await self._sleep(interval)
 
+    async def apply(self, change: ListChange | ListChangedNotification) -> bool:
+        """Apply a change pushed by the gateway (a notification, or its ``data``) exactly as the feed would: returns
+        whether the mirror changed.
+
+        Idempotent, and the order of pushes and syncs does not matter: an entry replaces the one held for its subject
+        only when it is later in the feed (its cursor is greater), so a pushed entry already read by a sync, or one
+        read by a later sync, changes nothing, and an older one never overwrites a newer one. A push does not move
+        the feed cursor (the next sync still reads every entry after it, so a gap in the notifications is filled by
+        syncing) and does not make the mirror fresher: :attr:`freshness` and ``as_of`` are those of the last complete
+        sync, since a push says nothing of the changes it did not carry. The notification must come from a
+        subscription of the API key whose lookup secret the mirror was made with (persons are named by that key's
+        pseudonyms)."""
+        if isinstance(change, ListChangedNotification):
+            change = change.data
+        return await asyncio.to_thread(self._push, change)
+
     @contextlib.asynccontextmanager
     async def _feed(self) -> AsyncIterator[Client]:
         if self._closed:
@@ -383,30 +434,49 @@ class ListMirror(ClosesOnExit):
     def _apply(self, expected_cursor: str | None, page: ListChangesPage, synced_at: datetime | None) -> int | None:
         """Apply one page and its cursor in one transaction, if the stored cursor is still ``expected_cursor``;
         returns the entries applied, or None when another writer moved the cursor (nothing is written)."""
-        writer = self._writer
         rows = [_feed_row(change) for change in page.changes]
+        _feed_position(page.next)
+        meta = [("cursor", page.next)]
+        if page.changes:
+            meta.append(("policy_version", page.changes[-1].policy_version))
+        if synced_at is not None:
+            meta.append(("synced_at", synced_at.isoformat()))
+        with self._writing() as writer:
+            row = writer.execute("SELECT value FROM mirror_meta WHERE name = 'cursor'").fetchone()
+            if (None if row is None else row[0]) != expected_cursor:
+                return None
+            writer.executemany(_UPSERT, rows)
+            writer.executemany(_SET_META, meta)
+        return len(rows)
+
+    def _push(self, change: ListChange) -> bool:
+        """Apply one pushed entry unless the feed was synced past it or a later entry of its subject is held."""
+        row = _feed_row(change)
+        with self._writing() as writer:
+            stored = writer.execute("SELECT value FROM mirror_meta WHERE name = 'cursor'").fetchone()
+            if stored is not None and row[-1] <= _feed_position(str(stored[0])):
+                return False  # synced past it: the entry held for its subject is this one or a later one
+            return writer.execute(_UPSERT, row).rowcount > 0
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the writer connection (BEGIN IMMEDIATE), committed when the block ends, rolled
+        back when it raises; one at a time in this process, and SQLite's lock against other processes."""
+        writer = self._writer
         try:
-            writer.execute("BEGIN IMMEDIATE")
-            try:
-                row = writer.execute("SELECT value FROM mirror_meta WHERE name = 'cursor'").fetchone()
-                if (None if row is None else row[0]) != expected_cursor:
-                    writer.execute("ROLLBACK")
-                    return None
-                writer.executemany(_UPSERT, rows)
-                meta = [("cursor", page.next)]
-                if page.changes:
-                    meta.append(("policy_version", page.changes[-1].policy_version))
-                if synced_at is not None:
-                    meta.append(("synced_at", synced_at.isoformat()))
-                writer.executemany(_SET_META, meta)
-                writer.execute("COMMIT")
-            except BaseException:
-                if writer.in_transaction:
-                    writer.execute("ROLLBACK")
-                raise
+            with self._write_lock:
+                if self._closed:
+                    raise MirrorError("This ListMirror is closed; create a new one.")
+                writer.execute("BEGIN IMMEDIATE")
+                try:
+                    yield writer
+                    writer.execute("COMMIT")
+                except BaseException:
+                    if writer.in_transaction:
+                        writer.execute("ROLLBACK")
+                    raise
         except sqlite3.Error as exc:
             raise MirrorError(f"Cannot write the list mirror {self.path}: {exc}.") from exc
-        return len(rows)
 
 
 def _span(delta: timedelta) -> str:

@@ -8,10 +8,11 @@ the files are regenerated, never edited::
 
 Files: ``events/<type>.json`` for each event type, ``event.json`` (any event), ``subject.json``,
 ``requests/screening.json``, ``responses/webhook-ack.json``, ``responses/problem.json``,
-``responses/screening.json``, ``responses/list-changes.json``, and ``openapi.json`` (the whole HTTP API,
-OpenAPI 3.1, :mod:`xinyong.openapi`; the gateway serves the same document at ``/openapi.json``). The generator
-owns every ``*.json`` under ``events/``, ``requests/`` and ``responses/`` (stale ones are removed) and the
-top-level files it writes; other files in the directory are left alone.
+``responses/screening.json``, ``responses/list-changes.json``, ``notifications/list-changed.json`` (the body a
+subscription's receiver gets), and ``openapi.json`` (the whole HTTP API, OpenAPI 3.1, :mod:`xinyong.openapi`; the
+gateway serves the same document at ``/openapi.json``). The generator owns every ``*.json`` under ``events/``,
+``notifications/``, ``requests/`` and ``responses/`` (stale ones are removed) and the top-level files it writes;
+other files in the directory are left alone.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from xinyong.events import EVENT_ADAPTER, EVENT_TYPES
+from xinyong.notifications import ListChangedNotification
 from xinyong.openapi import build_openapi
 from xinyong.queries import ListChangesPage, ScreeningRequest, ScreeningResponse
 from xinyong.responses import Problem, WebhookAck
@@ -47,7 +49,7 @@ SCHEMA_ID_PREFIX: Final = "urn:xinyong:schema:v1:"
 #: The OpenAPI document's file, beside the JSON Schemas.
 OPENAPI_FILE: Final = "openapi.json"
 
-_OWNED_DIRECTORIES: Final = ("events", "requests", "responses")
+_OWNED_DIRECTORIES: Final = ("events", "notifications", "requests", "responses")
 
 
 def _document(path: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +69,7 @@ def build_schemas() -> dict[str, dict[str, Any]]:
         ("responses/problem.json", Problem.model_json_schema()),
         ("responses/screening.json", ScreeningResponse.model_json_schema()),
         ("responses/list-changes.json", ListChangesPage.model_json_schema()),
+        ("notifications/list-changed.json", ListChangedNotification.model_json_schema()),
     ]
     return {path: _document(path, schema) for path, schema in paths_and_schemas}
 

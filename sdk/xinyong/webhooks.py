@@ -389,7 +389,7 @@ class WebhookVerifier:
     def verify_parts(self, msg_id: str, timestamp: int, signature_header: str, body: bytes) -> None:
         """Check the signature, then the timestamp, of already parsed headers."""
         if not self._matches(msg_id, timestamp, signature_header, body):
-            raise SignatureMismatchError("no valid signature for any key of this source")
+            raise SignatureMismatchError("no valid signature for any of the keys")
         now = int(self._clock())
         skew = timestamp - now
         if abs(skew) > self._tolerance:

@@ -9,15 +9,18 @@ import asyncio
 import json
 import random
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.factories import event, make_ric, make_uscc
 from tests.gateway.conftest import Gateway, gateway_env
-from xinyong import Client, ListMirror
+from xinyong import Client, ListMirror, SigningSecret, ric_pseudonym
+from xinyong.webhooks import signature_headers
 
 pytestmark = pytest.mark.slow
 
@@ -157,3 +160,103 @@ async def test_apply_measures_follows_the_feed_and_updates_the_shops(gateway: Ga
     await gateway.project()
     code, out, _ = await run_example("apply_measures.py", str(records), **env)
     assert out.splitlines()[0] == "shop-4: store closed (black list: PENALTY_SERIOUS)"
+
+
+class Receiver:
+    """``examples/notification_receiver.py`` running as a subprocess on a free port, and what it prints."""
+
+    def __init__(self, process: asyncio.subprocess.Process, url: str, secret: SigningSecret) -> None:
+        self.process, self.url, self.secret = process, url, secret
+
+    async def line(self) -> str:
+        assert self.process.stdout is not None
+        return (await asyncio.wait_for(self.process.stdout.readline(), 30)).decode().rstrip("\n")
+
+    async def post(
+        self,
+        session: aiohttp.ClientSession,
+        entry: dict[str, Any],
+        sequence: int,
+        *,
+        webhook_id: str | None = None,
+        secret: SigningSecret | None = None,
+        timestamp: int | None = None,
+        tamper: bool = False,
+    ) -> int:
+        """POST one notification of ``entry`` signed with the SDK's signer, as the gateway sends them."""
+        document = {
+            "type": "list.changed",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "data": entry | {"sequence": sequence},
+        }
+        body = json.dumps(document, ensure_ascii=False).encode()
+        headers = signature_headers(secret or self.secret, webhook_id or f"msg_{sequence}", body, timestamp=timestamp)
+        if tamper:
+            body = body.replace(b'"black"', b'"watch"')
+        async with session.post(self.url, data=body, headers=headers | {"Content-Type": "application/json"}) as answer:
+            return answer.status
+
+
+async def test_notification_receiver_closes_the_store_once_and_catches_up_after_a_gap(gateway: Gateway) -> None:
+    await seed(gateway)
+    key = await gateway.add_api_key(["changes"])
+    answer = await gateway.client.get("/v1/lists/changes", headers={"Authorization": f"Bearer {key.api_key}"})
+    entries = (await answer.json())["changes"]  # the feed entries exactly as the gateway gives them to this key
+    black, watch, person = (next(e for e in entries if e["subject"].get("id") == BLACK["id"]), entries[1], entries[2])
+    assert (black["cursor"], black["list"], watch["list"]) == ("1", "black", "watch")
+    assert person["subject"] == {"id_type": "ric", "pseudonym": ric_pseudonym(PERSON["id"], key.lookup_secret)}
+    secret = SigningSecret.generate()
+    env = {"XINYONG_URL": gateway.base_url, "XINYONG_API_KEY": key.api_key, "XINYONG_NOTIFICATION_SECRET": str(secret)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLES / "notification_receiver.py"),
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        env=gateway_env(**env),
+    )
+    try:
+        receiver = Receiver(process, "", secret)
+        started = await receiver.line()
+        assert started.startswith("listening on http://127.0.0.1:")
+        receiver.url = started.removeprefix("listening on ")
+        async with aiohttp.ClientSession() as session:
+            assert await receiver.post(session, black, 1) == 204
+            closed = (
+                f"close store of uscc {BLACK['id']} 假货旗舰店 (black list: LISTING_COUNTERFEIT, LISTING_VIOLATION)"
+            )
+            assert await receiver.line() == f"msg_1 #1: {closed}"
+            assert await receiver.post(session, black, 1) == 204  # the gateway's retry: the store is not closed again
+            assert await receiver.line() == "msg_1 #1: duplicate, already handled"
+
+            assert await receiver.post(session, black, 2, tamper=True) == 401
+            assert await receiver.line() == "refused (401): no valid signature for any of the keys"
+            assert await receiver.post(session, black, 2, secret=SigningSecret.generate()) == 401
+            assert (await receiver.line()).startswith("refused (401): no valid signature")
+            assert await receiver.post(session, black, 2, timestamp=int(time.time()) - 3600) == 401
+            assert "outside the ±300 s tolerance" in await receiver.line()
+
+            # Notification 2 (the watch-listed shop) is lost; 3 arrives: the receiver catches up from the feed.
+            assert await receiver.post(session, person, 3) == 204
+            caught = "catching up from the change feed after cursor"
+            assert await receiver.line() == f"msg_3 #3: notification 2 missed: {caught} 1"
+            caught_up = [await receiver.line() for _ in entries[1:]]
+            demoted = "watch list, measures search_demotion, increased_inspection, risk_warning"
+            assert caught_up[0] == f"  feed 2: uscc {WATCH['id']} 刷单小店: {demoted}"
+            assert caught_up[1].startswith(f"  feed 3: person {person['subject']['pseudonym'][:12]}…: watch list")
+            assert [line.split(":")[0] for line in caught_up] == [f"  feed {e['cursor']}" for e in entries[1:]]
+            assert await receiver.line() == "msg_3 #3: already handled from the feed"
+            assert await receiver.post(session, watch, 2) == 204  # the lost one, retried late: nothing to do
+            assert await receiver.line() == "msg_2 #2: already handled from the feed"
+
+            # The gateway goes away: a gap cannot be filled, so the message is not acknowledged and its retry is
+            # handled in full, not taken for a duplicate.
+            await gateway.client.close()
+            assert await receiver.post(session, black, 6) == 503
+            assert await receiver.line() == f"msg_6 #6: notification 4-5 missed: {caught} {entries[-1]['cursor']}"
+            assert (await receiver.line()).startswith("msg_6 #6: catch-up failed (Cannot reach ")
+            assert await receiver.post(session, black, 6) == 503
+            assert "notification 4-5 missed" in await receiver.line()
+    finally:
+        process.terminate()
+        assert await asyncio.wait_for(process.wait(), 30) == 0

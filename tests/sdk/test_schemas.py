@@ -33,7 +33,8 @@ def test_checked_in_schemas_are_up_to_date() -> None:
 
 
 def test_every_event_type_has_a_schema_file() -> None:
-    """Integrators find one file per catalogue type, plus the union, the subject, the query side and the responses;
+    """Integrators find one file per catalogue type, plus the union, the subject, the query side, the responses and the
+    notification a subscription's receiver gets;
     the generator writes the OpenAPI document beside them."""
     expected = {f"events/{event_type}.json" for event_type in EVENT_TYPES} | {
         "event.json",
@@ -43,6 +44,7 @@ def test_every_event_type_has_a_schema_file() -> None:
         "responses/problem.json",
         "responses/screening.json",
         "responses/list-changes.json",
+        "notifications/list-changed.json",
     }
     assert set(build_schemas()) == expected
     assert set(build_files()) == expected | {OPENAPI_FILE}
