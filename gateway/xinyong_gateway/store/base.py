@@ -43,6 +43,7 @@ from xinyong_gateway.store.records import (
     PolicyText,
     ProjectionCommit,
     SchemaStatus,
+    SigningKeyRecord,
     SourceKey,
     SourceRecord,
     StatusChange,
@@ -55,6 +56,7 @@ __all__ = [
     "API_KEY_COLUMNS",
     "AUDIT_COLUMNS",
     "INBOX_COLUMNS",
+    "SIGNING_KEY_COLUMNS",
     "SOURCE_COLUMNS",
     "SOURCE_KEY_COLUMNS",
     "STATUS_CHANGE_COLUMNS",
@@ -94,6 +96,8 @@ INBOX_COLUMNS = (
 SOURCE_COLUMNS = "source_id, kind, name, uscc, rate_limit, status, created_at, disabled_at"
 SOURCE_KEY_COLUMNS = "key_id, scheme, material, fingerprint, created_at, expires_at"
 API_KEY_COLUMNS = "key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret, created_at, revoked_at"
+SIGNING_KEY_COLUMNS = "kid, algorithm, public_key, sealed_private_key, created_at, retired_at"
+"""A :class:`SigningKeyRecord`'s columns of ``signing_keys``, in its field order."""
 AUDIT_COLUMNS = "entry_id, at, actor, action, target, details, prev_hash, hash"
 """An :class:`AuditEntry`'s columns of ``audit_log``, in its field order."""
 
@@ -473,6 +477,17 @@ class Store(ABC):
     @abstractmethod
     async def revoke_api_key(self, key_id: str, *, now: Micros) -> ApiKeyRecord:
         """Mark a key revoked (a second revocation keeps the first time). Raises ``ApiKeyNotFoundError``."""
+
+    # -- attestation signing keys ------------------------------------------------------------------------
+    @abstractmethod
+    async def list_signing_keys(self) -> list[SigningKeyRecord]:
+        """Every signing key, retired ones included, oldest first."""
+
+    @abstractmethod
+    async def add_signing_key(self, record: SigningKeyRecord, *, first: bool = False) -> bool:
+        """Make ``record`` the current signing key, retiring the current one at ``record.created_at``, in one
+        transaction (rotations take turns: there is never more than one current key). With ``first``, only when
+        there is no key at all (``migrate``'s first key): False, and nothing stored, when there is one."""
 
     # -- the audit log -----------------------------------------------------------------------------------
     @abstractmethod

@@ -8,6 +8,9 @@ each of those three, and the projector unless ``settings.projector`` is off. Typ
 - ``POST /v1/webhooks/{source_id}``  signed event ingest (``web.ingest``)
 - ``POST /v1/screenings``            screen 1 to 1000 subjects (API key, scope ``screen``; ``web.query``)
 - ``GET /v1/lists/changes``          the change feed (API key, scope ``changes``; ``web.query``)
+- ``POST /v1/attestations``          a signed attestation of one subject's status (API key, scope ``attest``;
+                                     ``web.attestations``)
+- ``GET /.well-known/jwks.json``     the attestation signing keys, current and retired (``web.attestations``)
 - ``GET /openapi.json``              the OpenAPI 3.1 document (``xinyong.openapi``, as in ``schemas/openapi.json``)
 - ``GET /healthz``                   the process is alive
 - ``GET /readyz``                    the store is reachable and every migration is applied
@@ -30,7 +33,7 @@ from aiohttp import HttpVersion11, hdrs, web
 from xinyong import problems
 from xinyong.openapi import build_openapi
 from xinyong.schemas import render
-from xinyong_gateway.access import ApiKeyRegistry, SourceRegistry, refresh_every
+from xinyong_gateway.access import ApiKeyRegistry, SigningKeyring, SourceRegistry, refresh_every
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.credit.policy import policy_from
 from xinyong_gateway.credit.projector import Projector
@@ -38,6 +41,7 @@ from xinyong_gateway.crypto import MasterKey, master_key_of
 from xinyong_gateway.errors import StoreError, StoreUnavailableError
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import Store, open_store
+from xinyong_gateway.web.attestations import AttestationHandler
 from xinyong_gateway.web.ingest import IngestHandler
 from xinyong_gateway.web.middleware import answered
 from xinyong_gateway.web.problems import ProblemError
@@ -58,6 +62,7 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
     app = web.Application(client_max_size=settings.body_limit)  # the middleware wraps each route (``answered``)
     ingest = IngestHandler(body_limit=settings.body_limit, body_timeout=settings.body_timeout, clock=clock)
     query = QueryHandler(body_timeout=settings.body_timeout, clock=clock)
+    attestations = AttestationHandler(query, issuer=settings.issuer, body_timeout=settings.body_timeout, clock=clock)
     configured_policy = policy_from(settings.policy_file)  # a bad policy file fails here, before serving
     openapi_document = render(build_openapi()).encode()
 
@@ -85,18 +90,27 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             await api_keys.refresh()
             policies = PolicyInForce(store, configured_policy)
             await policies.refresh()
+            keyring = SigningKeyring(store, master)
+            await keyring.refresh()
             app[STORE] = store
             app[MASTER_KEY] = master
             app[REGISTRY] = registry
             app[API_KEYS] = api_keys
             ingest.attach(store, master, registry)
             query.attach(store, master, api_keys, policies)
+            attestations.attach(api_keys, keyring)
             tasks = [
                 asyncio.create_task(registry.run(), name="xinyong-source-refresh"),
                 asyncio.create_task(api_keys.run(), name="xinyong-api-key-refresh"),
                 asyncio.create_task(
                     refresh_every(settings.api_key_refresh_interval, policies.refresh, _log, "policy.refresh_failed"),
                     name="xinyong-policy-refresh",
+                ),
+                asyncio.create_task(
+                    refresh_every(
+                        settings.api_key_refresh_interval, keyring.refresh, _log, "signing_keys.refresh_failed"
+                    ),
+                    name="xinyong-signing-key-refresh",
                 ),
             ]
             if settings.projector:
@@ -124,6 +138,8 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
         (hdrs.METH_POST, "/v1/webhooks/{source_id}", ingest.handle),
         (hdrs.METH_POST, "/v1/screenings", query.screen),
         (hdrs.METH_GET, "/v1/lists/changes", query.changes),
+        (hdrs.METH_POST, "/v1/attestations", attestations.attest),
+        (hdrs.METH_GET, "/.well-known/jwks.json", attestations.jwks),
         (hdrs.METH_GET, "/openapi.json", openapi),
         (hdrs.METH_GET, "/healthz", healthz),
         (hdrs.METH_GET, "/readyz", readyz),
