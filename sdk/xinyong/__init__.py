@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from xinyong.attestations import Attestation, verify_attestation
 from xinyong.client import Client, OnboardingDecision, SyncClient
 from xinyong.errors import (
+    AlgorithmNotAllowedError,
     ApiError,
+    AttestationError,
+    AttestationSignatureError,
     AuthenticationError,
     BadRequestError,
     ClientClosedError,
     ConflictError,
     InvalidIdentifierError,
     InvalidKeyError,
+    MalformedAttestationError,
     MalformedHeadersError,
     MirrorError,
     NotFoundError,
@@ -24,6 +29,7 @@ from xinyong.errors import (
     SignatureMismatchError,
     TimestampOutOfToleranceError,
     TransportError,
+    UnknownKeyIdError,
     UnprocessableEntityError,
     UnsupportedMediaTypeError,
     WebhookVerificationError,
@@ -49,7 +55,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EVENT_TYPES",
+    "AlgorithmNotAllowedError",
     "ApiError",
+    "Attestation",
+    "AttestationError",
+    "AttestationSignatureError",
     "AuthenticationError",
     "BadRequestError",
     "Client",
@@ -62,6 +72,7 @@ __all__ = [
     "ListChange",
     "ListChangesPage",
     "ListMirror",
+    "MalformedAttestationError",
     "MalformedHeadersError",
     "MirrorError",
     "MirrorFreshness",
@@ -86,6 +97,7 @@ __all__ = [
     "SyncClient",
     "TimestampOutOfToleranceError",
     "TransportError",
+    "UnknownKeyIdError",
     "UnprocessableEntityError",
     "UnsupportedMediaTypeError",
     "VerifyingKey",
@@ -96,4 +108,5 @@ __all__ = [
     "__version__",
     "parse_event",
     "ric_pseudonym",
+    "verify_attestation",
 ]

@@ -23,13 +23,8 @@ can tie the token to its merchant. ``aud`` is that API key's id. An attestation 
 
 Verification accepts only ``alg`` ``EdDSA`` with an ``OKP``/``Ed25519`` key found by ``kid`` in the JWKS (so
 ``none``, ``HS256`` or a key of another type cannot be slipped in), base64url in its one canonical form (so no
-character of the token can change unnoticed), and the ``typ`` above. Failures raise one of::
-
-    AttestationError(XinyongError)            the token must not be trusted
-     ├── MalformedAttestationError            not a compact JWS of this kind, or claims that do not parse
-     ├── AlgorithmNotAllowedError             an alg other than EdDSA, or a key that is not OKP Ed25519
-     ├── UnknownKeyIdError                    no key with the token's kid in the JWKS
-     └── AttestationSignatureError            the signature does not match: the token was changed
+character of the token can change unnoticed), and the ``typ`` above. Failures raise an ``AttestationError``
+(``xinyong.errors``: malformed, algorithm not allowed, unknown kid, signature mismatch).
 """
 
 from __future__ import annotations
@@ -47,7 +42,13 @@ from joserfc.jwk import OKPKey
 from joserfc.jws import JWSRegistry
 from pydantic import Field, ValidationError
 
-from xinyong.errors import XinyongError
+from xinyong.errors import (
+    AlgorithmNotAllowedError,
+    AttestationError,
+    AttestationSignatureError,
+    MalformedAttestationError,
+    UnknownKeyIdError,
+)
 from xinyong.queries import _Standing
 from xinyong.subjects import IdType, Subject
 from xinyong.wire import WireModel
@@ -56,17 +57,12 @@ __all__ = [
     "ATTESTATION_ALGORITHM",
     "ATTESTATION_TYPE",
     "JWS_REGISTRY",
-    "AlgorithmNotAllowedError",
     "Attestation",
-    "AttestationError",
     "AttestationRequest",
     "AttestationResponse",
-    "AttestationSignatureError",
     "AttestedSubject",
     "Jwk",
     "Jwks",
-    "MalformedAttestationError",
-    "UnknownKeyIdError",
     "parse_jwks",
     "verify_attestation",
 ]
@@ -76,26 +72,6 @@ ATTESTATION_ALGORITHM: Final = "EdDSA"
 ATTESTATION_TYPE: Final = "xinyong-attestation+jwt"
 """The ``typ`` header of attestations (explicit typing, RFC 8725 3.11): no other JWT of the gateway passes for one."""
 _MAX_TOKEN = 64 * 1024
-
-
-class AttestationError(XinyongError):
-    """An attestation that must not be trusted (the message says why, without echoing the token)."""
-
-
-class MalformedAttestationError(AttestationError, ValueError):
-    """Not a compact JWS attestation: wrong shape, base64url or JSON, wrong ``typ``, or claims that do not parse."""
-
-
-class AlgorithmNotAllowedError(AttestationError):
-    """The token's ``alg`` is not ``EdDSA``, or its key is not an ``OKP`` ``Ed25519`` key."""
-
-
-class UnknownKeyIdError(AttestationError):
-    """The token's ``kid`` names no key of the JWKS (another gateway's key, or a JWKS older than the key)."""
-
-
-class AttestationSignatureError(AttestationError):
-    """The signature does not match the header and payload: the token was changed after it was signed."""
 
 
 class _Ed25519Only(EdDSAAlgorithm):
