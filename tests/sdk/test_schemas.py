@@ -43,6 +43,10 @@ def test_every_event_type_has_a_schema_file() -> None:
         "responses/problem.json",
         "responses/screening.json",
         "responses/list-changes.json",
+        "requests/attestation.json",
+        "responses/attestation.json",
+        "responses/jwks.json",
+        "attestation-claims.json",
     }
     assert set(build_schemas()) == expected
     assert set(build_files()) == expected | {OPENAPI_FILE}
