@@ -8,10 +8,12 @@ answers, on each backend:
 ================================  ==========================================================================
 ``POST /v1/screenings``           401 ``api-key-invalid`` (one document for every bad credential, with a
 ``GET /v1/lists/changes``         ``Bearer`` challenge) · 403 ``scope-missing`` without the scope · 200 good
+``POST /v1/attestations``
 ``POST /v1/webhooks/{source}``    400 ``malformed-webhook-headers`` whatever the ``Authorization``: evidence
                                   comes only with a source's signature (``test_signature_attacks.py``)
 ``GET /openapi.json``,            200 whatever the credentials: public, and a bad key is not an error there
-``/healthz``, ``/readyz``
+``/healthz``, ``/readyz``,
+``/.well-known/jwks.json``
 ================================  ==========================================================================
 
 No answer carries a secret, a key id or a hint of which keys exist (the 401 documents are equal but for their
@@ -48,6 +50,7 @@ class Holders:
     good: IssuedApiKey
     screen_only: IssuedApiKey
     changes_only: IssuedApiKey
+    attest_only: IssuedApiKey
     revoked: IssuedApiKey
     marketplace: Source
     courier: Source
@@ -55,7 +58,7 @@ class Holders:
     def secrets(self) -> list[str]:
         """Texts no answer may contain: every secret and key id issued."""
         texts = []
-        for issued in (self.good, self.screen_only, self.changes_only, self.revoked):
+        for issued in (self.good, self.screen_only, self.changes_only, self.attest_only, self.revoked):
             key_id, secret = parse_api_key(issued.api_key) or ("", "")
             texts += [key_id, secret, issued.lookup_secret]
         for source in (self.marketplace, self.courier):
@@ -67,9 +70,10 @@ async def issue(gateway: Gateway) -> Holders:
     revoked = await gateway.add_api_key()
     await gateway.store.revoke_api_key(revoked.record.key_id, now=to_micros(datetime.now(UTC)))
     holders = Holders(
-        good=await gateway.add_api_key(["screen", "changes"]),
+        good=await gateway.add_api_key(["screen", "changes", "attest"]),
         screen_only=await gateway.add_api_key(["screen"]),
         changes_only=await gateway.add_api_key(["changes"]),
+        attest_only=await gateway.add_api_key(["attest"]),
         revoked=revoked,
         marketplace=await gateway.add_source("marketplace"),
         courier=await gateway.add_source("courier", ed25519=True),
@@ -99,11 +103,14 @@ class Credential:
 
 
 def _unscoped(holders: Holders, scope: str) -> str:
+    """A key holding every scope but ``scope`` (the others' single-scope keys)."""
     return f"Bearer {(holders.changes_only if scope == 'screen' else holders.screen_only).api_key}"
 
 
 def _only_this_scope(holders: Holders, scope: str) -> str:
-    return (holders.screen_only if scope == "screen" else holders.changes_only).api_key
+    return {"screen": holders.screen_only, "changes": holders.changes_only, "attest": holders.attest_only}[
+        scope
+    ].api_key
 
 
 CREDENTIALS = [
@@ -146,6 +153,14 @@ ENDPOINTS = [
         {"subjects": [{"id_type": "uscc", "id": "91320706MA1Y2N6Q47"}]},
     ),
     Endpoint("changes", "GET", "/v1/lists/changes", "changes"),
+    Endpoint(
+        "attestations",
+        "POST",
+        "/v1/attestations",
+        "attest",
+        {"subject": {"id_type": "uscc", "id": "91320706MA1Y2N6Q47"}},
+    ),
+    Endpoint("jwks", "GET", "/.well-known/jwks.json", None),
     Endpoint("webhooks", "POST", "/v1/webhooks/{source}", None, event("complaint.filed")),
     Endpoint("openapi", "GET", "/openapi.json", None),
     Endpoint("healthz", "GET", "/healthz", None),

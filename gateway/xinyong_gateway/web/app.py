@@ -3,7 +3,8 @@
 The resources are opened and closed in one ``cleanup_ctx``: the master key, the store (checked against the key), the
 source registry and the API key registry (``access``), the policy in force (``credit.in_force``), a task refreshing
 each of those three, and the projector unless ``settings.projector`` is off. Typed app state uses ``web.AppKey``
-(``STORE``, ``MASTER_KEY``, ``REGISTRY``, ``API_KEYS``). Routes:
+(``STORE``, ``MASTER_KEY``, ``REGISTRY``, ``API_KEYS``,
+``SIGNING_KEYS``). Routes:
 
 - ``POST /v1/webhooks/{source_id}``  signed event ingest (``web.ingest``)
 - ``POST /v1/screenings``            screen 1 to 1000 subjects (API key, scope ``screen``; ``web.query``)
@@ -47,12 +48,22 @@ from xinyong_gateway.web.middleware import answered
 from xinyong_gateway.web.problems import ProblemError
 from xinyong_gateway.web.query import QueryHandler
 
-__all__ = ["API_KEYS", "GC_FIRST_GENERATION_THRESHOLD", "MASTER_KEY", "REGISTRY", "STORE", "create_app", "settle_heap"]
+__all__ = [
+    "API_KEYS",
+    "GC_FIRST_GENERATION_THRESHOLD",
+    "MASTER_KEY",
+    "REGISTRY",
+    "SIGNING_KEYS",
+    "STORE",
+    "create_app",
+    "settle_heap",
+]
 
 STORE = web.AppKey("store", Store)
 MASTER_KEY = web.AppKey("master_key", MasterKey)
 REGISTRY = web.AppKey("registry", SourceRegistry)
 API_KEYS = web.AppKey("api_keys", ApiKeyRegistry)
+SIGNING_KEYS = web.AppKey("signing_keys", SigningKeyring)
 
 _log = structlog.get_logger("xinyong_gateway.app")
 
@@ -96,6 +107,7 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             app[MASTER_KEY] = master
             app[REGISTRY] = registry
             app[API_KEYS] = api_keys
+            app[SIGNING_KEYS] = keyring
             ingest.attach(store, master, registry)
             query.attach(store, master, api_keys, policies)
             attestations.attach(api_keys, keyring)
