@@ -169,7 +169,7 @@ def _segment(text: str, what: str) -> bytes:
     """A base64url segment, decoded; refused unless ``text`` is its one canonical encoding (no padding, no unused
     bits set), so that changing any character of a token changes the bytes that are verified."""
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise MalformedAttestationError(f"The attestation's {what} is not base64url.") from None
     if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != text:
