@@ -25,8 +25,8 @@ def add_parser(commands: Any) -> None:
         "signing-keys",
         "rotate and list the attestation signing keys",
         "xinyong-gateway signing-keys list",
-        description="Rotate and list the gateway's attestation signing keys (Ed25519; the private halves sealed\n"
-        "under the master key). `migrate` makes the first one.",
+        description="Rotate and list the gateway's attestation signing keys (Ed25519; the private\n"
+        "halves sealed under the master key). `migrate` makes the first one.",
     )
     actions = keys.add_subparsers(dest="signing_keys_command", metavar="ACTION", required=True)
     rotate = add_command(
@@ -34,9 +34,9 @@ def add_parser(commands: Any) -> None:
         "rotate",
         "make a new signing key (the old one retires, still published)",
         "xinyong-gateway signing-keys rotate",
-        description="Make a new current signing key. The old one is retired: it signs nothing more, and stays in\n"
-        "/.well-known/jwks.json so that attestations it signed keep verifying. Running gateways sign with the\n"
-        "new key within their refresh interval (2 s by default).",
+        description="Make a new current signing key. The old one is retired: it signs nothing more,\n"
+        "and stays in /.well-known/jwks.json so that attestations it signed keep verifying.\n"
+        "Running gateways sign with the new key within their refresh interval (2 s by default).",
     )
     rotate.set_defaults(handler=_rotate)
     listing = add_command(
