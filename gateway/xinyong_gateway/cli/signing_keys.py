@@ -34,9 +34,9 @@ def add_parser(commands: Any) -> None:
         "rotate",
         "make a new signing key (the old one retires, still published)",
         "xinyong-gateway signing-keys rotate",
-        description="Make a new current signing key. The old one is retired: it signs nothing more,\n"
-        "and stays in /.well-known/jwks.json so that attestations it signed keep verifying.\n"
-        "Running gateways sign with the new key within their refresh interval (2 s by default).",
+        description="Make a new current signing key. The old one is retired: it signs nothing\n"
+        "more, and stays in /.well-known/jwks.json so that what it signed keeps verifying.\n"
+        "Running gateways sign with the new key within their refresh interval (2 s).",
     )
     rotate.set_defaults(handler=_rotate)
     listing = add_command(
