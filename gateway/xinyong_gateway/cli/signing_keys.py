@@ -35,7 +35,7 @@ def add_parser(commands: Any) -> None:
         "make a new signing key (the old one retires, still published)",
         "xinyong-gateway signing-keys rotate",
         description="Make a new current signing key. The old one is retired: it signs nothing\n"
-        "more, and stays in /.well-known/jwks.json so that what it signed keeps verifying.\n"
+        "more; it stays in /.well-known/jwks.json so that what it signed still verifies.\n"
         "Running gateways sign with the new key within their refresh interval (2 s).",
     )
     rotate.set_defaults(handler=_rotate)
