@@ -241,3 +241,18 @@ async def test_private_keys_are_sealed_at_rest_and_bound_to_their_kid(gateway: G
         gateway.master_key.open_signing_key("another-kid", record.sealed_private_key)
     with pytest.raises(MasterKeyError):
         MasterKey.from_bytes(bytes(32)).open_signing_key(record.kid, record.sealed_private_key)
+
+
+async def test_the_log_line_names_the_key_and_the_attestation_never_the_subject(
+    gateway: Gateway, gateway_log: io.StringIO
+) -> None:
+    issued = await gateway.add_api_key(["attest"])
+    gateway_log.seek(0)
+    gateway_log.truncate()
+    token = await attest(gateway, PERSON, issued.api_key)
+    text = gateway_log.getvalue()
+    [line] = [json.loads(line) for line in text.splitlines() if '"/v1/attestations"' in line]
+    claims = verify_attestation(token, await jwks(gateway.client))
+    assert (line["key_id"], line["jti"], line["status"]) == (issued.record.key_id, claims.jti, 200)
+    for secret in (PERSON["id"], mask_id("ric", PERSON["id"]), PERSON_NAME, claims.subject.pseudonym or "?", token):
+        assert secret not in text
