@@ -5,8 +5,9 @@ port, registers a marketplace (HMAC secret), a courier (Ed25519 key pair from ``
 regulator, sends realistic events through the SDK's ``EventSender`` (and a few that are rejected, to show
 why). Then a merchant moves onto the black list and the marketplace, which screens merchants with the SDK's
 ``Client``, refuses to onboard it; another merchant objects to a penalty, which is disputed until the regulator
-upholds the objection and the record is corrected; the marketplace's ``ListMirror`` syncs the lists, the gateway
-is stopped, and the mirror still answers. It prints a summary. Nothing is left running and nothing is left on disk.
+upholds the objection and the record is corrected; the marketplace's ``ListMirror`` syncs the lists and it keeps a
+signed attestation of its check; the gateway is stopped, the mirror still answers and the attestation verifies
+offline. It prints a summary. Nothing is left running and nothing is left on disk.
 """
 
 from __future__ import annotations
@@ -26,7 +27,17 @@ from typing import Any
 
 import aiohttp
 
-from xinyong import ApiError, Client, EventSender, ListMirror, OnboardingDecision, TransportError, XinyongError
+from xinyong import (
+    ApiError,
+    AttestationError,
+    Client,
+    EventSender,
+    ListMirror,
+    OnboardingDecision,
+    TransportError,
+    XinyongError,
+    verify_attestation,
+)
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
 
 BIN = Path(sys.executable).parent
@@ -384,6 +395,41 @@ def offline(base_url: str, key: dict[str, Any], mirror_path: Path) -> bool:
     return answers == ["deny", "allow", "allow"] and not in_mirror
 
 
+# -- attestations: a signed proof of the onboarding check, verified offline ------------------------------------------
+async def fetch_attestation(base_url: str, key: dict[str, Any], folder: Path) -> bool:
+    """(Gateway running) The marketplace keeps a signed attestation of the refused merchant, and the gateway's keys."""
+    print("\nThe marketplace keeps a signed attestation of that check (POST /v1/attestations, scope attest):")
+    async with Client(base_url, key["api_key"]) as client:
+        token = await client.attest(SHOP_B)
+        jwks = await client.signing_keys()
+    (folder / "SHOP_B.jws").write_text(token + "\n")
+    (folder / "jwks.json").write_text(json.dumps(jwks))
+    header = token.split(".", 1)[0]
+    print(f"  {SHOP_B['id']}: a compact JWS of {len(token)} characters (EdDSA, Ed25519), saved as SHOP_B.jws")
+    print(f"  and the gateway's public keys from /.well-known/jwks.json ({len(jwks['keys'])} key), saved as jwks.json")
+    return bool(header) and len(jwks["keys"]) == 1
+
+
+def verify_attestation_offline(folder: Path) -> bool:
+    """(Gateway stopped) The attestation verifies from the two files alone; a changed byte does not."""
+    print("\nWith the gateway stopped, anyone holding the two files verifies the attestation offline:")
+    claims = run_cli("xinyong", "attest", "verify", str(folder / "SHOP_B.jws"), "--jwks", str(folder / "jwks.json"))
+    print(
+        f"  xinyong attest verify SHOP_B.jws --jwks jwks.json → valid: {claims['subject']['id']}"
+        f" {claims['subject']['name']}, list {claims['list']}, grade {claims['grade']}, signed for {claims['aud']}"
+    )
+    token = (folder / "SHOP_B.jws").read_text().strip()
+    payload_at = token.index(".") + 5
+    changed = token[:payload_at] + ("A" if token[payload_at] != "A" else "B") + token[payload_at + 1 :]
+    try:
+        verify_attestation(changed, (folder / "jwks.json").read_text())
+        refused = "accepted (a bug!)"
+    except AttestationError as exc:
+        refused = f"refused: {exc}"
+    print(f"  one character of the payload changed → {refused}")
+    return claims["list"] == "black" and refused.startswith("refused")
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="xinyong-demo-") as scratch:
         db = Path(scratch) / "xinyong.db"
@@ -414,9 +460,11 @@ def main() -> int:
             label = "Ed25519" if scheme == "v1a" else "HMAC"
             print(f"  registered {kind:<11} {source['source_id']}  ({label} {scheme})")
         api_key = run_cli(
-            "xinyong-gateway", "--db", url, "keys", "add", "--name", "云购商城", "--scopes", "screen,changes"
+            "xinyong-gateway", "--db", url, "keys", "add", "--name", "云购商城", "--scopes", "screen,changes,attest"
         )
-        print(f"  API key {api_key['key_id']} for the marketplace (scopes screen, changes; with a lookup secret)")
+        print(
+            f"  API key {api_key['key_id']} for the marketplace (scopes screen, changes, attest; with a lookup secret)"
+        )
         mirror_path = Path(scratch) / "marketplace" / "lists.db"
         mirror_path.parent.mkdir()
 
@@ -435,6 +483,7 @@ def main() -> int:
                 tally = asyncio.run(scenario(base_url, sources, SigningKey.parse(keys["signing_key"])))
                 onboarded = asyncio.run(onboarding(base_url, sources["marketplace"], api_key, mirror_path))
                 objected = asyncio.run(objection(base_url, url, sources, api_key))
+                fetched = asyncio.run(fetch_attestation(base_url, api_key, mirror_path.parent))
             finally:
                 server.send_signal(signal.SIGTERM)
                 try:
@@ -443,6 +492,7 @@ def main() -> int:
                     server.kill()
                     server.wait()
         mirror_answers = offline(base_url, api_key, mirror_path)
+        attested = fetched and verify_attestation_offline(mirror_path.parent)
 
         # The projector ran inside the gateway; `project --once` makes sure it has caught up before we look.
         run_cli("xinyong-gateway", "--db", url, "--json", "project", "--once")
@@ -472,6 +522,7 @@ def main() -> int:
         print(f"  gateway log: {requests} request lines (one per request); resident id in it: {logged}")
         print("\nThe gateway has stopped and the scratch folder is removed. Next: `make test`, or see README.md.")
         ok = plain_ric not in on_disk and not in_log and tally.rows and onboarded and objected and mirror_answers
+        ok = ok and attested
         return 0 if ok else 1
 
 

@@ -49,3 +49,7 @@ def test_demo_runs_end_to_end_and_reports_what_was_stored_and_refused() -> None:
     assert re.search(r"320706\*{8}4597 \(a person\)\s+ALLOW", out), out
     assert "resident id appear in the mirror file? no" in out
     assert re.search(r"91320703MA20B8C33E \S+\s+black grade D\s+\(LISTING_COUNTERFEIT", out), out
+    # Attestations: a signed proof of the check, verified offline once the gateway has stopped; a changed byte is not.
+    assert re.search(r"91320703MA20B8C33E: a compact JWS of \d+ characters \(EdDSA, Ed25519\)", out), out
+    assert re.search(r"→ valid: 91320703MA20B8C33E 连云区水晶饰品商行, list black, grade D, signed for key_", out), out
+    assert "one character of the payload changed → refused: The attestation's signature does not match" in out

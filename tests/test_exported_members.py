@@ -8,18 +8,21 @@ import pytest
 
 PUBLIC = {
     "xinyong": {
-        "ApiError", "AuthenticationError", "BadRequestError", "Client", "ClientClosedError", "ConflictError",
+        "AlgorithmNotAllowedError", "ApiError", "Attestation", "AttestationError", "AttestationSignatureError",
+        "AuthenticationError", "BadRequestError", "Client", "ClientClosedError", "ConflictError",
         "EVENT_TYPES", "Event", "EventSender", "InvalidIdentifierError", "InvalidKeyError",
         "InvalidNotificationError", "ListChangedNotification", "NotificationReceiver", "NotifiedChange",
         "ReceivedNotification", "UnknownNotificationTypeError", "parse_notification",
-        "ListChange", "ListChangesPage", "ListMirror", "MalformedHeadersError", "MirrorError", "MirrorFreshness",
+        "ListChange", "ListChangesPage", "ListMirror", "MalformedAttestationError", "MalformedHeadersError",
+        "MirrorError", "MirrorFreshness",
         "NotFoundError", "NotNdjsonError", "ObjectionCase", "OnboardingDecision", "RepairCase",
         "PayloadTooLargeError", "PermissionDeniedError", "Problem", "ScreeningRequest", "ScreeningResponse",
         "RateLimitError", "RequestTimeout", "ServerError", "ServiceUnavailableError", "SignatureMismatchError",
         "SigningKey", "SigningSecret", "StatusReason", "Subject", "SubjectStatus", "SyncClient",
-        "TimestampOutOfToleranceError", "TransportError",
+        "TimestampOutOfToleranceError", "TransportError", "UnknownKeyIdError",
         "UnprocessableEntityError", "UnsupportedMediaTypeError", "VerifyingKey", "WebhookAck",
         "WebhookVerificationError", "WebhookVerifier", "XinyongError", "__version__", "parse_event", "ric_pseudonym",
+        "verify_attestation",
     },
     "xinyong_gateway": {"GatewaySettings", "__version__", "create_app"},
 }  # fmt: skip

@@ -6,7 +6,8 @@ directly. Purpose-bound keys
 are derived from it with HKDF-SHA256:
 
 - ``inbox``   AES-256-GCM key that seals raw webhook bodies at rest (they may carry resident ids and names);
-- ``secrets`` AES-256-GCM key that seals sources' webhook secrets and API keys' lookup secrets;
+- ``secrets`` AES-256-GCM key that seals sources' webhook secrets, API keys' lookup secrets and the private halves of
+  the gateway's attestation signing keys (``signing_keys.sealed_private_key``);
 - ``identities`` AES-256-GCM key that seals a subject's identifier and name beside its credit file;
 - ``dedupe``  HMAC key for the body digest that tells a duplicate from a conflicting re-use of a webhook-id;
 - ``subject`` HMAC key of the blind index that names a subject's credit file (``subject_key``): files are
@@ -19,8 +20,9 @@ are derived from it with HKDF-SHA256:
   instead of producing undecryptable rows.
 
 Sealed blobs are ``0x01 || nonce(12) || ciphertext+tag``; the associated data binds a blob to its row (a body to its
-source and webhook id, a secret to its source or API key, an identity to its subject key), so a sealed value cannot
-be moved to another row undetected. Every entry point gets the key with :func:`master_key_of` (its settings).
+source and webhook id, a secret to its source or API key, a signing key to its ``kid``, an identity to its subject
+key), so a sealed value cannot be moved to another row undetected. Every entry point gets the key with
+:func:`master_key_of` (its settings).
 """
 
 from __future__ import annotations
@@ -159,6 +161,13 @@ class MasterKey:
 
     def open_lookup_secret(self, key_id: str, sealed: bytes) -> bytes:
         return self.secrets.open(sealed, _row_aad(b"lookup-secret", key_id))
+
+    def seal_signing_key(self, kid: str, private_key: bytes) -> bytes:
+        """Seal the private half (the 32-byte Ed25519 seed) of an attestation signing key, bound to its ``kid``."""
+        return self.secrets.seal(private_key, _row_aad(b"signing-key", kid))
+
+    def open_signing_key(self, kid: str, sealed: bytes) -> bytes:
+        return self.secrets.open(sealed, _row_aad(b"signing-key", kid))
 
     def subject_key(self, id_type: str, normalised_id: str) -> str:
         """The blind index naming a subject's credit file: HMAC-SHA256 of ``id_type:id``, 32 hex digits."""

@@ -14,6 +14,7 @@ the ones a client can cause to ``application/problem+json`` in one middleware (`
      │    └── PolicyVersionError    a policy version already on record with another text
      ├── SourceNotFoundError        no source with that id
      ├── ApiKeyNotFoundError        no API key with that id
+     ├── SigningKeyMissingError     no attestation signing key yet (``migrate`` or ``signing-keys rotate`` makes one)
      ├── ServeError                 ``serve`` cannot serve: the port is taken; (``--workers N``) workers keep failing
      ├── EventRejectedError         an event body fails the contract's checks (problem type, detail, pointers)
      └── PolicyError                a policy file that cannot be used (``credit.policy``; also a ``ValueError``)
@@ -36,6 +37,7 @@ __all__ = [
     "ProjectionConflictError",
     "SchemaNotReadyError",
     "ServeError",
+    "SigningKeyMissingError",
     "SourceNotFoundError",
     "StoreError",
     "StoreUnavailableError",
@@ -90,6 +92,10 @@ class SourceNotFoundError(GatewayError):
 
 class ApiKeyNotFoundError(GatewayError):
     """No API key with that id."""
+
+
+class SigningKeyMissingError(GatewayError):
+    """The database has no attestation signing key (``migrate`` makes the first, ``signing-keys rotate`` a new one)."""
 
 
 class EventRejectedError(GatewayError):

@@ -49,6 +49,9 @@ class GatewaySettings(BaseSettings):
     """Query requests per second an API key may make unless it has its own limit (a guard, not a throttle)."""
     api_key_refresh_interval: float = Field(default=2.0, gt=0)
     """Seconds between reloads of the API keys: a revoked key stops working within this interval."""
+    issuer: str = Field(default="xinyong-gateway", min_length=1, max_length=200)
+    """The ``iss`` of the attestations this gateway signs: set it to the gateway's public URL (where
+    ``/.well-known/jwks.json`` is served), so that a verifier knows whose keys to fetch."""
     policy_file: Path | None = None
     """The credit policy (TOML); the shipped default when unset."""
     projector: bool = True

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from xinyong.attestations import Attestation, verify_attestation
 from xinyong.client import Client, OnboardingDecision, SyncClient
 from xinyong.errors import (
+    AlgorithmNotAllowedError,
     ApiError,
+    AttestationError,
+    AttestationSignatureError,
     AuthenticationError,
     BadRequestError,
     ClientClosedError,
@@ -12,6 +16,7 @@ from xinyong.errors import (
     InvalidIdentifierError,
     InvalidKeyError,
     InvalidNotificationError,
+    MalformedAttestationError,
     MalformedHeadersError,
     MirrorError,
     NotFoundError,
@@ -25,6 +30,7 @@ from xinyong.errors import (
     SignatureMismatchError,
     TimestampOutOfToleranceError,
     TransportError,
+    UnknownKeyIdError,
     UnknownNotificationTypeError,
     UnprocessableEntityError,
     UnsupportedMediaTypeError,
@@ -60,7 +66,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EVENT_TYPES",
+    "AlgorithmNotAllowedError",
     "ApiError",
+    "Attestation",
+    "AttestationError",
+    "AttestationSignatureError",
     "AuthenticationError",
     "BadRequestError",
     "Client",
@@ -75,6 +85,7 @@ __all__ = [
     "ListChangedNotification",
     "ListChangesPage",
     "ListMirror",
+    "MalformedAttestationError",
     "MalformedHeadersError",
     "MirrorError",
     "MirrorFreshness",
@@ -104,6 +115,7 @@ __all__ = [
     "SyncClient",
     "TimestampOutOfToleranceError",
     "TransportError",
+    "UnknownKeyIdError",
     "UnknownNotificationTypeError",
     "UnprocessableEntityError",
     "UnsupportedMediaTypeError",
@@ -116,4 +128,5 @@ __all__ = [
     "parse_event",
     "parse_notification",
     "ric_pseudonym",
+    "verify_attestation",
 ]

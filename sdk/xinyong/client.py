@@ -32,6 +32,7 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from xinyong._session import ClosesOnExit, GatewaySession
+from xinyong.attestations import AttestationResponse, Jwks
 from xinyong.errors import ApiError, ClientClosedError, InvalidIdentifierError
 from xinyong.events import error_pointers
 from xinyong.queries import (
@@ -128,9 +129,9 @@ class Client(GatewaySession):
     """The query API for one API key. Use it with ``async with``; it is not reusable after close.
 
     ``api_key`` is the ``xyk_…`` key printed by ``xinyong-gateway keys add``; it needs the scope ``screen`` for
-    screening and ``changes`` for the feed. Pass ``session`` to share an ``aiohttp.ClientSession`` you own (it is
-    then never closed here). ``sleep`` (back-off waits) can be injected for tests. ``concurrency`` bounds the
-    batches of one :meth:`screen` call in flight at once.
+    screening, ``changes`` for the feed and ``attest`` for attestations. Pass ``session`` to share an
+    ``aiohttp.ClientSession`` you own (it is then never closed here). ``sleep`` (back-off waits) can be injected for
+    tests. ``concurrency`` bounds the batches of one :meth:`screen` call in flight at once.
     """
 
     _closed_message = "This Client is closed; create a new one."
@@ -186,6 +187,23 @@ class Client(GatewaySession):
 
         Raises when the gateway cannot answer (after the retries): it never answers ``allow`` by default."""
         return OnboardingDecision.from_status(await self.screen_one(subject))
+
+    # -- attestations ------------------------------------------------------------------------------------
+    async def attest(self, subject: SubjectLike) -> str:
+        """A signed attestation (compact JWS) of the subject's status now (the scope ``attest``): keep it as proof of
+        the check; anyone verifies it offline with :func:`xinyong.verify_attestation` and :meth:`signing_keys`."""
+        checked = check_subject(subject)
+        body = json.dumps(
+            {"subject": checked.model_dump(exclude_none=True)}, ensure_ascii=False, separators=(",", ":")
+        ).encode()
+        headers = {"Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex}
+        answer = await self._request("POST", "/v1/attestations", data=body, headers=headers)
+        return self._parse(AttestationResponse, answer, "an attestation").attestation
+
+    async def signing_keys(self) -> dict[str, Any]:
+        """The gateway's public signing keys, current and retired (``/.well-known/jwks.json``, a JWK Set)."""
+        answer = await self._request("GET", "/.well-known/jwks.json")
+        return self._parse(Jwks, answer, "a JWK Set").model_dump()
 
     async def _screen_batch(self, batch: list[Subject]) -> list[SubjectStatus]:
         body = json.dumps(
@@ -346,6 +364,14 @@ class SyncClient(ClosesOnExit):
     def repair(self, repair_id: str) -> RepairCase:
         """See :meth:`Client.repair`."""
         return self._run(self._client.repair(repair_id))
+
+    def attest(self, subject: SubjectLike) -> str:
+        """See :meth:`Client.attest`."""
+        return self._run(self._client.attest(subject))
+
+    def signing_keys(self) -> dict[str, Any]:
+        """See :meth:`Client.signing_keys`."""
+        return self._run(self._client.signing_keys())
 
     def changes_page(self, after: str | None = None, *, limit: int = 100) -> ListChangesPage:
         """See :meth:`Client.changes_page`."""

@@ -16,6 +16,11 @@ exceptions (aiohttp, cryptography) are translated once, at the boundary, with ``
      │    ├── MalformedHeadersError                     webhook-id/-timestamp/-signature missing or malformed (400)
      │    ├── SignatureMismatchError                    no signature matches any key (401)
      │    └── TimestampOutOfToleranceError              signed, but outside the ±tolerance window (401)
+     ├── AttestationError                       an attestation that must not be trusted (``verify_attestation``)
+     │    ├── MalformedAttestationError(…, ValueError) not a compact JWS attestation, or claims that do not parse
+     │    ├── AlgorithmNotAllowedError          an alg other than EdDSA, or a key that is not OKP Ed25519
+     │    ├── UnknownKeyIdError                 no key with the token's kid in the JWKS
+     │    └── AttestationSignatureError         the signature does not match: the token was changed
      ├── TransportError(XinyongError, ConnectionError)  the gateway could not be reached or the connection broke
      │    └── RequestTimeout(TransportError, TimeoutError)
      └── ApiError                                       the gateway answered with a problem (RFC 9457)
@@ -42,7 +47,10 @@ from typing import Any
 from xinyong.problems import PROBLEM_BASE
 
 __all__ = [
+    "AlgorithmNotAllowedError",
     "ApiError",
+    "AttestationError",
+    "AttestationSignatureError",
     "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
@@ -50,6 +58,7 @@ __all__ = [
     "InvalidIdentifierError",
     "InvalidKeyError",
     "InvalidNotificationError",
+    "MalformedAttestationError",
     "MalformedHeadersError",
     "MirrorError",
     "NotFoundError",
@@ -63,6 +72,7 @@ __all__ = [
     "SignatureMismatchError",
     "TimestampOutOfToleranceError",
     "TransportError",
+    "UnknownKeyIdError",
     "UnknownNotificationTypeError",
     "UnprocessableEntityError",
     "UnsupportedMediaTypeError",
@@ -145,6 +155,26 @@ class TimestampOutOfToleranceError(WebhookVerificationError):
         self.timestamp = timestamp
         self.now = now
         self.tolerance = tolerance
+
+
+class AttestationError(XinyongError):
+    """An attestation that must not be trusted (the message says why, without echoing the token)."""
+
+
+class MalformedAttestationError(AttestationError, ValueError):
+    """Not a compact JWS attestation: wrong shape, base64url or JSON, wrong ``typ``, or claims that do not parse."""
+
+
+class AlgorithmNotAllowedError(AttestationError):
+    """The token's ``alg`` is not ``EdDSA``, or its key is not an ``OKP`` ``Ed25519`` key."""
+
+
+class UnknownKeyIdError(AttestationError):
+    """The token's ``kid`` names no key of the JWKS (another gateway's key, or a JWKS older than the key)."""
+
+
+class AttestationSignatureError(AttestationError):
+    """The signature does not match the header and payload: the token was changed after it was signed."""
 
 
 class TransportError(XinyongError, ConnectionError):

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from pydantic import TypeAdapter
 
+from xinyong.attestations import ATTESTATION_TYPE, Attestation, AttestationRequest, AttestationResponse, Jwks
 from xinyong.events import EVENT_ADAPTER
 from xinyong.queries import (
     CURSOR_PATTERN,
@@ -83,6 +84,10 @@ def build_openapi() -> dict[str, Any]:
             ("changes-page", "validation", TypeAdapter(ListChangesPage)),
             ("objection", "validation", TypeAdapter(ObjectionCase)),
             ("repair", "validation", TypeAdapter(RepairCase)),
+            ("attestation-request", "validation", TypeAdapter(AttestationRequest)),
+            ("attestation-response", "validation", TypeAdapter(AttestationResponse)),
+            ("attestation-claims", "validation", TypeAdapter(Attestation)),
+            ("jwks", "validation", TypeAdapter(Jwks)),
             ("event", "validation", EVENT_ADAPTER),
             ("ack", "validation", TypeAdapter(WebhookAck)),
             ("problem", "validation", TypeAdapter(Problem)),
@@ -222,6 +227,66 @@ def build_openapi() -> dict[str, Any]:
             }
         }
 
+    attestations = {
+        "post": {
+            "operationId": "attestSubject",
+            "summary": "A signed attestation of one subject's status now (compact JWS, EdDSA/Ed25519)",
+            "description": (
+                "The subject's status at this instant, as a screening answers it, signed by the gateway: header"
+                f" `alg` `EdDSA`, `kid`, `typ` `{ATTESTATION_TYPE}`; the payload is the schema `Attestation` (JWT"
+                " claims `iss`, `sub`, `aud` = the asking key's id, `iat`, `jti`, and the status). A natural person"
+                " appears masked with the pseudonym under the key's lookup secret, never by resident id. Verify"
+                " offline against `/.well-known/jwks.json` (`xinyong.verify_attestation`). Needs the scope `attest`."
+                " 503 also when the gateway has no signing key yet."
+            ),
+            "tags": ["query"],
+            "security": security,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": ref("attestation-request")},
+                        "examples": {
+                            "shop": {
+                                "summary": "An online shop by its code",
+                                "value": {
+                                    "subject": {
+                                        "id_type": "uscc",
+                                        "id": "91320706MA1Y2N6Q47",
+                                        "name": "连云港示例网店有限公司",
+                                    }
+                                },
+                            }
+                        },
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(ref("attestation-response"), "The signed attestation."),
+                **{str(status): _problem(status) for status in (400, 408, 413, 415, 422, 429, 503)},
+                "401": _authenticated(401),
+                "403": _problem(403),
+            },
+        }
+    }
+    jwks = {
+        "get": {
+            "operationId": "signingKeys",
+            "summary": "The public keys attestations are signed with, current and retired (a JWK Set)",
+            "description": (
+                "Every signing key as a public JWK (`OKP`, `Ed25519`, `kid`, never a private part). Retired keys"
+                " stay listed so that what they signed keeps verifying. Cacheable for five minutes; a verifier that"
+                " meets an unknown `kid` fetches it again."
+            ),
+            "tags": ["operations"],
+            "responses": {
+                "200": {
+                    **_json(ref("jwks"), "The JWK Set."),
+                    "headers": {"Cache-Control": {"description": "How long to cache.", "schema": {"type": "string"}}},
+                }
+            },
+        }
+    }
     webhooks = {
         "post": {
             "operationId": "postEvent",
@@ -295,17 +360,22 @@ def build_openapi() -> dict[str, Any]:
         "tags": [
             {"name": "query", "description": "Marketplaces: API key (`Authorization: Bearer xyk_…`) with scopes."},
             {"name": "ingest", "description": "Sources: signed webhooks."},
-            {"name": "operations", "description": "Health, readiness and this document (no authentication)."},
+            {
+                "name": "operations",
+                "description": "Health, readiness, this document and the signing keys (no authentication).",
+            },
         ],
         "paths": {
             "/v1/screenings": screenings,
             "/v1/lists/changes": changes,
             "/v1/objections/{case_id}": case("objection", "getObjection", "objection"),
             "/v1/repairs/{case_id}": case("repair", "getRepair", "repair"),
+            "/v1/attestations": attestations,
             "/v1/webhooks/{source_id}": webhooks,
             "/healthz": health,
             "/readyz": ready,
             "/openapi.json": openapi,
+            "/.well-known/jwks.json": jwks,
         },
         "components": {
             "schemas": dict(sorted(components.items())),
@@ -314,7 +384,8 @@ def build_openapi() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": (
-                        "An API key from `xinyong-gateway keys add` (`xyk_…`); scopes `screen`, `changes`, `cases`."
+                        "An API key from `xinyong-gateway keys add` (`xyk_…`); scopes `screen`, `changes`, `cases`,"
+                        " `attest`."
                     ),
                 }
             },

@@ -24,6 +24,7 @@ __all__ = [
     "SCHEMA_INVALID",
     "SCOPE_MISSING",
     "SIGNATURE_INVALID",
+    "SIGNING_KEY_MISSING",
     "SOURCE_NOT_FOUND",
     "STORE_UNAVAILABLE",
     "TIMESTAMP_OUT_OF_TOLERANCE",
@@ -58,3 +59,5 @@ REQUEST_INVALID: Final = PROBLEM_BASE + "request-invalid"
 """422: a query body does not match its schema; ``errors`` holds JSON Pointers (``/subjects/3/id``)."""
 QUERY_INVALID: Final = PROBLEM_BASE + "query-parameter-invalid"
 """400: a query parameter (``after`` cursor, ``limit``) is malformed or out of range."""
+SIGNING_KEY_MISSING: Final = PROBLEM_BASE + "signing-key-missing"
+"""503: the gateway has no attestation signing key yet (the operator runs ``xinyong-gateway signing-keys rotate``)."""

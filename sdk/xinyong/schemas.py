@@ -9,10 +9,11 @@ the files are regenerated, never edited::
 Files: ``events/<type>.json`` for each event type, ``event.json`` (any event), ``subject.json``,
 ``requests/screening.json``, ``responses/webhook-ack.json``, ``responses/problem.json``,
 ``responses/screening.json``, ``responses/list-changes.json``, ``notifications/list-changed.json`` (the body a
-subscription's receiver gets), and ``openapi.json`` (the whole HTTP API, OpenAPI 3.1, :mod:`xinyong.openapi`; the
-gateway serves the same document at ``/openapi.json``). The generator owns every ``*.json`` under ``events/``,
-``notifications/``, ``requests/`` and ``responses/`` (stale ones are removed) and the top-level files it writes;
-other files in the directory are left alone.
+subscription's receiver gets), ``requests/attestation.json``, ``responses/attestation.json``,
+``attestation-claims.json`` (the payload of the signed token), ``responses/jwks.json``, and ``openapi.json`` (the
+whole HTTP API, OpenAPI 3.1, :mod:`xinyong.openapi`; the gateway serves the same document at ``/openapi.json``). The
+generator owns every ``*.json`` under ``events/``, ``notifications/``, ``requests/`` and ``responses/`` (stale ones
+are removed) and the top-level files it writes; other files in the directory are left alone.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from xinyong.attestations import Attestation, AttestationRequest, AttestationResponse, Jwks
 from xinyong.events import EVENT_ADAPTER, EVENT_TYPES
 from xinyong.notifications import ListChangedNotification
 from xinyong.openapi import build_openapi
@@ -70,6 +72,10 @@ def build_schemas() -> dict[str, dict[str, Any]]:
         ("responses/screening.json", ScreeningResponse.model_json_schema()),
         ("responses/list-changes.json", ListChangesPage.model_json_schema()),
         ("notifications/list-changed.json", ListChangedNotification.model_json_schema()),
+        ("requests/attestation.json", AttestationRequest.model_json_schema()),
+        ("responses/attestation.json", AttestationResponse.model_json_schema()),
+        ("responses/jwks.json", Jwks.model_json_schema()),
+        ("attestation-claims.json", Attestation.model_json_schema()),
     ]
     return {path: _document(path, schema) for path, schema in paths_and_schemas}
 

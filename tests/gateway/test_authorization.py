@@ -10,10 +10,12 @@ answers, on each backend:
 ``GET /v1/lists/changes``         ``Bearer`` challenge) · 403 ``scope-missing`` without the scope · 200 good
 ``GET /v1/objections/{id}``       (``cases``: 404 ``not-found`` to a good key for a case none of its sources
 ``GET /v1/repairs/{id}``          filed; ``test_cases_api.py`` has the rest)
+``POST /v1/attestations``
 ``POST /v1/webhooks/{source}``    400 ``malformed-webhook-headers`` whatever the ``Authorization``: evidence
                                   comes only with a source's signature (``test_signature_attacks.py``)
 ``GET /openapi.json``,            200 whatever the credentials: public, and a bad key is not an error there
-``/healthz``, ``/readyz``
+``/healthz``, ``/readyz``,
+``/.well-known/jwks.json``
 ================================  ==========================================================================
 
 No answer carries a secret, a key id or a hint of which keys exist (the 401 documents are equal but for their
@@ -155,6 +157,14 @@ ENDPOINTS = [
     Endpoint("changes", "GET", "/v1/lists/changes", "changes"),
     Endpoint("objection", "GET", "/v1/objections/obj-1", "cases", granted=(404, problems.NOT_FOUND)),
     Endpoint("repair", "GET", "/v1/repairs/rep-1", "cases", granted=(404, problems.NOT_FOUND)),
+    Endpoint(
+        "attestations",
+        "POST",
+        "/v1/attestations",
+        "attest",
+        {"subject": {"id_type": "uscc", "id": "91320706MA1Y2N6Q47"}},
+    ),
+    Endpoint("jwks", "GET", "/.well-known/jwks.json", None),
     Endpoint("webhooks", "POST", "/v1/webhooks/{source}", None, event("complaint.filed")),
     Endpoint("openapi", "GET", "/openapi.json", None),
     Endpoint("healthz", "GET", "/healthz", None),

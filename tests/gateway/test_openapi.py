@@ -1,5 +1,5 @@
 """The OpenAPI document, and the live API held to it: schemathesis and a garbage fuzzer against ``xinyong-gateway
-serve`` in a subprocess (SQLite, projector on, a few subjects on lists, an API key with both scopes).
+serve`` in a subprocess (SQLite, projector on, a few subjects on lists, an API key with every scope).
 
 The document served at ``/openapi.json`` is byte for byte ``schemas/openapi.json``, which an OpenAPI 3.1 validator
 accepts. Schemathesis generates requests for the query and operations endpoints from it (schema-valid ones, and
@@ -44,7 +44,8 @@ from tests.gateway.conftest import (
     admin,
     serving,
 )
-from xinyong import EventSender, ListChangesPage, ScreeningResponse
+from xinyong import EventSender, ListChangesPage, ScreeningResponse, verify_attestation
+from xinyong.attestations import AttestationResponse
 from xinyong.openapi import build_openapi
 from xinyong.schemas import OPENAPI_FILE, render
 
@@ -69,7 +70,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     (source,) = admin(url, ("sources", "add", "--kind", "marketplace", "--name", "fuzz"))
     (key,) = admin(
         url,
-        ("keys", "add", "--name", "fuzz", "--scopes", "screen,changes,cases", "--sources", source["source_id"]),
+        ("keys", "add", "--name", "fuzz", "--scopes", "screen,changes,cases,attest", "--sources", source["source_id"]),
     )
     log_path = folder / "gateway.log"
     with serving(url, log_path) as (port, _):
@@ -136,6 +137,12 @@ def test_the_live_answers_match_the_wire_models(live: Live) -> None:
     assert [r.list for r in results] == ["black", "watch", "none"]
     page = ListChangesPage.model_validate_json(request(live, "GET", "/v1/lists/changes?limit=10")[2])
     assert [change.subject.id_type for change in page.changes] == ["uscc", "ric"]
+    body = json.dumps({"subject": PERSON}).encode()
+    status, content_type, answer = request(live, "POST", "/v1/attestations", body, {"Content-Type": "application/json"})
+    assert (status, content_type) == (200, "application/json")
+    token = AttestationResponse.model_validate_json(answer).attestation
+    claims = verify_attestation(token, request(live, "GET", "/.well-known/jwks.json")[2])
+    assert (claims.list, claims.subject.id_type) == ("watch", "ric")
 
 
 # -- schemathesis ------------------------------------------------------------------------------------------

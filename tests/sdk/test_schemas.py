@@ -45,6 +45,10 @@ def test_every_event_type_has_a_schema_file() -> None:
         "responses/screening.json",
         "responses/list-changes.json",
         "notifications/list-changed.json",
+        "requests/attestation.json",
+        "responses/attestation.json",
+        "responses/jwks.json",
+        "attestation-claims.json",
     }
     assert set(build_schemas()) == expected
     assert set(build_files()) == expected | {OPENAPI_FILE}

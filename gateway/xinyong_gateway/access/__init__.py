@@ -3,6 +3,8 @@
     sources.py    sources (marketplaces, couriers, regulators) and their keys: issuing and rotating them, and the
                   in-memory registry of ready verifiers that ingest checks signatures with
     api_keys.py   API keys of the query side: issuing them (digest and sealed lookup secret) and their registry
+    signing_keys.py the gateway's attestation signing keys (Ed25519, sealed under the master key): making and
+                  rotating them, and the keyring that signs attestations and publishes the JWKS
     registry.py   the mechanism both registries share: reloads every few seconds, and at once for an unknown id
     ratelimit.py  token buckets, a guard against a runaway client
 
@@ -21,6 +23,13 @@ from xinyong_gateway.access.api_keys import (
 )
 from xinyong_gateway.access.ratelimit import TokenBucket
 from xinyong_gateway.access.registry import MISS_RELOAD_INTERVAL, Registry, refresh_every
+from xinyong_gateway.access.signing_keys import (
+    SigningKeyring,
+    ensure_signing_key,
+    jwk_of,
+    new_attestation_id,
+    rotate_signing_key,
+)
 from xinyong_gateway.access.sources import (
     OPERATOR_SOURCE_ID,
     ActiveSource,
@@ -40,13 +49,18 @@ __all__ = [
     "ApiKeyRegistry",
     "IssuedApiKey",
     "Registry",
+    "SigningKeyring",
     "SourceRegistry",
     "TokenBucket",
     "add_api_key",
     "add_source",
     "ensure_operator_source",
+    "ensure_signing_key",
+    "jwk_of",
+    "new_attestation_id",
     "new_source_id",
     "parse_api_key",
     "refresh_every",
+    "rotate_signing_key",
     "rotate_source",
 ]

@@ -14,13 +14,14 @@
                                [--subject T:ID] | show ID | decide ID --outcome upheld|rejected --note TEXT
     xinyong-gateway repairs apply uscc|ric ID --record REC --grounds TEXT | list | show ID
                             | decide ID --outcome granted|refused --note TEXT
-    xinyong-gateway keys add --name NAME --scopes screen,changes [--rate N] | list | revoke KEY_ID
+    xinyong-gateway keys add --name NAME --scopes screen,changes,attest [--rate N] | list | revoke KEY_ID
+    xinyong-gateway signing-keys rotate | list
     xinyong-gateway audit list [--limit N] [--action A] | verify [--anchor HASH]
     xinyong-gateway master-key
     xinyong-gateway --version
 
-Every operator action (a reveal, a policy adopted, a source or API key changed, an import) is recorded in the audit
-log as ``--actor`` / ``XINYONG_ACTOR`` / the OS user (``audit``).
+Every operator action (a reveal, a policy adopted, a source, API key or signing key changed, an import) is recorded in
+the audit log as ``--actor`` / ``XINYONG_ACTOR`` / the OS user (``audit``).
 
 One module per command group, each with its ``add_parser``; every command's parser names its handler
 (``set_defaults(handler=…)``, a :data:`~xinyong_gateway.cli._common.Handler`), which opens what it needs with
@@ -54,6 +55,7 @@ from xinyong_gateway.cli import (
     policy,
     project,
     serve,
+    signing_keys,
     sources,
     subjects,
 )
@@ -83,7 +85,20 @@ master key comes from $XINYONG_MASTER_KEY; on SQLite it may instead be the key f
 creates with a new database. --db and --json may also follow the command. Each command has --help.
 """
 
-_COMMANDS = (migrate, serve, project, import_, subjects, due_process, policy, sources, keys, audit, master_key)
+_COMMANDS = (
+    migrate,
+    serve,
+    project,
+    import_,
+    subjects,
+    due_process,
+    policy,
+    sources,
+    keys,
+    signing_keys,
+    audit,
+    master_key,
+)
 """The command modules, in the order ``--help`` lists them."""
 
 

@@ -250,14 +250,14 @@ def policy_option(parser: argparse.ArgumentParser, what: str = "credit policy") 
 
 
 class help_formatter(argparse.RawDescriptionHelpFormatter):  # noqa: N801 -- argparse's formatter_class is a callable
-    """Help laid out for 80 columns whatever the terminal, the help text of each command and option from column 16:
+    """Help laid out for 80 columns whatever the terminal, the help text of each command and option from column 18:
     a group's help lists each of its commands on one line (a test holds every command's one-line help to that)."""
 
     def __init__(self, prog: str) -> None:
-        super().__init__(prog, max_help_position=16, width=80)
+        super().__init__(prog, max_help_position=18, width=80)
         # argparse measures a group's commands as if indented like options, then indents them 2 more: without this,
-        # the longest name ("master-key") would be pushed onto a line of its own.
-        self._action_max_length = 14
+        # the longest name ("signing-keys") would be pushed onto a line of its own.
+        self._action_max_length = 16
 
 
 def add_command(

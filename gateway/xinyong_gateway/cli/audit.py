@@ -43,7 +43,7 @@ def add_parser(commands: Any) -> None:
     verify = add_command(
         actions,
         "verify",
-        "check the chain: exit 0 if intact, 1 naming the first bad entry",
+        "check the chain: exit 0 if intact, 1 naming the bad entry",
         "xinyong-gateway audit verify",
     )
     verify.description = (verify.description or "") + _VERIFY_DESCRIPTION

@@ -43,6 +43,7 @@ from xinyong_gateway.store.records import (
     PolicyText,
     ProjectionCommit,
     SchemaStatus,
+    SigningKeyRecord,
     SourceKey,
     SourceRecord,
     StatusChange,
@@ -56,6 +57,7 @@ __all__ = [
     "AUDIT_COLUMNS",
     "CASE_REF_UPSERT",
     "INBOX_COLUMNS",
+    "SIGNING_KEY_COLUMNS",
     "SOURCE_COLUMNS",
     "SOURCE_KEY_COLUMNS",
     "STATUS_CHANGE_COLUMNS",
@@ -103,6 +105,8 @@ CASE_REF_UPSERT = (
     " DO UPDATE SET published_at = coalesce(due_process_cases.published_at, excluded.published_at)"
 )
 """A :class:`CaseRef`'s row, with its four placeholders to fill: a case's first publication time is kept."""
+SIGNING_KEY_COLUMNS = "kid, algorithm, public_key, sealed_private_key, created_at, retired_at"
+"""A :class:`SigningKeyRecord`'s columns of ``signing_keys``, in its field order."""
 AUDIT_COLUMNS = "entry_id, at, actor, action, target, details, prev_hash, hash"
 """An :class:`AuditEntry`'s columns of ``audit_log``, in its field order."""
 
@@ -484,6 +488,17 @@ class Store(ABC):
     @abstractmethod
     async def revoke_api_key(self, key_id: str, *, now: Micros) -> ApiKeyRecord:
         """Mark a key revoked (a second revocation keeps the first time). Raises ``ApiKeyNotFoundError``."""
+
+    # -- attestation signing keys ------------------------------------------------------------------------
+    @abstractmethod
+    async def list_signing_keys(self) -> list[SigningKeyRecord]:
+        """Every signing key, retired ones included, oldest first."""
+
+    @abstractmethod
+    async def add_signing_key(self, record: SigningKeyRecord, *, first: bool = False) -> bool:
+        """Make ``record`` the current signing key, retiring the current one at ``record.created_at``, in one
+        transaction (rotations take turns: there is never more than one current key). With ``first``, only when
+        there is no key at all (``migrate``'s first key): False, and nothing stored, when there is one."""
 
     # -- the audit log -----------------------------------------------------------------------------------
     @abstractmethod

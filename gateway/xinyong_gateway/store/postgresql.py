@@ -45,7 +45,7 @@ from xinyong_gateway.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from xinyong_gateway.store import postgresql_audit
+from xinyong_gateway.store import postgresql_audit, postgresql_signing_keys
 from xinyong_gateway.store.base import (
     API_KEY_COLUMNS,
     CASE_REF_UPSERT,
@@ -103,6 +103,7 @@ from xinyong_gateway.store.records import (
     PolicyText,
     ProjectionCommit,
     SchemaStatus,
+    SigningKeyRecord,
     SourceRecord,
     StatusChange,
     StoredEvent,
@@ -664,6 +665,14 @@ class PostgresStore(Store):
         if row is None:
             raise ApiKeyNotFoundError(f"No API key with id {key_id!r}.")
         return api_key_record(tuple(row))
+
+    # -- attestation signing keys (store/postgresql_signing_keys.py) ------------------------------------
+    async def list_signing_keys(self) -> list[SigningKeyRecord]:
+        return await self._read(postgresql_signing_keys.list_all)
+
+    async def add_signing_key(self, record: SigningKeyRecord, *, first: bool = False) -> bool:
+        async with self._transaction() as conn:
+            return await postgresql_signing_keys.add(conn, record, first)
 
     # -- the audit log (store/postgresql_audit.py) ------------------------------------------------------
     async def append_audit(self, draft: AuditDraft, chain: AuditChain) -> AuditEntry:

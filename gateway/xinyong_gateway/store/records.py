@@ -38,6 +38,7 @@ __all__ = [
     "PolicyText",
     "ProjectionCommit",
     "SchemaStatus",
+    "SigningKeyRecord",
     "SourceKey",
     "SourceRecord",
     "StatusChange",
@@ -51,9 +52,11 @@ __all__ = [
 ]
 
 KeyScheme = Literal["v1", "v1a"]
-ApiScope = Literal["screen", "changes", "cases"]
-API_SCOPES: tuple[ApiScope, ...] = ("screen", "changes", "cases")
-"""What an API key may be allowed: ``screen`` (``POST /v1/screenings``), ``changes`` (``GET /v1/lists/changes``)."""
+ApiScope = Literal["screen", "changes", "cases", "attest"]
+API_SCOPES: tuple[ApiScope, ...] = ("screen", "changes", "cases", "attest")
+"""What an API key may be allowed: ``screen`` (``POST /v1/screenings``), ``changes`` (``GET /v1/lists/changes``),
+``cases`` (``GET /v1/objections/{id}``, ``GET /v1/repairs/{id}``: the key's own sources' filings), ``attest``
+(``POST /v1/attestations``)."""
 
 PARTITIONS = 16
 """Subjects are split into this many projection partitions by their key's first hex digit. Each partition has
@@ -246,6 +249,26 @@ class ApiKeyRecord:
     @property
     def status(self) -> Literal["active", "revoked"]:
         return "active" if self.revoked_at is None else "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeyRecord:
+    """An attestation signing key as stored: its public half, and its private half only sealed under the master key
+    (``MasterKey.seal_signing_key``, bound to the ``kid``)."""
+
+    kid: str
+    algorithm: str
+    """``EdDSA`` (Ed25519), the JWS ``alg`` it signs with."""
+    public_key: bytes
+    """The raw 32-byte Ed25519 public key."""
+    sealed_private_key: bytes
+    created_at: Micros
+    retired_at: Micros | None
+    """When a rotation replaced it (None for the current key, the one that signs)."""
+
+    @property
+    def status(self) -> Literal["current", "retired"]:
+        return "current" if self.retired_at is None else "retired"
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from xinyong_gateway.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from xinyong_gateway.store import sqlite_audit
+from xinyong_gateway.store import sqlite_audit, sqlite_signing_keys
 from xinyong_gateway.store.base import (
     API_KEY_COLUMNS,
     CASE_REF_UPSERT,
@@ -75,6 +75,7 @@ from xinyong_gateway.store.records import (
     PolicyText,
     ProjectionCommit,
     SchemaStatus,
+    SigningKeyRecord,
     SourceRecord,
     StatusChange,
     StoredEvent,
@@ -647,6 +648,13 @@ class SqliteStore(Store):
             return api_key_record(row)
 
         return await self._submit(revoke, write=True)
+
+    # -- attestation signing keys (store/sqlite_signing_keys.py) ----------------------------------------
+    async def list_signing_keys(self) -> list[SigningKeyRecord]:
+        return await self._submit(sqlite_signing_keys.list_all)
+
+    async def add_signing_key(self, record: SigningKeyRecord, *, first: bool = False) -> bool:
+        return await self._submit(lambda conn: sqlite_signing_keys.add(conn, record, first), write=True)
 
     # -- the audit log (store/sqlite_audit.py) ----------------------------------------------------------
     async def append_audit(self, draft: AuditDraft, chain: AuditChain) -> AuditEntry:

@@ -7,6 +7,7 @@ problems.py     ``application/problem+json`` answers (ProblemError) and the stat
 body.py         reading a body within its size and time limits; JSON content types
 ingest.py       POST /v1/webhooks/{source_id}: the checks in contract order, then the durable append
 query.py        POST /v1/screenings and GET /v1/lists/changes
+attestations.py POST /v1/attestations (a signed status) and GET /.well-known/jwks.json (the signing keys)
 auth.py         API key authentication, scopes and the per-key rate
 turn_batch.py   the work of one event-loop turn done together (ingest checks, screenings, access lines)
 startup.py      what ``serve`` checks before it starts anything: its port (bound and held), the database, key, policy

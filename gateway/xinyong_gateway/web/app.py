@@ -3,11 +3,15 @@
 The resources are opened and closed in one ``cleanup_ctx``: the master key, the store (checked against the key), the
 source registry and the API key registry (``access``), the policy in force (``credit.in_force``), a task refreshing
 each of those three, and the projector unless ``settings.projector`` is off. Typed app state uses ``web.AppKey``
-(``STORE``, ``MASTER_KEY``, ``REGISTRY``, ``API_KEYS``). Routes:
+(``STORE``, ``MASTER_KEY``, ``REGISTRY``, ``API_KEYS``,
+``SIGNING_KEYS``). Routes:
 
 - ``POST /v1/webhooks/{source_id}``  signed event ingest (``web.ingest``)
 - ``POST /v1/screenings``            screen 1 to 1000 subjects (API key, scope ``screen``; ``web.query``)
 - ``GET /v1/lists/changes``          the change feed (API key, scope ``changes``; ``web.query``)
+- ``POST /v1/attestations``          a signed attestation of one subject's status (API key, scope ``attest``;
+                                     ``web.attestations``)
+- ``GET /.well-known/jwks.json``     the attestation signing keys, current and retired (``web.attestations``)
 - ``GET /openapi.json``              the OpenAPI 3.1 document (``xinyong.openapi``, as in ``schemas/openapi.json``)
 - ``GET /healthz``                   the process is alive
 - ``GET /readyz``                    the store is reachable and every migration is applied
@@ -30,7 +34,7 @@ from aiohttp import HttpVersion11, hdrs, web
 from xinyong import problems
 from xinyong.openapi import build_openapi
 from xinyong.schemas import render
-from xinyong_gateway.access import ApiKeyRegistry, SourceRegistry, refresh_every
+from xinyong_gateway.access import ApiKeyRegistry, SigningKeyring, SourceRegistry, refresh_every
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.credit.policy import policy_from
 from xinyong_gateway.credit.projector import Projector
@@ -38,17 +42,28 @@ from xinyong_gateway.crypto import MasterKey, master_key_of
 from xinyong_gateway.errors import StoreError, StoreUnavailableError
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import Store, open_store
+from xinyong_gateway.web.attestations import AttestationHandler
 from xinyong_gateway.web.ingest import IngestHandler
 from xinyong_gateway.web.middleware import answered
 from xinyong_gateway.web.problems import ProblemError
 from xinyong_gateway.web.query import QueryHandler
 
-__all__ = ["API_KEYS", "GC_FIRST_GENERATION_THRESHOLD", "MASTER_KEY", "REGISTRY", "STORE", "create_app", "settle_heap"]
+__all__ = [
+    "API_KEYS",
+    "GC_FIRST_GENERATION_THRESHOLD",
+    "MASTER_KEY",
+    "REGISTRY",
+    "SIGNING_KEYS",
+    "STORE",
+    "create_app",
+    "settle_heap",
+]
 
 STORE = web.AppKey("store", Store)
 MASTER_KEY = web.AppKey("master_key", MasterKey)
 REGISTRY = web.AppKey("registry", SourceRegistry)
 API_KEYS = web.AppKey("api_keys", ApiKeyRegistry)
+SIGNING_KEYS = web.AppKey("signing_keys", SigningKeyring)
 
 _log = structlog.get_logger("xinyong_gateway.app")
 
@@ -58,6 +73,7 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
     app = web.Application(client_max_size=settings.body_limit)  # the middleware wraps each route (``answered``)
     ingest = IngestHandler(body_limit=settings.body_limit, body_timeout=settings.body_timeout, clock=clock)
     query = QueryHandler(body_timeout=settings.body_timeout, clock=clock)
+    attestations = AttestationHandler(query, issuer=settings.issuer, body_timeout=settings.body_timeout, clock=clock)
     configured_policy = policy_from(settings.policy_file)  # a bad policy file fails here, before serving
     openapi_document = render(build_openapi()).encode()
 
@@ -85,18 +101,28 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             await api_keys.refresh()
             policies = PolicyInForce(store, configured_policy)
             await policies.refresh()
+            keyring = SigningKeyring(store, master)
+            await keyring.refresh()
             app[STORE] = store
             app[MASTER_KEY] = master
             app[REGISTRY] = registry
             app[API_KEYS] = api_keys
+            app[SIGNING_KEYS] = keyring
             ingest.attach(store, master, registry)
             query.attach(store, master, api_keys, policies)
+            attestations.attach(api_keys, keyring)
             tasks = [
                 asyncio.create_task(registry.run(), name="xinyong-source-refresh"),
                 asyncio.create_task(api_keys.run(), name="xinyong-api-key-refresh"),
                 asyncio.create_task(
                     refresh_every(settings.api_key_refresh_interval, policies.refresh, _log, "policy.refresh_failed"),
                     name="xinyong-policy-refresh",
+                ),
+                asyncio.create_task(
+                    refresh_every(
+                        settings.api_key_refresh_interval, keyring.refresh, _log, "signing_keys.refresh_failed"
+                    ),
+                    name="xinyong-signing-key-refresh",
                 ),
             ]
             if settings.projector:
@@ -126,6 +152,8 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
         (hdrs.METH_GET, "/v1/lists/changes", query.changes),
         (hdrs.METH_GET, "/v1/objections/{case_id}", query.objection),
         (hdrs.METH_GET, "/v1/repairs/{case_id}", query.repair),
+        (hdrs.METH_POST, "/v1/attestations", attestations.attest),
+        (hdrs.METH_GET, "/.well-known/jwks.json", attestations.jwks),
         (hdrs.METH_GET, "/openapi.json", openapi),
         (hdrs.METH_GET, "/healthz", healthz),
         (hdrs.METH_GET, "/readyz", readyz),

@@ -38,6 +38,7 @@ _CATALOGUE: dict[str, tuple[int, str]] = {
     problems.SCOPE_MISSING: (403, "API key lacks the scope"),
     problems.REQUEST_INVALID: (422, "Request does not match its schema"),
     problems.QUERY_INVALID: (400, "Invalid query parameter"),
+    problems.SIGNING_KEY_MISSING: (503, "No signing key"),
 }
 
 _GENERIC_TITLES = {405: "Method not allowed", 400: "Bad request", 413: "Body too large"}

@@ -166,6 +166,15 @@ class QueryHandler:
             except Exception as exc:
                 screening.future.set_exception(exc)
 
+    async def status_of(self, subject: Subject, now: datetime) -> dict[str, Any]:
+        """One subject's status document at ``now``, as a screening answers it (``POST /v1/attestations`` signs it)."""
+        key = self._master.subject_key(subject.id_type, subject.id)
+        rows = await self._store.load_subjects([key])
+        document: dict[str, Any] = json.loads(
+            self._status_json(rows.get(key), subject, now, int(now.timestamp() * 1_000_000), _iso(now))
+        )
+        return document
+
     def _status_json(self, row: SubjectRow | None, subject: Subject, now: datetime, now_us: int, as_of: str) -> str:
         if row is None:
             # Never reported: the id (validated, so only digits and capitals) and the policy version in a template.

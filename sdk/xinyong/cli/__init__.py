@@ -12,6 +12,8 @@ summaries) is in ``_common``:
     a sender's bulk upload of NDJSON events: signed, retried, deduplicated by webhook id, rejects to a file.
 ``xinyong mirror sync|status FILE``
     keep a list mirror (``xinyong.ListMirror``) that answers without the gateway.
+``xinyong attest verify FILE --jwks URL|FILE``
+    check a signed attestation of a subject's status offline (``xinyong.verify_attestation``).
 
 Output meant for programs is one JSON object; on a terminal it is short prose; progress goes to stderr on a
 terminal only. Secrets never come from the command line. Errors are one sentence on stderr and a non-zero exit
@@ -32,7 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from xinyong import __version__
 from xinyong.errors import XinyongError
 
-from . import keygen, mirror, screen, send
+from . import attest, keygen, mirror, screen, send
 from ._common import EXIT_CANNOT_RUN, EXIT_INTERRUPTED, EXIT_OK, PARSER_OPTIONS, CliError
 
 __all__ = ["main"]
@@ -43,6 +45,7 @@ examples:
   $ xinyong screen merchants.csv --out results.csv                              (XINYONG_URL, XINYONG_API_KEY)
   $ xinyong send deliveries.ndjson --source src_... --key-file courier-key.json
   $ xinyong mirror sync lists.db --follow                                       (XINYONG_LOOKUP_SECRET too)
+  $ xinyong attest verify check.jws --jwks https://credit.example.gov.cn/.well-known/jwks.json
 
 Each command has --help with more, e.g. `xinyong screen --help`.
 """
@@ -58,7 +61,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="also log the SDK's retries on stderr")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
-    for command in (keygen, screen, send, mirror):
+    for command in (keygen, screen, send, mirror, attest):
         command.add_parser(commands)
     _add_to_every_command(commands)
     return parser
