@@ -23,10 +23,10 @@ from xinyong.events import EVENT_TYPES, error_pointers
 from xinyong.subjects import Subject
 from xinyong_gateway.access import OPERATOR_SOURCE_ID
 from xinyong_gateway.cli._common import CliError, Output, Resources, add_command, open_resources, plural
-from xinyong_gateway.credit.engine import CreditFile
 from xinyong_gateway.credit.in_force import PolicyInForce
+from xinyong_gateway.credit.operations import stored_cases
 from xinyong_gateway.credit.policy import Policy, policy_from
-from xinyong_gateway.credit.report import case_document, case_line
+from xinyong_gateway.credit.report import case_line
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import AppendStatus, InboxEntry, partition_mask, to_micros
 
@@ -233,29 +233,8 @@ async def _cases(
     opened: Resources, kind: Kind, policy: Policy, case_id: str | None = None, subject: Subject | None = None
 ) -> list[dict[str, Any]]:
     """The cases of ``kind`` (one id, or all) as the subjects' files hold them now, with states and deadlines."""
-    refs = await opened.store.case_refs(kind, case_id)
-    if subject is not None:
-        key = opened.master.subject_key(subject.id_type, subject.id)
-        refs = [ref for ref in refs if ref.subject_key == key]
-    rows = await opened.store.load_subjects(sorted({ref.subject_key for ref in refs}))
-    now = datetime.now(UTC)
-    found = []
-    for ref in refs:
-        row = rows.get(ref.subject_key)
-        if row is None or not row.state:
-            continue
-        credit_file = CreditFile.from_json(row.state)
-        cases = credit_file.objections if kind == "objection" else credit_file.repairs
-        if ref.case_id not in cases:
-            continue  # left the file after the policy's horizon
-        view = (
-            credit_file.objection(ref.case_id, policy, now)
-            if kind == "objection"
-            else credit_file.repair(ref.case_id, policy)
-        )
-        shown = {"subject": f"{row.id_type} {row.display_id}"}
-        found.append(shown | case_document(view) | {"subject_key": ref.subject_key})
-    return found
+    key = opened.master.subject_key(subject.id_type, subject.id) if subject is not None else None
+    return await stored_cases(opened.store, kind, policy, datetime.now(UTC), case_id, key)
 
 
 def _line(case: dict[str, Any]) -> str:

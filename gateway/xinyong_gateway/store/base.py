@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
 from xinyong_gateway.errors import PolicyVersionError, ProjectionConflictError, SchemaNotReadyError, StoreError
+from xinyong_gateway.store.group_commit import CommitObserver, GroupCommit
 from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     AUDIT_GENESIS,
@@ -38,9 +39,11 @@ from xinyong_gateway.store.records import (
     Micros,
     Migration,
     NewSourceKey,
+    OperationsState,
     PartitionState,
     PolicyAdoption,
     PolicyText,
+    PoolUsage,
     ProjectionCommit,
     SchemaStatus,
     SourceKey,
@@ -55,6 +58,7 @@ __all__ = [
     "API_KEY_COLUMNS",
     "AUDIT_COLUMNS",
     "INBOX_COLUMNS",
+    "LAST_EVENTS_WINDOW",
     "SOURCE_COLUMNS",
     "SOURCE_KEY_COLUMNS",
     "STATUS_CHANGE_COLUMNS",
@@ -293,9 +297,16 @@ class AllPartitions(PartitionClaims):
         return None
 
 
+LAST_EVENTS_WINDOW = 1_000_000
+"""Inbox rows, counted back from the last, that ``Store.last_events`` looks through."""
+
+
 class Store(ABC):
     """Durable storage of the gateway. Open it with ``async with``; every method is safe to await
     concurrently from the event loop that opened it."""
+
+    _group: GroupCommit
+    """The group commit every backend's ``append`` goes through."""
 
     @property
     @abstractmethod
@@ -492,3 +503,21 @@ class Store(ABC):
     @abstractmethod
     async def audit_head(self) -> AuditHead | None:
         """The audit log's head record (None before the first entry)."""
+
+    # -- operations (store/sqlite_stats.py, store/postgresql_stats.py) ------------------------------------
+    @abstractmethod
+    async def operations_state(self) -> OperationsState:
+        """What an operator watches (projector positions and lag, feed head, files per list, active sources), read
+        without holding up appends."""
+
+    @abstractmethod
+    async def last_events(self, window: int = LAST_EVENTS_WINDOW) -> dict[str, Micros]:
+        """When the last event from each kind of source was received, among the last ``window`` inbox rows."""
+
+    @abstractmethod
+    def pool_usage(self) -> PoolUsage:
+        """This process's database connections now (no I/O)."""
+
+    def observe_commits(self, observer: CommitObserver | None) -> None:
+        """Tell ``observer`` the size and commit time of every group commit of ``append`` from now on."""
+        self._group.observer = observer

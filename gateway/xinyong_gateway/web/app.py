@@ -12,6 +12,10 @@ each of those three, and the projector unless ``settings.projector`` is off. Typ
 - ``GET /healthz``                   the process is alive
 - ``GET /readyz``                    the store is reachable and every migration is applied
 
+With ``settings.metrics_port`` set, the routes are measured (``xinyong_gateway.metrics``: latency per route, ingest and
+API-key requests by outcome, group commits, the store's pool) and ``GET /metrics`` is served on a listener of its own
+(``web.metrics``), never on this application's port.
+
 Any other method on these paths is a 405 problem, any other path a 404 problem, through routes of the application's
 own (``expect_continue`` explains why).
 """
@@ -21,11 +25,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import structlog
 from aiohttp import HttpVersion11, hdrs, web
+from aiohttp.typedefs import Handler
 
 from xinyong import problems
 from xinyong.openapi import build_openapi
@@ -36,9 +42,11 @@ from xinyong_gateway.credit.policy import policy_from
 from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.crypto import MasterKey, master_key_of
 from xinyong_gateway.errors import StoreError, StoreUnavailableError
+from xinyong_gateway.metrics import GatewayMetrics
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import Store, open_store
 from xinyong_gateway.web.ingest import IngestHandler
+from xinyong_gateway.web.metrics import MetricsEndpoint, counted, ingest_outcome, sample_pool
 from xinyong_gateway.web.middleware import answered
 from xinyong_gateway.web.problems import ProblemError
 from xinyong_gateway.web.query import QueryHandler
@@ -53,9 +61,21 @@ API_KEYS = web.AppKey("api_keys", ApiKeyRegistry)
 _log = structlog.get_logger("xinyong_gateway.app")
 
 
-def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.time) -> web.Application:
-    """The gateway application; opening it resolves the master key and opens the store."""
+def create_app(
+    settings: GatewaySettings,
+    *,
+    clock: Callable[[], float] = time.time,
+    serve_metrics: bool = True,
+    metrics_sockets: Sequence[socket.socket] | None = None,
+) -> web.Application:
+    """The gateway application; opening it resolves the master key and opens the store.
+
+    With ``settings.metrics_port`` set, its routes are measured and, when ``serve_metrics`` (``serve --workers``: worker
+    1 only), ``/metrics`` is served on ``metrics_sockets`` (bound by ``serve``) or on the configured host and port."""
     app = web.Application(client_max_size=settings.body_limit)  # the middleware wraps each route (``answered``)
+    from xinyong_gateway import __version__  # the package imports this module first
+
+    metrics = GatewayMetrics(__version__) if settings.metrics_port is not None else None
     ingest = IngestHandler(body_limit=settings.body_limit, body_timeout=settings.body_timeout, clock=clock)
     query = QueryHandler(body_timeout=settings.body_timeout, clock=clock)
     configured_policy = policy_from(settings.policy_file)  # a bad policy file fails here, before serving
@@ -102,7 +122,15 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             if settings.projector:
                 projector = Projector(store, master, configured_policy, claims=store.claim_partitions(), clock=clock)
                 tasks.append(asyncio.create_task(projector.run(), name="xinyong-projector"))
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                if metrics is not None:
+                    store.observe_commits(metrics.group_commit)
+                    tasks.append(asyncio.create_task(sample_pool(metrics, store), name="xinyong-pool-sample"))
+                    if serve_metrics:
+                        endpoint = MetricsEndpoint(metrics, store, policies, clock=clock)
+                        port = settings.metrics_port or 0
+                        await stack.enter_async_context(endpoint.serving(settings.metrics_host, port, metrics_sockets))
+                yield
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -120,21 +148,35 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
     # routes of ours rather than aiohttp's system routes, whose Expect handling cannot be replaced: a 405 or 404
     # problem, never a 500.
     router = app.router
+    ingest_handler: Handler = ingest.handle
+    screen: Handler = query.screen
+    changes: Handler = query.changes
+    if metrics is not None:  # counted inside the middleware, which turns what they raise into answers
+
+        def source_kind(request: web.Request) -> str:
+            source = request.app[REGISTRY].get(request.match_info["source_id"])
+            return source.kind if source is not None else "unknown"
+
+        ingest_handler = counted(ingest_handler, metrics.ingest, source_kind, ingest_outcome)
+        screen = counted(screen, metrics.api_key, lambda _: "screen", lambda _: "ok")
+        changes = counted(changes, metrics.api_key, lambda _: "changes", lambda _: "ok")
     for method, path, handler in (
-        (hdrs.METH_POST, "/v1/webhooks/{source_id}", ingest.handle),
-        (hdrs.METH_POST, "/v1/screenings", query.screen),
-        (hdrs.METH_GET, "/v1/lists/changes", query.changes),
+        (hdrs.METH_POST, "/v1/webhooks/{source_id}", ingest_handler),
+        (hdrs.METH_POST, "/v1/screenings", screen),
+        (hdrs.METH_GET, "/v1/lists/changes", changes),
         (hdrs.METH_GET, "/openapi.json", openapi),
         (hdrs.METH_GET, "/healthz", healthz),
         (hdrs.METH_GET, "/readyz", readyz),
     ):
         methods = [method, hdrs.METH_HEAD] if method == hdrs.METH_GET else [method]
         resource = router.add_resource(path)
+        observe = metrics.route_latency(path) if metrics is not None else None
         for allowed in methods:
-            resource.add_route(allowed, answered(handler), expect_handler=expect_continue)
-        refuse = answered(_method_not_allowed(sorted(methods)))
+            resource.add_route(allowed, answered(handler, observe), expect_handler=expect_continue)
+        refuse = answered(_method_not_allowed(sorted(methods)), observe)
         resource.add_route(hdrs.METH_ANY, refuse, expect_handler=expect_continue)
-    router.add_route(hdrs.METH_ANY, "/{path:.*}", answered(not_found), expect_handler=expect_continue)
+    other = metrics.route_latency("other") if metrics is not None else None
+    router.add_route(hdrs.METH_ANY, "/{path:.*}", answered(not_found, other), expect_handler=expect_continue)
     return app
 
 
