@@ -18,7 +18,6 @@ from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.credit.operations import operations_report
 from xinyong_gateway.credit.policy import policy_from
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.store import LAST_EVENTS_WINDOW
 
 __all__ = ["add_parser"]
 

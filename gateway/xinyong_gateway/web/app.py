@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 import structlog
 from aiohttp import HttpVersion11, hdrs, web
-from aiohttp.typedefs import Handler
 
 from xinyong import problems
 from xinyong.openapi import build_openapi
@@ -46,8 +47,8 @@ from xinyong_gateway.metrics import GatewayMetrics
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import Store, open_store
 from xinyong_gateway.web.ingest import IngestHandler
-from xinyong_gateway.web.metrics import MetricsEndpoint, counted, ingest_outcome, sample_pool
-from xinyong_gateway.web.middleware import answered
+from xinyong_gateway.web.metrics import MetricsEndpoint, route_measure, sample_pool
+from xinyong_gateway.web.middleware import Measure, answered
 from xinyong_gateway.web.problems import ProblemError
 from xinyong_gateway.web.query import QueryHandler
 
@@ -148,34 +149,34 @@ def create_app(
     # routes of ours rather than aiohttp's system routes, whose Expect handling cannot be replaced: a 405 or 404
     # problem, never a 500.
     router = app.router
-    ingest_handler: Handler = ingest.handle
-    screen: Handler = query.screen
-    changes: Handler = query.changes
-    if metrics is not None:  # counted inside the middleware, which turns what they raise into answers
+    measures: dict[str, Measure] = {}
+    if metrics is not None:
 
-        def source_kind(request: web.Request) -> str:
-            source = request.app[REGISTRY].get(request.match_info["source_id"])
+        def source_kind(request: web.Request, facts: dict[str, Any]) -> str:
+            source = request.app[REGISTRY].get(facts.get("source_id", ""))
             return source.kind if source is not None else "unknown"
 
-        ingest_handler = counted(ingest_handler, metrics.ingest, source_kind, ingest_outcome)
-        screen = counted(screen, metrics.api_key, lambda _: "screen", lambda _: "ok")
-        changes = counted(changes, metrics.api_key, lambda _: "changes", lambda _: "ok")
+        measures["/v1/webhooks/{source_id}"] = route_measure(
+            metrics, "/v1/webhooks/{source_id}", metrics.ingest, source_kind
+        )
+        for route, scope in (("/v1/screenings", "screen"), ("/v1/lists/changes", "changes")):
+            measures[route] = route_measure(metrics, route, metrics.api_key, functools.partial(_constant, scope))
     for method, path, handler in (
-        (hdrs.METH_POST, "/v1/webhooks/{source_id}", ingest_handler),
-        (hdrs.METH_POST, "/v1/screenings", screen),
-        (hdrs.METH_GET, "/v1/lists/changes", changes),
+        (hdrs.METH_POST, "/v1/webhooks/{source_id}", ingest.handle),
+        (hdrs.METH_POST, "/v1/screenings", query.screen),
+        (hdrs.METH_GET, "/v1/lists/changes", query.changes),
         (hdrs.METH_GET, "/openapi.json", openapi),
         (hdrs.METH_GET, "/healthz", healthz),
         (hdrs.METH_GET, "/readyz", readyz),
     ):
         methods = [method, hdrs.METH_HEAD] if method == hdrs.METH_GET else [method]
         resource = router.add_resource(path)
-        observe = metrics.route_latency(path) if metrics is not None else None
+        measure = measures.get(path) or (route_measure(metrics, path) if metrics is not None else None)
         for allowed in methods:
-            resource.add_route(allowed, answered(handler, observe), expect_handler=expect_continue)
-        refuse = answered(_method_not_allowed(sorted(methods)), observe)
+            resource.add_route(allowed, answered(handler, measure), expect_handler=expect_continue)
+        refuse = answered(_method_not_allowed(sorted(methods)), measure)
         resource.add_route(hdrs.METH_ANY, refuse, expect_handler=expect_continue)
-    other = metrics.route_latency("other") if metrics is not None else None
+    other = route_measure(metrics, "other") if metrics is not None else None
     router.add_route(hdrs.METH_ANY, "/{path:.*}", answered(not_found, other), expect_handler=expect_continue)
     return app
 
@@ -201,6 +202,10 @@ def settle_heap(app: web.Application) -> web.Application:
 
     app.on_startup.append(settle)  # after the resources' cleanup context has started (aiohttp runs it first)
     return app
+
+
+def _constant(value: str, *_: object) -> str:
+    return value
 
 
 async def expect_continue(request: web.Request) -> None:

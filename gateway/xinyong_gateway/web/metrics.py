@@ -11,16 +11,16 @@ That read costs a few index lookups plus a pass over ``subjects`` and over the c
 made at most once per :data:`STATE_INTERVAL` seconds and shared by the scrapes in between. Each process samples its
 store's connection pool every :data:`POOL_INTERVAL` seconds.
 
-The routes count (:func:`counted`) around the handler, inside the middleware: ingest by source kind and outcome, the
-query side by scope and outcome. The outcome of a failed request is its problem type's name; label values come from
-fixed sets only (a source id or a key id is never one).
+The middleware tells each route's :func:`route_measure` of every answered request: its latency, and for ingest its count
+by source kind and outcome, for the query side by scope and outcome. The outcome is the one on the log line (a failed
+request's is its problem type's name), so the counts and the log agree; label values come from fixed sets only (a
+source id or a key id is never one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
@@ -28,21 +28,18 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from xinyong import problems
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.credit.operations import OperationsReport, operations_report
-from xinyong_gateway.errors import StoreError, StoreUnavailableError
-from xinyong_gateway.metrics import STATE_FAMILIES, GatewayMetrics, LabelledChildren, outcome_label, scrape_registry
+from xinyong_gateway.errors import StoreError
+from xinyong_gateway.metrics import STATE_FAMILIES, GatewayMetrics, LabelledChildren, scrape_registry
 from xinyong_gateway.store import Store
-from xinyong_gateway.web.middleware import LOG_FACTS
-from xinyong_gateway.web.problems import ProblemError
+from xinyong_gateway.web.middleware import Measure
 
-__all__ = ["POOL_INTERVAL", "STATE_INTERVAL", "MetricsEndpoint", "counted", "sample_pool", "state_families"]
+__all__ = ["POOL_INTERVAL", "STATE_INTERVAL", "MetricsEndpoint", "route_measure", "sample_pool", "state_families"]
 
 STATE_INTERVAL = 10.0
 """Seconds a read of the database state serves scrapes before the next scrape reads it again."""
@@ -52,44 +49,29 @@ POOL_INTERVAL = 1.0
 _log = structlog.get_logger("xinyong_gateway.metrics")
 
 
-@functools.cache
-def _label(outcome: str) -> str:
-    return outcome_label(outcome) if ":" in outcome else outcome
+def route_measure(
+    metrics: GatewayMetrics,
+    route: str,
+    outcomes: LabelledChildren | None = None,
+    first: Callable[[web.Request, dict[str, Any]], str] | None = None,
+) -> Measure:
+    """What the middleware tells of each request of ``route``: its latency, and with ``outcomes``, a count under
+    ``(first(request, facts), outcome)``. The outcome is the log line's: ``accepted`` or ``duplicate`` (ingest),
+    ``client_disconnected``, the problem type's name, or ``ok``."""
+    observe = metrics.route_latency(route)
+    if outcomes is None:
 
+        def timed(request: web.Request, elapsed: float, facts: dict[str, Any]) -> None:
+            observe(elapsed)
 
-def counted(
-    handler: Handler, children: LabelledChildren, first: Callable[[web.Request], str], ok: Callable[[web.Request], str]
-) -> Handler:
-    """``handler``, counting each request in ``children(first(request), outcome)``: ``ok(request)`` when it answers,
-    else the name of the problem it raised (the middleware, outside, turns it into the answer)."""
+        return timed
+    label = first or (lambda request, facts: "")
 
-    async def handle(request: web.Request) -> web.StreamResponse:
-        outcome = problems.INTERNAL
-        try:
-            response = await handler(request)
-            outcome = ok(request)
-            return response
-        except ProblemError as exc:
-            outcome = exc.type
-            raise
-        except StoreUnavailableError:
-            outcome = problems.STORE_UNAVAILABLE
-            raise
-        except ConnectionResetError:
-            outcome = "client-disconnected"
-            raise
-        except web.HTTPException as exc:
-            outcome = f"http-{exc.status}"
-            raise
-        finally:
-            children(first(request), _label(outcome)).inc()
+    def counted(request: web.Request, elapsed: float, facts: dict[str, Any]) -> None:
+        observe(elapsed)
+        outcomes(label(request, facts), facts.get("outcome") or facts.get("problem") or "ok").inc()
 
-    return handle
-
-
-def ingest_outcome(request: web.Request) -> str:
-    """``accepted`` or ``duplicate`` (what the ingest handler put on the log line)."""
-    return str(request[LOG_FACTS].get("outcome", "ok"))
+    return counted
 
 
 def state_families(report: OperationsReport, read_seconds: float) -> list[Metric]:
@@ -180,7 +162,7 @@ class MetricsEndpoint:
         state = CollectorRegistry(auto_describe=False)
         state.register(self._state)
         body = instruments + generate_latest(state)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     def app(self) -> web.Application:
         app = web.Application()

@@ -34,7 +34,7 @@ from xinyong_gateway.logs import info_lines
 from xinyong_gateway.web.problems import ProblemError, problem_for_status
 from xinyong_gateway.web.turn_batch import TurnBatch
 
-__all__ = ["LOG_FACTS", "answered", "request_id_of", "request_middleware"]
+__all__ = ["LOG_FACTS", "Measure", "answered", "request_id_of", "request_middleware"]
 
 LOG_FACTS = web.RequestKey("log_facts", dict[str, Any])
 """Facts a handler adds to the request's canonical log line (source, webhook id, event type, outcome)."""
@@ -54,7 +54,11 @@ def request_id_of(request: web.Request) -> str:
     return f"{_prefix}-{next(_counter):x}"
 
 
-def answered(handler: Handler, observe: Callable[[float], None] | None = None) -> Handler:
+Measure = Callable[[web.Request, float, dict[str, Any]], None]
+"""Told of each answered request: the request, its latency in seconds and its log line's facts (``web.metrics``)."""
+
+
+def answered(handler: Handler, measure: Measure | None = None) -> Handler:
     """``handler`` behind :func:`request_middleware`, for a route of its own.
 
     The gateway wraps every route's handler (``web.app``) instead of registering the middleware with the
@@ -62,10 +66,10 @@ def answered(handler: Handler, observe: Callable[[float], None] | None = None) -
     is the same, and aiohttp skips its per-request middleware machinery (a context manager and a chain built per
     route; what that saves: bench/README.md, "Where an event's CPU goes").
 
-    ``observe``: told each request's latency in seconds (the route's histogram, when metrics are on)."""
+    ``measure``: told of each request once it is answered (the route's metrics, when they are on)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        return await _answer(request, handler, observe)
+        return await _answer(request, handler, measure)
 
     return handle
 
@@ -75,9 +79,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     return await _answer(request, handler, None)
 
 
-async def _answer(
-    request: web.Request, handler: Handler, observe: Callable[[float], None] | None
-) -> web.StreamResponse:
+async def _answer(request: web.Request, handler: Handler, measure: Measure | None) -> web.StreamResponse:
     started = time.perf_counter()
     request_id = request_id_of(request)
     facts: dict[str, Any] = {}
@@ -115,8 +117,8 @@ async def _answer(
         facts["problem"] = problem.type.rsplit(":", 1)[-1]
     response.headers["X-Request-Id"] = request_id
     elapsed = time.perf_counter() - started
-    if observe is not None:
-        observe(elapsed)
+    if measure is not None:
+        measure(request, elapsed, facts)
     _access_lines.add(
         {
             "request_id": request_id,
