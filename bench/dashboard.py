@@ -464,7 +464,7 @@ def main() -> int:
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         print(f"gateway on :{port}, /metrics on :{metrics_port}; {args.duration:.0f} s of traffic …", flush=True)
         scrapes = asyncio.run(drive(traffic, args.duration, metrics_url, args.scrape))
-        note = f"a real run: {traffic.sent:,} requests over {args.duration:.0f} s, /metrics scraped {len(scrapes)} times"
+        note = f"a real run: {traffic.sent:,} requests in {args.duration:.0f} s, /metrics scraped {len(scrapes)} times"
         render(dashboard, scrapes, args.out, note)
         print(f"{len(scrapes)} scrapes; wrote {args.out}")
     finally:
