@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,13 +29,14 @@ from tests.gateway.conftest import (
 )
 from xinyong import problems
 from xinyong.webhooks import SigningSecret, signature_headers
-from xinyong_gateway.metrics import MULTIPROCESS_ENV, PENDING_FAMILIES, STATE_FAMILIES
+from xinyong_gateway.metrics import MULTIPROCESS_ENV, PENDING_FAMILIES, STATE_FAMILIES, GatewayMetrics
 from xinyong_gateway.settings import GatewaySettings
 
 RUN_PROJECTOR = False
 """These tests project the inbox themselves, when they choose."""
 
 INGEST_ROUTE = "/v1/webhooks/{source_id}"
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "xinyong-gateway.json"
 
 
 @pytest.fixture(autouse=True)
@@ -236,3 +238,19 @@ def test_serve_with_two_workers_sums_both_workers_counts(postgres_url: str, tmp_
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     pids = {line["pid"] for line in lines if line.get("event") == "request"}
     assert len(pids) == 2, "both workers answered requests (the kernel spreads new connections over them)"
+
+
+def test_the_dashboard_queries_only_families_the_gateway_defines() -> None:
+    """Every metric a panel of deploy/grafana/xinyong-gateway.json asks for is an instrument, a family read from the
+    database, or one of the outbox's families defined for issue #20: a renamed family breaks this test, not the
+    dashboard."""
+    instruments = {family.name for family in GatewayMetrics("test").registry.collect()}
+    known = instruments | {family.name.removesuffix("_total") for family in (*STATE_FAMILIES, *PENDING_FAMILIES)}
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    asked = set()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            for name in re.findall(r"\b(xinyong_[a-z_]+)", target["expr"]):
+                asked.add(name)
+                assert re.sub(r"_(total|bucket|count|sum)$", "", name) in known, (panel["title"], name)
+    assert {family.name for family in PENDING_FAMILIES} <= asked  # the outbox panels are ready for #20
