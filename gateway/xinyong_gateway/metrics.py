@@ -47,7 +47,6 @@ __all__ = [
     "GatewayMetrics",
     "LabelledChildren",
     "multiprocess_dir",
-    "outcome_label",
     "scrape_registry",
 ]
 
@@ -124,12 +123,6 @@ PENDING_FAMILIES = (
 )
 """Families of the outbox and its dispatcher (issue #20): named here so that dashboards and alerts can be written, and
 wired when notifications land. Until then ``/metrics`` does not show them: no value is made up."""
-
-
-def outcome_label(problem_type: str) -> str:
-    """The label of a problem type URI: its last path segment (``…/problems/signature-invalid`` → ``signature-invalid``;
-    ``about:blank`` → ``blank``)."""
-    return problem_type.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
 
 
 class LabelledChildren:

@@ -18,11 +18,9 @@ from xinyong_gateway.credit.policy_tools import LISTS
 from xinyong_gateway.credit.report import case_document
 from xinyong_gateway.store import PARTITIONS, OperationsState, Store, to_micros
 
-__all__ = ["DEADLINE_FIELDS", "CaseKind", "OperationsReport", "PartitionLag", "operations_report", "stored_cases"]
+__all__ = ["CaseKind", "OperationsReport", "PartitionLag", "operations_report", "stored_cases"]
 
 CaseKind = Literal["objection", "repair"]
-DEADLINE_FIELDS = ("reply_due", "publish_due", "feedback_due")
-"""An objection's deadlines (a repair has none): the reply, then the correction's publication or the feedback."""
 _OPEN_STATES = ("open", "pending")
 
 

@@ -74,7 +74,9 @@ __all__ = [
     "inbox_values",
     "migrations_in",
     "next_audit_entry",
+    "oldest_unapplied",
     "packaged_migrations",
+    "positions_behind",
     "schema_status_of",
     "source_record",
     "subject_values",
@@ -181,6 +183,20 @@ def schema_status_of(applied: Iterable[int], migrations: Sequence[Migration]) ->
         latest=migrations[-1].version if migrations else 0,
         pending=tuple(migration.name for migration in migrations if migration.version not in done),
     )
+
+
+def positions_behind(positions: Mapping[int, int], head: int) -> list[int]:
+    """The distinct projection positions short of the inbox's ``head``, for the operational read
+    (``Store.operations_state``): each needs one lookup of the first row past it."""
+    return sorted({position for position in positions.values() if position < head})
+
+
+def oldest_unapplied(positions: Mapping[int, int], received: Mapping[int, Micros | None]) -> dict[int, Micros]:
+    """Each partition's oldest unapplied row's receive time, from ``received`` (position → the receive time of the
+    first row past it); partitions caught up have none."""
+    return {
+        partition: moment for partition, position in positions.items() if (moment := received.get(position)) is not None
+    }
 
 
 def check_partitions(commit: ProjectionCommit, states: Mapping[int, PartitionState]) -> None:

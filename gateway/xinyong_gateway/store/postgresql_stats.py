@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeAlias
 
+from xinyong_gateway.store.base import oldest_unapplied, positions_behind
 from xinyong_gateway.store.records import PARTITIONS, Micros, OperationsState
 
 if TYPE_CHECKING:
@@ -27,24 +28,17 @@ async def operations_state(conn: _Connection) -> OperationsState:
         positions.update(
             {row[0]: row[1] for row in await conn.fetch("SELECT partition, position FROM projection_partitions")}
         )
-        oldest: dict[int, Micros] = {}
-        received: dict[int, Micros | None] = {}
-        for partition, position in positions.items():
-            if position >= head:
-                continue
-            if position not in received:
-                received[position] = await conn.fetchval(
-                    "SELECT received_at FROM inbox WHERE seq > $1 ORDER BY seq LIMIT 1", position
-                )
-            if (moment := received[position]) is not None:
-                oldest[partition] = moment
+        received: dict[int, Micros | None] = {
+            position: await conn.fetchval("SELECT received_at FROM inbox WHERE seq > $1 ORDER BY seq LIMIT 1", position)
+            for position in positions_behind(positions, head)
+        }
         feed_head = await conn.fetchval("SELECT coalesce(max(change_id), 0) FROM status_changes")
         lists = await conn.fetch("SELECT status::jsonb ->> 'list', count(*) FROM subjects GROUP BY 1")
         sources = await conn.fetch("SELECT kind, count(*) FROM sources WHERE status = 'active' GROUP BY kind")
     return OperationsState(
         inbox_head=head,
         positions=positions,
-        oldest_unapplied=oldest,
+        oldest_unapplied=oldest_unapplied(positions, received),
         change_feed_head=feed_head,
         subjects_by_list={str(row[0]): row[1] for row in lists},
         active_sources={row[0]: row[1] for row in sources},

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from xinyong_gateway.errors import StoreUnavailableError
+from xinyong_gateway.store.base import oldest_unapplied, positions_behind
 from xinyong_gateway.store.records import PARTITIONS, Micros, OperationsState
 
 __all__ = ["last_events", "operations_state"]
 
 T = TypeVar("T")
 _BUSY_TIMEOUT_MS = 5000
+_FIRST_PAST = "SELECT received_at FROM inbox WHERE seq > ? ORDER BY seq LIMIT 1"
 
 
 async def operations_state(path: Path) -> OperationsState:
@@ -56,18 +58,10 @@ def _operations_state(path: Path) -> OperationsState:
         head = conn.execute("SELECT coalesce(max(seq), 0) FROM inbox").fetchone()[0]
         positions = dict.fromkeys(range(PARTITIONS), 0)
         positions.update(conn.execute("SELECT partition, position FROM projection_partitions").fetchall())
-        oldest: dict[int, Micros] = {}
         received: dict[int, Micros | None] = {}
-        for partition, position in positions.items():
-            if position >= head:
-                continue
-            if position not in received:
-                row = conn.execute(
-                    "SELECT received_at FROM inbox WHERE seq > ? ORDER BY seq LIMIT 1", (position,)
-                ).fetchone()
-                received[position] = row[0] if row else None
-            if (moment := received[position]) is not None:
-                oldest[partition] = moment
+        for position in positions_behind(positions, head):
+            row = conn.execute(_FIRST_PAST, (position,)).fetchone()
+            received[position] = row[0] if row else None
         feed_head = conn.execute("SELECT coalesce(max(change_id), 0) FROM status_changes").fetchone()[0]
         lists = conn.execute("SELECT json_extract(status, '$.list'), count(*) FROM subjects GROUP BY 1").fetchall()
         sources = conn.execute("SELECT kind, count(*) FROM sources WHERE status = 'active' GROUP BY kind").fetchall()
@@ -75,7 +69,7 @@ def _operations_state(path: Path) -> OperationsState:
     return OperationsState(
         inbox_head=head,
         positions=positions,
-        oldest_unapplied=oldest,
+        oldest_unapplied=oldest_unapplied(positions, received),
         change_feed_head=feed_head,
         subjects_by_list={str(name): count for name, count in lists},
         active_sources=dict(sources),
