@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import socket
 import urllib.request
 from pathlib import Path
 
@@ -267,3 +268,19 @@ def test_the_cached_children_are_the_ones_labels_gives(pairs: list[tuple[str, st
             == count
         )
     assert isinstance(metrics.ingest, LabelledChildren)
+
+
+def test_serve_says_which_option_names_a_metrics_port_in_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from xinyong_gateway.cli import main
+
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    admin(url)
+    with socket.socket() as taken, pytest.MonkeyPatch.context() as patch:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        patch.setenv("XINYONG_MASTER_KEY", TEST_MASTER_KEY)
+        port = str(taken.getsockname()[1])
+        assert main(["--db", url, "serve", "--port", str(free_port()), "--metrics-port", port]) == 1
+    assert f"Port {port} on 127.0.0.1 is in use" in (err := capsys.readouterr().err) and "(--metrics-port)" in err

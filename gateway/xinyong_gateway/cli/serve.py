@@ -84,7 +84,7 @@ def _serve(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> 
 
     from xinyong_gateway.logs import configure_logging
     from xinyong_gateway.web import create_app, settle_heap
-    from xinyong_gateway.web.startup import listen, preflight
+    from xinyong_gateway.web.startup import METRICS_OPTIONS, listen, preflight
 
     # Checks first, each one sentence, before anything starts: the port (held from here on, so the port checked is
     # the port served), then the database, its key and the policy. Only then the app, its projector and logging.
@@ -92,7 +92,7 @@ def _serve(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> 
     metrics_sockets = None
     try:
         if settings.metrics_port is not None:
-            metrics_sockets = listen(settings.metrics_host, settings.metrics_port)
+            metrics_sockets = listen(settings.metrics_host, settings.metrics_port, METRICS_OPTIONS)
         database = asyncio.run(preflight(settings))  # never a password in the log
         port = sockets[0].getsockname()[1]  # --port 0: the one the system chose
         configure_logging(settings.log_format, settings.log_level)

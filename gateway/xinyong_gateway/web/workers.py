@@ -55,7 +55,7 @@ from xinyong.errors import XinyongError
 from xinyong_gateway.errors import GatewayError, ServeError
 from xinyong_gateway.metrics import MULTIPROCESS_ENV
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.web.startup import bind_error, check_port, preflight
+from xinyong_gateway.web.startup import METRICS_OPTIONS, bind_error, check_port, preflight
 
 __all__ = [
     "KEEPALIVE_TIMEOUT",
@@ -93,7 +93,7 @@ def serve_workers(settings: GatewaySettings, workers: int) -> int:
 
     check_port(settings.host, settings.port)  # first: a port in use is that, whatever else is wrong
     if settings.metrics_port is not None:
-        check_port(settings.metrics_host, settings.metrics_port)
+        check_port(settings.metrics_host, settings.metrics_port, METRICS_OPTIONS)
     display_url = asyncio.run(preflight(settings))
     configure_logging(settings.log_format, settings.log_level, shared=True)
     with metrics_folder(settings.metrics_port is not None):
