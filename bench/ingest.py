@@ -61,7 +61,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -181,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run a handler that only verifies and validates each event, storing nothing (the issue's context"
         " figure), on the same core, in every round",
+    )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="also run the gateway with /metrics on (`serve --metrics-port`, a second gateway process on the same"
+        " database, scraped every 5 s), on the same core, in every round: what measuring costs",
     )
     parser.add_argument(
         "--with-projector",
@@ -317,6 +325,8 @@ class Server:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    metrics_port: int | None = None
+    """Where its ``/metrics`` listener is (``--metrics``)."""
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the whole process (every thread), from /proc."""
@@ -485,7 +495,7 @@ def summarize(runs: Sequence[RunResult]) -> dict[str, float]:
 
 def print_run(result: RunResult, repeat: int) -> None:
     print(
-        f"  round {result.round}/{repeat} {result.target:<9} {result.accepted:>7} in {result.wall_s:6.2f} s"
+        f"  round {result.round}/{repeat} {result.target:<10} {result.accepted:>7} in {result.wall_s:6.2f} s"
         f"  {result.events_per_s:9,.0f} events/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms"
         f"  server CPU {result.server_cpu:4.0%} (others {result.server_core_others:3.0%})"
         f"  generator CPU {result.generator_cpu:4.0%}",
@@ -493,8 +503,56 @@ def print_run(result: RunResult, repeat: int) -> None:
     )
 
 
+METERED = "gw+metrics"
+"""The gateway with ``--metrics-port`` (``--metrics``)."""
+
+
+@contextlib.contextmanager
+def scraping(server: Server, interval: float = 5.0) -> Iterator[None]:
+    """While inside, scrape ``server``'s ``/metrics`` every ``interval`` seconds (as Prometheus would; a scrape's cost
+    is part of what ``--metrics`` measures), when it has a metrics port."""
+    port = server.metrics_port
+    if port is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def scrape() -> None:
+        while not stop.wait(interval):
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as answer:
+                answer.read()
+
+    thread = threading.Thread(target=scrape, name="scraper", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def print_metrics_cost(summary: dict[str, dict[str, float]], runs: dict[str, list[RunResult]]) -> None:
+    """The gateway with metrics on against the gateway without, in the same rounds."""
+    if METERED not in summary:
+        return
+    off, on = summary["gateway"]["events_per_server_cpu_s"], summary[METERED]["events_per_server_cpu_s"]
+    per_round = [
+        (m.events_per_s / max(m.server_cpu, 1e-9)) / (g.events_per_s / max(g.server_cpu, 1e-9))
+        for g, m in zip(runs["gateway"], runs[METERED], strict=True)
+    ]
+    print(
+        f"  metrics on: {on:,.0f} events per server CPU-second against {off:,.0f} off: {on / off:.3f} of the rate"
+        f" (cost {1 - on / off:+.1%}; budget 3%); events/s {summary[METERED]['events_per_s']:,.0f} against"
+        f" {summary['gateway']['events_per_s']:,.0f}"
+    )
+    print(f"    per round (on/off per server CPU-second): {', '.join(f'{r:.3f}' for r in per_round)}")
+    if "reference" in summary:
+        reference = summary["reference"]["events_per_server_cpu_s"]
+        print(f"    with metrics on, the gateway does {on / reference:.2f} of the reference's rate")
+
+
 def print_report(summary: dict[str, dict[str, float]], ratio: float, ratios: list[float]) -> None:
-    targets = [name for name in ("baseline", "reference", "gateway") if name in summary]
+    targets = [name for name in ("baseline", "reference", "gateway", METERED) if name in summary]
     print("\nResults (medians over the rounds)")
     print(
         f"  {'':<10} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'server CPU':>11} {'generator CPU':>14}"
@@ -639,8 +697,16 @@ def start_servers(
             servers.append(reference)
             targets["reference"] = reference
         targets["gateway"] = gateway
+        if args.metrics:
+            metered_port, metrics_port = free_port(), free_port()
+            metered_argv = [*gateway_argv, "--metrics-port", str(metrics_port), "--log-format", "json"]
+            metered_argv[metered_argv.index(str(gateway_port))] = str(metered_port)
+            metered = start_server(METERED, metered_argv, metered_port, scratch / "gateway-metrics.log", env)
+            metered.metrics_port = metrics_port
+            servers.append(metered)
+            targets[METERED] = metered
     for name, server in targets.items():
-        server.wait_ready("/readyz" if name == "gateway" else "/healthz")
+        server.wait_ready("/readyz" if name in ("gateway", METERED) else "/healthz")
     for server in servers:
         cpus = sorted(os.sched_getaffinity(server.process.pid))
         print(f"  {server.name} pid {server.process.pid} on CPU {cpus}, port {server.port}")
@@ -658,14 +724,15 @@ def run_rounds(
     for round_no in range(1, args.repeat + 1):
         for name, server in targets.items():
             expected = 200 if name == "baseline" else 202
-            stores = name == "gateway"
+            stores = name in ("gateway", METERED)
             if args.warmup:
                 warm = signed_requests(factory.batch(args.warmup), secret, server.port, path)
                 _, load = measure(server, warm, expected, args.concurrency, args.duration)
                 check(server, load, expected, f"{server.name} warm-up")
                 acknowledged += load.ok if stores else 0
             requests = signed_requests(factory.batch(args.events), secret, server.port, path)
-            result, load = measure(server, requests, expected, args.concurrency, args.duration)
+            with scraping(server):
+                result, load = measure(server, requests, expected, args.concurrency, args.duration)
             check(server, load, expected, f"{server.name} round {round_no}")
             acknowledged += load.ok if stores else 0
             result.round = round_no
@@ -717,6 +784,7 @@ def run(args: argparse.Namespace) -> int:
         ratio = summary["gateway"]["events_per_s"] / summary["baseline"]["events_per_s"]
         ratios = [g.events_per_s / b.events_per_s for b, g in zip(runs["baseline"], runs["gateway"], strict=True)]
         print_report(summary, ratio, ratios)
+        print_metrics_cost(summary, runs)
         same = stored == acknowledged
         print(
             f"\nstored = acknowledged: {'yes' if same else 'NO'} ({stored} inbox rows, {acknowledged} answers 202,"

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, settings
 
 from tests import postgres
 from xinyong_gateway.logs import reset_logging
+from xinyong_gateway.metrics import MULTIPROCESS_ENV
 
 settings.register_profile("dev", max_examples=100, deadline=None)
 # CI runs on 2 shared cores: fewer examples, no per-example deadline (timing is never asserted).
@@ -45,6 +46,13 @@ def _fresh_logging() -> Iterator[None]:
     reset_logging()
     yield
     reset_logging()
+
+
+@pytest.fixture(autouse=True)
+def _no_metrics_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test inherits ``PROMETHEUS_MULTIPROC_DIR`` (set by ``serve --workers`` for its workers): an app started in
+    the test's process measures in that process only, and a ``serve`` subprocess makes its own folder."""
+    monkeypatch.delenv(MULTIPROCESS_ENV, raising=False)
 
 
 # -- databases ------------------------------------------------------------------------------------------------

@@ -34,6 +34,11 @@ class GatewaySettings(BaseSettings):
     """Base64 of 32 random bytes. On SQLite it may instead live in a 0600 key file beside the database."""
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Port of the ``/metrics`` listener (Prometheus text format); None (the default): no metrics are measured at all.
+    Never the public port: ``/metrics`` is served on its own listener only."""
+    metrics_host: str = "127.0.0.1"
+    """Interface of the ``/metrics`` listener (loopback unless told otherwise)."""
     body_limit: int = Field(default=256 * 1024, ge=1024)
     """Largest webhook body accepted, in bytes (256 KiB: docs/wire-contract.md, "Answers")."""
     body_timeout: float = Field(default=30.0, gt=0)

@@ -426,7 +426,7 @@ GROUPS = [command for command in COMMANDS if _subcommands(command)]
 
 def test_the_walk_of_the_parser_tree_finds_every_command() -> None:
     assert {" ".join(command) for command in COMMANDS} == {
-        *("", "migrate", "serve", "project", "import", "master-key"),
+        *("", "migrate", "serve", "status", "project", "import", "master-key"),
         *("sources", "sources add", "sources list", "sources disable", "sources rotate"),
         *("subjects", "subjects show", "policy", "policy check", "policy diff", "policy apply"),
         *("keys", "keys add", "keys list", "keys revoke"),

@@ -2,7 +2,8 @@
 
     xinyong-gateway [--db URL] [--json] [--actor NAME] COMMAND …     (also after the command)
     xinyong-gateway migrate
-    xinyong-gateway serve [--host H] [--port P] [--workers N] [--no-projector]
+    xinyong-gateway serve [--host H] [--port P] [--workers N] [--no-projector] [--metrics-port P [--metrics-host H]]
+    xinyong-gateway status
     xinyong-gateway sources add --kind marketplace|courier|regulator --name NAME
                                 [--uscc CODE] [--public-key whpk_…] [--rate N]
     xinyong-gateway sources list | disable ID | rotate ID [--grace 24h] [--public-key whpk_…]
@@ -57,6 +58,7 @@ from xinyong_gateway.cli import (
     serve,
     signing_keys,
     sources,
+    status,
     subjects,
 )
 from xinyong_gateway.cli._common import (
@@ -88,6 +90,7 @@ creates with a new database. --db and --json may also follow the command. Each c
 _COMMANDS = (
     migrate,
     serve,
+    status,
     project,
     import_,
     subjects,
@@ -107,6 +110,8 @@ _SETTING_OPTIONS = {
     "host": "serve --host",
     "port": "serve --port",
     "log_format": "serve --log-format",
+    "metrics_port": "serve --metrics-port",
+    "metrics_host": "serve --metrics-host",
     "policy_file": "--policy",
     "actor": "--actor",
 }

@@ -24,8 +24,9 @@ from xinyong.subjects import Subject
 from xinyong_gateway.access import OPERATOR_SOURCE_ID
 from xinyong_gateway.cli._common import CliError, Output, Resources, add_command, open_resources, plural
 from xinyong_gateway.credit.in_force import PolicyInForce
+from xinyong_gateway.credit.operations import stored_cases
 from xinyong_gateway.credit.policy import Policy, policy_from
-from xinyong_gateway.credit.report import case_line, held_cases
+from xinyong_gateway.credit.report import case_line
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import AppendStatus, InboxEntry, partition_mask, to_micros
 
@@ -233,13 +234,7 @@ async def _cases(
 ) -> list[dict[str, Any]]:
     """The cases of ``kind`` (one id, or all) as the subjects' files hold them now, with states and deadlines."""
     key = opened.master.subject_key(subject.id_type, subject.id) if subject is not None else None
-    held = await held_cases(opened.store, kind, policy, datetime.now(UTC), case_id=case_id, subject_key=key)
-    return [
-        {"subject": f"{case.row.id_type} {case.row.display_id}"}
-        | case.document()
-        | {"subject_key": case.ref.subject_key}
-        for case in held
-    ]
+    return await stored_cases(opened.store, kind, policy, datetime.now(UTC), case_id, key)
 
 
 def _line(case: dict[str, Any]) -> str:

@@ -26,6 +26,15 @@ def add_parser(commands: Any) -> None:
         help="gateway processes sharing the port (SO_REUSEPORT), each with its own projector unless"
         " --no-projector; a supervisor restarts any that dies (default 1; more than 1 needs PostgreSQL)",
     )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="P",
+        help="serve Prometheus /metrics on this port, a listener of its own (default: $XINYONG_METRICS_PORT, else off)",
+    )
+    serve.add_argument(
+        "--metrics-host", metavar="H", help="interface of /metrics (default: $XINYONG_METRICS_HOST or 127.0.0.1)"
+    )
     serve.add_argument("--log-format", choices=["auto", "json", "console"], help="log renderer (default: auto)")
     serve.add_argument(
         "--no-projector", action="store_true", help="do not project inside this process (run `project` apart)"
@@ -41,6 +50,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["host"] = args.host
     if args.port is not None:
         overrides["port"] = args.port
+    if args.metrics_port is not None:
+        overrides["metrics_port"] = args.metrics_port
+    if args.metrics_host:
+        overrides["metrics_host"] = args.metrics_host
     if args.log_format:
         overrides["log_format"] = args.log_format
     if args.no_projector:
@@ -55,6 +68,8 @@ def _serve(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> 
         raise CliError(
             "SQLite serves one process only: --workers above 1 needs a PostgreSQL database (--db postgresql://…)."
         )
+    if settings.metrics_port is not None and settings.metrics_port == settings.port and settings.port != 0:
+        raise CliError("--metrics-port must differ from --port: /metrics is never served on the public port.")
     if args.workers > 1:
         from xinyong_gateway.web.workers import serve_workers
 
@@ -69,12 +84,15 @@ def _serve(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> 
 
     from xinyong_gateway.logs import configure_logging
     from xinyong_gateway.web import create_app, settle_heap
-    from xinyong_gateway.web.startup import listen, preflight
+    from xinyong_gateway.web.startup import METRICS_OPTIONS, listen, preflight
 
     # Checks first, each one sentence, before anything starts: the port (held from here on, so the port checked is
     # the port served), then the database, its key and the policy. Only then the app, its projector and logging.
     sockets = listen(settings.host, settings.port)
+    metrics_sockets = None
     try:
+        if settings.metrics_port is not None:
+            metrics_sockets = listen(settings.metrics_host, settings.metrics_port, METRICS_OPTIONS)
         database = asyncio.run(preflight(settings))  # never a password in the log
         port = sockets[0].getsockname()[1]  # --port 0: the one the system chose
         configure_logging(settings.log_format, settings.log_level)
@@ -84,7 +102,7 @@ def _serve(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> 
             log.info("serving", url=f"http://{settings.host}:{port}", database=database)
 
         web.run_app(
-            settle_heap(create_app(settings)),
+            settle_heap(create_app(settings, metrics_sockets=metrics_sockets)),
             sock=sockets,
             access_log=None,
             print=announce,
@@ -92,6 +110,6 @@ def _serve(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> 
         )
         log.info("stopped")  # Ctrl-C or SIGTERM: requests in flight were answered, the store closed
     finally:
-        for sock in sockets:
+        for sock in [*sockets, *(metrics_sockets or [])]:
             sock.close()
     return 0

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
 from xinyong_gateway.errors import PolicyVersionError, ProjectionConflictError, SchemaNotReadyError, StoreError
+from xinyong_gateway.store.group_commit import CommitObserver, GroupCommit
 from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     AUDIT_GENESIS,
@@ -38,9 +39,11 @@ from xinyong_gateway.store.records import (
     Micros,
     Migration,
     NewSourceKey,
+    OperationsState,
     PartitionState,
     PolicyAdoption,
     PolicyText,
+    PoolUsage,
     ProjectionCommit,
     SchemaStatus,
     SigningKeyRecord,
@@ -57,6 +60,7 @@ __all__ = [
     "AUDIT_COLUMNS",
     "CASE_REF_UPSERT",
     "INBOX_COLUMNS",
+    "LAST_EVENTS_WINDOW",
     "SIGNING_KEY_COLUMNS",
     "SOURCE_COLUMNS",
     "SOURCE_KEY_COLUMNS",
@@ -73,7 +77,9 @@ __all__ = [
     "inbox_values",
     "migrations_in",
     "next_audit_entry",
+    "oldest_unapplied",
     "packaged_migrations",
+    "positions_behind",
     "schema_status_of",
     "source_record",
     "subject_values",
@@ -194,6 +200,20 @@ def schema_status_of(applied: Iterable[int], migrations: Sequence[Migration]) ->
     )
 
 
+def positions_behind(positions: Mapping[int, int], head: int) -> list[int]:
+    """The distinct projection positions short of the inbox's ``head``, for the operational read
+    (``Store.operations_state``): each needs one lookup of the first row past it."""
+    return sorted({position for position in positions.values() if position < head})
+
+
+def oldest_unapplied(positions: Mapping[int, int], received: Mapping[int, Micros | None]) -> dict[int, Micros]:
+    """Each partition's oldest unapplied row's receive time, from ``received`` (position → the receive time of the
+    first row past it); partitions caught up have none."""
+    return {
+        partition: moment for partition, position in positions.items() if (moment := received.get(position)) is not None
+    }
+
+
 def check_partitions(commit: ProjectionCommit, states: Mapping[int, PartitionState]) -> None:
     """Raise ``ProjectionConflictError`` unless every partition ``commit`` writes for is still in the state its step
     read (``states``: the partitions' states now, read in the commit's transaction; a partition never written is
@@ -308,9 +328,16 @@ class AllPartitions(PartitionClaims):
         return None
 
 
+LAST_EVENTS_WINDOW = 1_000_000
+"""Inbox rows, counted back from the last, that ``Store.last_events`` looks through."""
+
+
 class Store(ABC):
     """Durable storage of the gateway. Open it with ``async with``; every method is safe to await
     concurrently from the event loop that opened it."""
+
+    _group: GroupCommit
+    """The group commit every backend's ``append`` goes through."""
 
     @property
     @abstractmethod
@@ -518,3 +545,21 @@ class Store(ABC):
     @abstractmethod
     async def audit_head(self) -> AuditHead | None:
         """The audit log's head record (None before the first entry)."""
+
+    # -- operations (store/sqlite_stats.py, store/postgresql_stats.py) ------------------------------------
+    @abstractmethod
+    async def operations_state(self) -> OperationsState:
+        """What an operator watches (projector positions and lag, feed head, files per list, active sources), read
+        without holding up appends."""
+
+    @abstractmethod
+    async def last_events(self, window: int = LAST_EVENTS_WINDOW) -> dict[str, Micros]:
+        """When the last event from each kind of source was received, among the last ``window`` inbox rows."""
+
+    @abstractmethod
+    def pool_usage(self) -> PoolUsage:
+        """This process's database connections now (no I/O)."""
+
+    def observe_commits(self, observer: CommitObserver | None) -> None:
+        """Tell ``observer`` the size and commit time of every group commit of ``append`` from now on."""
+        self._group.observer = observer

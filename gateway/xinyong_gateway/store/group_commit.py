@@ -10,6 +10,7 @@ and awaits the future directly.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +21,15 @@ from xinyong_gateway.store.records import (
     InboxEntry,
 )
 
-__all__ = ["MAX_BATCH", "GroupCommit", "Outcome", "PendingAppend", "settle", "settle_all"]
+__all__ = ["MAX_BATCH", "CommitObserver", "GroupCommit", "Outcome", "PendingAppend", "settle", "settle_all"]
 
 MAX_BATCH = 1024
 """Most appends in one transaction."""
 
 Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 """A future to settle, with its value or its error."""
+CommitObserver = Callable[[int, float], None]
+"""Told of each group commit once it is settled: ``(appends in the batch, seconds from hand-off to settled)``."""
 
 
 @dataclass(slots=True)
@@ -48,6 +51,15 @@ class GroupCommit:
         self._pending: list[PendingAppend] = []
         self._in_flight = False
         self._flush_scheduled = False
+        self._sent_at = 0.0
+        self._sent = 0
+        self.observer: CommitObserver | None = None
+        """Told of each batch's size and commit time (``/metrics``); None: nobody asks, nothing is measured."""
+
+    @property
+    def in_flight(self) -> bool:
+        """A batch is committing now."""
+        return self._in_flight
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -75,12 +87,17 @@ class GroupCommit:
             return
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
         self._in_flight = True
+        if self.observer is not None:
+            self._sent, self._sent_at = len(batch), time.perf_counter()
         self._send(batch)
 
     def done(self, outcomes: list[Outcome]) -> None:
         """(Event loop) Settle a committed batch and send what queued up meanwhile: the next group commit."""
         self._in_flight = False
         settle_all(outcomes)
+        if self.observer is not None and self._sent:
+            self.observer(self._sent, time.perf_counter() - self._sent_at)
+            self._sent = 0
         if self._pending:
             self._flush()
 

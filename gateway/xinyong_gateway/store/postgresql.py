@@ -45,11 +45,12 @@ from xinyong_gateway.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from xinyong_gateway.store import postgresql_audit, postgresql_signing_keys
+from xinyong_gateway.store import postgresql_audit, postgresql_signing_keys, postgresql_stats
 from xinyong_gateway.store.base import (
     API_KEY_COLUMNS,
     CASE_REF_UPSERT,
     INBOX_COLUMNS,
+    LAST_EVENTS_WINDOW,
     SOURCE_COLUMNS,
     SOURCE_KEY_COLUMNS,
     STATUS_CHANGE_COLUMNS,
@@ -98,9 +99,11 @@ from xinyong_gateway.store.records import (
     InboxEntry,
     Micros,
     NewSourceKey,
+    OperationsState,
     PartitionState,
     PolicyAdoption,
     PolicyText,
+    PoolUsage,
     ProjectionCommit,
     SchemaStatus,
     SigningKeyRecord,
@@ -690,6 +693,17 @@ class PostgresStore(Store):
 
     async def audit_head(self) -> AuditHead | None:
         return await self._read(postgresql_audit.head)
+
+    # -- operations (store/postgresql_stats.py) ------------------------------------------------------------
+    async def operations_state(self) -> OperationsState:
+        return await self._read(postgresql_stats.operations_state)
+
+    async def last_events(self, window: int = LAST_EVENTS_WINDOW) -> dict[str, Micros]:
+        return await self._read(lambda conn: postgresql_stats.last_events(conn, window))
+
+    def pool_usage(self) -> PoolUsage:
+        idle, size = (self._pool.get_idle_size(), self._pool.get_size()) if self._pool else (0, 0)
+        return PoolUsage(in_use=size - idle, idle=idle, max_size=self._pool.get_max_size() if self._pool else 0)
 
 
 def _commit_failure(exc: Exception) -> StoreUnavailableError:

@@ -32,10 +32,12 @@ __all__ = [
     "Micros",
     "Migration",
     "NewSourceKey",
+    "OperationsState",
     "PartitionAdvance",
     "PartitionState",
     "PolicyAdoption",
     "PolicyText",
+    "PoolUsage",
     "ProjectionCommit",
     "SchemaStatus",
     "SigningKeyRecord",
@@ -403,3 +405,30 @@ class AuditHead:
     entry_id: int
     hash: str
     mac: str
+
+
+@dataclass(frozen=True, slots=True)
+class OperationsState:
+    """What an operator watches, read in one go (``Store.operations_state``; ``/metrics`` and ``status``)."""
+
+    inbox_head: int
+    """The seq of the last inbox row (0 while the inbox is empty)."""
+    positions: dict[int, int]
+    """Every projection partition's position: the seq of the last inbox row applied to it."""
+    oldest_unapplied: dict[int, Micros]
+    """For each partition behind the head, when the first inbox row past its position was received."""
+    change_feed_head: int
+    """The id of the last change-feed entry (0 while the feed is empty)."""
+    subjects_by_list: dict[str, int]
+    """Credit files by the list their stored status names (``black``, ``watch``, ``red``, ``none``)."""
+    active_sources: dict[str, int]
+    """Active sources by kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUsage:
+    """The store's database connections in this process: in use, open and idle, and the most it opens."""
+
+    in_use: int
+    idle: int
+    max_size: int

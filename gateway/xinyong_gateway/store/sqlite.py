@@ -33,11 +33,12 @@ from xinyong_gateway.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from xinyong_gateway.store import sqlite_audit, sqlite_signing_keys
+from xinyong_gateway.store import sqlite_audit, sqlite_signing_keys, sqlite_stats
 from xinyong_gateway.store.base import (
     API_KEY_COLUMNS,
     CASE_REF_UPSERT,
     INBOX_COLUMNS,
+    LAST_EVENTS_WINDOW,
     SOURCE_COLUMNS,
     SOURCE_KEY_COLUMNS,
     STATUS_CHANGE_COLUMNS,
@@ -70,9 +71,11 @@ from xinyong_gateway.store.records import (
     InboxEntry,
     Micros,
     NewSourceKey,
+    OperationsState,
     PartitionState,
     PolicyAdoption,
     PolicyText,
+    PoolUsage,
     ProjectionCommit,
     SchemaStatus,
     SigningKeyRecord,
@@ -670,6 +673,17 @@ class SqliteStore(Store):
 
     async def audit_head(self) -> AuditHead | None:
         return await self._submit(sqlite_audit.head)
+
+    # -- operations (store/sqlite_stats.py: a read-only connection and a thread of its own) --------------------
+    async def operations_state(self) -> OperationsState:
+        return await sqlite_stats.operations_state(self._path)
+
+    async def last_events(self, window: int = LAST_EVENTS_WINDOW) -> dict[str, Micros]:
+        return await sqlite_stats.last_events(self._path, window)
+
+    def pool_usage(self) -> PoolUsage:
+        busy = int(self._group.in_flight or not self._queue.empty())  # the writer thread's one connection
+        return PoolUsage(in_use=busy, idle=1 - busy, max_size=1)
 
 
 def _insert_chunk(conn: sqlite3.Connection, chunk: Sequence[InboxEntry]) -> list[AppendResult]:

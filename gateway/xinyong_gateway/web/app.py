@@ -16,6 +16,10 @@ each of those three, and the projector unless ``settings.projector`` is off. Typ
 - ``GET /healthz``                   the process is alive
 - ``GET /readyz``                    the store is reachable and every migration is applied
 
+With ``settings.metrics_port`` set, the routes are measured (``xinyong_gateway.metrics``: latency per route, ingest and
+API-key requests by outcome, group commits, the store's pool) and ``GET /metrics`` is served on a listener of its own
+(``web.metrics``), never on this application's port.
+
 Any other method on these paths is a 405 problem, any other path a 404 problem, through routes of the application's
 own (``expect_continue`` explains why).
 """
@@ -24,9 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
+import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 import structlog
 from aiohttp import HttpVersion11, hdrs, web
@@ -40,11 +47,13 @@ from xinyong_gateway.credit.policy import policy_from
 from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.crypto import MasterKey, master_key_of
 from xinyong_gateway.errors import StoreError, StoreUnavailableError
+from xinyong_gateway.metrics import GatewayMetrics
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import Store, open_store
 from xinyong_gateway.web.attestations import AttestationHandler
 from xinyong_gateway.web.ingest import IngestHandler
-from xinyong_gateway.web.middleware import answered
+from xinyong_gateway.web.metrics import MetricsEndpoint, route_measure, sample_pool
+from xinyong_gateway.web.middleware import Measure, answered
 from xinyong_gateway.web.problems import ProblemError
 from xinyong_gateway.web.query import QueryHandler
 
@@ -68,9 +77,21 @@ SIGNING_KEYS = web.AppKey("signing_keys", SigningKeyring)
 _log = structlog.get_logger("xinyong_gateway.app")
 
 
-def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.time) -> web.Application:
-    """The gateway application; opening it resolves the master key and opens the store."""
+def create_app(
+    settings: GatewaySettings,
+    *,
+    clock: Callable[[], float] = time.time,
+    serve_metrics: bool = True,
+    metrics_sockets: Sequence[socket.socket] | None = None,
+) -> web.Application:
+    """The gateway application; opening it resolves the master key and opens the store.
+
+    With ``settings.metrics_port`` set, its routes are measured and, when ``serve_metrics`` (``serve --workers``: worker
+    1 only), ``/metrics`` is served on ``metrics_sockets`` (bound by ``serve``) or on the configured host and port."""
     app = web.Application(client_max_size=settings.body_limit)  # the middleware wraps each route (``answered``)
+    from xinyong_gateway import __version__  # the package imports this module first
+
+    metrics = GatewayMetrics(__version__) if settings.metrics_port is not None else None
     ingest = IngestHandler(body_limit=settings.body_limit, body_timeout=settings.body_timeout, clock=clock)
     query = QueryHandler(body_timeout=settings.body_timeout, clock=clock)
     attestations = AttestationHandler(query, issuer=settings.issuer, body_timeout=settings.body_timeout, clock=clock)
@@ -128,7 +149,15 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             if settings.projector:
                 projector = Projector(store, master, configured_policy, claims=store.claim_partitions(), clock=clock)
                 tasks.append(asyncio.create_task(projector.run(), name="xinyong-projector"))
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                if metrics is not None:
+                    store.observe_commits(metrics.group_commit)
+                    tasks.append(asyncio.create_task(sample_pool(metrics, store), name="xinyong-pool-sample"))
+                    if serve_metrics:
+                        endpoint = MetricsEndpoint(metrics, store, policies, clock=clock)
+                        port = settings.metrics_port or 0
+                        await stack.enter_async_context(endpoint.serving(settings.metrics_host, port, metrics_sockets))
+                yield
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -146,6 +175,18 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
     # routes of ours rather than aiohttp's system routes, whose Expect handling cannot be replaced: a 405 or 404
     # problem, never a 500.
     router = app.router
+    measures: dict[str, Measure] = {}
+    if metrics is not None:
+
+        def source_kind(request: web.Request, facts: dict[str, Any]) -> str:
+            source = request.app[REGISTRY].get(facts.get("source_id", ""))
+            return source.kind if source is not None else "unknown"
+
+        measures["/v1/webhooks/{source_id}"] = route_measure(
+            metrics, "/v1/webhooks/{source_id}", metrics.ingest, source_kind
+        )
+        for route, scope in (("/v1/screenings", "screen"), ("/v1/lists/changes", "changes")):
+            measures[route] = route_measure(metrics, route, metrics.api_key, functools.partial(_constant, scope))
     for method, path, handler in (
         (hdrs.METH_POST, "/v1/webhooks/{source_id}", ingest.handle),
         (hdrs.METH_POST, "/v1/screenings", query.screen),
@@ -160,11 +201,13 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
     ):
         methods = [method, hdrs.METH_HEAD] if method == hdrs.METH_GET else [method]
         resource = router.add_resource(path)
+        measure = measures.get(path) or (route_measure(metrics, path) if metrics is not None else None)
         for allowed in methods:
-            resource.add_route(allowed, answered(handler), expect_handler=expect_continue)
-        refuse = answered(_method_not_allowed(sorted(methods)))
+            resource.add_route(allowed, answered(handler, measure), expect_handler=expect_continue)
+        refuse = answered(_method_not_allowed(sorted(methods)), measure)
         resource.add_route(hdrs.METH_ANY, refuse, expect_handler=expect_continue)
-    router.add_route(hdrs.METH_ANY, "/{path:.*}", answered(not_found), expect_handler=expect_continue)
+    other = route_measure(metrics, "other") if metrics is not None else None
+    router.add_route(hdrs.METH_ANY, "/{path:.*}", answered(not_found, other), expect_handler=expect_continue)
     return app
 
 
@@ -189,6 +232,10 @@ def settle_heap(app: web.Application) -> web.Application:
 
     app.on_startup.append(settle)  # after the resources' cleanup context has started (aiohttp runs it first)
     return app
+
+
+def _constant(value: str, *_: object) -> str:
+    return value
 
 
 async def expect_continue(request: web.Request) -> None:

@@ -1,5 +1,10 @@
 """The one request middleware: request ids, problem answers for every error, one log line per request.
 
+Every request gets an id: the client's ``X-Request-Id`` when it is sane (1 to 128 characters of letters, digits and
+``. _ : -``, starting with a letter or digit, and no run of 15 or more digits, which could be a resident identity
+number), else one of ours (``<process prefix>-<counter in hex>``). The id is answered in ``X-Request-Id``, written on
+the request's log line and put in every problem document (``request_id``), so a sender's support ticket finds its line.
+
 It wraps every route's handler (:func:`answered`, applied in ``web.app``) rather than being registered with the
 application.
 
@@ -14,7 +19,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -27,7 +34,7 @@ from xinyong_gateway.logs import info_lines
 from xinyong_gateway.web.problems import ProblemError, problem_for_status
 from xinyong_gateway.web.turn_batch import TurnBatch
 
-__all__ = ["LOG_FACTS", "answered", "request_middleware"]
+__all__ = ["LOG_FACTS", "Measure", "answered", "request_id_of", "request_middleware"]
 
 LOG_FACTS = web.RequestKey("log_facts", dict[str, Any])
 """Facts a handler adds to the request's canonical log line (source, webhook id, event type, outcome)."""
@@ -35,26 +42,46 @@ LOG_FACTS = web.RequestKey("log_facts", dict[str, Any])
 _log = structlog.get_logger("xinyong_gateway.access")
 _prefix = os.urandom(4).hex()
 _counter = itertools.count(1)
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_DIGIT_RUN = re.compile(r"[0-9]{15}")
 
 
-def answered(handler: Handler) -> Handler:
+def request_id_of(request: web.Request) -> str:
+    """The client's ``X-Request-Id`` when sane (see the module's docstring), else a new id of ours."""
+    given = request.headers.get("X-Request-Id")
+    if given is not None and _SANE_REQUEST_ID.fullmatch(given) and not _DIGIT_RUN.search(given):
+        return given
+    return f"{_prefix}-{next(_counter):x}"
+
+
+Measure = Callable[[web.Request, float, dict[str, Any]], None]
+"""Told of each answered request: the request, its latency in seconds and its log line's facts (``web.metrics``)."""
+
+
+def answered(handler: Handler, measure: Measure | None = None) -> Handler:
     """``handler`` behind :func:`request_middleware`, for a route of its own.
 
     The gateway wraps every route's handler (``web.app``) instead of registering the middleware with the
     application: every request reaches a route (unknown paths and methods have routes of their own), so the effect
     is the same, and aiohttp skips its per-request middleware machinery (a context manager and a chain built per
-    route; what that saves: bench/README.md, "Where an event's CPU goes")."""
+    route; what that saves: bench/README.md, "Where an event's CPU goes").
+
+    ``measure``: told of each request once it is answered (the route's metrics, when they are on)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        return await request_middleware(request, handler)
+        return await _answer(request, handler, measure)
 
     return handle
 
 
 @web.middleware
 async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    return await _answer(request, handler, None)
+
+
+async def _answer(request: web.Request, handler: Handler, measure: Measure | None) -> web.StreamResponse:
     started = time.perf_counter()
-    request_id = f"{_prefix}-{next(_counter):x}"
+    request_id = request_id_of(request)
     facts: dict[str, Any] = {}
     request[LOG_FACTS] = facts
     problem: ProblemError | None = None
@@ -89,13 +116,16 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = problem.response(request_id)
         facts["problem"] = problem.type.rsplit(":", 1)[-1]
     response.headers["X-Request-Id"] = request_id
+    elapsed = time.perf_counter() - started
+    if measure is not None:
+        measure(request, elapsed, facts)
     _access_lines.add(
         {
             "request_id": request_id,
             "method": request.method,
             "path": request.path,
             "status": response.status,
-            "ms": round((time.perf_counter() - started) * 1000, 2),
+            "ms": round(elapsed * 1000, 2),
             **facts,
         }
     )

@@ -16,20 +16,23 @@ import socket
 from xinyong_gateway.errors import ServeError
 from xinyong_gateway.settings import GatewaySettings
 
-__all__ = ["BACKLOG", "bind_error", "check_port", "listen", "preflight"]
+__all__ = ["BACKLOG", "METRICS_OPTIONS", "bind_error", "check_port", "listen", "preflight"]
 
+METRICS_OPTIONS = ("--metrics-host", "--metrics-port")
+"""The options of the ``/metrics`` listener, for messages about binding it."""
 BACKLOG = 128
 """Pending connections per listening socket (aiohttp's own default)."""
 
 
-def listen(host: str, port: int) -> list[socket.socket]:
+def listen(host: str, port: int, options: tuple[str, str] = ("--host", "--port")) -> list[socket.socket]:
     """Listening sockets on every address of ``host:port`` (``0``: a free port, the same one on each address),
     bound as asyncio binds a server (``SO_REUSEADDR``; IPv6 sockets IPv6 only) but without ``SO_REUSEPORT``: any
-    listener already on the port, even another gateway's ``SO_REUSEPORT`` group, makes it a :class:`ServeError`."""
+    listener already on the port, even another gateway's ``SO_REUSEPORT`` group, makes it a :class:`ServeError`.
+    ``options``: the command-line options of the host and the port, for messages (``/metrics`` has its own)."""
     try:
         addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise ServeError(f"Cannot listen on {host}: {(exc.strerror or str(exc)).lower()} (--host).") from exc
+        raise ServeError(f"Cannot listen on {host}: {(exc.strerror or str(exc)).lower()} ({options[0]}).") from exc
     sockets: list[socket.socket] = []
     try:
         for family, kind, proto, _, address in dict.fromkeys(addresses):
@@ -43,7 +46,7 @@ def listen(host: str, port: int) -> list[socket.socket]:
             try:
                 sock.bind(address)
             except OSError as exc:
-                raise ServeError(bind_error(host, port, exc)) from exc
+                raise ServeError(bind_error(host, port, exc, options)) from exc
             sock.listen(BACKLOG)
             sock.setblocking(False)
     except BaseException:
@@ -53,20 +56,23 @@ def listen(host: str, port: int) -> list[socket.socket]:
     return sockets
 
 
-def check_port(host: str, port: int) -> None:
+def check_port(host: str, port: int, options: tuple[str, str] = ("--host", "--port")) -> None:
     """Raise :class:`ServeError` unless every address of ``host:port`` can be bound right now."""
-    for sock in listen(host, port):
+    for sock in listen(host, port, options):
         sock.close()
 
 
-def bind_error(host: str, port: int, exc: OSError) -> str:
-    """``exc`` from binding ``host:port`` as one sentence that says what to do."""
+def bind_error(host: str, port: int, exc: OSError, options: tuple[str, str] = ("--host", "--port")) -> str:
+    """``exc`` from binding ``host:port`` as one sentence that says what to do (naming ``options``)."""
+    host_option, port_option = options
     if exc.errno == errno.EADDRINUSE:
-        return f"Port {port} on {host} is in use — is another gateway running? (--port)"
+        return f"Port {port} on {host} is in use — is another gateway running? ({port_option})"
     if exc.errno == errno.EACCES:
-        return f"Port {port} on {host} needs privileges this user does not have: choose a port above 1023 (--port)."
+        return (
+            f"Port {port} on {host} needs privileges this user does not have: choose a port above 1023 ({port_option})."
+        )
     if exc.errno == errno.EADDRNOTAVAIL:
-        return f"{host} is not an address of this machine (--host)."
+        return f"{host} is not an address of this machine ({host_option})."
     return f"Cannot listen on {host} port {port}: {(exc.strerror or str(exc)).lower()}."
 
 

@@ -20,6 +20,10 @@ PostgreSQL: advisory locks, rebalanced as projectors come and go); every project
 the partitions it writes, so two projectors never apply an event twice. Each worker keeps its own source
 registry and rate limiter: a source's rate limit holds per worker process.
 
+With ``--metrics-port``, worker 1 serves ``/metrics`` for all of them: every worker's instruments write to a fresh
+folder the supervisor names in ``PROMETHEUS_MULTIPROC_DIR`` before starting any (``metrics_folder``), and the
+supervisor takes a dead worker's gauges out of the sums (``mark_process_dead``); its counters stay counted.
+
 Every log line of a worker carries ``worker`` (1..N; a restarted worker keeps its number) and ``pid``; the
 supervisor's lines name the worker they are about (``worker``, ``worker_pid``). All processes write whole lines
 to the one inherited stderr (``configure_logging(shared=True)``).
@@ -34,10 +38,12 @@ import contextlib
 import errno
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -47,8 +53,9 @@ import structlog
 
 from xinyong.errors import XinyongError
 from xinyong_gateway.errors import GatewayError, ServeError
+from xinyong_gateway.metrics import MULTIPROCESS_ENV
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.web.startup import bind_error, check_port, preflight
+from xinyong_gateway.web.startup import METRICS_OPTIONS, bind_error, check_port, preflight
 
 __all__ = [
     "KEEPALIVE_TIMEOUT",
@@ -56,6 +63,7 @@ __all__ = [
     "SHUTDOWN_TIMEOUT",
     "Supervisor",
     "WorkerTarget",
+    "metrics_folder",
     "run_worker",
     "serve_workers",
 ]
@@ -84,9 +92,33 @@ def serve_workers(settings: GatewaySettings, workers: int) -> int:
     from xinyong_gateway.logs import configure_logging
 
     check_port(settings.host, settings.port)  # first: a port in use is that, whatever else is wrong
+    if settings.metrics_port is not None:
+        check_port(settings.metrics_host, settings.metrics_port, METRICS_OPTIONS)
     display_url = asyncio.run(preflight(settings))
     configure_logging(settings.log_format, settings.log_level, shared=True)
-    return Supervisor(settings, workers, display_url=display_url).run()
+    with metrics_folder(settings.metrics_port is not None):
+        return Supervisor(settings, workers, display_url=display_url).run()
+
+
+@contextlib.contextmanager
+def metrics_folder(wanted: bool) -> Iterator[None]:
+    """When ``wanted``: a fresh folder for prometheus-client's multiprocess files, named in ``PROMETHEUS_MULTIPROC_DIR``
+    for the workers to inherit (each worker's instruments write there; worker 1's ``/metrics`` sums them all), and
+    removed with the variable at the end. A folder of a previous run is never reused: its counts would be summed in."""
+    if not wanted:
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="xinyong-metrics-")
+    previous = os.environ.get(MULTIPROCESS_ENV)
+    os.environ[MULTIPROCESS_ENV] = folder
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROCESS_ENV, None)
+        else:
+            os.environ[MULTIPROCESS_ENV] = previous
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # -- the worker process ---------------------------------------------------------------------------------------
@@ -103,7 +135,7 @@ def run_worker(settings: GatewaySettings, index: int, conn: Connection) -> None:
     log = structlog.get_logger("xinyong_gateway.worker")
     status = 0
     try:
-        asyncio.run(_serve(settings, conn, log))
+        asyncio.run(_serve(settings, index, conn, log))
     except _CLEAR_ERRORS as exc:
         _send(conn, ("failed", _worker_error(settings, exc)))
         status = 1
@@ -119,7 +151,7 @@ def run_worker(settings: GatewaySettings, index: int, conn: Connection) -> None:
         raise SystemExit(status)
 
 
-async def _serve(settings: GatewaySettings, conn: Connection, log: Any) -> None:
+async def _serve(settings: GatewaySettings, index: int, conn: Connection, log: Any) -> None:
     from aiohttp import web
 
     from xinyong_gateway.web.app import create_app, settle_heap
@@ -141,7 +173,7 @@ async def _serve(settings: GatewaySettings, conn: Connection, log: Any) -> None:
 
     loop.add_reader(conn.fileno(), supervisor_gone)
     runner = web.AppRunner(
-        settle_heap(create_app(settings)),
+        settle_heap(create_app(settings, serve_metrics=index == 1)),  # worker 1 serves /metrics for all
         handle_signals=False,
         access_log=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
@@ -323,6 +355,10 @@ class Supervisor:
 
     def _exited(self, slot: _Slot, process: BaseProcess) -> None:
         process.join()
+        if os.environ.get(MULTIPROCESS_ENV) and process.pid is not None:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(process.pid)  # type: ignore[no-untyped-call]  # its gauges leave the sums; its counters stay counted
         if slot.conn is not None:
             self._read(slot, slot.conn)  # a last message sent just before it exited
         if slot.conn is not None:
