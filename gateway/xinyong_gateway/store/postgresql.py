@@ -67,6 +67,7 @@ from xinyong_gateway.store.base import (
     subject_values,
 )
 from xinyong_gateway.store.group_commit import GroupCommit, Outcome, PendingAppend
+from xinyong_gateway.store.lifecycle import Lifecycle
 from xinyong_gateway.store.postgresql_claims import (
     CONNECT_TIMEOUT,
     DRIVER_ERRORS,
@@ -85,6 +86,7 @@ from xinyong_gateway.store.postgresql_claims import (
     reason,
     without_password,
 )
+from xinyong_gateway.store.postgresql_lifecycle import PostgresLifecycle
 from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     PARTITIONS,
@@ -304,6 +306,9 @@ class PostgresStore(Store):
             stored = await conn.fetchval("SELECT value FROM meta WHERE name = 'master_key_check'")
         if bytes(stored) != check_value:
             raise MasterKeyError(f"The master key does not match the one {self.display_url} was created with.")
+
+    def lifecycle(self) -> Lifecycle:
+        return PostgresLifecycle(self._transaction, self._read)
 
     # -- inbox -------------------------------------------------------------------------------------
     def append(

@@ -56,6 +56,7 @@ from xinyong_gateway.store.base import (
     subject_values,
 )
 from xinyong_gateway.store.group_commit import GroupCommit, Outcome, PendingAppend, concatenated, settle
+from xinyong_gateway.store.lifecycle import Lifecycle
 from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     PARTITIONS,
@@ -80,6 +81,7 @@ from xinyong_gateway.store.records import (
     SubjectRow,
     to_micros,
 )
+from xinyong_gateway.store.sqlite_lifecycle import SqliteLifecycle
 
 __all__ = ["SqliteStore", "sqlite_path_from_url"]
 
@@ -370,6 +372,9 @@ class SqliteStore(Store):
 
         await self.require_schema()
         await self._submit(check, write=True)
+
+    def lifecycle(self) -> Lifecycle:
+        return SqliteLifecycle(self._path, self._submit)
 
     # -- inbox -------------------------------------------------------------------------------------
     def append(

@@ -34,8 +34,9 @@ from xinyong_gateway.access import ApiKeyRegistry, SourceRegistry, refresh_every
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.credit.policy import policy_from
 from xinyong_gateway.credit.projector import Projector
-from xinyong_gateway.crypto import MasterKey, master_key_of
+from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import StoreError, StoreUnavailableError
+from xinyong_gateway.keyring import unlock
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import Store, open_store
 from xinyong_gateway.web.ingest import IngestHandler
@@ -65,8 +66,7 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
         store = open_store(settings.database_url)
         await store.open()  # first: a missing database is that, not a missing key (and nothing is created)
         try:
-            master = master_key_of(settings)
-            await store.check_master_key(master.check_value)
+            master = await unlock(store, settings)
             registry = SourceRegistry(
                 store,
                 master,
