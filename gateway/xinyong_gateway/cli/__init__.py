@@ -16,7 +16,9 @@
                             | decide ID --outcome granted|refused --note TEXT
     xinyong-gateway keys add --name NAME --scopes screen,changes [--rate N] | list | revoke KEY_ID
     xinyong-gateway audit list [--limit N] [--action A] | verify [--anchor HASH]
-    xinyong-gateway master-key
+    xinyong-gateway backup DEST [--with-key-file] | restore SRC | verify
+    xinyong-gateway retention run [--dry-run]
+    xinyong-gateway master-key | master-key rotate [--page N]
     xinyong-gateway --version
 
 Every operator action (a reveal, a policy adopted, a source or API key changed, an import) is recorded in the audit
@@ -46,6 +48,7 @@ from xinyong.errors import XinyongError
 from xinyong_gateway import __version__
 from xinyong_gateway.cli import (
     audit,
+    backup,
     due_process,
     import_,
     keys,
@@ -83,7 +86,9 @@ master key comes from $XINYONG_MASTER_KEY; on SQLite it may instead be the key f
 creates with a new database. --db and --json may also follow the command. Each command has --help.
 """
 
-_COMMANDS = (migrate, serve, project, import_, subjects, due_process, policy, sources, keys, audit, master_key)
+_COMMANDS = (
+    migrate, serve, project, import_, subjects, due_process, policy, sources, keys, audit, backup, master_key,
+)  # fmt: skip
 """The command modules, in the order ``--help`` lists them."""
 
 

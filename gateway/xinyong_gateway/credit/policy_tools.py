@@ -337,9 +337,10 @@ class Replay:
     def apply(self, logged: LoggedEvent) -> None:
         """Apply one event to the files of the subjects it is about, under both policies."""
         for field_name, subject in subjects_of(logged.event).items():
-            key = self.key_of(subject)
+            key = logged.file_key(field_name, subject, self.key_of)
             display, known = SubjectDisplay.of(subject), self.displays.get(key)
-            if known is not None and display.name is None:
+            erased = logged.file_keys is not None and field_name in logged.file_keys  # its subject: a stand-in
+            if known is not None and (display.name is None or erased):
                 display = known
             self.displays[key] = display
             for files, policy in ((self.before, self.current), (self.after, self.candidate)):

@@ -24,7 +24,7 @@ from xinyong_gateway.store.base import (
     PartitionClaims,
     Store,
 )
-from xinyong_gateway.store.lifecycle import Lifecycle, SealedPlace, SealedRow
+from xinyong_gateway.store.lifecycle import POSTGRES_BACKUP_ADVICE, Lifecycle, SealedPlace, SealedRow
 from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     API_SCOPES,
@@ -73,6 +73,7 @@ __all__ = [
     "API_SCOPES",
     "AUDIT_GENESIS",
     "PARTITIONS",
+    "POSTGRES_BACKUP_ADVICE",
     "AllPartitions",
     "ApiKeyRecord",
     "ApiScope",

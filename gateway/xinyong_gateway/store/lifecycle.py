@@ -17,9 +17,13 @@ from typing import Any, NamedTuple, Protocol
 
 from xinyong_gateway.errors import StoreError
 
-__all__ = ["IDENTIFIER", "Lifecycle", "SealedPlace", "SealedRow", "checked_place"]
+__all__ = ["IDENTIFIER", "POSTGRES_BACKUP_ADVICE", "Lifecycle", "SealedPlace", "SealedRow", "checked_place"]
 
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+POSTGRES_BACKUP_ADVICE = (
+    "back a PostgreSQL database up with pg_dump --format=custom and restore it with pg_restore onto an empty"
+    ' database (README, "Backup and restore"), then run `xinyong-gateway verify`'
+)
 
 
 class SealedPlace(Protocol):

@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from xinyong_gateway.errors import StoreError
-from xinyong_gateway.store.lifecycle import Lifecycle, SealedPlace, SealedRow, checked_place, sealed_row, sealed_select
+from xinyong_gateway.store.lifecycle import (
+    POSTGRES_BACKUP_ADVICE,
+    Lifecycle,
+    SealedPlace,
+    SealedRow,
+    checked_place,
+    sealed_row,
+    sealed_select,
+)
 
 if TYPE_CHECKING:
     import asyncpg
@@ -17,13 +25,9 @@ if TYPE_CHECKING:
 
     Connection = PoolConnectionProxy[asyncpg.Record]
 
-__all__ = ["PG_BACKUP_ADVICE", "PostgresLifecycle"]
+__all__ = ["PostgresLifecycle"]
 
 T = TypeVar("T")
-PG_BACKUP_ADVICE = (
-    "back a PostgreSQL database up with pg_dump --format=custom and restore it with pg_restore onto an empty"
-    ' database (README, "Backup and restore"), then run `xinyong-gateway verify`'
-)
 
 
 class PostgresLifecycle(Lifecycle):
@@ -95,7 +99,7 @@ class PostgresLifecycle(Lifecycle):
         return refused
 
     async def backup(self, destination: Path) -> None:
-        raise StoreError(f"`backup` copies SQLite databases only: {PG_BACKUP_ADVICE}.")
+        raise StoreError(f"`backup` copies SQLite databases only: {POSTGRES_BACKUP_ADVICE}.")
 
     async def subject_states(self, after: str, limit: int) -> list[tuple[str, str]]:
         async def read(conn: Connection) -> list[tuple[str, str]]:
