@@ -56,6 +56,7 @@ from xinyong_gateway.cli import (
     migrate,
     policy,
     project,
+    retention,
     serve,
     sources,
     subjects,
@@ -87,7 +88,8 @@ creates with a new database. --db and --json may also follow the command. Each c
 """
 
 _COMMANDS = (
-    migrate, serve, project, import_, subjects, due_process, policy, sources, keys, audit, backup, master_key,
+    migrate, serve, project, import_, subjects, due_process, policy, sources, keys, audit, backup, retention,
+    master_key,
 )  # fmt: skip
 """The command modules, in the order ``--help`` lists them."""
 

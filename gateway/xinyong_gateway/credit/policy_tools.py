@@ -51,6 +51,7 @@ __all__ = [
     "explain_policy",
     "explain_publicity",
     "explain_red",
+    "explain_retention",
     "explain_rule",
     "explain_score",
 ]
@@ -179,6 +180,15 @@ def explain_measures(policy: Policy) -> str:
     return (
         f"measures: black list {', '.join(measures.black)}; watch list {', '.join(measures.watch)};"
         f" red list {', '.join(measures.red)}"
+    )
+
+
+def explain_retention(policy: Policy) -> str:
+    """How long raw bodies keep the persons they name (``[retention]``)."""
+    default = "" if policy.retention.keep_bodies_for else " (the default: the longest publicity period plus 5 years)"
+    return (
+        f"retention: a raw body keeps the persons it names for {policy.keep_bodies_for.days} days{default} after"
+        " the last record it supports has ended, then `retention run` erases them (the facts stay)"
     )
 
 

@@ -132,4 +132,5 @@ class Lifecycle(ABC):
 
     @abstractmethod
     async def erase_identities(self, subject_keys: Sequence[str], now: int) -> int:
-        """Forget the sealed identifier and name of these subjects (their files and lists stay)."""
+        """Forget the sealed identifier and name of these subjects (their files and lists stay); a name carried back
+        by a projector that read the row before is removed again. Returns how many rows changed."""

@@ -129,8 +129,9 @@ class PostgresLifecycle(Lifecycle):
     async def erase_identities(self, subject_keys: Sequence[str], now: int) -> int:
         async with self._transaction() as conn:
             rows = await conn.fetch(
-                "UPDATE subjects SET sealed_id = ''::bytea, sealed_name = NULL, identity_erased_at = $1"
-                " WHERE subject_key = ANY($2::text[]) AND identity_erased_at IS NULL RETURNING 1",
+                "UPDATE subjects SET sealed_id = ''::bytea, sealed_name = NULL,"
+                " identity_erased_at = coalesce(identity_erased_at, $1) WHERE subject_key = ANY($2::text[])"
+                " AND (identity_erased_at IS NULL OR sealed_name IS NOT NULL) RETURNING 1",
                 now,
                 list(subject_keys),
             )

@@ -127,8 +127,9 @@ class SqliteLifecycle(Lifecycle):
         def write(conn: sqlite3.Connection) -> int:
             before = conn.total_changes
             conn.executemany(
-                "UPDATE subjects SET sealed_id = x'', sealed_name = NULL, identity_erased_at = ?"
-                " WHERE subject_key = ? AND identity_erased_at IS NULL",
+                "UPDATE subjects SET sealed_id = x'', sealed_name = NULL,"
+                " identity_erased_at = coalesce(identity_erased_at, ?) WHERE subject_key = ?"
+                " AND (identity_erased_at IS NULL OR sealed_name IS NOT NULL)",
                 [(now, key) for key in subject_keys],
             )
             return conn.total_changes - before

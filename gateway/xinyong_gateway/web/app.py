@@ -2,7 +2,8 @@
 
 The resources are opened and closed in one ``cleanup_ctx``: the master key, the store (checked against the key), the
 source registry and the API key registry (``access``), the policy in force (``credit.in_force``), a task refreshing
-each of those three, and the projector unless ``settings.projector`` is off. Typed app state uses ``web.AppKey``
+each of those three, and the projector unless ``settings.projector`` is off (with it, the retention job every
+``settings.retention_interval`` seconds: ``credit.retention``). Typed app state uses ``web.AppKey``
 (``STORE``, ``MASTER_KEY``, ``REGISTRY``, ``API_KEYS``). Routes:
 
 - ``POST /v1/webhooks/{source_id}``  signed event ingest (``web.ingest``)
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 
 import structlog
 from aiohttp import HttpVersion11, hdrs, web
@@ -30,10 +33,12 @@ from aiohttp import HttpVersion11, hdrs, web
 from xinyong import problems
 from xinyong.openapi import build_openapi
 from xinyong.schemas import render
+from xinyong_gateway import audit
 from xinyong_gateway.access import ApiKeyRegistry, SourceRegistry, refresh_every
 from xinyong_gateway.credit.in_force import PolicyInForce
-from xinyong_gateway.credit.policy import policy_from
+from xinyong_gateway.credit.policy import Policy, policy_from
 from xinyong_gateway.credit.projector import Projector
+from xinyong_gateway.credit.retention import RetentionResult, run_retention
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import StoreError, StoreUnavailableError
 from xinyong_gateway.keyring import unlock
@@ -52,6 +57,19 @@ REGISTRY = web.AppKey("registry", SourceRegistry)
 API_KEYS = web.AppKey("api_keys", ApiKeyRegistry)
 
 _log = structlog.get_logger("xinyong_gateway.app")
+
+
+async def _retention_pass(
+    store: Store, master: MasterKey, policy: Policy, clock: Callable[[], float]
+) -> RetentionResult:
+    """One run of the retention job inside ``serve`` (``credit/retention.py``); what it erased goes to the audit
+    log as the actor ``serve``, and its counts to the log."""
+    result = await run_retention(store, master, policy, datetime.fromtimestamp(clock(), UTC))
+    if result.erased or result.subjects_forgotten:
+        details = {"erased": result.erased, "forgotten": result.subjects_forgotten, "keep_days": result.keep_days}
+        await audit.record(store, master, "serve", "retention.run", store.display_url, details)
+    _log.info("retention.run", erased=result.erased, forgotten=result.subjects_forgotten, events=result.events)
+    return result
 
 
 def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.time) -> web.Application:
@@ -102,6 +120,14 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             if settings.projector:
                 projector = Projector(store, master, configured_policy, claims=store.claim_partitions(), clock=clock)
                 tasks.append(asyncio.create_task(projector.run(), name="xinyong-projector"))
+                if settings.retention_interval > 0:  # where the projector runs: one pass per interval, logged
+                    retention = functools.partial(_retention_pass, store, master, configured_policy, clock)
+                    tasks.append(
+                        asyncio.create_task(
+                            refresh_every(settings.retention_interval, retention, _log, "retention.failed"),
+                            name="xinyong-retention",
+                        )
+                    )
             yield
             for task in tasks:
                 task.cancel()

@@ -22,6 +22,8 @@ asking (``xinyong.ric_pseudonym``).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import re
 import time
@@ -43,7 +45,7 @@ from xinyong_gateway.credit.documents import status_document
 from xinyong_gateway.credit.engine import CreditFile
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.store import Store, SubjectRow, from_micros
+from xinyong_gateway.store import StatusChange, Store, SubjectRow, from_micros
 from xinyong_gateway.web.auth import authenticate
 from xinyong_gateway.web.body import is_json_utf8, read_body
 from xinyong_gateway.web.middleware import LOG_FACTS
@@ -208,8 +210,12 @@ class QueryHandler:
             snapshot = json.loads(row.snapshot)
             shown = snapshot.pop("subject")
             if row.id_type == "ric":
-                ric = self._master.open_identity(row.subject_key, row.sealed_id)
-                subject: dict[str, Any] = {"id_type": "ric", "pseudonym": ric_pseudonym(ric, key.lookup_key)}
+                if row.sealed_id:
+                    ric = self._master.open_identity(row.subject_key, row.sealed_id)
+                    pseudonym = ric_pseudonym(ric, key.lookup_key)
+                else:
+                    pseudonym = _forgotten_pseudonym(row, key.lookup_key)
+                subject: dict[str, Any] = {"id_type": "ric", "pseudonym": pseudonym}
             else:
                 subject = {"id_type": "uscc", "id": shown["id"], "name": shown["name"]}
             entries.append(
@@ -224,6 +230,11 @@ class QueryHandler:
         next_cursor = str(rows[-1].change_id) if rows else str(after)
         body = json.dumps({"changes": entries, "next": next_cursor}, ensure_ascii=False).encode()
         return web.Response(body=body, content_type=_JSON)
+
+
+def _forgotten_pseudonym(row: StatusChange, lookup_key: bytes) -> str:
+    """The pseudonym of a person retention forgot: of their file key, so it matches no number any more."""
+    return hmac.new(lookup_key, b"forgotten:" + row.subject_key.encode(), hashlib.sha256).hexdigest()
 
 
 _AS_OF = ', "as_of": "'
