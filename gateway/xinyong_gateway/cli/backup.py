@@ -42,7 +42,7 @@ def add_parser(commands: Any) -> None:
         commands,
         "restore",
         "restore a backup onto an empty place (then: verify)",
-        "xinyong-gateway --db sqlite:///var/xinyong.db restore /srv/backups/xinyong-2026-03-01.db",
+        "xinyong-gateway restore /srv/backups/xinyong-2026-03-01.db --db sqlite:///var/xinyong.db",
         description="Restore the SQLite backup SRC as the database (--db), which must not exist yet; SRC.key, if"
         " there is one, becomes its key file (unless XINYONG_MASTER_KEY is set). Then run `xinyong-gateway"
         f" verify`. PostgreSQL: {POSTGRES_BACKUP_ADVICE}.",
@@ -52,7 +52,7 @@ def add_parser(commands: Any) -> None:
     verify = add_command(
         commands,
         "verify",
-        "check bodies, the audit chain and a full replay (no trust needed)",
+        "check bodies, the audit chain and a full replay of the inbox",
         "xinyong-gateway verify",
         description="Check what can be checked without trusting the database: every inbox body opens and hashes to"
         " its stored digest, the audit chain holds, and a full replay of the inbox equals every stored credit"

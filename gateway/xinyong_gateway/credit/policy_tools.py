@@ -9,7 +9,7 @@ Explaining
         the black list for 1095 days (serious, LISTING_COUNTERFEIT)
 
     (one line, wrapped here). :func:`explain_policy` adds one line each for the publicity periods, the score
-    and grades, the measures and the red-list criteria.
+    and grades, the measures, the red-list criteria and retention.
 
 Comparing
     :func:`diff_statuses` compares each subject's status under two policies: a from → to matrix over the lists
@@ -209,13 +209,14 @@ def explain_red(policy: Policy) -> str:
 
 
 def explain_policy(policy: Policy) -> list[str]:
-    """The whole policy, one line each: publicity, score and grades, measures, red criteria, then every rule
+    """The whole policy, one line each: publicity, score and grades, measures, red criteria, retention, then every rule
     in file order (:func:`explain_rule`)."""
     return [
         explain_publicity(policy),
         explain_score(policy),
         explain_measures(policy),
         explain_red(policy),
+        explain_retention(policy),
         *(explain_rule(rule, policy) for rule in policy.rules),
     ]
 
