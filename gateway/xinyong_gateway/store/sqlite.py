@@ -384,9 +384,8 @@ class SqliteStore(Store):
         return self._group.append(entry, into)
 
     def append_many(self, entries: Sequence[InboxEntry]) -> Awaitable[list[AppendResult]]:
-        # The bulk path (import): one writer job and one transaction per chunk, so one fsync stores thousands
-        # of rows, with the insert a group commit uses (``_insert_chunk``). The chunks are queued now, in order
-        # (the caller may prepare its next entries while these commit); live group commits interleave with them.
+        # The bulk path (import): a writer job and a transaction per chunk (``_insert_chunk``, as group commits), so
+        # an fsync stores thousands of rows; queued now, in order, while the caller prepares its next entries.
         jobs = [
             self._submit(functools.partial(_insert_chunk, chunk=entries[start : start + _BULK_CHUNK]), write=True)
             for start in range(0, len(entries), _BULK_CHUNK)
