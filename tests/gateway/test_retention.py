@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from tests.factories import event, make_ric, make_uscc, person
-from tests.gateway.conftest import TEST_MASTER_KEY, Gateway
+from tests.gateway.conftest import TEST_MASTER_KEY, Gateway, eventually
 from xinyong_gateway.cli import main as cli_main
 from xinyong_gateway.sealed_columns import SEALED_COLUMNS
 from xinyong_gateway.store import Store, SubjectRow
+from xinyong_gateway.web.app import create_app
 
 RUN_PROJECTOR = False
 """The gateway without its built-in projector: these tests drive projection themselves."""
@@ -136,3 +137,20 @@ def test_stand_in_identifiers_are_valid_and_name_nobody() -> None:
     from xinyong_gateway.credit.inbox import _stand_in
 
     assert validate_ric(_stand_in(1)) == _stand_in(1) and _stand_in(1) != make_ric(random.Random(1))
+
+
+async def test_serve_runs_retention_on_its_own_and_records_it(gateway: Gateway, aiohttp_client: Any) -> None:
+    rng = random.Random(2222)
+    gone = person(rng, name="钱往昔")
+    await gateway.post_and_project([event("complaint.filed", rng, merchant=gone, filed_at=OLD)], "serve")
+    settings = gateway.settings.model_copy(update={"retention_interval": 0.05, "projector": True})
+    await aiohttp_client(create_app(settings))  # a second gateway process, with the job
+
+    async def recorded() -> bool:
+        return bool(await gateway.store.latest_audit_entries(10, action="retention.run"))
+
+    await eventually(recorded, within=20)
+    (entry,) = await gateway.store.latest_audit_entries(10, action="retention.run")
+    assert (entry.actor, json.loads(entry.details)) == ("serve", {"erased": 1, "forgotten": 1, "keep_days": 2920})
+    plaintexts = b"\n".join(await opened_plaintexts(gateway))
+    assert gone["id"].encode() not in plaintexts
