@@ -5,6 +5,7 @@ that does not hold (both backends); PostgreSQL's backup is ``pg_dump``'s, and th
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import random
@@ -172,3 +173,17 @@ async def test_verify_finds_what_does_not_hold(database_url: str, cli: Any, tmp_
     await execute(database_url, tamper)
     status, verified, _ = await cli(database_url, "verify")
     assert (status, verified["broken_bodies"]) == (1, 1)
+
+
+async def test_a_restore_under_the_wrong_key_leaves_no_database_behind(
+    tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'db' / 'gateway.db'}"
+    assert (await cli(url, "migrate"))[0] == 0
+    assert (await cli(url, "backup", str(tmp_path / "copy.db")))[0] == 0
+    monkeypatch.setenv("XINYONG_MASTER_KEY", base64.b64encode(bytes(32)).decode())
+    target = tmp_path / "restored" / "gateway.db"
+    args = ["--db", f"sqlite:///{target}", "restore", str(tmp_path / "copy.db")]
+    status = await asyncio.to_thread(cli_main, args)
+    assert status == 1
+    assert not target.exists() and target.with_name("gateway.db.wrong-key").exists()

@@ -14,6 +14,7 @@ from typing import Any
 
 from xinyong_gateway.cli._common import CliError, Output, Progress, add_command, open_resources, plural, policy_option
 from xinyong_gateway.crypto import key_file_for
+from xinyong_gateway.errors import MasterKeyError
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import POSTGRES_BACKUP_ADVICE, restore_sqlite, sqlite_path_from_url
 
@@ -148,8 +149,8 @@ def _restore(settings: GatewaySettings, args: argparse.Namespace, out: Output) -
 
     try:
         asyncio.run(run())
-    except BaseException:
-        shutil.move(path, path.with_name(path.name + ".unusable"))  # never leave a database that will not open
+    except MasterKeyError:  # the wrong key: leave no database behind that will not open with it
+        shutil.move(path, path.with_name(path.name + ".wrong-key"))
         if copied_key:
             key_file.unlink()
         raise
