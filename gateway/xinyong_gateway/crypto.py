@@ -45,7 +45,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -169,14 +169,10 @@ class MasterKey:
         return replace(self, dedupe_key=dedupe, subject_index_key=subject, api_key_digest_key=api_keys, audit_key=audit)
 
     def with_previous(self, previous: MasterKey) -> MasterKey:
-        """Seal under this key; open with this key, else ``previous`` (while a rotation re-seals)."""
-        return replace(
-            self,
-            inbox=self.inbox.falling_back_to(previous.inbox),
-            secrets=self.secrets.falling_back_to(previous.secrets),
-            identities=self.identities.falling_back_to(previous.identities),
-            keyring=self.keyring.falling_back_to(previous.keyring),
-        )
+        """Seal under this key; open with this key, else ``previous`` (while a rotation re-seals): every
+        :class:`Sealer` of the key, whatever it is for."""
+        sealers = [item.name for item in fields(self) if isinstance(getattr(self, item.name), Sealer)]
+        return replace(self, **{name: getattr(self, name).falling_back_to(getattr(previous, name)) for name in sealers})
 
     def seal_index_keys(self, index_keys: bytes) -> bytes:
         """Seal a database's index keys (the ``meta`` row ``keyring``)."""
