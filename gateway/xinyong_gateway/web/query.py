@@ -45,7 +45,7 @@ from xinyong_gateway.credit.documents import status_document
 from xinyong_gateway.credit.engine import CreditFile
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.store import StatusChange, Store, SubjectRow, from_micros
+from xinyong_gateway.store import Store, SubjectRow, from_micros
 from xinyong_gateway.web.auth import authenticate
 from xinyong_gateway.web.body import is_json_utf8, read_body
 from xinyong_gateway.web.middleware import LOG_FACTS
@@ -214,7 +214,7 @@ class QueryHandler:
                     ric = self._master.open_identity(row.subject_key, row.sealed_id)
                     pseudonym = ric_pseudonym(ric, key.lookup_key)
                 else:
-                    pseudonym = _forgotten_pseudonym(row, key.lookup_key)
+                    pseudonym = _forgotten_pseudonym(row.subject_key, key.lookup_key)
                 subject: dict[str, Any] = {"id_type": "ric", "pseudonym": pseudonym}
             else:
                 subject = {"id_type": "uscc", "id": shown["id"], "name": shown["name"]}
@@ -232,9 +232,9 @@ class QueryHandler:
         return web.Response(body=body, content_type=_JSON)
 
 
-def _forgotten_pseudonym(row: StatusChange, lookup_key: bytes) -> str:
+def _forgotten_pseudonym(subject_key: str, lookup_key: bytes) -> str:
     """The pseudonym of a person retention forgot: of their file key, so it matches no number any more."""
-    return hmac.new(lookup_key, b"forgotten:" + row.subject_key.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(lookup_key, b"forgotten:" + subject_key.encode(), hashlib.sha256).hexdigest()
 
 
 _AS_OF = ', "as_of": "'
