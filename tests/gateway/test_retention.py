@@ -13,6 +13,7 @@ import pytest
 
 from tests.factories import event, make_ric, make_uscc, person
 from tests.gateway.conftest import TEST_MASTER_KEY, Gateway, eventually
+from xinyong import ric_pseudonym
 from xinyong_gateway.cli import main as cli_main
 from xinyong_gateway.sealed_columns import SEALED_COLUMNS
 from xinyong_gateway.store import Store, SubjectRow
@@ -154,3 +155,24 @@ async def test_serve_runs_retention_on_its_own_and_records_it(gateway: Gateway, 
     assert (entry.actor, json.loads(entry.details)) == ("serve", {"erased": 1, "forgotten": 1, "keep_days": 2920})
     plaintexts = b"\n".join(await opened_plaintexts(gateway))
     assert gone["id"].encode() not in plaintexts
+
+
+async def test_the_change_feed_names_a_forgotten_person_by_a_pseudonym_that_matches_no_number(
+    gateway: Gateway, cli: Any
+) -> None:
+    rng = random.Random(2223)
+    gone = person(rng, name="孙昔日")
+    await gateway.post_and_project([event("listing.violation", rng, merchant=gone, found_at=OLD)], "feed")
+    issued = await gateway.add_api_key(("changes",))
+    secret = issued.lookup_secret
+
+    async def pseudonyms() -> list[str]:
+        response = await gateway.client.get("/v1/lists/changes", headers={"Authorization": f"Bearer {issued.api_key}"})
+        assert response.status == 200, await response.text()
+        return [entry["subject"]["pseudonym"] for entry in (await response.json())["changes"]]
+
+    before = await pseudonyms()
+    assert before and set(before) == {ric_pseudonym(gone["id"], secret)}
+    assert (await cli("retention", "run"))[0] == 0
+    after = await pseudonyms()
+    assert len(after) == len(before) and len(set(after)) == 1 and ric_pseudonym(gone["id"], secret) not in after
