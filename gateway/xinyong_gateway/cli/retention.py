@@ -58,11 +58,7 @@ def _run(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> in
                 opened.store, opened.master, policy, datetime.now(UTC), dry_run=args.dry_run, progress=display.show
             )
             if not args.dry_run:
-                await opened.audit(
-                    "retention.run",
-                    opened.store.display_url,
-                    {"erased": result.erased, "forgotten": result.subjects_forgotten, "keep_days": result.keep_days},
-                )
+                await opened.audit("retention.run", opened.store.display_url, result.audit_details)
             return result
 
     try:

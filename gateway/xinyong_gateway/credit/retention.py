@@ -50,6 +50,11 @@ class RetentionResult:
     keep_days: int
     dry_run: bool
 
+    @property
+    def audit_details(self) -> dict[str, int]:
+        """What the audit log records of a run (counts only: no person is named)."""
+        return {"erased": self.erased, "forgotten": self.subjects_forgotten, "keep_days": self.keep_days}
+
 
 async def run_retention(
     store: Store,

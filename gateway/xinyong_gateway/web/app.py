@@ -66,8 +66,7 @@ async def _retention_pass(
     log as the actor ``serve``, and its counts to the log."""
     result = await run_retention(store, master, policy, datetime.fromtimestamp(clock(), UTC))
     if result.erased or result.subjects_forgotten:
-        details = {"erased": result.erased, "forgotten": result.subjects_forgotten, "keep_days": result.keep_days}
-        await audit.record(store, master, "serve", "retention.run", store.display_url, details)
+        await audit.record(store, master, "serve", "retention.run", store.display_url, result.audit_details)
     _log.info("retention.run", erased=result.erased, forgotten=result.subjects_forgotten, events=result.events)
     return result
 
