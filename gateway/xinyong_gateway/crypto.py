@@ -17,7 +17,21 @@ are derived from it with HKDF-SHA256:
 - ``audit``   HMAC key of the audit log's chain (``xinyong_gateway.audit``): someone who can write the database but
   has no master key cannot write an entry, or rebuild the chain after changing one, that ``audit verify`` accepts;
 - ``check``   HMAC key for a check value stored in the database, so a wrong master key is refused at start-up
-  instead of producing undecryptable rows.
+  instead of producing undecryptable rows;
+- ``keyring`` AES-256-GCM key that seals the database's *index keys* (below).
+
+**Sealing keys and index keys.** The three sealing keys (``inbox``, ``secrets``, ``identities``) protect data and are
+changed by a master-key rotation, which re-seals every sealed column (``xinyong_gateway.sealed_columns``). The four
+HMAC keys (``dedupe``, ``subject``, ``api-keys``, ``audit``) name or check data that cannot be recomputed under a new
+key without the plaintext (an API key's secret) or without rewriting what must never change (the blind-index keys
+that name every credit file, the audit chain's hashes): they are the database's *index keys*, kept for ever. They
+are derived from the master key the database was created with, and stored in the database (``meta`` row
+``keyring``) sealed under the current master key (:meth:`MasterKey.seal_index_keys`): a rotation re-seals that one
+row, and the blind index, API-key digests, body digests and audit chain go on working unchanged
+(``xinyong_gateway.keyring`` opens the database with its keys).
+
+During a rotation a process may hold two master keys (``XINYONG_MASTER_KEY`` and ``XINYONG_MASTER_KEY_PREVIOUS``):
+it seals under the current one and opens with either (:meth:`MasterKey.with_previous`).
 
 Sealed blobs are ``0x01 || nonce(12) || ciphertext+tag``; the associated data binds a blob to its row (a body to its
 source and webhook id, a secret to its source or API key, a signing key to its ``kid``, an identity to its subject
@@ -33,7 +47,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,11 +61,22 @@ from xinyong_gateway.errors import MasterKeyError
 if TYPE_CHECKING:
     from xinyong_gateway.settings import GatewaySettings
 
-__all__ = ["MasterKey", "Sealer", "key_file_for", "master_key_for", "master_key_of", "resolve_master_key"]
+__all__ = [
+    "MasterKey",
+    "Sealer",
+    "key_file_for",
+    "master_key_for",
+    "master_key_of",
+    "next_key_file_for",
+    "resolve_master_key",
+    "resolve_previous_master_key",
+    "write_key_file",
+]
 
 _SEAL_VERSION = b"\x01"
 _NONCE_BYTES = 12
 _CHECK_LABEL = b"xinyong master key check v1"
+_INDEX_KEYS_AAD = b"keyring\x00index keys v1"
 
 
 def _derive(master: bytes, purpose: str) -> bytes:
@@ -59,12 +84,14 @@ def _derive(master: bytes, purpose: str) -> bytes:
 
 
 class Sealer:
-    """AES-256-GCM with a fresh random nonce per message and the row identity as associated data."""
+    """AES-256-GCM with a fresh random nonce per message and the row identity as associated data; with a
+    ``previous`` sealer (a master-key rotation), what this key does not open is tried with that one."""
 
-    __slots__ = ("_aead",)
+    __slots__ = ("_aead", "_previous")
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, previous: Sealer | None = None) -> None:
         self._aead = AESGCM(key)
+        self._previous = previous
 
     def seal(self, plaintext: bytes, associated_data: bytes) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)
@@ -77,7 +104,15 @@ class Sealer:
         try:
             return self._aead.decrypt(nonce, sealed[1 + _NONCE_BYTES :], associated_data)
         except InvalidTag as exc:
+            if self._previous is not None:
+                return self._previous.open(sealed, associated_data)
             raise MasterKeyError("Sealed data does not open with this master key (or was altered).") from exc
+
+    def falling_back_to(self, previous: Sealer) -> Sealer:
+        """This key for sealing; this key, then ``previous``, for opening."""
+        sealer = Sealer.__new__(Sealer)
+        sealer._aead, sealer._previous = self._aead, previous
+        return sealer
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -92,6 +127,7 @@ class MasterKey:
     api_key_digest_key: bytes
     audit_key: bytes
     check_value: bytes
+    keyring: Sealer
     _dedupe: hmac.HMAC = field(init=False, repr=False, compare=False)
     _subject_index: hmac.HMAC = field(init=False, repr=False, compare=False)
 
@@ -119,7 +155,33 @@ class MasterKey:
             api_key_digest_key=_derive(raw, "api-keys"),
             audit_key=_derive(raw, "audit"),
             check_value=hmac.digest(check_key, _CHECK_LABEL, "sha256"),
+            keyring=Sealer(_derive(raw, "keyring")),
         )
+
+    # -- index keys and rotation ------------------------------------------------------------------------
+    def index_keys(self) -> bytes:
+        """The four index keys (dedupe, subject, api-keys, audit), as :meth:`seal_index_keys` stores them."""
+        return self.dedupe_key + self.subject_index_key + self.api_key_digest_key + self.audit_key
+
+    def with_index_keys(self, index_keys: bytes) -> MasterKey:
+        """This master key's sealing keys with a database's index keys (:meth:`index_keys` of its first key)."""
+        if len(index_keys) != 4 * 32:
+            raise MasterKeyError("The database's index keys are damaged (wrong length).")
+        dedupe, subject, api_keys, audit = (index_keys[at : at + 32] for at in range(0, 128, 32))
+        return replace(self, dedupe_key=dedupe, subject_index_key=subject, api_key_digest_key=api_keys, audit_key=audit)
+
+    def with_previous(self, previous: MasterKey) -> MasterKey:
+        """Seal under this key; open with this key, else ``previous`` (while a rotation re-seals): every
+        :class:`Sealer` of the key, whatever it is for."""
+        sealers = [item.name for item in fields(self) if isinstance(getattr(self, item.name), Sealer)]
+        return replace(self, **{name: getattr(self, name).falling_back_to(getattr(previous, name)) for name in sealers})
+
+    def seal_index_keys(self, index_keys: bytes) -> bytes:
+        """Seal a database's index keys (the ``meta`` row ``keyring``)."""
+        return self.keyring.seal(index_keys, _INDEX_KEYS_AAD)
+
+    def open_index_keys(self, sealed: bytes) -> bytes:
+        return self.keyring.open(sealed, _INDEX_KEYS_AAD)
 
     @classmethod
     def from_text(cls, text: str) -> MasterKey:
@@ -198,6 +260,30 @@ def key_file_for(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".key")
 
 
+def next_key_file_for(db_path: Path) -> Path:
+    """The new key of an unfinished rotation of a SQLite key file (``<database>.key.next``): while it exists, a
+    process seals under it and opens with it or the key file (``master-key rotate`` renames it over the key file
+    when every sealed value opens with it)."""
+    return db_path.with_name(db_path.name + ".key.next")
+
+
+def write_key_file(path: Path, text: str) -> None:
+    """Write a master key to a new file, mode 0600, synced to disk (``FileExistsError`` if it exists)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(text + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _read_key_file(key_path: Path) -> MasterKey:
+    try:
+        return MasterKey.from_text(key_path.read_text(encoding="ascii"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MasterKeyError(f"Cannot read the master key file {key_path}.") from exc
+
+
 def resolve_master_key(env_value: str | None, *, sqlite_path: Path | None, create: bool = False) -> MasterKey:
     """The master key from the environment, else (SQLite only) from the key file beside the database.
 
@@ -209,11 +295,10 @@ def resolve_master_key(env_value: str | None, *, sqlite_path: Path | None, creat
     if sqlite_path is None:
         raise MasterKeyError("XINYONG_MASTER_KEY must be set for this database (a key file is only for SQLite).")
     key_path = key_file_for(sqlite_path)
+    if next_key_file_for(sqlite_path).exists():
+        return _read_key_file(next_key_file_for(sqlite_path))
     if key_path.exists():
-        try:
-            return MasterKey.from_text(key_path.read_text(encoding="ascii"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise MasterKeyError(f"Cannot read the master key file {key_path}.") from exc
+        return _read_key_file(key_path)
     if sqlite_path.exists():
         raise MasterKeyError(
             f"The database {sqlite_path} exists but its master key file {key_path} is missing: restore the file or"
@@ -224,13 +309,8 @@ def resolve_master_key(env_value: str | None, *, sqlite_path: Path | None, creat
             f"No master key: XINYONG_MASTER_KEY is not set and there is no key file {key_path}"
             " (`xinyong-gateway migrate` creates the database and its key file)."
         )
-    key_path.parent.mkdir(parents=True, exist_ok=True)
     text = MasterKey.generate_text()
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(text + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    write_key_file(key_path, text)
     return MasterKey.from_text(text)
 
 
@@ -249,3 +329,18 @@ def master_key_of(settings: GatewaySettings, *, create: bool = False) -> MasterK
     ``create``: every other entry point opens the database first, so a missing database is reported as that."""
     env_value = settings.master_key.get_secret_value() if settings.master_key else None
     return master_key_for(settings.database_url, env_value, create=create)
+
+
+def resolve_previous_master_key(settings: GatewaySettings) -> MasterKey | None:
+    """The key before an unfinished rotation: ``XINYONG_MASTER_KEY_PREVIOUS``, else (SQLite, no
+    ``XINYONG_MASTER_KEY``, a ``<database>.key.next`` beside the database) the key file; None otherwise."""
+    if settings.master_key_previous:
+        return MasterKey.from_text(settings.master_key_previous.get_secret_value())
+    if settings.master_key or not settings.database_url.startswith("sqlite:"):
+        return None
+    from xinyong_gateway.store import sqlite_path_from_url  # local: the store package imports this module's errors
+
+    sqlite_path = sqlite_path_from_url(settings.database_url)
+    if next_key_file_for(sqlite_path).exists() and key_file_for(sqlite_path).exists():
+        return _read_key_file(key_file_for(sqlite_path))
+    return None

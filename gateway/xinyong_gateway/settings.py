@@ -32,6 +32,9 @@ class GatewaySettings(BaseSettings):
     in the URL never appears in messages). PostgreSQL needs ``XINYONG_MASTER_KEY``."""
     master_key: SecretStr | None = None
     """Base64 of 32 random bytes. On SQLite it may instead live in a 0600 key file beside the database."""
+    master_key_previous: SecretStr | None = None
+    """The master key before a rotation (``master-key rotate``): while it is set, sealed data opens with either key
+    and new data is sealed under ``master_key`` (README, "Rotating the master key")."""
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
@@ -66,6 +69,9 @@ class GatewaySettings(BaseSettings):
     text, not only spaces."""
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    retention_interval: float = Field(default=86_400.0, ge=0)
+    """Seconds between two runs of the retention job inside ``serve`` (``retention run``; 0: never inside ``serve``).
+    What it erases, and when, is policy (``[retention]``)."""
     progress_interval: float = Field(default=5.0, ge=0)
     """Seconds between the progress lines of long commands (``import``, ``policy diff|apply``, ``project --once``)
     on a stderr that is not a terminal (0: every update); a terminal gets one live line instead."""

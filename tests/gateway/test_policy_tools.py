@@ -131,8 +131,9 @@ def test_explanations_follow_the_policy_numbers_and_read_false_and_several_value
 
 def test_the_whole_policy_is_explained_one_line_per_part_then_per_rule() -> None:
     lines = explain_policy(POLICY)
-    assert len(lines) == 4 + len(POLICY.rules)
-    publicity, score, measures, red = lines[:4]
+    assert len(lines) == 5 + len(POLICY.rules)
+    publicity, score, measures, red, retention = lines[:5]
+    assert retention.startswith("retention: a raw body keeps the persons it names for 2920 days (the default")
     assert publicity == (
         "publicity: a record is effective for 90 days if minor, 365 days if general, 1095 days if serious"
     )
@@ -145,7 +146,7 @@ def test_the_whole_policy_is_explained_one_line_per_part_then_per_rule() -> None
         " name) for at least 180 days, has published a commitment and has had no negative record effective in the"
         " last 365 days (pending complaints do not count)"
     )
-    assert lines[4:] == [explain_rule(rule, POLICY) for rule in POLICY.rules]
+    assert lines[5:] == [explain_rule(rule, POLICY) for rule in POLICY.rules]
 
 
 # -- policy check --------------------------------------------------------------------------------------------
@@ -176,7 +177,8 @@ def test_policy_check_prints_every_rule_explained_as_json(capsys: pytest.Capture
     assert [rule["id"] for rule in checked["rules"]] == [rule.id for rule in policy.rules]
     parcels = next(rule for rule in checked["rules"] if rule["id"] == "empty-parcels-watch")
     assert parcels["explanation"].startswith("empty-parcels-watch: 2 delivery.recorded with status empty_parcel")
-    assert [checked[part] for part in ("publicity", "score", "measures", "red")] == explain_policy(policy)[:4]
+    parts = ("publicity", "score", "measures", "red", "retention")
+    assert [checked[part] for part in parts] == explain_policy(policy)[:5]
 
 
 @pytest.mark.usefixtures("no_gateway_environment")
@@ -188,9 +190,9 @@ def test_policy_check_on_a_terminal_prints_one_line_per_part_and_rule(
     assert cli_main(["policy", "check"]) == 0  # no FILE: the current policy, here the shipped one
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"the shipped default policy is valid: policy lyg-2026.2, {len(POLICY.rules)} rules."
-    assert lines[1:5] == explain_policy(POLICY)[:4]
-    assert lines[5] == "rules:"
-    assert lines[6:] == [f"  {explain_rule(rule, POLICY)}" for rule in POLICY.rules]
+    assert lines[1:6] == explain_policy(POLICY)[:5]
+    assert lines[6] == "rules:"
+    assert lines[7:] == [f"  {explain_rule(rule, POLICY)}" for rule in POLICY.rules]
 
 
 @pytest.mark.usefixtures("no_gateway_environment")

@@ -18,7 +18,9 @@
     xinyong-gateway keys add --name NAME --scopes screen,changes,attest [--rate N] | list | revoke KEY_ID
     xinyong-gateway signing-keys rotate | list
     xinyong-gateway audit list [--limit N] [--action A] | verify [--anchor HASH]
-    xinyong-gateway master-key
+    xinyong-gateway backup DEST [--with-key-file] | restore SRC | verify
+    xinyong-gateway retention run [--dry-run]
+    xinyong-gateway master-key | master-key rotate [--page N]
     xinyong-gateway --version
 
 Every operator action (a reveal, a policy adopted, a source, API key or signing key changed, an import) is recorded in
@@ -48,6 +50,7 @@ from xinyong.errors import XinyongError
 from xinyong_gateway import __version__
 from xinyong_gateway.cli import (
     audit,
+    backup,
     due_process,
     import_,
     keys,
@@ -55,6 +58,7 @@ from xinyong_gateway.cli import (
     migrate,
     policy,
     project,
+    retention,
     serve,
     signing_keys,
     sources,
@@ -100,6 +104,8 @@ _COMMANDS = (
     keys,
     signing_keys,
     audit,
+    backup,
+    retention,
     master_key,
 )
 """The command modules, in the order ``--help`` lists them."""

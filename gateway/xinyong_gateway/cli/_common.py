@@ -22,6 +22,7 @@ from xinyong_gateway import audit
 from xinyong_gateway.credit.documents import plural
 from xinyong_gateway.crypto import MasterKey, master_key_of
 from xinyong_gateway.errors import GatewayError, StoreError
+from xinyong_gateway.keyring import unlock
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import API_SCOPES, ApiScope, AuditEntry, Micros, Store, from_micros, open_store
 
@@ -185,12 +186,13 @@ async def open_resources(settings: GatewaySettings, *, migrate: bool = False) ->
 
     Only ``migrate`` creates anything (the SQLite file, its directory and key file): any other command opens the
     database first, so a mistyped ``--db`` or the wrong directory is "no database at …", and leaves nothing behind."""
-    master = master_key_of(settings, create=True) if migrate else None
+    if migrate:
+        master_key_of(settings, create=True)  # a new SQLite database's key file, made before the database
     async with open_store(settings.database_url, create=migrate) as store:
-        if master is None:
-            master = master_key_of(settings)
+        if not migrate:
+            master_key_of(settings)  # a missing key is reported before a missing schema
         applied = await store.migrate() if migrate else []
-        await store.check_master_key(master.check_value)
+        master = await unlock(store, settings)
         yield Resources(store, master, applied, actor_of(settings))
 
 

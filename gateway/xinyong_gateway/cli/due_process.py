@@ -298,6 +298,8 @@ def _decide(settings: GatewaySettings, args: argparse.Namespace, out: Output, ki
                         f"{kind.capitalize()} {args.case_id} is {case['state']} ({case['reason']}): a ruling would"
                         " change nothing."
                     )
+            if not row.sealed_id:
+                raise CliError(f"The identity of {row.display_id} was erased by retention: no ruling can name it.")
             subject = {"id_type": row.id_type, "id": opened.master.open_identity(row.subject_key, row.sealed_id)}
             data = {
                 f"{kind}_id": args.case_id,

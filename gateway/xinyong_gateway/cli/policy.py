@@ -92,6 +92,7 @@ def _check(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> 
         "score": policy_tools.explain_score(checked),
         "measures": policy_tools.explain_measures(checked),
         "red": policy_tools.explain_red(checked),
+        "retention": policy_tools.explain_retention(checked),
     }
     rules = [{"id": rule.id, "explanation": policy_tools.explain_rule(rule, checked)} for rule in checked.rules]
     human = [f"{source} is valid: policy {checked.version}, {plural(len(rules), 'rule')}.", *general.values(), "rules:"]

@@ -647,7 +647,7 @@ def project(events: Iterable[LoggedEvent], policy: Policy, key_of: Callable[[Sub
     files: dict[str, CreditFile] = {}
     for logged in events:
         for field_name, subject in subjects_of(logged.event).items():
-            key = key_of(subject)
+            key = logged.file_key(field_name, subject, key_of)
             credit_file = files.get(key)
             if credit_file is None:
                 credit_file = files[key] = CreditFile(key)

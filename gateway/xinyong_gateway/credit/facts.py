@@ -6,7 +6,7 @@ microseconds since the epoch.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -59,6 +59,16 @@ class LoggedEvent:
     source_id: str
     webhook_id: str
     event: EventBase
+    file_keys: Mapping[str, str] | None = None
+    """An erased body (retention): the file key of each subject field whose identity was erased (its subject in
+    ``event`` is a stand-in, which names no file)."""
+
+    def file_key(self, field_name: str, subject: Subject, key_of: Callable[[Subject], str]) -> str:
+        """The key of the credit file of the subject in ``field_name``: ``key_of(subject)``, or the one kept for it
+        when the body's identities were erased."""
+        if self.file_keys is not None and field_name in self.file_keys:
+            return self.file_keys[field_name]
+        return key_of(subject)
 
 
 def _data(event: EventBase) -> BaseModel:

@@ -13,6 +13,9 @@ What a policy holds (the shipped default is ``default_policy.toml`` beside this 
   of grades A, B and C (below C is D; a black-listed subject is always D);
 - ``measures``: what platforms apply to each list;
 - ``red``: when a subject earns the red list;
+- ``retention`` (optional): how long a raw webhook body keeps the natural persons it names, counted from the end
+  of the last record it supports (or from its own fact time when it supports none): ``keep_bodies_for``, by
+  default the longest publicity period plus 5 years (``retention run``, ``credit/retention.py``);
 - ``rule``: one table per rule. A rule matches one event type (``event``), optionally only when fields of
   its ``data`` have given values (``where``: a value, a list of allowed values, or ``{ at_least = n }``),
   about one of its subjects (``subject``: the name of a subject field, needed when the event has two).
@@ -59,6 +62,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Ratio",
+    "Retention",
     "Rule",
     "default_policy",
     "load_policy",
@@ -295,6 +299,17 @@ class DueProcess(_PolicyModel):
     calendar: Literal["CN"] = "CN"
 
 
+RETENTION_MARGIN = timedelta(days=5 * 365)
+"""What the default retention adds to the longest publicity period: 5 years."""
+
+
+class Retention(_PolicyModel):
+    """How long raw bodies keep the persons they name after the last record they support has ended (PIPL art. 19,
+    47: no longer than the purpose needs). None: the longest publicity period plus :data:`RETENTION_MARGIN`."""
+
+    keep_bodies_for: Days | None = None
+
+
 class Policy(_PolicyModel):
     """A validated credit policy."""
 
@@ -304,6 +319,7 @@ class Policy(_PolicyModel):
     measures: Measures
     red: RedCriteria
     due_process: DueProcess = DueProcess()
+    retention: Retention = Retention()
     rules: Annotated[list[Rule], Field(alias="rule", min_length=1)]
 
     @model_validator(mode="after")
@@ -331,6 +347,11 @@ class Policy(_PolicyModel):
     def rule_rank(self) -> dict[str, int]:
         """Each rule's place in the file: reasons that start together are shown in this order."""
         return {rule.id: rank for rank, rule in enumerate(self.rules)}
+
+    @cached_property
+    def keep_bodies_for(self) -> timedelta:
+        """How long a body keeps its persons after the last record it supports has ended (``[retention]``)."""
+        return self.retention.keep_bodies_for or self.publicity.serious + RETENTION_MARGIN
 
     @cached_property
     def horizon(self) -> timedelta:

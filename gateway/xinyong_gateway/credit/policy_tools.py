@@ -9,7 +9,7 @@ Explaining
         the black list for 1095 days (serious, LISTING_COUNTERFEIT)
 
     (one line, wrapped here). :func:`explain_policy` adds one line each for the publicity periods, the score
-    and grades, the measures and the red-list criteria.
+    and grades, the measures, the red-list criteria and retention.
 
 Comparing
     :func:`diff_statuses` compares each subject's status under two policies: a from → to matrix over the lists
@@ -51,6 +51,7 @@ __all__ = [
     "explain_policy",
     "explain_publicity",
     "explain_red",
+    "explain_retention",
     "explain_rule",
     "explain_score",
 ]
@@ -182,6 +183,15 @@ def explain_measures(policy: Policy) -> str:
     )
 
 
+def explain_retention(policy: Policy) -> str:
+    """How long raw bodies keep the persons they name (``[retention]``)."""
+    default = "" if policy.retention.keep_bodies_for else " (the default: the longest publicity period plus 5 years)"
+    return (
+        f"retention: a raw body keeps the persons it names for {policy.keep_bodies_for.days} days{default} after"
+        " the last record it supports has ended, then `retention run` erases them (the facts stay)"
+    )
+
+
 def explain_red(policy: Policy) -> str:
     """When a subject earns the red list."""
     red = policy.red
@@ -199,13 +209,14 @@ def explain_red(policy: Policy) -> str:
 
 
 def explain_policy(policy: Policy) -> list[str]:
-    """The whole policy, one line each: publicity, score and grades, measures, red criteria, then every rule
+    """The whole policy, one line each: publicity, score and grades, measures, red criteria, retention, then every rule
     in file order (:func:`explain_rule`)."""
     return [
         explain_publicity(policy),
         explain_score(policy),
         explain_measures(policy),
         explain_red(policy),
+        explain_retention(policy),
         *(explain_rule(rule, policy) for rule in policy.rules),
     ]
 
@@ -337,9 +348,10 @@ class Replay:
     def apply(self, logged: LoggedEvent) -> None:
         """Apply one event to the files of the subjects it is about, under both policies."""
         for field_name, subject in subjects_of(logged.event).items():
-            key = self.key_of(subject)
+            key = logged.file_key(field_name, subject, self.key_of)
             display, known = SubjectDisplay.of(subject), self.displays.get(key)
-            if known is not None and display.name is None:
+            erased = logged.file_keys is not None and field_name in logged.file_keys  # its subject: a stand-in
+            if known is not None and (display.name is None or erased):
                 display = known
             self.displays[key] = display
             for files, policy in ((self.before, self.current), (self.after, self.candidate)):

@@ -107,6 +107,9 @@ class Projector:
         self._batch_size = batch_size
         self._clock = clock
 
+    def _key_of(self, subject: Subject) -> str:
+        return self._master.subject_key(subject.id_type, subject.id)
+
     @property
     def policy(self) -> Policy:
         """The policy in force: the one adopted in the database once there is one (``policy``, until then)."""
@@ -160,7 +163,7 @@ class Projector:
                 continue  # about none of the partitions asked for
             item = read_logged(row, self._master)
             for field_name, subject in subjects_of(item.event).items():
-                key = self._master.subject_key(subject.id_type, subject.id)
+                key = item.file_key(field_name, subject, self._key_of)
                 if positions is not None and row.seq <= positions.get(partition_of(key), row.seq):
                     continue
                 keyed.append((item, field_name, key, subject))

@@ -96,7 +96,9 @@ async def subject_report(
         return None
     credit_file = CreditFile.from_json(row.state)
     identity: dict[str, Any] = {"id_type": row.id_type, "id": row.display_id, "name": row.display_name}
-    if reveal:
+    if reveal and not row.sealed_id:
+        identity["erased"] = True  # retention forgot this person: the masked form is all there is
+    elif reveal:
         identity["id"] = master.open_identity(key, row.sealed_id)
         identity["name"] = master.open_identity(key, row.sealed_name) if row.sealed_name else None
     records = [

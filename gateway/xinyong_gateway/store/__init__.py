@@ -5,6 +5,8 @@
     group_commit.py   the group commit both backends' appends go through
     sqlite.py         the embedded backend: one file, a writer thread
     postgresql.py     any number of processes on one database; postgresql_claims.py: projectors share partitions
+    lifecycle.py      backup, sealed columns re-sealed (rotation), retention's erasures: Store.lifecycle(), one
+                      module per backend (sqlite_lifecycle.py, postgresql_lifecycle.py)
 
 Everything outside this package imports from here, never from its modules (an import-linter contract says so);
 the helpers of ``base`` that only the backends use (column lists, row readers, commit checks) stay there.
@@ -23,6 +25,7 @@ from xinyong_gateway.store.base import (
     PartitionClaims,
     Store,
 )
+from xinyong_gateway.store.lifecycle import POSTGRES_BACKUP_ADVICE, Lifecycle, SealedPlace, SealedRow
 from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     API_SCOPES,
@@ -63,6 +66,7 @@ from xinyong_gateway.store.records import (
     to_micros,
 )
 from xinyong_gateway.store.sqlite import SqliteStore, sqlite_path_from_url
+from xinyong_gateway.store.sqlite_lifecycle import restore_sqlite
 
 if TYPE_CHECKING:
     from xinyong_gateway.store.postgresql import PostgresStore
@@ -74,6 +78,7 @@ __all__ = [
     "AUDIT_GENESIS",
     "LAST_EVENTS_WINDOW",
     "PARTITIONS",
+    "POSTGRES_BACKUP_ADVICE",
     "AllPartitions",
     "ApiKeyRecord",
     "ApiScope",
@@ -88,6 +93,7 @@ __all__ = [
     "FeedEntry",
     "InboxEntry",
     "KeyScheme",
+    "Lifecycle",
     "Micros",
     "NewSourceKey",
     "OperationsState",
@@ -101,6 +107,8 @@ __all__ = [
     "PostgresStore",
     "ProjectionCommit",
     "SchemaStatus",
+    "SealedPlace",
+    "SealedRow",
     "SigningKeyRecord",
     "SourceKey",
     "SourceRecord",
@@ -115,6 +123,7 @@ __all__ = [
     "partition_mask",
     "partition_of",
     "partitions_in",
+    "restore_sqlite",
     "sqlite_path_from_url",
     "to_micros",
 ]

@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol, Self
 
 from xinyong_gateway.errors import PolicyVersionError, ProjectionConflictError, SchemaNotReadyError, StoreError
 from xinyong_gateway.store.group_commit import CommitObserver, GroupCommit
+from xinyong_gateway.store.lifecycle import Lifecycle
 from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     AUDIT_GENESIS,
@@ -380,6 +381,10 @@ class Store(ABC):
     async def check_master_key(self, check_value: bytes) -> None:
         """Record the master key's check value on first use; afterwards raise ``MasterKeyError`` when
         it differs (the database was sealed under another key)."""
+
+    @abstractmethod
+    def lifecycle(self) -> Lifecycle:
+        """Backup, master-key rotation, verification and retention on this store (``store/lifecycle.py``)."""
 
     # -- inbox ------------------------------------------------------------------------------------
     @abstractmethod

@@ -69,6 +69,7 @@ from xinyong_gateway.store.base import (
     subject_values,
 )
 from xinyong_gateway.store.group_commit import GroupCommit, Outcome, PendingAppend
+from xinyong_gateway.store.lifecycle import Lifecycle
 from xinyong_gateway.store.postgresql_claims import (
     CONNECT_TIMEOUT,
     DRIVER_ERRORS,
@@ -87,6 +88,7 @@ from xinyong_gateway.store.postgresql_claims import (
     reason,
     without_password,
 )
+from xinyong_gateway.store.postgresql_lifecycle import PostgresLifecycle
 from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     PARTITIONS,
@@ -309,6 +311,9 @@ class PostgresStore(Store):
             stored = await conn.fetchval("SELECT value FROM meta WHERE name = 'master_key_check'")
         if bytes(stored) != check_value:
             raise MasterKeyError(f"The master key does not match the one {self.display_url} was created with.")
+
+    def lifecycle(self) -> Lifecycle:
+        return PostgresLifecycle(self._transaction, self._read)
 
     # -- inbox -------------------------------------------------------------------------------------
     def append(

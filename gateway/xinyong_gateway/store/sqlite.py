@@ -58,6 +58,7 @@ from xinyong_gateway.store.base import (
     subject_values,
 )
 from xinyong_gateway.store.group_commit import GroupCommit, Outcome, PendingAppend, concatenated, settle
+from xinyong_gateway.store.lifecycle import Lifecycle
 from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     PARTITIONS,
@@ -85,6 +86,7 @@ from xinyong_gateway.store.records import (
     SubjectRow,
     to_micros,
 )
+from xinyong_gateway.store.sqlite_lifecycle import SqliteLifecycle
 
 __all__ = ["SqliteStore", "sqlite_path_from_url"]
 
@@ -376,6 +378,9 @@ class SqliteStore(Store):
         await self.require_schema()
         await self._submit(check, write=True)
 
+    def lifecycle(self) -> Lifecycle:
+        return SqliteLifecycle(self._path, self._submit)
+
     # -- inbox -------------------------------------------------------------------------------------
     def append(
         self, entry: InboxEntry, into: asyncio.Future[AppendResult] | None = None
@@ -384,9 +389,8 @@ class SqliteStore(Store):
         return self._group.append(entry, into)
 
     def append_many(self, entries: Sequence[InboxEntry]) -> Awaitable[list[AppendResult]]:
-        # The bulk path (import): one writer job and one transaction per chunk, so one fsync stores thousands
-        # of rows, with the insert a group commit uses (``_insert_chunk``). The chunks are queued now, in order
-        # (the caller may prepare its next entries while these commit); live group commits interleave with them.
+        # The bulk path (import): a writer job and a transaction per chunk (``_insert_chunk``, as group commits), so
+        # an fsync stores thousands of rows; queued now, in order, while the caller prepares its next entries.
         jobs = [
             self._submit(functools.partial(_insert_chunk, chunk=entries[start : start + _BULK_CHUNK]), write=True)
             for start in range(0, len(entries), _BULK_CHUNK)

@@ -2,9 +2,9 @@
 
 The resources are opened and closed in one ``cleanup_ctx``: the master key, the store (checked against the key), the
 source registry and the API key registry (``access``), the policy in force (``credit.in_force``), a task refreshing
-each of those three, and the projector unless ``settings.projector`` is off. Typed app state uses ``web.AppKey``
-(``STORE``, ``MASTER_KEY``, ``REGISTRY``, ``API_KEYS``,
-``SIGNING_KEYS``). Routes:
+each of those three, and the projector unless ``settings.projector`` is off (with it, the retention job every
+``settings.retention_interval`` seconds: ``credit.retention``). Typed app state uses ``web.AppKey``
+(``STORE``, ``MASTER_KEY``, ``REGISTRY``, ``API_KEYS``, ``SIGNING_KEYS``). Routes:
 
 - ``POST /v1/webhooks/{source_id}``  signed event ingest (``web.ingest``)
 - ``POST /v1/screenings``            screen 1 to 1000 subjects (API key, scope ``screen``; ``web.query``)
@@ -33,6 +33,7 @@ import gc
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -41,12 +42,15 @@ from aiohttp import HttpVersion11, hdrs, web
 from xinyong import problems
 from xinyong.openapi import build_openapi
 from xinyong.schemas import render
+from xinyong_gateway import audit
 from xinyong_gateway.access import ApiKeyRegistry, SigningKeyring, SourceRegistry, refresh_every
 from xinyong_gateway.credit.in_force import PolicyInForce
-from xinyong_gateway.credit.policy import policy_from
+from xinyong_gateway.credit.policy import Policy, policy_from
 from xinyong_gateway.credit.projector import Projector
-from xinyong_gateway.crypto import MasterKey, master_key_of
+from xinyong_gateway.credit.retention import RetentionResult, run_retention
+from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import StoreError, StoreUnavailableError
+from xinyong_gateway.keyring import unlock
 from xinyong_gateway.metrics import GatewayMetrics
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import Store, open_store
@@ -77,6 +81,18 @@ SIGNING_KEYS = web.AppKey("signing_keys", SigningKeyring)
 _log = structlog.get_logger("xinyong_gateway.app")
 
 
+async def _retention_pass(
+    store: Store, master: MasterKey, policy: Policy, clock: Callable[[], float]
+) -> RetentionResult:
+    """One run of the retention job inside ``serve`` (``credit/retention.py``); what it erased goes to the audit
+    log as the actor ``serve``, and its counts to the log."""
+    result = await run_retention(store, master, policy, datetime.fromtimestamp(clock(), UTC))
+    if result.erased or result.subjects_forgotten:
+        await audit.record(store, master, "serve", "retention.run", store.display_url, result.audit_details)
+    _log.info("retention.run", erased=result.erased, forgotten=result.subjects_forgotten, events=result.events)
+    return result
+
+
 def create_app(
     settings: GatewaySettings,
     *,
@@ -102,8 +118,7 @@ def create_app(
         store = open_store(settings.database_url)
         await store.open()  # first: a missing database is that, not a missing key (and nothing is created)
         try:
-            master = master_key_of(settings)
-            await store.check_master_key(master.check_value)
+            master = await unlock(store, settings)
             registry = SourceRegistry(
                 store,
                 master,
@@ -149,6 +164,14 @@ def create_app(
             if settings.projector:
                 projector = Projector(store, master, configured_policy, claims=store.claim_partitions(), clock=clock)
                 tasks.append(asyncio.create_task(projector.run(), name="xinyong-projector"))
+                if settings.retention_interval > 0:  # where the projector runs: one pass per interval, logged
+                    retention = functools.partial(_retention_pass, store, master, configured_policy, clock)
+                    tasks.append(
+                        asyncio.create_task(
+                            refresh_every(settings.retention_interval, retention, _log, "retention.failed"),
+                            name="xinyong-retention",
+                        )
+                    )
             async with contextlib.AsyncExitStack() as stack:
                 if metrics is not None:
                     store.observe_commits(metrics.group_commit)
@@ -185,7 +208,13 @@ def create_app(
         measures["/v1/webhooks/{source_id}"] = route_measure(
             metrics, "/v1/webhooks/{source_id}", metrics.ingest, source_kind
         )
-        for route, scope in (("/v1/screenings", "screen"), ("/v1/lists/changes", "changes")):
+        for route, scope in (
+            ("/v1/screenings", "screen"),
+            ("/v1/lists/changes", "changes"),
+            ("/v1/objections/{case_id}", "cases"),
+            ("/v1/repairs/{case_id}", "cases"),
+            ("/v1/attestations", "attest"),
+        ):
             measures[route] = route_measure(metrics, route, metrics.api_key, functools.partial(_constant, scope))
     for method, path, handler in (
         (hdrs.METH_POST, "/v1/webhooks/{source_id}", ingest.handle),

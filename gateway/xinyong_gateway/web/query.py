@@ -22,6 +22,8 @@ asking (``xinyong.ric_pseudonym``).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import re
 import time
@@ -237,8 +239,11 @@ class QueryHandler:
     def _shown(
         self, id_type: str, subject_key: str, sealed_id: bytes, shown_id: str, name: str | None, key: ActiveApiKey
     ) -> dict[str, Any]:
-        """A subject as the feed names it to ``key``: a USCC by code and name, a RIC only by the key's pseudonym."""
+        """A subject as the feed names it to ``key``: a USCC by code and name, a RIC only by the key's pseudonym (a
+        person retention forgot, whose identity is no longer sealed anywhere, by one that matches no number)."""
         if id_type == "ric":
+            if not sealed_id:
+                return {"id_type": "ric", "pseudonym": _forgotten_pseudonym(subject_key, key.lookup_key)}
             ric = self._master.open_identity(subject_key, sealed_id)
             return {"id_type": "ric", "pseudonym": ric_pseudonym(ric, key.lookup_key)}
         return {"id_type": "uscc", "id": shown_id, "name": name}
@@ -281,6 +286,11 @@ class QueryHandler:
 def _filed_at(view: ObjectionView | RepairView) -> datetime:
     moment = view.filed_at if isinstance(view, ObjectionView) else view.applied_at
     return moment if moment is not None else datetime.min.replace(tzinfo=UTC)
+
+
+def _forgotten_pseudonym(subject_key: str, lookup_key: bytes) -> str:
+    """The pseudonym of a person retention forgot: of their file key, so it matches no number any more."""
+    return hmac.new(lookup_key, b"forgotten:" + subject_key.encode(), hashlib.sha256).hexdigest()
 
 
 _AS_OF = ', "as_of": "'

@@ -81,11 +81,11 @@ async def preflight(settings: GatewaySettings) -> str:
     projecting), the store (it exists, is reachable and migrated), the master key, and that the database was sealed
     under it. Returns the database for messages (no credentials); raises the error a starting ``serve`` would."""
     from xinyong_gateway.credit.policy import policy_from
-    from xinyong_gateway.crypto import master_key_of
+    from xinyong_gateway.keyring import unlock
     from xinyong_gateway.store import open_store
 
     if settings.projector:
         policy_from(settings.policy_file)
     async with open_store(settings.database_url) as store:
-        await store.check_master_key(master_key_of(settings).check_value)
+        await unlock(store, settings)
         return store.display_url
