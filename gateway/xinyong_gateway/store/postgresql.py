@@ -45,7 +45,7 @@ from xinyong_gateway.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from xinyong_gateway.store import postgresql_audit
+from xinyong_gateway.store import postgresql_audit, postgresql_public
 from xinyong_gateway.store.base import (
     API_KEY_COLUMNS,
     INBOX_COLUMNS,
@@ -94,8 +94,11 @@ from xinyong_gateway.store.records import (
     AuditEntry,
     AuditHead,
     CaseRef,
+    Commitment,
     InboxEntry,
+    ListedSubject,
     Micros,
+    NameMatch,
     NewSourceKey,
     PartitionState,
     PolicyAdoption,
@@ -467,6 +470,7 @@ class PostgresStore(Store):
                 "INSERT INTO due_process_cases (kind, case_id, subject_key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 [(ref.kind, ref.case_id, ref.subject_key) for ref in commit.cases],
             )
+            await postgresql_public.write(conn, commit)
             if commit.changes:
                 # Last, so the feed lock is held only for these inserts and the commit (see the module docstring).
                 await conn.execute(XACT_LOCK, self._space, LOCK_FEED)
@@ -662,6 +666,18 @@ class PostgresStore(Store):
         if row is None:
             raise ApiKeyNotFoundError(f"No API key with id {key_id!r}.")
         return api_key_record(tuple(row))
+
+    # -- the public site (store/postgresql_public.py) -------------------------------------------------------
+    async def search_names(self, text: str, limit: int) -> list[NameMatch]:
+        return await self._read(lambda conn: postgresql_public.search(conn, text, limit))
+
+    async def listed_subjects(
+        self, list_name: str, id_types: Sequence[str], offset: int, limit: int
+    ) -> tuple[int, list[ListedSubject]]:
+        return await self._read(lambda conn: postgresql_public.listed(conn, list_name, id_types, offset, limit))
+
+    async def commitments(self, subject_key: str) -> list[Commitment]:
+        return await self._read(lambda conn: postgresql_public.commitments(conn, subject_key))
 
     # -- the audit log (store/postgresql_audit.py) ------------------------------------------------------
     async def append_audit(self, draft: AuditDraft, chain: AuditChain) -> AuditEntry:

@@ -33,7 +33,7 @@ from xinyong_gateway.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from xinyong_gateway.store import sqlite_audit
+from xinyong_gateway.store import sqlite_audit, sqlite_public
 from xinyong_gateway.store.base import (
     API_KEY_COLUMNS,
     INBOX_COLUMNS,
@@ -66,8 +66,11 @@ from xinyong_gateway.store.records import (
     AuditEntry,
     AuditHead,
     CaseRef,
+    Commitment,
     InboxEntry,
+    ListedSubject,
     Micros,
+    NameMatch,
     NewSourceKey,
     PartitionState,
     PolicyAdoption,
@@ -472,6 +475,7 @@ class SqliteStore(Store):
                 "INSERT INTO due_process_cases (kind, case_id, subject_key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 [(ref.kind, ref.case_id, ref.subject_key) for ref in commit.cases],
             )
+            sqlite_public.write(conn, commit)
             conn.executemany(
                 "INSERT INTO projection_partitions (partition, position, version) VALUES (?, ?, 1)"
                 " ON CONFLICT (partition) DO UPDATE SET position = excluded.position, version = version + 1",
@@ -646,6 +650,21 @@ class SqliteStore(Store):
             return api_key_record(row)
 
         return await self._submit(revoke, write=True)
+
+    # -- the public site (store/sqlite_public.py; commitments on the loop's reader, as subjects) ----------------
+    async def search_names(self, text: str, limit: int) -> list[NameMatch]:
+        return await self._submit(lambda conn: sqlite_public.search(conn, text, limit))
+
+    async def listed_subjects(
+        self, list_name: str, id_types: Sequence[str], offset: int, limit: int
+    ) -> tuple[int, list[ListedSubject]]:
+        return await self._submit(lambda conn: sqlite_public.listed(conn, list_name, id_types, offset, limit))
+
+    async def commitments(self, subject_key: str) -> list[Commitment]:
+        try:
+            return sqlite_public.commitments(self._reader or self._open_reader(), subject_key)
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"SQLite error: {exc}.") from exc
 
     # -- the audit log (store/sqlite_audit.py) ----------------------------------------------------------
     async def append_audit(self, draft: AuditDraft, chain: AuditChain) -> AuditEntry:

@@ -9,6 +9,8 @@ each of those three, and the projector unless ``settings.projector`` is off. Typ
 - ``POST /v1/screenings``            screen 1 to 1000 subjects (API key, scope ``screen``; ``web.query``)
 - ``GET /v1/lists/changes``          the change feed (API key, scope ``changes``; ``web.query``)
 - ``GET /openapi.json``              the OpenAPI 3.1 document (``xinyong.openapi``, as in ``schemas/openapi.json``)
+- ``GET /public/…``                  the public disclosure site and the credit badge (``web.public``; POST too for
+                                     ``/public/search``)
 - ``GET /healthz``                   the process is alive
 - ``GET /readyz``                    the store is reachable and every migration is applied
 
@@ -41,6 +43,7 @@ from xinyong_gateway.store import Store, open_store
 from xinyong_gateway.web.ingest import IngestHandler
 from xinyong_gateway.web.middleware import answered
 from xinyong_gateway.web.problems import ProblemError
+from xinyong_gateway.web.public import PublicSite
 from xinyong_gateway.web.query import QueryHandler
 
 __all__ = ["API_KEYS", "GC_FIRST_GENERATION_THRESHOLD", "MASTER_KEY", "REGISTRY", "STORE", "create_app", "settle_heap"]
@@ -58,6 +61,8 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
     app = web.Application(client_max_size=settings.body_limit)  # the middleware wraps each route (``answered``)
     ingest = IngestHandler(body_limit=settings.body_limit, body_timeout=settings.body_timeout, clock=clock)
     query = QueryHandler(body_timeout=settings.body_timeout, clock=clock)
+    public = PublicSite(clock=clock)
+    public.setup(app)
     configured_policy = policy_from(settings.policy_file)  # a bad policy file fails here, before serving
     openapi_document = render(build_openapi()).encode()
 
@@ -91,6 +96,7 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             app[API_KEYS] = api_keys
             ingest.attach(store, master, registry)
             query.attach(store, master, api_keys, policies)
+            public.attach(store, master, policies)
             tasks = [
                 asyncio.create_task(registry.run(), name="xinyong-source-refresh"),
                 asyncio.create_task(api_keys.run(), name="xinyong-api-key-refresh"),
@@ -127,13 +133,17 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
         (hdrs.METH_GET, "/openapi.json", openapi),
         (hdrs.METH_GET, "/healthz", healthz),
         (hdrs.METH_GET, "/readyz", readyz),
+        *((hdrs.METH_GET, path, handler) for path, handler in public.routes()),
     ):
         methods = [method, hdrs.METH_HEAD] if method == hdrs.METH_GET else [method]
+        if path == "/public/search":
+            methods.append(hdrs.METH_POST)  # the home page's form posts, so a name typed there stays out of URLs
         resource = router.add_resource(path)
         for allowed in methods:
             resource.add_route(allowed, answered(handler), expect_handler=expect_continue)
         refuse = answered(_method_not_allowed(sorted(methods)))
         resource.add_route(hdrs.METH_ANY, refuse, expect_handler=expect_continue)
+    router.add_route(hdrs.METH_GET, "/public/{path:.*}", answered(public.not_found), expect_handler=expect_continue)
     router.add_route(hdrs.METH_ANY, "/{path:.*}", answered(not_found), expect_handler=expect_continue)
     return app
 
