@@ -75,9 +75,12 @@ class PublicSite:
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._sources: dict[str, SourceLabel] = {}
-        css = resources.files("xinyong_gateway.web.public") / "static" / "site.css"
-        self._css = css.read_bytes()
-        self._css_etag = etag_of(self._css)
+        static = resources.files("xinyong_gateway.web.public") / "static"
+        self._static = {
+            name: (body, content_type, etag_of(body))
+            for name, content_type in (("site.css", "text/css"), ("favicon.svg", "image/svg+xml"))
+            for body in [(static / name).read_bytes()]
+        }
 
     def setup(self, app: web.Application) -> None:
         """Register the Jinja2 environment (package templates, autoescaping on) with ``app``."""
@@ -99,7 +102,8 @@ class PublicSite:
         return [
             ("/public", self.to_home),
             ("/public/", self.home),
-            ("/public/site.css", self.stylesheet),
+            ("/public/site.css", self.static),
+            ("/public/favicon.svg", self.static),
             ("/public/search", self.search),
             ("/public/subjects/uscc/{code}", self.subject),
             ("/public/lists/{list}", self.listing),
@@ -159,14 +163,14 @@ class PublicSite:
         base = f"{request.scheme}://{request.host}"
         return self._page(request, "home.html", {"base": base, "lists": LIST_LABELS})
 
-    async def stylesheet(self, request: web.Request) -> web.Response:
+    async def static(self, request: web.Request) -> web.Response:
+        """The stylesheet and the icon (package data, read once)."""
+        body, content_type, etag = self._static[request.path.rsplit("/", 1)[1]]
         headers = {**SECURITY_HEADERS, "Cache-Control": "public, max-age=3600"}
-        cached = self._not_modified(request, self._css_etag, headers)
+        cached = self._not_modified(request, etag, headers)
         if cached is not None:
             return cached
-        return web.Response(
-            body=self._css, content_type="text/css", charset="utf-8", headers={**headers, "ETag": self._css_etag}
-        )
+        return web.Response(body=body, content_type=content_type, charset="utf-8", headers={**headers, "ETag": etag})
 
     async def search(self, request: web.Request) -> web.Response:
         if request.method == "POST":
