@@ -69,10 +69,6 @@ class Console:
 
     def _error(self, error: Any) -> None:
         self.errors.append(str(error))
-        page.on(
-            "response",
-            lambda response: response.status >= 400 and self.errors.append(f"{response.status} {response.url}"),
-        )
 
 
 async def _populate(gateway: Gateway) -> None:
