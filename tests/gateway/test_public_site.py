@@ -264,3 +264,20 @@ async def test_the_home_page_explains_search_badge_embedding_and_objections(gate
     assert head.status == 200
     refused = await gateway.client.delete("/public/")
     assert refused.status == 405
+
+
+async def test_list_and_home_pages_revalidate_and_a_bad_form_is_no_error(gateway: Gateway) -> None:
+    await _populate(gateway)
+    for path in ("/public/", "/public/lists/black"):
+        _, _, headers = await _page(gateway, path)
+        status, text, again = await _page(gateway, path, headers={"If-None-Match": headers["ETag"]})
+        assert status == 304 and text == "" and again["ETag"] == headers["ETag"], path
+    for body, content_type in (
+        (b"q=%FF%FE", "application/x-www-form-urlencoded"),
+        (b"--x\r\nContent-Disposition: form-data; name=q\r\n\r\n", "multipart/form-data; boundary=x"),
+        (b"\xff\xfe\x00", "multipart/form-data"),
+        ('{"q": "速达"}'.encode(), "application/json"),
+    ):
+        response = await gateway.client.post("/public/search", data=body, headers={"Content-Type": content_type})
+        assert response.status in (200, 400), (body, response.status)
+        assert response.headers["Cache-Control"] == "no-store"

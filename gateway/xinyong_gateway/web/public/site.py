@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from multidict import MultiDict
 
 from xinyong.subjects import InvalidIdentifierError, normalize_id, validate_uscc
 from xinyong_gateway.credit.documents import status_document
@@ -119,11 +120,17 @@ class PublicSite:
         *,
         status: int = 200,
         etag: str | None = None,
+        cacheable: bool = True,
     ) -> web.Response:
         body = aiohttp_jinja2.render_string(template, request, {**context, "site_version": _SITE_VERSION}).encode()
+        if status == 200 and cacheable:
+            etag = etag or etag_of(body)
+            cached = self._not_modified(request, etag, SECURITY_HEADERS)
+            if cached is not None:
+                return cached
         response = web.Response(body=body, status=status, content_type=_HTML, charset="utf-8", headers=SECURITY_HEADERS)
-        if status == 200:
-            response.headers["ETag"] = etag or etag_of(body)
+        if status == 200 and etag is not None:
+            response.headers["ETag"] = etag
             response.headers["Cache-Control"] = _PAGE_CACHE
         else:
             response.headers["Cache-Control"] = "no-store"
@@ -174,7 +181,10 @@ class PublicSite:
 
     async def search(self, request: web.Request) -> web.Response:
         if request.method == "POST":
-            form = await request.post()
+            try:
+                form = await request.post()
+            except (ValueError, UnicodeDecodeError):  # not a form aiohttp can read: no query, the page says so
+                form = MultiDict()
             raw = form.get("q")
         else:
             raw = request.query.get("q")
@@ -202,10 +212,7 @@ class PublicSite:
             context["note"] = (
                 f"请输入完整的统一社会信用代码，或企业（店铺）名称中连续的 {_MIN_QUERY} 至 {_MAX_QUERY} 个字。"
             )
-        response = self._page(request, "search.html", context)
-        response.headers["Cache-Control"] = "no-store"
-        del response.headers["ETag"]
-        return response
+        return self._page(request, "search.html", context, cacheable=False)
 
     async def _organisation(self, code: str) -> SubjectRow | None:
         key = self._master.subject_key("uscc", code)
