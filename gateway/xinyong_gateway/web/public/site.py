@@ -21,7 +21,6 @@ from typing import Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from multidict import MultiDict
 
 from xinyong.subjects import InvalidIdentifierError, normalize_id, validate_uscc
 from xinyong_gateway.credit.documents import status_document
@@ -182,10 +181,9 @@ class PublicSite:
     async def search(self, request: web.Request) -> web.Response:
         if request.method == "POST":
             try:
-                form = await request.post()
+                raw: object = (await request.post()).get("q")
             except (ValueError, UnicodeDecodeError):  # not a form aiohttp can read: no query, the page says so
-                form = MultiDict()
-            raw = form.get("q")
+                raw = None
         else:
             raw = request.query.get("q")
         query = raw.strip() if isinstance(raw, str) else ""
