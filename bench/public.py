@@ -271,9 +271,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for what, (server, requests, status) in runs.items():
                 run_load(server, requests[:2000], args.concurrency, f"{what} warm-up", args.client_cpu, status)
             rounds: dict[str, list[LoadResult]] = {what: [] for what in runs}
+            cpu: dict[str, list[float]] = {what: [] for what in runs}
             for _ in range(args.repeat):  # interleaved rounds, medians: the machine is shared and noisy
                 for what, (server, requests, status) in runs.items():
-                    rounds[what].append(run_load(server, requests, args.concurrency, what, args.client_cpu, status))
+                    before = server.cpu_seconds()
+                    result = run_load(server, requests, args.concurrency, what, args.client_cpu, status)
+                    rounds[what].append(result)
+                    cpu[what].append((server.cpu_seconds() - before) / result.ok * 1e6)
             rates = {what: statistics.median(r.rate for r in results) for what, results in rounds.items()}
             p99 = {
                 what: statistics.median(percentile(sorted(r.latencies_ns), 0.99) for r in results) / 1e6
@@ -293,11 +297,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             print()
             heading = f"GET, {args.concurrency} clients, median of {args.repeat}"
-            print(f"  {heading:<34}{'requests/s':>12}{'p99 ms':>9}{'ratio':>8}  target")
+            print(f"  {heading:<34}{'requests/s':>12}{'p99 ms':>9}{'ratio':>8}  {'server CPU/request':>18}  target")
             for what, rate in rates.items():
                 ratio = rate / rates["baseline"]
                 target = f">= {TARGETS[what]}" if what in TARGETS else ""
-                print(f"  {what:<34}{rate:12,.0f}{p99[what]:9.2f}{ratio:8.2f}  {target}")
+                spent = f"{statistics.median(cpu[what]):,.0f} µs"
+                print(f"  {what:<34}{rate:12,.0f}{p99[what]:9.2f}{ratio:8.2f}  {spent:>18}  {target}")
             print()
             print(f"  name search over {len(subjects):,} subjects (one client, through HTTP)")
             for kind, figures in searches.items():
@@ -306,6 +311,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "subjects": len(subjects),
                 "rates": {k: round(v) for k, v in rates.items()},
                 "ratios": {k: round(v / rates["baseline"], 2) for k, v in rates.items()},
+                "server_cpu_us": {k: round(statistics.median(v)) for k, v in cpu.items()},
                 "search_ms": searches,
             }
             if args.json:
