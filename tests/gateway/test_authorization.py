@@ -135,6 +135,10 @@ class Endpoint:
     scope: str | None
     """The API key scope it needs (None: not an API key endpoint)."""
     body: Any = None
+    example: str | None = None
+    """The path to request when ``path`` is a template of the route's (the public site's)."""
+    status: int = 200
+    """The answer to any credential at an endpoint that takes none."""
 
 
 ENDPOINTS = [
@@ -150,6 +154,24 @@ ENDPOINTS = [
     Endpoint("openapi", "GET", "/openapi.json", None),
     Endpoint("healthz", "GET", "/healthz", None),
     Endpoint("readyz", "GET", "/readyz", None),
+    # The public site takes no credential: whatever is sent, the same page (and never an API key echoed back).
+    Endpoint("public-root", "GET", "/public", None),  # a 308 to /public/, which the client follows
+    Endpoint("public-home", "GET", "/public/", None),
+    Endpoint("public-css", "GET", "/public/site.css", None),
+    Endpoint("public-icon", "GET", "/public/favicon.svg", None),
+    Endpoint("public-search", "GET", "/public/search", None, example="/public/search?q=速达"),
+    Endpoint("public-search-form", "POST", "/public/search", None),
+    Endpoint(
+        "public-subject",
+        "GET",
+        "/public/subjects/uscc/{code}",
+        None,
+        example="/public/subjects/uscc/91320706MA1Y2N6Q47",
+        status=404,
+    ),
+    Endpoint("public-list", "GET", "/public/lists/{list}", None, example="/public/lists/black"),
+    Endpoint("public-badge", "GET", "/public/badge/{file}", None, example="/public/badge/91320706MA1Y2N6Q47.svg"),
+    Endpoint("public-other", "GET", "/public/{path}", None, example="/public/nothing", status=404),
 ]
 
 
@@ -158,7 +180,7 @@ def expected(endpoint: Endpoint, credential: Credential) -> tuple[int, str | Non
     if endpoint.id == "webhooks":
         return 400, problems.MALFORMED_HEADERS
     if endpoint.scope is None:
-        return 200, None
+        return endpoint.status, None
     if credential.kind == "good":
         return 200, None
     if credential.kind == "unscoped":
@@ -170,7 +192,7 @@ def expected(endpoint: Endpoint, credential: Credential) -> tuple[int, str | Non
 async def test_every_credential_gets_the_right_answer_and_nothing_leaks(gateway: Gateway, endpoint: Endpoint) -> None:
     holders = await issue(gateway)
     secrets = holders.secrets()
-    path = endpoint.path.format(source=holders.marketplace.source_id)
+    path = endpoint.example or endpoint.path.format(source=holders.marketplace.source_id)
     refusals: dict[str, dict[str, Any]] = {}
     for credential in CREDENTIALS:
         authorization = credential.authorization(holders, endpoint.scope or "screen")
