@@ -82,6 +82,8 @@ def _parse_response(buffer: bytearray) -> tuple[int, int, bool] | None:
         return None
     head = bytes(buffer[:head_end]).lower()
     status = int(head[9:12])
+    if status in (204, 304):  # no body, whatever the headers say (RFC 9110, 6.4.1)
+        return status, head_end + 4, _CONNECTION_CLOSE in head
     at = head.find(_CONTENT_LENGTH)
     if at < 0:
         raise ValueError("response without Content-Length (chunked answers are not expected here)")

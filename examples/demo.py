@@ -5,23 +5,27 @@ port, registers a marketplace (HMAC secret), a courier (Ed25519 key pair from ``
 regulator, sends realistic events through the SDK's ``EventSender`` (and a few that are rejected, to show
 why). Then a merchant moves onto the black list and the marketplace, which screens merchants with the SDK's
 ``Client``, refuses to onboard it; another merchant objects to a penalty, which is disputed until the regulator
-upholds the objection and the record is corrected; the marketplace's ``ListMirror`` syncs the lists and it keeps a
-signed attestation of its check; the gateway is stopped, the mirror still answers and the attestation verifies
-offline. It prints a summary. Nothing is left running and nothing is left on disk.
+upholds the objection and the record is corrected; the public disclosure site (``/public/``) shows a black-listed
+shop's page as a person reads it; the marketplace's ``ListMirror`` syncs the lists and it keeps a signed attestation
+of its check; the gateway is stopped, the mirror still answers and the attestation verifies offline. It prints a
+summary. Nothing is left running and nothing is left on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -430,6 +434,57 @@ def verify_attestation_offline(folder: Path) -> bool:
     return claims["list"] == "black" and refused.startswith("refused")
 
 
+# -- the public disclosure site (信用公示) ---------------------------------------------------------------------------
+class _PageText(HTMLParser):
+    """The text of a page's <main> as a person reads it: one line per block, table cells joined by " | "."""
+
+    _BLOCKS = frozenset({"p", "h1", "h2", "li", "tr", "div", "dt", "section", "ol", "ul", "table"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = [""]
+        self._in_main = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "main":
+            self._in_main = True
+        elif self._in_main and tag in self._BLOCKS:
+            self.lines.append("")
+        elif self._in_main and tag in ("td", "th", "dd") and self.lines[-1]:
+            self.lines[-1] += " | "
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "main":
+            self._in_main = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_main:
+            self.lines[-1] += re.sub(r"\s+", " ", data)
+
+    def text(self) -> list[str]:
+        return [line.strip(" |") for line in self.lines if line.strip(" |")]
+
+
+def public_site(base_url: str) -> bool:
+    """A person looks the black-listed shop up on the public site: by a part of its name, then its page."""
+    print("\nThe public disclosure site (信用公示), as a person reads it:")
+    search = f"{base_url}/public/search?q=" + urllib.parse.quote("速达")
+    with urllib.request.urlopen(search, timeout=10) as answer:  # noqa: S310 -- the demo's own local gateway
+        found = SHOP_C["id"] in answer.read().decode()
+    print(f"  searching 速达 on {base_url}/public/ finds {SHOP_C['name']}: {'yes' if found else 'NO (a bug!)'}")
+    address = f"{base_url}/public/subjects/uscc/{SHOP_C['id']}"
+    with urllib.request.urlopen(address, timeout=10) as answer:  # noqa: S310 -- the demo's own local gateway
+        page = answer.read().decode()
+    reader = _PageText()
+    reader.feed(page)
+    print(f"  {address}")
+    for line in reader.text():
+        print(f"    {line}")
+    print(f"  badge for the shop's page on a marketplace: {base_url}/public/badge/{SHOP_C['id']}.svg")
+    banner = "该主体已列入严重失信主体名单" in page
+    return found and banner and SOLE_TRADER["id"] not in page
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="xinyong-demo-") as scratch:
         db = Path(scratch) / "xinyong.db"
@@ -484,6 +539,7 @@ def main() -> int:
                 onboarded = asyncio.run(onboarding(base_url, sources["marketplace"], api_key, mirror_path))
                 objected = asyncio.run(objection(base_url, url, sources, api_key))
                 fetched = asyncio.run(fetch_attestation(base_url, api_key, mirror_path.parent))
+                disclosed = public_site(base_url)
             finally:
                 server.send_signal(signal.SIGTERM)
                 try:
@@ -521,8 +577,16 @@ def main() -> int:
         requests = sum(1 for entry in entries if entry.get("event") == "request")
         print(f"  gateway log: {requests} request lines (one per request); resident id in it: {logged}")
         print("\nThe gateway has stopped and the scratch folder is removed. Next: `make test`, or see README.md.")
-        ok = plain_ric not in on_disk and not in_log and tally.rows and onboarded and objected and mirror_answers
-        ok = ok and attested
+        ok = (
+            plain_ric not in on_disk
+            and not in_log
+            and tally.rows
+            and onboarded
+            and objected
+            and disclosed
+            and mirror_answers
+            and attested
+        )
         return 0 if ok else 1
 
 

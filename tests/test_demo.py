@@ -53,3 +53,9 @@ def test_demo_runs_end_to_end_and_reports_what_was_stored_and_refused() -> None:
     assert re.search(r"91320703MA20B8C33E: a compact JWS of \d+ characters \(EdDSA, Ed25519\)", out), out
     assert re.search(r"→ valid: 91320703MA20B8C33E 连云区水晶饰品商行, list black, grade D, signed for key_", out), out
     assert "one character of the payload changed → refused: The attestation's signature does not match" in out
+    # The public disclosure site: the shop found by part of its name, its page as text with the black-list banner and
+    # the reasons' Chinese labels; the sole trader's resident id nowhere.
+    assert "searching 速达 on http://127.0.0.1:" in out and "finds 海州区速达数码店: yes" in out
+    assert re.search(r"http://127\.0\.0\.1:\d+/public/subjects/uscc/91320706MA1Y2N6Q47\n", out), out
+    assert "该主体已列入严重失信主体名单" in out and "大规模刷单炒信" in out and "受到严重行政处罚" in out
+    assert "320706198605174597" not in out

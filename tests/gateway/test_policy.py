@@ -250,3 +250,16 @@ def test_a_condition_on_an_unknown_field_lists_the_fields_and_one_on_a_subject_s
     )
     message = _error(_replace('where = { severity = "serious" }', 'where = { subject = "serious" }'))
     assert "where: 'subject' is a subject; choose the subject with `subject = 'subject'`" in message
+
+
+def test_every_rule_needs_a_chinese_label_for_the_public_site() -> None:
+    text = _replace('label = "销售假冒商品"\n', "")
+    assert "policy.toml: line " in _error(text) and "rule[0].label: Field required" in _error(text)
+    assert "rule[0].label" in _error(_replace('label = "销售假冒商品"', 'label = " "'))
+    assert parse_policy(DEFAULT_POLICY_TEXT).rules_by_id["serious-penalty"].label == "受到严重行政处罚"
+
+
+def test_the_disclosure_table_names_the_lists_persons_appear_on() -> None:
+    assert parse_policy(DEFAULT_POLICY_TEXT).disclosure.persons == ["black"]
+    assert parse_policy(_replace('persons = ["black"]', "persons = []")).disclosure.persons == []
+    assert "disclosure.persons[0]" in _error(_replace('persons = ["black"]', 'persons = ["none"]'))

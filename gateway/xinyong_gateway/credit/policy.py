@@ -16,13 +16,16 @@ What a policy holds (the shipped default is ``default_policy.toml`` beside this 
 - ``retention`` (optional): how long a raw webhook body keeps the natural persons it names, counted from the end
   of the last record it supports (or from its own fact time when it supports none): ``keep_bodies_for``, by
   default the longest publicity period plus 5 years (``retention run``, ``credit/retention.py``);
+- ``disclosure``: who the public site (``/public/``) shows: natural persons only while on the lists named in
+  ``persons`` (default ``["black"]``; ``[]`` never), always masked;
 - ``rule``: one table per rule. A rule matches one event type (``event``), optionally only when fields of
   its ``data`` have given values (``where``: a value, a list of allowed values, or ``{ at_least = n }``),
   about one of its subjects (``subject``: the name of a subject field, needed when the event has two).
   It fires on each matching fact, or when ``count`` matching facts fall ``within`` a window, or, with
   ``ratio``, when the facts matching ``of`` are at least ``at_least`` of all matching facts in the window
   (and there are at least ``min_total``). Firing creates a record of the rule's ``severity`` with its
-  ``reason`` code, which puts the subject on the rule's ``list`` (``black``, ``watch``, or ``none`` for a
+  ``reason`` code (and its Chinese ``label``, what the public site shows), which puts the subject on the rule's
+  ``list`` (``black``, ``watch``, or ``none`` for a
   record that only lowers the score) while it is effective.
 
 This module is pure: it parses and checks. Applying a policy to events is the projector's job.
@@ -59,6 +62,7 @@ from xinyong_gateway.errors import GatewayError
 __all__ = [
     "DEFAULT_POLICY_FILE",
     "AtLeast",
+    "Disclosure",
     "Policy",
     "PolicyError",
     "Ratio",
@@ -224,9 +228,27 @@ def _check_conditions(event: str, conditions: dict[str, Condition], where: str) 
                 raise ValueError(f"{where}: {value!r} is not a possible value of {event} {key!r}") from None
 
 
+PublicList = Literal["black", "watch", "red"]
+
+
+def _black_only() -> list[PublicList]:
+    return ["black"]
+
+
+class Disclosure(_PolicyModel):
+    """What the public disclosure site shows of natural persons: only while on one of ``persons``' lists (masked,
+    never by resident id); organisations always."""
+
+    persons: list[PublicList] = Field(default_factory=_black_only)
+
+
 class Rule(_PolicyModel):
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
     reason: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$", max_length=64)]
+    label: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^\S(.*\S)?$")] = Field(
+        description="The reason as the public site shows it, in Chinese (required: `policy check` refuses a rule"
+        " without one)."
+    )
     list: ListName
     severity: Severity
     event: str
@@ -320,6 +342,7 @@ class Policy(_PolicyModel):
     red: RedCriteria
     due_process: DueProcess = DueProcess()
     retention: Retention = Retention()
+    disclosure: Disclosure = Disclosure()
     rules: Annotated[list[Rule], Field(alias="rule", min_length=1)]
 
     @model_validator(mode="after")

@@ -29,6 +29,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
@@ -45,6 +46,7 @@ from xinyong_gateway.store import (
     ALL_PARTITIONS,
     ArchivedRecord,
     CaseRef,
+    Commitment,
     FeedEntry,
     PartitionAdvance,
     PartitionClaims,
@@ -52,6 +54,7 @@ from xinyong_gateway.store import (
     ProjectionCommit,
     Store,
     StoredEvent,
+    SubjectName,
     SubjectRow,
     from_micros,
     partition_of,
@@ -79,6 +82,36 @@ def _case_refs(files: dict[str, CreditFile], policy: Policy, now: datetime) -> t
             published = repair.state == "granted" and repair.decided_at is not None and repair.decided_at <= now
             refs.append(CaseRef("repair", repair_id, key, recorded_at if published else None))
     return tuple(refs)
+
+
+@dataclass(slots=True)
+class _PublicFacts:
+    """What the public site shows beyond the files (``web.public``), gathered from one step's events: organisations'
+    registered and shop names (for the name search) and their published commitments. Persons' are never kept."""
+
+    names: dict[SubjectName, None] = field(default_factory=dict)
+    commitments: dict[tuple[str, str], Commitment] = field(default_factory=dict)
+
+    def add(self, logged: LoggedEvent, field_name: str, key: str, subject: Subject) -> None:
+        if subject.id_type != "uscc":
+            return
+        event, data = logged.event, logged.event.data.__dict__
+        if subject.name is not None:
+            self.names[SubjectName(key, "name", display_text(subject.name) or "")] = None
+        if field_name != "merchant":
+            return
+        if event.type == "merchant.registered":
+            self.names[SubjectName(key, "shop", display_text(data["shop_name"]) or "")] = None
+        elif event.type == "commitment.published":
+            commitment = Commitment(
+                key,
+                data["commitment_id"],
+                to_micros(data["published_at"]),
+                tuple(display_text(item) or "" for item in data["items"]),
+            )
+            known = self.commitments.get((key, commitment.commitment_id))
+            if known is None or known.published_at <= commitment.published_at:
+                self.commitments[key, commitment.commitment_id] = commitment
 
 
 class _RebuildNeededError(Exception):
@@ -151,6 +184,7 @@ class Projector:
         stored: dict[str, SubjectRow],
         *,
         fresh: bool,
+        public: _PublicFacts,
         positions: dict[int, int] | None = None,
     ) -> None:
         """Apply inbox rows to ``files`` (loading each subject's stored file first, unless ``fresh``).
@@ -180,6 +214,7 @@ class Projector:
             if subject.name is not None or key not in named:
                 named[key] = subject
             files[key].apply(item, field_name, policy)
+            public.add(item, field_name, key, subject)
         for key, subject in named.items():  # sealed once per subject and batch, not once per mention
             identities[key] = self._identity(key, subject, identities.get(key) or stored.get(key))
 
@@ -240,8 +275,11 @@ class Projector:
         files: dict[str, CreditFile] = {}
         identities: dict[str, SubjectRow] = {}
         stored: dict[str, SubjectRow] = {}
+        public = _PublicFacts()
         try:
-            await self._apply_rows(rows, self.policy, files, identities, stored, fresh=False, positions=positions)
+            await self._apply_rows(
+                rows, self.policy, files, identities, stored, fresh=False, public=public, positions=positions
+            )
         except _RebuildNeededError:
             _log.info("projector.rebuilding", policy_version=self.policy.version)
             replayed, _ = await self.reproject(self.policy, None)
@@ -257,6 +295,8 @@ class Projector:
                 recorded_at=to_micros(now),
                 archived=tuple(archived),
                 cases=_case_refs(files, self.policy, now),
+                names=tuple(public.names),
+                commitments=tuple(public.commitments.values()),
             )
         )
         return len(rows)
@@ -278,9 +318,10 @@ class Projector:
         files: dict[str, CreditFile] = {}
         identities: dict[str, SubjectRow] = {}
         stored: dict[str, SubjectRow] = {}
+        public = _PublicFacts()
         after = replayed = 0
         while rows := await self._store.read_inbox(after, 2000):
-            await self._apply_rows(rows, policy, files, identities, stored, fresh=True)
+            await self._apply_rows(rows, policy, files, identities, stored, fresh=True, public=public)
             after, replayed = rows[-1].seq, replayed + len(rows)
             if progress is not None:
                 progress(replayed)
@@ -295,6 +336,8 @@ class Projector:
                 archived=tuple(archived),
                 replace_archive=True,
                 cases=_case_refs(files, policy, now),
+                names=tuple(public.names),
+                commitments=tuple(public.commitments.values()),
                 adopt_policy=PolicyText(policy.version, policy_text) if policy_text is not None else None,
             )
         )

@@ -2,6 +2,7 @@
 
     records.py        the records that cross the interface (instants as Micros), projection partitions
     base.py           the interface (Store, PartitionClaims) and the rules both backends share
+    public.py         the public site's name index (bigrams) and list queries, shared by both backends' *_public.py
     group_commit.py   the group commit both backends' appends go through
     sqlite.py         the embedded backend: one file, a writer thread
     postgresql.py     any number of processes on one database; postgresql_claims.py: projectors share partitions
@@ -40,10 +41,13 @@ from xinyong_gateway.store.records import (
     AuditEntry,
     AuditHead,
     CaseRef,
+    Commitment,
     FeedEntry,
     InboxEntry,
     KeyScheme,
+    ListedSubject,
     Micros,
+    NameMatch,
     NewSourceKey,
     OperationsState,
     PartitionAdvance,
@@ -58,6 +62,7 @@ from xinyong_gateway.store.records import (
     SourceRecord,
     StatusChange,
     StoredEvent,
+    SubjectName,
     SubjectRow,
     from_micros,
     partition_mask,
@@ -90,11 +95,14 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "CaseRef",
+    "Commitment",
     "FeedEntry",
     "InboxEntry",
     "KeyScheme",
     "Lifecycle",
+    "ListedSubject",
     "Micros",
+    "NameMatch",
     "NewSourceKey",
     "OperationsState",
     "PartitionAdvance",
@@ -116,6 +124,7 @@ __all__ = [
     "StatusChange",
     "Store",
     "StoredEvent",
+    "SubjectName",
     "SubjectRow",
     "check_database_url",
     "from_micros",

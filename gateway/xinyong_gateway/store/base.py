@@ -36,9 +36,12 @@ from xinyong_gateway.store.records import (
     AuditEntry,
     AuditHead,
     CaseRef,
+    Commitment,
     InboxEntry,
+    ListedSubject,
     Micros,
     Migration,
+    NameMatch,
     NewSourceKey,
     OperationsState,
     PartitionState,
@@ -476,6 +479,24 @@ class Store(ABC):
     async def case_refs(self, kind: str, case_id: str | None = None) -> list[CaseRef]:
         """The credit files holding the objection or repair ``case_id`` (every one of ``kind`` when None), in id
         order (the index the projector keeps with its commits)."""
+
+    # -- the public site (store/public.py) ------------------------------------------------------------
+    @abstractmethod
+    async def search_names(self, text: str, limit: int) -> list[NameMatch]:
+        """Organisations whose registered or shop name holds ``text`` (``store.public.search_form`` of each; at
+        least ``public.MIN_QUERY`` characters), one match per subject, at most ``limit``. Persons are never
+        indexed."""
+
+    @abstractmethod
+    async def listed_subjects(
+        self, list_name: str, id_types: Sequence[str], offset: int, limit: int
+    ) -> tuple[int, list[ListedSubject]]:
+        """How many subjects of ``id_types`` the stored statuses put on ``list_name``, and one page of them, the
+        most recently written first."""
+
+    @abstractmethod
+    async def commitments(self, subject_key: str) -> list[Commitment]:
+        """The subject's published commitments, newest first."""
 
     # -- sources ----------------------------------------------------------------------------------
     @abstractmethod

@@ -45,7 +45,7 @@ from xinyong_gateway.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from xinyong_gateway.store import postgresql_audit, postgresql_signing_keys, postgresql_stats
+from xinyong_gateway.store import postgresql_audit, postgresql_public, postgresql_signing_keys, postgresql_stats
 from xinyong_gateway.store.base import (
     API_KEY_COLUMNS,
     CASE_REF_UPSERT,
@@ -98,8 +98,11 @@ from xinyong_gateway.store.records import (
     AuditEntry,
     AuditHead,
     CaseRef,
+    Commitment,
     InboxEntry,
+    ListedSubject,
     Micros,
+    NameMatch,
     NewSourceKey,
     OperationsState,
     PartitionState,
@@ -477,6 +480,7 @@ class PostgresStore(Store):
                 CASE_REF_UPSERT.format("$1", "$2", "$3", "$4"),
                 [(ref.kind, ref.case_id, ref.subject_key, ref.published_at) for ref in commit.cases],
             )
+            await postgresql_public.write(conn, commit)
             if commit.changes:
                 # Last, so the feed lock is held only for these inserts and the commit (see the module docstring).
                 await conn.execute(XACT_LOCK, self._space, LOCK_FEED)
@@ -681,6 +685,18 @@ class PostgresStore(Store):
     async def add_signing_key(self, record: SigningKeyRecord, *, first: bool = False) -> bool:
         async with self._transaction() as conn:
             return await postgresql_signing_keys.add(conn, record, first)
+
+    # -- the public site (store/postgresql_public.py) -------------------------------------------------------
+    async def search_names(self, text: str, limit: int) -> list[NameMatch]:
+        return await self._read(lambda conn: postgresql_public.search(conn, text, limit))
+
+    async def listed_subjects(
+        self, list_name: str, id_types: Sequence[str], offset: int, limit: int
+    ) -> tuple[int, list[ListedSubject]]:
+        return await self._read(lambda conn: postgresql_public.listed(conn, list_name, id_types, offset, limit))
+
+    async def commitments(self, subject_key: str) -> list[Commitment]:
+        return await self._read(lambda conn: postgresql_public.commitments(conn, subject_key))
 
     # -- the audit log (store/postgresql_audit.py) ------------------------------------------------------
     async def append_audit(self, draft: AuditDraft, chain: AuditChain) -> AuditEntry:

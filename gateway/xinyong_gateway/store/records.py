@@ -26,11 +26,14 @@ __all__ = [
     "AuditDraft",
     "AuditEntry",
     "AuditHead",
+    "Commitment",
     "FeedEntry",
     "InboxEntry",
     "KeyScheme",
+    "ListedSubject",
     "Micros",
     "Migration",
+    "NameMatch",
     "NewSourceKey",
     "OperationsState",
     "PartitionAdvance",
@@ -45,6 +48,7 @@ __all__ = [
     "SourceRecord",
     "StatusChange",
     "StoredEvent",
+    "SubjectName",
     "SubjectRow",
     "from_micros",
     "partition_mask",
@@ -341,6 +345,48 @@ class ProjectionCommit:
     """Record this policy as the active one, in the same transaction (see :func:`check_policy_version`)."""
     cases: tuple[CaseRef, ...] = ()
     """Objections and repairs the written files hold, for the index that finds a subject by the case's id."""
+    names: tuple[SubjectName, ...] = ()
+    """Organisations' names and shop names seen in the step's events, for the public site's name search."""
+    commitments: tuple[Commitment, ...] = ()
+    """Credit commitments (``commitment.published``) of organisations, as the public site shows them."""
+
+
+# -- the public disclosure site (``web.public``) ---------------------------------------------------------
+class SubjectName(NamedTuple):
+    """A name an organisation (a USCC subject, never a person) is found by: its registered name or a shop's."""
+
+    subject_key: str
+    kind: Literal["name", "shop"]
+    name: str
+
+
+class Commitment(NamedTuple):
+    """A published credit commitment (信用承诺): the latest version by ``published_at`` wins."""
+
+    subject_key: str
+    commitment_id: str
+    published_at: Micros
+    items: tuple[str, ...]
+
+
+class NameMatch(NamedTuple):
+    """A subject found by name: its identity as shown and the name that matched."""
+
+    subject_key: str
+    display_id: str
+    display_name: str | None
+    name: str
+
+
+class ListedSubject(NamedTuple):
+    """A subject on a list page: its identity as shown, its stored status (JSON) and when it was last updated."""
+
+    subject_key: str
+    id_type: Literal["uscc", "ric"]
+    display_id: str
+    display_name: str | None
+    status: str
+    updated_at: Micros
 
 
 @dataclass(frozen=True, slots=True)

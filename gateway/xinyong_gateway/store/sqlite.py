@@ -33,7 +33,7 @@ from xinyong_gateway.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from xinyong_gateway.store import sqlite_audit, sqlite_signing_keys, sqlite_stats
+from xinyong_gateway.store import sqlite_audit, sqlite_public, sqlite_signing_keys, sqlite_stats
 from xinyong_gateway.store.base import (
     API_KEY_COLUMNS,
     CASE_REF_UPSERT,
@@ -69,8 +69,11 @@ from xinyong_gateway.store.records import (
     AuditEntry,
     AuditHead,
     CaseRef,
+    Commitment,
     InboxEntry,
+    ListedSubject,
     Micros,
+    NameMatch,
     NewSourceKey,
     OperationsState,
     PartitionState,
@@ -481,6 +484,7 @@ class SqliteStore(Store):
                 CASE_REF_UPSERT.format("?", "?", "?", "?"),
                 [(ref.kind, ref.case_id, ref.subject_key, ref.published_at) for ref in commit.cases],
             )
+            sqlite_public.write(conn, commit)
             conn.executemany(
                 "INSERT INTO projection_partitions (partition, position, version) VALUES (?, ?, 1)"
                 " ON CONFLICT (partition) DO UPDATE SET position = excluded.position, version = version + 1",
@@ -662,6 +666,21 @@ class SqliteStore(Store):
 
     async def add_signing_key(self, record: SigningKeyRecord, *, first: bool = False) -> bool:
         return await self._submit(lambda conn: sqlite_signing_keys.add(conn, record, first), write=True)
+
+    # -- the public site (store/sqlite_public.py; commitments on the loop's reader, as subjects) ----------------
+    async def search_names(self, text: str, limit: int) -> list[NameMatch]:
+        return await self._submit(lambda conn: sqlite_public.search(conn, text, limit))
+
+    async def listed_subjects(
+        self, list_name: str, id_types: Sequence[str], offset: int, limit: int
+    ) -> tuple[int, list[ListedSubject]]:
+        return await self._submit(lambda conn: sqlite_public.listed(conn, list_name, id_types, offset, limit))
+
+    async def commitments(self, subject_key: str) -> list[Commitment]:
+        try:
+            return sqlite_public.commitments(self._reader or self._open_reader(), subject_key)
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"SQLite error: {exc}.") from exc
 
     # -- the audit log (store/sqlite_audit.py) ----------------------------------------------------------
     async def append_audit(self, draft: AuditDraft, chain: AuditChain) -> AuditEntry:

@@ -13,6 +13,8 @@ each of those three, and the projector unless ``settings.projector`` is off (wit
                                      ``web.attestations``)
 - ``GET /.well-known/jwks.json``     the attestation signing keys, current and retired (``web.attestations``)
 - ``GET /openapi.json``              the OpenAPI 3.1 document (``xinyong.openapi``, as in ``schemas/openapi.json``)
+- ``GET /public/…``                  the public disclosure site and the credit badge (``web.public``; POST too for
+                                     ``/public/search``)
 - ``GET /healthz``                   the process is alive
 - ``GET /readyz``                    the store is reachable and every migration is applied
 
@@ -59,6 +61,7 @@ from xinyong_gateway.web.ingest import IngestHandler
 from xinyong_gateway.web.metrics import MetricsEndpoint, route_measure, sample_pool
 from xinyong_gateway.web.middleware import Measure, answered
 from xinyong_gateway.web.problems import ProblemError
+from xinyong_gateway.web.public import PublicSite
 from xinyong_gateway.web.query import QueryHandler
 
 __all__ = [
@@ -111,6 +114,8 @@ def create_app(
     ingest = IngestHandler(body_limit=settings.body_limit, body_timeout=settings.body_timeout, clock=clock)
     query = QueryHandler(body_timeout=settings.body_timeout, clock=clock)
     attestations = AttestationHandler(query, issuer=settings.issuer, body_timeout=settings.body_timeout, clock=clock)
+    public = PublicSite(clock=clock)
+    public.setup(app)
     configured_policy = policy_from(settings.policy_file)  # a bad policy file fails here, before serving
     openapi_document = render(build_openapi()).encode()
 
@@ -147,6 +152,7 @@ def create_app(
             ingest.attach(store, master, registry)
             query.attach(store, master, api_keys, policies)
             attestations.attach(api_keys, keyring)
+            public.attach(store, master, policies)
             tasks = [
                 asyncio.create_task(registry.run(), name="xinyong-source-refresh"),
                 asyncio.create_task(api_keys.run(), name="xinyong-api-key-refresh"),
@@ -227,8 +233,11 @@ def create_app(
         (hdrs.METH_GET, "/openapi.json", openapi),
         (hdrs.METH_GET, "/healthz", healthz),
         (hdrs.METH_GET, "/readyz", readyz),
+        *((hdrs.METH_GET, path, handler) for path, handler in public.routes()),
     ):
         methods = [method, hdrs.METH_HEAD] if method == hdrs.METH_GET else [method]
+        if path == "/public/search":
+            methods.append(hdrs.METH_POST)  # the home page's form posts, so a name typed there stays out of URLs
         resource = router.add_resource(path)
         measure = measures.get(path) or (route_measure(metrics, path) if metrics is not None else None)
         for allowed in methods:
@@ -236,6 +245,9 @@ def create_app(
         refuse = answered(_method_not_allowed(sorted(methods)), measure)
         resource.add_route(hdrs.METH_ANY, refuse, expect_handler=expect_continue)
     other = route_measure(metrics, "other") if metrics is not None else None
+    router.add_route(
+        hdrs.METH_GET, "/public/{path:.*}", answered(public.not_found, other), expect_handler=expect_continue
+    )
     router.add_route(hdrs.METH_ANY, "/{path:.*}", answered(not_found, other), expect_handler=expect_continue)
     return app
 

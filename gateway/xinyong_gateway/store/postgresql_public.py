@@ -1,0 +1,81 @@
+"""The PostgreSQL store's statements for the public site (``store.public`` says what they answer and why so).
+
+Names go in ``public_names`` with their bigrams in a ``text[]`` under a GIN index; commitments in
+``public_commitments``; lists are read through the expression index ``subjects_by_list``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeAlias
+
+from xinyong_gateway.store.public import keep_matches, name_grams
+from xinyong_gateway.store.records import Commitment, ListedSubject, NameMatch, ProjectionCommit
+
+if TYPE_CHECKING:
+    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
+
+__all__ = ["commitments", "listed", "search", "write"]
+
+_Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+_CANDIDATES = 4
+"""Candidates read per subject asked for (the bigrams are all present, but not necessarily consecutive)."""
+_LIST = "(status::jsonb ->> 'list')"
+"""The expression ``subjects_by_list`` indexes (migration 0009): a query must say it the same way."""
+
+
+async def write(conn: _Connection, commit: ProjectionCommit) -> None:
+    """(Inside the projection's transaction) the names and commitments of ``commit``."""
+    if commit.names:
+        await conn.executemany(
+            "INSERT INTO public_names (subject_key, kind, name, grams) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            [(n.subject_key, n.kind, n.name, name_grams(n.name)) for n in commit.names],
+        )
+    if commit.commitments:
+        await conn.executemany(
+            "INSERT INTO public_commitments (subject_key, commitment_id, published_at, items) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (subject_key, commitment_id) DO UPDATE SET published_at = excluded.published_at,"
+            " items = excluded.items WHERE excluded.published_at >= public_commitments.published_at",
+            [
+                (c.subject_key, c.commitment_id, c.published_at, json.dumps(c.items, ensure_ascii=False))
+                for c in commit.commitments
+            ],
+        )
+
+
+async def search(conn: _Connection, text: str, limit: int) -> list[NameMatch]:
+    rows = await conn.fetch(
+        "SELECT n.subject_key, s.display_id, s.display_name, n.name FROM public_names n"
+        " JOIN subjects s ON s.subject_key = n.subject_key WHERE n.grams @> $1::text[] LIMIT $2",
+        sorted(set(name_grams(text))),
+        limit * _CANDIDATES,
+    )
+    return keep_matches((NameMatch(*row) for row in rows), text, limit)
+
+
+async def listed(
+    conn: _Connection, list_name: str, id_types: Sequence[str], offset: int, limit: int
+) -> tuple[int, list[ListedSubject]]:
+    where = f" WHERE {_LIST} = $1 AND id_type = ANY($2::text[])"
+    total = await conn.fetchval("SELECT count(*) FROM subjects" + where, list_name, list(id_types))
+    rows = await conn.fetch(
+        "SELECT subject_key, id_type, display_id, display_name, status, updated_at FROM subjects"
+        + where
+        + " ORDER BY updated_at DESC, subject_key LIMIT $3 OFFSET $4",
+        list_name,
+        list(id_types),
+        limit,
+        offset,
+    )
+    return int(total), [ListedSubject(*row) for row in rows]
+
+
+async def commitments(conn: _Connection, subject_key: str) -> list[Commitment]:
+    rows = await conn.fetch(
+        "SELECT subject_key, commitment_id, published_at, items FROM public_commitments WHERE subject_key = $1"
+        " ORDER BY published_at DESC, commitment_id",
+        subject_key,
+    )
+    return [Commitment(r[0], r[1], r[2], tuple(json.loads(r[3]))) for r in rows]

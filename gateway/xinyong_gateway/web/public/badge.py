@@ -1,0 +1,49 @@
+"""The credit badge (亮标): an SVG a marketplace shows on a shop's page, naming the subject's list or grade and the
+day it was true, linking to the subject's page on the public site.
+
+Built from a fixed template: the only texts put in are a list or grade label of our own and a date; the subject's
+name never appears (the link names its USCC, public data), so nothing a sender wrote reaches the SVG.
+"""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import quoteattr
+
+__all__ = ["badge_svg"]
+
+_COLOURS = {"black": "#8a1c1c", "watch": "#a05a00", "red": "#b3261e", "none": "#1f4e8c"}
+_LABELS = {"black": "严重失信", "watch": "重点关注", "red": "守信激励", "none": "信用等级"}
+
+_TEMPLATE = """<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" \
+width="212" height="40" viewBox="0 0 212 40" role="img" aria-label={aria}>
+<title>{title}</title>
+<a href={href} xlink:href={href} target="_top">
+<rect width="212" height="40" rx="4" fill="#ffffff" stroke="{colour}" stroke-width="2"/>
+<rect x="1" y="1" width="74" height="38" rx="3" fill="{colour}"/>
+<text x="38" y="25" font-family="'Noto Sans CJK SC','Source Han Sans SC','Microsoft YaHei',sans-serif" \
+font-size="14" fill="#ffffff" text-anchor="middle">信用公示</text>
+<text x="143" y="18" font-family="'Noto Sans CJK SC','Source Han Sans SC','Microsoft YaHei',sans-serif" \
+font-size="13" font-weight="bold" fill="{colour}" text-anchor="middle">{value}</text>
+<text x="143" y="33" font-family="sans-serif" font-size="10" fill="#444444" text-anchor="middle">{day}</text>
+</a>
+</svg>
+"""
+
+
+def badge_svg(list_name: str, grade: str | None, day: str, href: str) -> bytes:
+    """The badge of a subject on ``list_name`` (``none``: its grade shows instead) as of ``day`` (YYYY-MM-DD),
+    linking to ``href``; a subject the site does not know (``grade`` None, list ``none``) shows 暂无公示信息."""
+    colour = _COLOURS.get(list_name, _COLOURS["none"])
+    if list_name == "none":
+        value = f"信用等级 {grade}" if grade else "暂无公示信息"
+    else:
+        value = _LABELS.get(list_name, list_name)
+    title = f"信用公示：{value}（{day}）"
+    return _TEMPLATE.format(
+        aria=quoteattr(title),
+        title=title,
+        href=quoteattr(href),
+        colour=colour,
+        value=value,
+        day=f"{day} 更新",
+    ).encode()

@@ -1,0 +1,332 @@
+"""The public disclosure site's handlers (``/public/``): pages rendered by Jinja2 through aiohttp-jinja2 with
+autoescaping, one stylesheet, no script, no cookie.
+
+Every answer carries the site's security headers (``SECURITY_HEADERS``); pages and the badge carry an ``ETag`` made
+from what they are a function of (the stored file and status, the commitments, the policy, the day), so a
+revalidation (``If-None-Match``) is answered 304 without rendering. A malformed code is a 400 page, an unknown
+subject a 404 page, a store that cannot answer a 503 page: never a 500. Search answers are ``no-store`` and never
+repeat the query (it may be a person's name or a resident id, which find nothing: only organisations are indexed).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from xinyong.subjects import InvalidIdentifierError, normalize_id, validate_uscc
+from xinyong_gateway.credit.documents import status_document
+from xinyong_gateway.credit.engine import CreditFile
+from xinyong_gateway.credit.in_force import PolicyInForce
+from xinyong_gateway.crypto import MasterKey
+from xinyong_gateway.errors import StoreError
+from xinyong_gateway.store import Store, SubjectRow
+from xinyong_gateway.web.public.badge import badge_svg
+from xinyong_gateway.web.public.views import LIST_LABELS, SourceLabel, cst_day, etag_of, listed_row, person_shown
+from xinyong_gateway.web.public.views import subject_context as build_subject_context
+
+__all__ = ["PAGE_SIZE", "SECURITY_HEADERS", "PublicSite"]
+
+PAGE_SIZE = 20
+_MAX_PAGE = 500
+_SEARCH_LIMIT = 20
+_MIN_QUERY = 2
+_MAX_QUERY = 100
+_RESIDENT_ID = re.compile(r"[0-9]{17}[0-9X]|[0-9]{15}")
+_SITE_VERSION = "1"
+"""Part of every entity tag: bump it when templates change what a page shows."""
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none';"
+        " frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+_BADGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "cross-origin",
+}
+_PAGE_CACHE = "public, max-age=60"
+_HTML = "text/html"
+_LISTS = ("black", "red")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class PublicSite:
+    """The site's routes, bound to the store, the master key (for the blind index of a USCC) and the policy."""
+
+    _store: Store
+    _master: MasterKey
+    _policies: PolicyInForce
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._sources: dict[str, SourceLabel] = {}
+        static = resources.files("xinyong_gateway.web.public") / "static"
+        self._static = {
+            name: (body, content_type, etag_of(body))
+            for name, content_type in (("site.css", "text/css"), ("favicon.svg", "image/svg+xml"))
+            for body in [(static / name).read_bytes()]
+        }
+
+    def setup(self, app: web.Application) -> None:
+        """Register the Jinja2 environment (package templates, autoescaping on) with ``app``."""
+        aiohttp_jinja2.setup(
+            app,
+            loader=jinja2.PackageLoader("xinyong_gateway.web.public", "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+        )
+
+    def attach(self, store: Store, master: MasterKey, policies: PolicyInForce) -> None:
+        """Bind the resources opened at start-up."""
+        self._store = store
+        self._master = master
+        self._policies = policies
+
+    def routes(self) -> list[tuple[str, Handler]]:
+        """(path, GET handler) of every page; the app adds HEAD and refuses other methods."""
+        return [
+            ("/public", self.to_home),
+            ("/public/", self.home),
+            ("/public/site.css", self.static),
+            ("/public/favicon.svg", self.static),
+            ("/public/search", self.search),
+            ("/public/subjects/uscc/{code}", self.subject),
+            ("/public/lists/{list}", self.listing),
+            ("/public/badge/{file}", self.badge),
+        ]
+
+    # -- answers -------------------------------------------------------------------------------------
+    def _page(
+        self,
+        request: web.Request,
+        template: str,
+        context: dict[str, Any],
+        *,
+        status: int = 200,
+        etag: str | None = None,
+        cacheable: bool = True,
+    ) -> web.Response:
+        body = aiohttp_jinja2.render_string(template, request, {**context, "site_version": _SITE_VERSION}).encode()
+        if status == 200 and cacheable:
+            etag = etag or etag_of(body)
+            cached = self._not_modified(request, etag, SECURITY_HEADERS)
+            if cached is not None:
+                return cached
+        response = web.Response(body=body, status=status, content_type=_HTML, charset="utf-8", headers=SECURITY_HEADERS)
+        if status == 200 and etag is not None:
+            response.headers["ETag"] = etag
+            response.headers["Cache-Control"] = _PAGE_CACHE
+        else:
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _error(self, request: web.Request, status: int, title: str, detail: str) -> web.Response:
+        return self._page(request, "error.html", {"title": title, "detail": detail}, status=status)
+
+    @staticmethod
+    def _not_modified(request: web.Request, etag: str, headers: Mapping[str, str]) -> web.Response | None:
+        asked = request.headers.get("If-None-Match")
+        if asked is None:
+            return None
+        if asked.strip() == "*" or etag in (tag.strip().removeprefix("W/") for tag in asked.split(",")):
+            return web.Response(status=304, headers={**headers, "ETag": etag, "Cache-Control": _PAGE_CACHE})
+        return None
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    async def _guarded(self, request: web.Request, answer: Callable[[], Awaitable[web.Response]]) -> web.Response:
+        try:
+            return await answer()
+        except StoreError:
+            response = self._error(request, 503, "服务暂不可用", "信用信息库暂时无法访问，请稍后再试。")
+            response.headers["Retry-After"] = "5"
+            return response
+
+    # -- pages ---------------------------------------------------------------------------------------
+    async def not_found(self, request: web.Request) -> web.Response:
+        return self._error(request, 404, "页面不存在", "您访问的页面不存在，请从首页查询。")
+
+    async def to_home(self, request: web.Request) -> web.Response:
+        return _redirect(308, "/public/")
+
+    async def home(self, request: web.Request) -> web.Response:
+        base = f"{request.scheme}://{request.host}"
+        return self._page(request, "home.html", {"base": base, "lists": LIST_LABELS})
+
+    async def static(self, request: web.Request) -> web.Response:
+        """The stylesheet and the icon (package data, read once)."""
+        body, content_type, etag = self._static[request.path.rsplit("/", 1)[1]]
+        headers = {**SECURITY_HEADERS, "Cache-Control": "public, max-age=3600"}
+        cached = self._not_modified(request, etag, headers)
+        if cached is not None:
+            return cached
+        return web.Response(body=body, content_type=content_type, charset="utf-8", headers={**headers, "ETag": etag})
+
+    async def search(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            try:
+                raw: object = (await request.post()).get("q")
+            except (ValueError, UnicodeDecodeError):  # not a form aiohttp can read: no query, the page says so
+                raw = None
+        else:
+            raw = request.query.get("q")
+        query = raw.strip() if isinstance(raw, str) else ""
+        return await self._guarded(request, lambda: self._search(request, query))
+
+    async def _search(self, request: web.Request, query: str) -> web.Response:
+        context: dict[str, Any] = {"results": [], "note": None}
+        code = normalize_id(query)
+        if len(code) == 18 and _looks_like_uscc(code):
+            row = await self._organisation(code)
+            if row is not None:
+                return _redirect(303, f"/public/subjects/uscc/{code}")
+            context["note"] = "没有找到与该统一社会信用代码对应的公示信息。"
+        elif _RESIDENT_ID.fullmatch(code):
+            context["note"] = "本平台不提供按身份证号查询自然人信息。"  # looked up nowhere, repeated nowhere
+        elif _MIN_QUERY <= len("".join(query.split())) <= _MAX_QUERY:
+            matches = await self._store.search_names(query, _SEARCH_LIMIT)
+            context["results"] = [
+                {"id": m.display_id, "name": m.display_name or m.name, "via": m.name} for m in matches
+            ]
+            if not matches:
+                context["note"] = "没有找到名称中含有该关键词的企业或店铺。"
+        else:
+            context["note"] = (
+                f"请输入完整的统一社会信用代码，或企业（店铺）名称中连续的 {_MIN_QUERY} 至 {_MAX_QUERY} 个字。"
+            )
+        return self._page(request, "search.html", context, cacheable=False)
+
+    async def _organisation(self, code: str) -> SubjectRow | None:
+        key = self._master.subject_key("uscc", code)
+        return (await self._store.load_subjects([key])).get(key)
+
+    async def subject(self, request: web.Request) -> web.Response:
+        try:
+            code = validate_uscc(request.match_info["code"])
+        except InvalidIdentifierError:
+            return self._error(request, 400, "代码格式有误", "统一社会信用代码应为 18 位，请核对后重新查询。")
+        if code != request.match_info["code"]:
+            return _redirect(308, f"/public/subjects/uscc/{code}")
+        return await self._guarded(request, lambda: self._subject(request, code))
+
+    async def _subject(self, request: web.Request, code: str) -> web.Response:
+        row = await self._organisation(code)
+        if row is None:
+            return self._error(request, 404, "未找到公示信息", "信用信息库中没有该统一社会信用代码的公示信息。")
+        now = self._now()
+        policy = self._policies.policy
+        commitments = await self._store.commitments(row.subject_key)
+        due = row.next_change_at is not None and row.next_change_at <= int(now.timestamp() * 1_000_000)
+        etag = etag_of(_SITE_VERSION, row.state, row.status, repr(commitments), policy.version, cst_day(now), str(due))
+        cached = self._not_modified(request, etag, SECURITY_HEADERS)
+        if cached is not None:
+            return cached
+        credit_file = CreditFile.from_json(row.state) if row.state else None
+        status: dict[str, Any] = json.loads(row.status)
+        if due and credit_file is not None:
+            status = status_document(
+                (row.id_type, row.display_id, row.display_name), credit_file.status_at(now, policy)
+            )
+        if credit_file is not None and status["reasons"]:
+            await self._know_sources(credit_file)
+        context = build_subject_context(status, credit_file, commitments, policy, self._sources, now)
+        return self._page(request, "subject.html", {**context, "base": f"{request.scheme}://{request.host}"}, etag=etag)
+
+    async def _know_sources(self, credit_file: CreditFile) -> None:
+        """Load the sources' kinds and names when a record stands on a case of a source not known yet (a case is
+        ``source|event type|case id``; sources are few, and kept)."""
+        named = {r.case.split("|", 1)[0] for r in credit_file.records.values() if r.case and "|" in r.case}
+        if not named <= self._sources.keys():
+            self._sources = {
+                record.source_id: SourceLabel(record.kind, record.name) for record in await self._store.list_sources()
+            }
+
+    async def listing(self, request: web.Request) -> web.Response:
+        list_name = request.match_info["list"]
+        if list_name not in _LISTS:
+            return self._error(request, 404, "页面不存在", "公示名单只有严重失信主体名单和守信激励名单。")
+        page_text = request.query.get("page", "1")
+        if not (page_text.isascii() and page_text.isdigit() and 1 <= int(page_text) <= _MAX_PAGE):
+            return self._error(request, 400, "页码有误", f"页码应为 1 至 {_MAX_PAGE} 的整数。")
+        page = int(page_text)
+        return await self._guarded(request, lambda: self._listing(request, list_name, page))
+
+    async def _listing(self, request: web.Request, list_name: str, page: int) -> web.Response:
+        policy = self._policies.policy
+        id_types = ["uscc", "ric"] if person_shown(policy, list_name) else ["uscc"]
+        total, rows = await self._store.listed_subjects(list_name, id_types, (page - 1) * PAGE_SIZE, PAGE_SIZE)
+        pages = max(1, -(-total // PAGE_SIZE))
+        context = {
+            "list": list_name,
+            "list_label": LIST_LABELS[list_name],
+            "rows": [listed_row(row, json.loads(row.status), policy) for row in rows],
+            "total": total,
+            "page": page,
+            "pages": min(pages, _MAX_PAGE),
+            "persons_shown": person_shown(policy, list_name),
+        }
+        return self._page(request, "list.html", context)
+
+    async def badge(self, request: web.Request) -> web.Response:
+        file = request.match_info["file"]
+        try:
+            if not file.endswith(".svg"):
+                raise InvalidIdentifierError("not a badge")
+            code = validate_uscc(file.removesuffix(".svg"))
+        except InvalidIdentifierError:
+            return self._error(request, 400, "代码格式有误", "亮标地址应为 /public/badge/{统一社会信用代码}.svg。")
+        return await self._guarded(request, lambda: self._badge(request, code))
+
+    async def _badge(self, request: web.Request, code: str) -> web.Response:
+        row = await self._organisation(code)
+        now = self._now()
+        if row is None:
+            list_name, grade = "none", None
+        else:
+            status = json.loads(row.status)
+            if row.next_change_at is not None and row.next_change_at <= int(now.timestamp() * 1_000_000) and row.state:
+                current = CreditFile.from_json(row.state).status_at(now, self._policies.policy)
+                list_name, grade = current.list, current.grade
+            else:
+                list_name, grade = status["list"], status["grade"]
+        day = cst_day(now)
+        href = f"{request.scheme}://{request.host}/public/subjects/uscc/{code}"
+        etag = etag_of(_SITE_VERSION, code, list_name, str(grade), day, href)
+        cached = self._not_modified(request, etag, _BADGE_HEADERS)
+        if cached is not None:
+            return cached
+        return web.Response(
+            body=badge_svg(list_name, grade, day, href),
+            content_type="image/svg+xml",
+            charset="utf-8",
+            headers={**_BADGE_HEADERS, "ETag": etag, "Cache-Control": "public, max-age=300"},
+        )
+
+
+def _redirect(status: int, location: str) -> web.Response:
+    """A redirect answered, not raised (the request middleware makes a raised HTTP exception a problem)."""
+    return web.Response(status=status, headers={**SECURITY_HEADERS, "Location": location, "Cache-Control": "no-store"})
+
+
+def _looks_like_uscc(code: str) -> bool:
+    try:
+        validate_uscc(code)
+    except InvalidIdentifierError:
+        return False
+    return True
