@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,17 @@ from xinyong_gateway.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from xinyong_gateway.store import AppendStatus, InboxEntry, Micros, NewSourceKey, Store, open_store, to_micros
+from xinyong_gateway.store import (
+    AppendStatus,
+    InboxEntry,
+    Micros,
+    NewSourceKey,
+    ProjectionCommit,
+    Store,
+    SubjectRow,
+    open_store,
+    to_micros,
+)
 from xinyong_gateway.store.base import migrations_in
 
 NOW = to_micros(datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
@@ -326,3 +337,21 @@ async def test_changing_an_unknown_source_raises_source_not_found_and_writes_not
         else:
             await store.rotate_source_key("src_missing", new_key(), now=NOW, grace_until=NOW)
     assert await database_rows(database_url) == before
+
+
+async def test_one_key_lookups_answer_what_the_batch_lookup_answers(store: Store) -> None:
+    """``load_subjects`` with one key takes a primary-key fast path (SQLite: no JSON array); held equal to the batch
+    form for known and unknown keys alike."""
+    rng = random.Random(11)
+    rows = [
+        SubjectRow(f"{n:064x}", "uscc", f"9132{n:014d}", f"店{n}", b"sealed", None, "{}", f'{{"n": {n}}}', n or None)
+        for n in range(40)
+    ]
+    await store.commit_projection(ProjectionCommit(partitions=(), subjects=tuple(rows), changes=(), recorded_at=1))
+    keys = [row.subject_key for row in rows] + [f"{n:064x}" for n in range(1000, 1010)]  # and ten unknown ones
+    for _ in range(30):
+        chosen = rng.sample(keys, rng.randint(2, 12))
+        one_by_one: dict[str, SubjectRow] = {}
+        for key in chosen:
+            one_by_one |= await store.load_subjects([key])
+        assert await store.load_subjects(chosen) == one_by_one

@@ -98,6 +98,8 @@ T = TypeVar("T")
 _SELECT_SUBJECTS_BY_KEYS = (
     f"SELECT {SUBJECT_COLUMNS} FROM subjects WHERE subject_key IN (SELECT value FROM json_each(?))"
 )
+_SELECT_SUBJECT_BY_KEY = f"SELECT {SUBJECT_COLUMNS} FROM subjects WHERE subject_key = ?"
+"""One key (a public page, a badge): the primary-key lookup, without the JSON array and its table function."""
 _SELECT_DUE_SUBJECTS = (
     f"SELECT {SUBJECT_COLUMNS} FROM subjects WHERE next_change_at IS NOT NULL AND next_change_at <= ?"
     " AND (? >> partition) & 1 ORDER BY next_change_at LIMIT ?"
@@ -434,7 +436,10 @@ class SqliteStore(Store):
         # this connection read the last committed state while the writer writes.
         reader = self._reader or self._open_reader()
         try:
-            rows = reader.execute(_SELECT_SUBJECTS_BY_KEYS, (json.dumps(list(dict.fromkeys(keys))),)).fetchall()
+            if len(keys) == 1:
+                rows = reader.execute(_SELECT_SUBJECT_BY_KEY, (keys[0],)).fetchall()
+            else:
+                rows = reader.execute(_SELECT_SUBJECTS_BY_KEYS, (json.dumps(list(dict.fromkeys(keys))),)).fetchall()
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"SQLite error: {exc}.") from exc
         make = SubjectRow._make

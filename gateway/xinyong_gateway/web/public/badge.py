@@ -7,6 +7,7 @@ name never appears (the link names its USCC, public data), so nothing a sender w
 
 from __future__ import annotations
 
+import functools
 from xml.sax.saxutils import quoteattr
 
 __all__ = ["badge_svg"]
@@ -30,6 +31,7 @@ font-size="13" font-weight="bold" fill="{colour}" text-anchor="middle">{value}</
 """
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of distinct badges a day per host: lists x grades x days
 def badge_svg(list_name: str, grade: str | None, day: str, href: str) -> bytes:
     """The badge of a subject on ``list_name`` (``none``: its grade shows instead) as of ``day`` (YYYY-MM-DD),
     linking to ``href``; a subject the site does not know (``grade`` None, list ``none``) shows 暂无公示信息."""
