@@ -26,6 +26,8 @@ __all__ = [
     "SIGNATURE_INVALID",
     "SOURCE_NOT_FOUND",
     "STORE_UNAVAILABLE",
+    "SUBSCRIPTION_NOT_FOUND",
+    "SUBSCRIPTION_URL_REFUSED",
     "TIMESTAMP_OUT_OF_TOLERANCE",
     "UNKNOWN_EVENT_TYPE",
     "UNSUPPORTED_MEDIA_TYPE",
@@ -58,3 +60,10 @@ REQUEST_INVALID: Final = PROBLEM_BASE + "request-invalid"
 """422: a query body does not match its schema; ``errors`` holds JSON Pointers (``/subjects/3/id``)."""
 QUERY_INVALID: Final = PROBLEM_BASE + "query-parameter-invalid"
 """400: a query parameter (``after`` cursor, ``limit``) is malformed or out of range."""
+
+# Subscriptions (signed notifications of status changes).
+SUBSCRIPTION_NOT_FOUND: Final = PROBLEM_BASE + "subscription-not-found"
+"""404: no subscription with that id among the API key's own."""
+SUBSCRIPTION_URL_REFUSED: Final = PROBLEM_BASE + "subscription-url-refused"
+"""422: the subscription URL is refused (not http(s), credentials in it, or a host that is or resolves to a loopback,
+private, link-local or other non-public address)."""

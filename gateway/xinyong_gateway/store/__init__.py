@@ -3,8 +3,10 @@
     records.py        the records that cross the interface (instants as Micros), projection partitions
     base.py           the interface (Store, PartitionClaims) and the rules both backends share
     group_commit.py   the group commit both backends' appends go through
-    sqlite.py         the embedded backend: one file, a writer thread
+    sqlite.py         the embedded backend: one file, a writer thread (sqlite_audit.py, sqlite_outbox.py: its audit log,
+                      subscriptions and outbox statements)
     postgresql.py     any number of processes on one database; postgresql_claims.py: projectors share partitions
+                      (postgresql_audit.py, postgresql_outbox.py: as for SQLite)
 
 Everything outside this package imports from here, never from its modules (an import-linter contract says so);
 the helpers of ``base`` that only the backends use (column lists, row readers, commit checks) stay there.
@@ -36,11 +38,15 @@ from xinyong_gateway.store.records import (
     AuditEntry,
     AuditHead,
     CaseRef,
+    Delivery,
+    DeliveryOutcome,
     FeedEntry,
     InboxEntry,
     KeyScheme,
     Micros,
     NewSourceKey,
+    OutboxEntry,
+    OutboxState,
     PartitionAdvance,
     PartitionState,
     PolicyAdoption,
@@ -52,6 +58,8 @@ from xinyong_gateway.store.records import (
     StatusChange,
     StoredEvent,
     SubjectRow,
+    SubscriptionRecord,
+    SubscriptionRoutes,
     from_micros,
     partition_mask,
     partition_of,
@@ -80,11 +88,15 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "CaseRef",
+    "Delivery",
+    "DeliveryOutcome",
     "FeedEntry",
     "InboxEntry",
     "KeyScheme",
     "Micros",
     "NewSourceKey",
+    "OutboxEntry",
+    "OutboxState",
     "PartitionAdvance",
     "PartitionClaims",
     "PartitionState",
@@ -101,6 +113,8 @@ __all__ = [
     "Store",
     "StoredEvent",
     "SubjectRow",
+    "SubscriptionRecord",
+    "SubscriptionRoutes",
     "check_database_url",
     "from_micros",
     "open_store",

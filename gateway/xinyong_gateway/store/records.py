@@ -26,12 +26,16 @@ __all__ = [
     "AuditDraft",
     "AuditEntry",
     "AuditHead",
+    "Delivery",
+    "DeliveryOutcome",
     "FeedEntry",
     "InboxEntry",
     "KeyScheme",
     "Micros",
     "Migration",
     "NewSourceKey",
+    "OutboxEntry",
+    "OutboxState",
     "PartitionAdvance",
     "PartitionState",
     "PolicyAdoption",
@@ -43,6 +47,8 @@ __all__ = [
     "StatusChange",
     "StoredEvent",
     "SubjectRow",
+    "SubscriptionRecord",
+    "SubscriptionRoutes",
     "from_micros",
     "partition_mask",
     "partition_of",
@@ -51,9 +57,10 @@ __all__ = [
 ]
 
 KeyScheme = Literal["v1", "v1a"]
-ApiScope = Literal["screen", "changes"]
-API_SCOPES: tuple[ApiScope, ...] = ("screen", "changes")
-"""What an API key may be allowed: ``screen`` (``POST /v1/screenings``), ``changes`` (``GET /v1/lists/changes``)."""
+ApiScope = Literal["screen", "changes", "subscribe"]
+API_SCOPES: tuple[ApiScope, ...] = ("screen", "changes", "subscribe")
+"""What an API key may be allowed: ``screen`` (``POST /v1/screenings``), ``changes`` (``GET /v1/lists/changes``),
+``subscribe`` (``/v1/subscriptions``: signed notifications of status changes)."""
 
 PARTITIONS = 16
 """Subjects are split into this many projection partitions by their key's first hex digit. Each partition has
@@ -310,6 +317,11 @@ class ProjectionCommit:
     """Record this policy as the active one, in the same transaction (see :func:`check_policy_version`)."""
     cases: tuple[CaseRef, ...] = ()
     """Objections and repairs the written files hold, for the index that finds a subject by the case's id."""
+    outbox: tuple[OutboxEntry, ...] = ()
+    """Notifications of ``changes`` to write to the outbox in the same transaction (``credit.subscribers``)."""
+    routes_generation: int | None = None
+    """The subscriptions' generation ``outbox`` was routed under: the commit fails (``SubscriptionsChangedError``)
+    when it carries changes and subscriptions changed since, so no change is routed against a stale set."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,3 +386,94 @@ class AuditHead:
     entry_id: int
     hash: str
     mac: str
+
+
+# -- subscriptions and the outbox ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SubscriptionRecord:
+    """A platform's subscription to status changes, as stored (``POST /v1/subscriptions``)."""
+
+    subscription_id: str
+    key_id: str
+    """The API key that subscribed: only it sees and changes the subscription, and deliveries name persons by its
+    pseudonyms."""
+    url: str
+    lists: tuple[str, ...]
+    subjects: str | None
+    """A JSON list of the subjects asked for (``{"id_type": "uscc", "id"}`` or ``{"id_type": "ric", "pseudonym"}``);
+    None for every subject."""
+    sealed_secret: bytes
+    """``MasterKey.seal_subscription_secret``: the ``whsec_`` secret deliveries are signed with."""
+    sealed_previous_secret: bytes | None
+    previous_expires_at: Micros | None
+    """While a rotation's grace period runs, deliveries are signed with both secrets."""
+    status: Literal["active", "disabled"]
+    disabled_reason: str | None
+    last_sequence: int
+    failing_since: Micros | None
+    created_at: Micros
+    disabled_at: Micros | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRoutes:
+    """The active subscriptions as the projector routes changes to them, with the generation they were read at."""
+
+    generation: int
+    subscriptions: tuple[SubscriptionRecord, ...]
+    lookup_secrets: dict[str, bytes]
+    """The sealed lookup secret of each subscribing key (``key_id``), for subscriptions that name persons."""
+
+
+class OutboxEntry(NamedTuple):
+    """A notification to write with a projection commit: the commit's change ``change`` (an index into
+    ``ProjectionCommit.changes``) for ``subscription_id``. The store gives it its sequence."""
+
+    change: int
+    subscription_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An outbox message leased to a dispatcher, with all it needs to sign and send it."""
+
+    message_id: int
+    subscription_id: str
+    sequence: int
+    attempts: int
+    """Attempts made before this one."""
+    created_at: Micros
+    url: str
+    key_id: str
+    sealed_secret: bytes
+    sealed_previous_secret: bytes | None
+    previous_expires_at: Micros | None
+    sealed_lookup_secret: bytes
+    key_revoked: bool
+    change: StatusChange
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """What became of one delivery attempt (``Store.finish_deliveries``)."""
+
+    message_id: int
+    subscription_id: str
+    delivered: bool
+    status: int | None
+    """The HTTP status answered, None when none was (a timeout, a refused connection, a guard's refusal)."""
+    error: str | None
+    next_attempt_at: Micros | None
+    """When to try again; None when the message is given up (the schedule is spent) or delivered."""
+    disable: str | None = None
+    """Disable the subscription with this reason (``gone``: a 410; ``failing``: failing for days; ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxState:
+    """A subscription's messages by state, for the operator (``subscriptions show``)."""
+
+    pending: int
+    delivered: int
+    failed: int
+    last_error: str | None

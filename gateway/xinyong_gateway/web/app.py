@@ -8,6 +8,8 @@ each of those three, and the projector unless ``settings.projector`` is off. Typ
 - ``POST /v1/webhooks/{source_id}``  signed event ingest (``web.ingest``)
 - ``POST /v1/screenings``            screen 1 to 1000 subjects (API key, scope ``screen``; ``web.query``)
 - ``GET /v1/lists/changes``          the change feed (API key, scope ``changes``; ``web.query``)
+- ``/v1/subscriptions[/{id}[/rotate-secret|/replay]]`` notifications of changes (scope ``subscribe``;
+  ``web.subscriptions``); the dispatcher that delivers them runs here unless ``settings.dispatcher`` is off
 - ``GET /openapi.json``              the OpenAPI 3.1 document (``xinyong.openapi``, as in ``schemas/openapi.json``)
 - ``GET /healthz``                   the process is alive
 - ``GET /readyz``                    the store is reachable and every migration is applied
@@ -36,12 +38,14 @@ from xinyong_gateway.credit.policy import policy_from
 from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.crypto import MasterKey, master_key_of
 from xinyong_gateway.errors import StoreError, StoreUnavailableError
+from xinyong_gateway.notify import Dispatcher, OutboundGuard, parse_networks
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import Store, open_store
 from xinyong_gateway.web.ingest import IngestHandler
 from xinyong_gateway.web.middleware import answered
 from xinyong_gateway.web.problems import ProblemError
 from xinyong_gateway.web.query import QueryHandler
+from xinyong_gateway.web.subscriptions import SubscriptionsHandler
 
 __all__ = ["API_KEYS", "GC_FIRST_GENERATION_THRESHOLD", "MASTER_KEY", "REGISTRY", "STORE", "create_app", "settle_heap"]
 
@@ -58,6 +62,8 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
     app = web.Application(client_max_size=settings.body_limit)  # the middleware wraps each route (``answered``)
     ingest = IngestHandler(body_limit=settings.body_limit, body_timeout=settings.body_timeout, clock=clock)
     query = QueryHandler(body_timeout=settings.body_timeout, clock=clock)
+    subscriptions = SubscriptionsHandler(body_timeout=settings.body_timeout, clock=clock)
+    guard = OutboundGuard(parse_networks(settings.outbound_allowed_networks))
     configured_policy = policy_from(settings.policy_file)  # a bad policy file fails here, before serving
     openapi_document = render(build_openapi()).encode()
 
@@ -91,6 +97,7 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             app[API_KEYS] = api_keys
             ingest.attach(store, master, registry)
             query.attach(store, master, api_keys, policies)
+            subscriptions.attach(store, master, api_keys, guard)
             tasks = [
                 asyncio.create_task(registry.run(), name="xinyong-source-refresh"),
                 asyncio.create_task(api_keys.run(), name="xinyong-api-key-refresh"),
@@ -102,6 +109,17 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             if settings.projector:
                 projector = Projector(store, master, configured_policy, claims=store.claim_partitions(), clock=clock)
                 tasks.append(asyncio.create_task(projector.run(), name="xinyong-projector"))
+            if settings.dispatcher:
+                dispatcher = Dispatcher(
+                    store,
+                    master,
+                    guard,
+                    concurrency=settings.dispatch_concurrency,
+                    per_subscription=max(1, settings.dispatch_concurrency // 4),
+                    schedule=settings.retry_schedule,
+                    clock=clock,
+                )
+                tasks.append(asyncio.create_task(dispatcher.run(), name="xinyong-dispatcher"))
             yield
             for task in tasks:
                 task.cancel()
@@ -120,17 +138,27 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
     # routes of ours rather than aiohttp's system routes, whose Expect handling cannot be replaced: a 405 or 404
     # problem, never a 500.
     router = app.router
-    for method, path, handler in (
-        (hdrs.METH_POST, "/v1/webhooks/{source_id}", ingest.handle),
-        (hdrs.METH_POST, "/v1/screenings", query.screen),
-        (hdrs.METH_GET, "/v1/lists/changes", query.changes),
-        (hdrs.METH_GET, "/openapi.json", openapi),
-        (hdrs.METH_GET, "/healthz", healthz),
-        (hdrs.METH_GET, "/readyz", readyz),
-    ):
-        methods = [method, hdrs.METH_HEAD] if method == hdrs.METH_GET else [method]
+    routes: list[tuple[str, dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]] = [
+        ("/v1/webhooks/{source_id}", {hdrs.METH_POST: ingest.handle}),
+        ("/v1/screenings", {hdrs.METH_POST: query.screen}),
+        ("/v1/lists/changes", {hdrs.METH_GET: query.changes}),
+        ("/v1/subscriptions", {hdrs.METH_POST: subscriptions.create, hdrs.METH_GET: subscriptions.list}),
+        (
+            "/v1/subscriptions/{subscription_id}",
+            {hdrs.METH_GET: subscriptions.show, hdrs.METH_DELETE: subscriptions.delete},
+        ),
+        ("/v1/subscriptions/{subscription_id}/rotate-secret", {hdrs.METH_POST: subscriptions.rotate}),
+        ("/v1/subscriptions/{subscription_id}/replay", {hdrs.METH_POST: subscriptions.replay}),
+        ("/openapi.json", {hdrs.METH_GET: openapi}),
+        ("/healthz", {hdrs.METH_GET: healthz}),
+        ("/readyz", {hdrs.METH_GET: readyz}),
+    ]
+    for path, handlers in routes:
+        if hdrs.METH_GET in handlers:
+            handlers[hdrs.METH_HEAD] = handlers[hdrs.METH_GET]
+        methods = list(handlers)
         resource = router.add_resource(path)
-        for allowed in methods:
+        for allowed, handler in handlers.items():
             resource.add_route(allowed, answered(handler), expect_handler=expect_continue)
         refuse = answered(_method_not_allowed(sorted(methods)))
         resource.add_route(hdrs.METH_ANY, refuse, expect_handler=expect_continue)

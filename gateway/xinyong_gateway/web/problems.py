@@ -38,6 +38,8 @@ _CATALOGUE: dict[str, tuple[int, str]] = {
     problems.SCOPE_MISSING: (403, "API key lacks the scope"),
     problems.REQUEST_INVALID: (422, "Request does not match its schema"),
     problems.QUERY_INVALID: (400, "Invalid query parameter"),
+    problems.SUBSCRIPTION_NOT_FOUND: (404, "No such subscription"),
+    problems.SUBSCRIPTION_URL_REFUSED: (422, "Subscription URL refused"),
 }
 
 _GENERIC_TITLES = {405: "Method not allowed", 400: "Bad request", 413: "Body too large"}

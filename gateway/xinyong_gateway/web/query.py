@@ -14,9 +14,8 @@ only masked; the log line carries the key id and the number of subjects, never a
 **Change feed.** ``after`` (a cursor; the start without one) and ``limit`` (1 to 1000, default 100) are checked (400
 ``query-parameter-invalid``, as is any other parameter or a repeated one: a typo must not page from the start), then
 one page is read in feed order (``Store.read_changes``: a follower paging with the cursor never misses an entry).
-Each entry is the stored snapshot with its ``cursor`` and ``effective_at``; its subject is a USCC by code and name, or
-a RIC only by pseudonym: the hex HMAC-SHA256 of the number, unsealed here, under the lookup secret of the API key
-asking (``xinyong.ric_pseudonym``).
+Each entry is built by ``credit.feed.feed_entry`` for the API key asking (a RIC only by its pseudonym), as the
+notifications of the key's subscriptions are.
 """
 
 from __future__ import annotations
@@ -36,14 +35,15 @@ from pydantic import ValidationError
 
 from xinyong import problems
 from xinyong.events import error_pointers
-from xinyong.queries import CURSOR_PATTERN, MAX_CHANGES_PAGE, MAX_SCREENING_SUBJECTS, ScreeningRequest, ric_pseudonym
+from xinyong.queries import CURSOR_PATTERN, MAX_CHANGES_PAGE, MAX_SCREENING_SUBJECTS, ScreeningRequest
 from xinyong.subjects import Subject
 from xinyong_gateway.access import ApiKeyRegistry
 from xinyong_gateway.credit.documents import status_document
 from xinyong_gateway.credit.engine import CreditFile
+from xinyong_gateway.credit.feed import feed_entry
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.store import Store, SubjectRow, from_micros
+from xinyong_gateway.store import Store, SubjectRow
 from xinyong_gateway.web.auth import authenticate
 from xinyong_gateway.web.body import is_json_utf8, read_body
 from xinyong_gateway.web.middleware import LOG_FACTS
@@ -203,23 +203,7 @@ class QueryHandler:
         else:
             raise ProblemError(problems.QUERY_INVALID, f"'limit' must be a whole number from 1 to {MAX_CHANGES_PAGE}.")
         rows = await self._store.read_changes(after, limit)
-        entries = []
-        for row in rows:
-            snapshot = json.loads(row.snapshot)
-            shown = snapshot.pop("subject")
-            if row.id_type == "ric":
-                ric = self._master.open_identity(row.subject_key, row.sealed_id)
-                subject: dict[str, Any] = {"id_type": "ric", "pseudonym": ric_pseudonym(ric, key.lookup_key)}
-            else:
-                subject = {"id_type": "uscc", "id": shown["id"], "name": shown["name"]}
-            entries.append(
-                {
-                    "cursor": str(row.change_id),
-                    "effective_at": _iso(from_micros(row.effective_at)),
-                    "subject": subject,
-                    **snapshot,
-                }
-            )
+        entries = [feed_entry(row, self._master, key.lookup_key) for row in rows]
         facts["changes"] = len(entries)
         next_cursor = str(rows[-1].change_id) if rows else str(after)
         body = json.dumps({"changes": entries, "next": next_cursor}, ensure_ascii=False).encode()
