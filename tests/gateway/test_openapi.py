@@ -1,5 +1,5 @@
 """The OpenAPI document, and the live API held to it: schemathesis and a garbage fuzzer against ``xinyong-gateway
-serve`` in a subprocess (SQLite, projector on, a few subjects on lists, an API key with both scopes).
+serve`` in a subprocess (SQLite, projector on, a few subjects on lists, an API key with every scope).
 
 The document served at ``/openapi.json`` is byte for byte ``schemas/openapi.json``, which an OpenAPI 3.1 validator
 accepts. Schemathesis generates requests for the query and operations endpoints from it (schema-valid ones, and
@@ -69,7 +69,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     source, key = admin(
         url,
         ("sources", "add", "--kind", "marketplace", "--name", "fuzz"),
-        ("keys", "add", "--name", "fuzz", "--scopes", "screen,changes"),
+        ("keys", "add", "--name", "fuzz", "--scopes", "screen,changes,subscribe"),
     )
     log_path = folder / "gateway.log"
     with serving(url, log_path) as (port, _):

@@ -2,11 +2,12 @@
 
     xinyong-gateway [--db URL] [--json] [--actor NAME] COMMAND …     (also after the command)
     xinyong-gateway migrate
-    xinyong-gateway serve [--host H] [--port P] [--workers N] [--no-projector]
+    xinyong-gateway serve [--host H] [--port P] [--workers N] [--no-projector] [--no-dispatcher]
     xinyong-gateway sources add --kind marketplace|courier|regulator --name NAME
                                 [--uscc CODE] [--public-key whpk_…] [--rate N]
     xinyong-gateway sources list | disable ID | rotate ID [--grace 24h] [--public-key whpk_…]
     xinyong-gateway project [--once]
+    xinyong-gateway dispatch
     xinyong-gateway import FILE.ndjson --source ID [--rejects FILE] [--jobs N]
     xinyong-gateway subjects show uscc|ric ID [--reveal]
     xinyong-gateway policy check [FILE] | diff FILE [--examples N] | apply FILE
@@ -14,7 +15,8 @@
                                [--subject T:ID] | show ID | decide ID --outcome upheld|rejected --note TEXT
     xinyong-gateway repairs apply uscc|ric ID --record REC --grounds TEXT | list | show ID
                             | decide ID --outcome granted|refused --note TEXT
-    xinyong-gateway keys add --name NAME --scopes screen,changes [--rate N] | list | revoke KEY_ID
+    xinyong-gateway keys add --name NAME --scopes screen,changes,subscribe [--rate N] | list | revoke KEY_ID
+    xinyong-gateway subscriptions list | show ID | disable ID | enable ID
     xinyong-gateway audit list [--limit N] [--action A] | verify [--anchor HASH]
     xinyong-gateway master-key
     xinyong-gateway --version
@@ -46,6 +48,7 @@ from xinyong.errors import XinyongError
 from xinyong_gateway import __version__
 from xinyong_gateway.cli import (
     audit,
+    dispatch,
     due_process,
     import_,
     keys,
@@ -56,6 +59,7 @@ from xinyong_gateway.cli import (
     serve,
     sources,
     subjects,
+    subscriptions,
 )
 from xinyong_gateway.cli._common import (
     EXIT_INTERRUPTED,
@@ -83,7 +87,21 @@ master key comes from $XINYONG_MASTER_KEY; on SQLite it may instead be the key f
 creates with a new database. --db and --json may also follow the command. Each command has --help.
 """
 
-_COMMANDS = (migrate, serve, project, import_, subjects, due_process, policy, sources, keys, audit, master_key)
+_COMMANDS = (
+    migrate,
+    serve,
+    project,
+    dispatch,
+    import_,
+    subjects,
+    due_process,
+    policy,
+    sources,
+    keys,
+    subscriptions,
+    audit,
+    master_key,
+)
 """The command modules, in the order ``--help`` lists them."""
 
 

@@ -39,7 +39,7 @@ def add_parser(commands: Any) -> None:
         required=True,
         type=scopes,
         metavar="SCOPES",
-        help=f"comma-separated: {', '.join(API_SCOPES)} (screening, the change feed)",
+        help=f"comma-separated: {', '.join(API_SCOPES)} (screening, the change feed, subscriptions)",
     )
     add.add_argument("--rate", type=positive, metavar="N", help="own rate limit, requests per second")
     add.set_defaults(handler=_add)

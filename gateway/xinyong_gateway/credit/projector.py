@@ -29,8 +29,7 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import Mapping
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import structlog

@@ -78,6 +78,7 @@ __all__ = [
     "inbox_values",
     "migrations_in",
     "next_audit_entry",
+    "outcome_values",
     "packaged_migrations",
     "schema_status_of",
     "source_record",
@@ -165,6 +166,17 @@ def delivery_record(row: Sequence[Any]) -> Delivery:
             int(change_id), subject_key, snapshot, int(effective_at), int(recorded_at), id_type, bytes(sealed_id)
         ),
     )
+
+
+def outcome_values(outcome: DeliveryOutcome, now: Micros) -> tuple[Any, ...]:
+    """The values of an outbox row's update for a delivery attempt: ``state, next_attempt_at, last_status, last_error,
+    delivered_at, message_id`` (pending again when a next attempt is due, failed when none is)."""
+    if outcome.delivered:
+        state = "delivered"
+    else:
+        state = "pending" if outcome.next_attempt_at is not None else "failed"
+    delivered_at = now if outcome.delivered else None
+    return (state, outcome.next_attempt_at, outcome.status, outcome.error, delivered_at, outcome.message_id)
 
 
 def api_key_record(row: Sequence[Any]) -> ApiKeyRecord:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from xinyong_gateway.errors import SubscriptionNotFoundError, SubscriptionsChangedError
 from xinyong_gateway.store.base import (
@@ -23,6 +23,7 @@ from xinyong_gateway.store.base import (
     STATUS_CHANGE_COLUMNS,
     SUBSCRIPTION_COLUMNS,
     delivery_record,
+    outcome_values,
     subscription_record,
 )
 from xinyong_gateway.store.records import (
@@ -289,9 +290,10 @@ class PostgresOutbox:
         last_outcome = {outcome.subscription_id: outcome for outcome in outcomes}  # the last one of each counts
         async with self._transaction() as conn:
             await conn.executemany(
-                "UPDATE outbox SET state = $1, attempts = attempts + 1, next_attempt_at = coalesce($2, next_attempt_at),"
-                " leased_until = NULL, last_status = $3, last_error = $4, delivered_at = $5 WHERE message_id = $6",
-                [_outcome_row(outcome, now) for outcome in outcomes],
+                "UPDATE outbox SET state = $1, attempts = attempts + 1,"
+                " next_attempt_at = coalesce($2, next_attempt_at), leased_until = NULL, last_status = $3,"
+                " last_error = $4, delivered_at = $5 WHERE message_id = $6",
+                [outcome_values(outcome, now) for outcome in outcomes],
             )
             for subscription_id, outcome in sorted(last_outcome.items()):  # one order: no two finishes deadlock
                 await conn.execute(
@@ -355,12 +357,3 @@ class PostgresOutbox:
             return [(int(row[0]), int(row[1])) for row in rows]
 
         return await self._read(read)
-
-
-def _outcome_row(outcome: DeliveryOutcome, now: Micros) -> tuple[Any, ...]:
-    if outcome.delivered:
-        state = "delivered"
-    else:
-        state = "pending" if outcome.next_attempt_at is not None else "failed"
-    delivered_at = now if outcome.delivered else None
-    return (state, outcome.next_attempt_at, outcome.status, outcome.error, delivered_at, outcome.message_id)

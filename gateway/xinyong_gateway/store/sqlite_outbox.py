@@ -22,6 +22,7 @@ from xinyong_gateway.store.base import (
     STATUS_CHANGE_COLUMNS,
     SUBSCRIPTION_COLUMNS,
     delivery_record,
+    outcome_values,
     subscription_record,
 )
 from xinyong_gateway.store.records import (
@@ -82,7 +83,8 @@ def write_outbox(conn: sqlite3.Connection, commit: ProjectionCommit, change_ids:
     next_sequence: dict[str, int] = {}
     for subscription_id, count in sorted(counts.items()):
         last = conn.execute(
-            "UPDATE subscriptions SET last_sequence = last_sequence + ? WHERE subscription_id = ? RETURNING last_sequence",
+            "UPDATE subscriptions SET last_sequence = last_sequence + ? WHERE subscription_id = ?"
+            " RETURNING last_sequence",
             (count, subscription_id),
         ).fetchone()
         if last is None:  # cannot happen under a matching generation; never write a message without its sequence
@@ -265,17 +267,12 @@ class SqliteOutbox:
     ) -> list[tuple[str, str]]:
         def finish(conn: sqlite3.Connection) -> list[tuple[str, str]]:
             for outcome in outcomes:
-                if outcome.delivered:
-                    state, next_at = "delivered", None
-                else:
-                    state = "pending" if outcome.next_attempt_at is not None else "failed"
-                    next_at = outcome.next_attempt_at
                 conn.execute(
-                    "UPDATE outbox SET state = ?, attempts = attempts + 1, next_attempt_at = coalesce(?, next_attempt_at),"
-                    " leased_until = NULL, last_status = ?, last_error = ?, delivered_at = ? WHERE message_id = ?",
-                    (state, next_at, outcome.status, outcome.error, now if outcome.delivered else None,
-                     outcome.message_id),
-                )  # fmt: skip
+                    "UPDATE outbox SET state = ?, attempts = attempts + 1,"
+                    " next_attempt_at = coalesce(?, next_attempt_at), leased_until = NULL, last_status = ?,"
+                    " last_error = ?, delivered_at = ? WHERE message_id = ?",
+                    outcome_values(outcome, now),
+                )
                 conn.execute(
                     "UPDATE subscriptions SET failing_since = CASE WHEN ? THEN NULL ELSE coalesce(failing_since, ?) END"
                     " WHERE subscription_id = ?",
