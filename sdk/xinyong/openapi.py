@@ -296,7 +296,9 @@ def build_openapi() -> dict[str, Any]:
                 "apiKey": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "An API key from `xinyong-gateway keys add` (`xyk_…`); scopes `screen`, `changes`, `subscribe`.",
+                    "description": (
+                        "An API key from `xinyong-gateway keys add` (`xyk_…`); scopes `screen`, `changes`, `subscribe`."
+                    ),
                 }
             },
         },
