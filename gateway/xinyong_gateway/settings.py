@@ -63,6 +63,11 @@ class GatewaySettings(BaseSettings):
     )
     """Seconds before each delivery attempt after the one before (Standard Webhooks' schedule; a JSON list in
     ``XINYONG_RETRY_SCHEDULE``: benches and tests shorten it)."""
+    dispatch_timeout: float = Field(default=15.0, gt=0, le=60)
+    """Seconds a delivery attempt may take in all (connecting: at most 5 s of it); the crash bench shortens it."""
+    dispatch_lease: float = Field(default=60.0, gt=0)
+    """Seconds a dispatcher holds the messages it claimed: a killed dispatcher's messages are sent again after it.
+    Must exceed ``dispatch_timeout``."""
     outbound_allowed_networks: str = ""
     """Comma-separated CIDRs that notifications may reach although they are not public (the operator's exceptions to
     the SSRF guard, e.g. ``10.20.0.0/16`` for a platform on the same private network); empty by default."""

@@ -26,21 +26,12 @@ def add_parser(commands: Any) -> None:
 
 def _dispatch(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> int:
     from xinyong_gateway.logs import configure_logging
-    from xinyong_gateway.notify import Dispatcher, OutboundGuard, parse_networks
-
-    guard = OutboundGuard(parse_networks(settings.outbound_allowed_networks))
+    from xinyong_gateway.notify import dispatcher_for
 
     async def run() -> None:
         async with open_resources(settings) as opened:
             configure_logging(settings.log_format, settings.log_level)  # the checks passed: a service from here
-            dispatcher = Dispatcher(
-                opened.store,
-                opened.master,
-                guard,
-                concurrency=settings.dispatch_concurrency,
-                per_subscription=max(1, settings.dispatch_concurrency // 4),
-                schedule=settings.retry_schedule,
-            )
+            dispatcher = dispatcher_for(opened.store, opened.master, settings)
             await dispatcher.run()
 
     run_until_interrupted(

@@ -14,6 +14,7 @@ from xinyong_gateway.notify.dispatcher import (
     DISABLE_AFTER_SECONDS,
     RETRY_SCHEDULE,
     Dispatcher,
+    dispatcher_for,
     next_delay,
     retry_after_seconds,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "Dispatcher",
     "GuardedResolver",
     "OutboundGuard",
+    "dispatcher_for",
     "next_delay",
     "parse_networks",
     "replay",

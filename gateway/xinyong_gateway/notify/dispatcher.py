@@ -43,7 +43,8 @@ from xinyong.webhooks import SigningSecret
 from xinyong_gateway.credit.feed import feed_entry
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import OutboundRefusedError, StoreError
-from xinyong_gateway.notify.ssrf import GuardedResolver, OutboundGuard
+from xinyong_gateway.notify.ssrf import GuardedResolver, OutboundGuard, parse_networks
+from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import Delivery, DeliveryOutcome, Store, from_micros
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "RESPONSE_READ_LIMIT",
     "RETRY_SCHEDULE",
     "Dispatcher",
+    "dispatcher_for",
     "next_delay",
     "retry_after_seconds",
 ]
@@ -115,6 +117,8 @@ class Dispatcher:
         per_subscription: int = 16,
         schedule: Sequence[float] = RETRY_SCHEDULE,
         idle_interval: float = 0.05,
+        timeout: float = TOTAL_TIMEOUT,
+        lease: float = LEASE_SECONDS,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -125,6 +129,8 @@ class Dispatcher:
         self._per_subscription = per_subscription
         self._schedule = tuple(schedule)
         self._idle_interval = idle_interval
+        self._timeout = timeout
+        self._lease = max(lease, timeout + 1)
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 -- jitter, not a secret
         self._slots = asyncio.Semaphore(concurrency)
@@ -144,7 +150,7 @@ class Dispatcher:
         connector = aiohttp.TCPConnector(
             resolver=GuardedResolver(self._guard), limit=self._concurrency, limit_per_host=0, use_dns_cache=False
         )
-        timeout = aiohttp.ClientTimeout(total=TOTAL_TIMEOUT, connect=CONNECT_TIMEOUT)
+        timeout = aiohttp.ClientTimeout(total=self._timeout, connect=min(CONNECT_TIMEOUT, self._timeout))
         async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False) as session:
             flusher = asyncio.create_task(self._flush_every(0.02), name="xinyong-dispatch-flush")
             try:
@@ -171,7 +177,7 @@ class Dispatcher:
             return []
         now = self._clock()
         try:
-            return await self._store.claim_deliveries(_us(now), _us(now + LEASE_SECONDS), room)
+            return await self._store.claim_deliveries(_us(now), _us(now + self._lease), room)
         except StoreError as exc:
             _log.warning("dispatcher.store_error", error=str(exc))
             await asyncio.sleep(1.0)
@@ -312,3 +318,17 @@ async def _drain(response: aiohttp.ClientResponse) -> None:
 
 def _us(seconds: float) -> int:
     return int(seconds * 1_000_000)
+
+
+def dispatcher_for(store: Store, master: MasterKey, settings: GatewaySettings) -> Dispatcher:
+    """The dispatcher ``serve`` and ``dispatch`` run, as the settings say (its guard allows the operator's networks)."""
+    return Dispatcher(
+        store,
+        master,
+        OutboundGuard(parse_networks(settings.outbound_allowed_networks)),
+        concurrency=settings.dispatch_concurrency,
+        per_subscription=max(1, settings.dispatch_concurrency // 4),
+        schedule=settings.retry_schedule,
+        timeout=settings.dispatch_timeout,
+        lease=settings.dispatch_lease,
+    )

@@ -38,7 +38,7 @@ from xinyong_gateway.credit.policy import policy_from
 from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.crypto import MasterKey, master_key_of
 from xinyong_gateway.errors import StoreError, StoreUnavailableError
-from xinyong_gateway.notify import Dispatcher, OutboundGuard, parse_networks
+from xinyong_gateway.notify import OutboundGuard, dispatcher_for, parse_networks
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import Store, open_store
 from xinyong_gateway.web.ingest import IngestHandler
@@ -110,15 +110,7 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
                 projector = Projector(store, master, configured_policy, claims=store.claim_partitions(), clock=clock)
                 tasks.append(asyncio.create_task(projector.run(), name="xinyong-projector"))
             if settings.dispatcher:
-                dispatcher = Dispatcher(
-                    store,
-                    master,
-                    guard,
-                    concurrency=settings.dispatch_concurrency,
-                    per_subscription=max(1, settings.dispatch_concurrency // 4),
-                    schedule=settings.retry_schedule,
-                    clock=clock,
-                )
+                dispatcher = dispatcher_for(store, master, settings)
                 tasks.append(asyncio.create_task(dispatcher.run(), name="xinyong-dispatcher"))
             yield
             for task in tasks:
