@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from stdnum.cn import uscc as stdnum_uscc
 
 import _postgres
-from stdnum.cn import uscc as stdnum_uscc
 from xinyong.webhooks import SigningSecret, signature_headers
 
 HOST = "127.0.0.1"
@@ -88,16 +88,16 @@ def violation(merchant: str, n: int, *, confirmed: bool = True, case: str | None
 
 
 def filler(n: int, merchant: str) -> bytes:
-    """An event that changes no status: a parcel delivered."""
+    """An event that changes no status: one more published commitment of a merchant that is on no list."""
     now = datetime.now(UTC)
     document = {
-        "type": "delivery.recorded",
+        "type": "commitment.published",
         "timestamp": now.isoformat(),
         "data": {
-            "waybill_no": f"SF{n:012d}",
-            "courier": {"id_type": "uscc", "id": merchant, "name": "顺捷快递"},
-            "status": "delivered",
-            "occurred_at": (now - timedelta(minutes=5)).isoformat(),
+            "merchant": {"id_type": "uscc", "id": merchant, "name": "守信小店"},
+            "commitment_id": f"c-{n}",
+            "items": ["正品保障"],
+            "published_at": (now - timedelta(minutes=5)).isoformat(),
         },
     }
     return json.dumps(document, ensure_ascii=False).encode()

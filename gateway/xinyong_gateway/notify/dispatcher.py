@@ -34,6 +34,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import aiohttp
 import structlog
@@ -140,6 +141,10 @@ class Dispatcher:
         self._outcomes: list[DeliveryOutcome] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._opened: dict[bytes, bytes] = {}
+        self._checked_urls: dict[str, bool] = {}
+        """URLs whose form and literal address the guard accepted (a name is checked again at each connection)."""
+        self._entries: dict[tuple[int, str], dict[str, Any]] = {}
+        """Feed entries as each key sees them: one change goes to every subscription it concerns, in a burst."""
         self.delivered = 0
         """Messages delivered by this dispatcher (for benches and tests)."""
 
@@ -232,8 +237,13 @@ class Dispatcher:
             delivery.sealed_lookup_secret,
             lambda: self._master.open_lookup_secret(delivery.key_id, delivery.sealed_lookup_secret),
         )
-        data = feed_entry(delivery.change, self._master, lookup)
-        data["sequence"] = delivery.sequence
+        cache_key = (delivery.change.change_id, delivery.key_id)
+        entry = self._entries.get(cache_key)
+        if entry is None:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            entry = self._entries[cache_key] = feed_entry(delivery.change, self._master, lookup)
+        data = {**entry, "sequence": delivery.sequence}
         document = {"type": NOTIFICATION_TYPE, "timestamp": from_micros(delivery.created_at).isoformat(), "data": data}
         return json.dumps(document, ensure_ascii=False).encode()
 
@@ -258,7 +268,11 @@ class Dispatcher:
         if delivery.key_revoked:
             return self._outcome(delivery, None, "the subscribing API key was revoked", None, disable="key-revoked")
         try:
-            self._guard.parse_url(delivery.url)  # a literal address is checked here; a name by the resolver
+            if delivery.url not in self._checked_urls:
+                self._guard.parse_url(delivery.url)  # a literal address is checked here; a name by the resolver
+                if len(self._checked_urls) > 10_000:
+                    self._checked_urls.clear()
+                self._checked_urls[delivery.url] = True
             body = self.body_of(delivery)
         except OutboundRefusedError as exc:
             return self._outcome(delivery, None, f"refused by the outbound guard: {exc}", None)

@@ -266,18 +266,18 @@ class SqliteOutbox:
         self, outcomes: Sequence[DeliveryOutcome], *, now: Micros, disable_failing_since: Micros
     ) -> list[tuple[str, str]]:
         def finish(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-            for outcome in outcomes:
-                conn.execute(
-                    "UPDATE outbox SET state = ?, attempts = attempts + 1,"
-                    " next_attempt_at = coalesce(?, next_attempt_at), leased_until = NULL, last_status = ?,"
-                    " last_error = ?, delivered_at = ? WHERE message_id = ?",
-                    outcome_values(outcome, now),
-                )
-                conn.execute(
-                    "UPDATE subscriptions SET failing_since = CASE WHEN ? THEN NULL ELSE coalesce(failing_since, ?) END"
-                    " WHERE subscription_id = ?",
-                    (outcome.delivered, now, outcome.subscription_id),
-                )
+            conn.executemany(
+                "UPDATE outbox SET state = ?, attempts = attempts + 1,"
+                " next_attempt_at = coalesce(?, next_attempt_at), leased_until = NULL, last_status = ?,"
+                " last_error = ?, delivered_at = ? WHERE message_id = ?",
+                [outcome_values(outcome, now) for outcome in outcomes],
+            )
+            last_outcome = {outcome.subscription_id: outcome for outcome in outcomes}  # the last one of each counts
+            conn.executemany(
+                "UPDATE subscriptions SET failing_since = CASE WHEN ? THEN NULL ELSE coalesce(failing_since, ?) END"
+                " WHERE subscription_id = ?",
+                [(outcome.delivered, now, subscription_id) for subscription_id, outcome in last_outcome.items()],
+            )
             disable = {o.subscription_id: o.disable for o in outcomes if o.disable is not None}
             for subscription_id in {o.subscription_id for o in outcomes if not o.delivered}:
                 row = conn.execute(
