@@ -326,9 +326,7 @@ async def notifications(base_url: str, market: dict[str, Any], key: dict[str, An
             ) as response:
                 created = await response.json()
         verifier.append(WebhookVerifier([created["secret"]]))
-        print(
-            f"  subscription {created['subscription_id']}: its secret whsec_… is shown once; the endpoint checks with it"
-        )
+        print(f"  subscription {created['subscription_id']}: its secret whsec_… is shown once, the endpoint keeps it")
         async with EventSender(base_url, market["source_id"], market["secret"]) as sender:
             report = {
                 "case_id": "LV-2026-0107",
