@@ -147,6 +147,8 @@ class Dispatcher:
         """Feed entries as each key sees them: one change goes to every subscription it concerns, in a burst."""
         self.delivered = 0
         """Messages delivered by this dispatcher (for benches and tests)."""
+        self.recorded = 0
+        """Attempts whose outcome this dispatcher recorded."""
 
     # -- the loop ------------------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -206,6 +208,7 @@ class Dispatcher:
             _log.warning("dispatcher.store_error", error=str(exc), outcomes=len(outcomes))
             return
         self.delivered += sum(outcome.delivered for outcome in outcomes)
+        self.recorded += len(outcomes)
         for subscription_id, reason in disabled:
             _log.warning(
                 "subscription.disabled",
