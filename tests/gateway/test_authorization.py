@@ -8,6 +8,7 @@ answers, on each backend:
 ================================  ==========================================================================
 ``POST /v1/screenings``           401 ``api-key-invalid`` (one document for every bad credential, with a
 ``GET /v1/lists/changes``         ``Bearer`` challenge) · 403 ``scope-missing`` without the scope · 200 good
+``/v1/subscriptions…``            (scope ``subscribe``: 201 a subscription made, 404 for an id of nobody's)
 ``POST /v1/webhooks/{source}``    400 ``malformed-webhook-headers`` whatever the ``Authorization``: evidence
                                   comes only with a source's signature (``test_signature_attacks.py``)
 ``GET /openapi.json``,            200 whatever the credentials: public, and a bad key is not an error there
@@ -48,6 +49,7 @@ class Holders:
     good: IssuedApiKey
     screen_only: IssuedApiKey
     changes_only: IssuedApiKey
+    subscribe_only: IssuedApiKey
     revoked: IssuedApiKey
     marketplace: Source
     courier: Source
@@ -55,7 +57,7 @@ class Holders:
     def secrets(self) -> list[str]:
         """Texts no answer may contain: every secret and key id issued."""
         texts = []
-        for issued in (self.good, self.screen_only, self.changes_only, self.revoked):
+        for issued in (self.good, self.screen_only, self.changes_only, self.subscribe_only, self.revoked):
             key_id, secret = parse_api_key(issued.api_key) or ("", "")
             texts += [key_id, secret, issued.lookup_secret]
         for source in (self.marketplace, self.courier):
@@ -67,9 +69,10 @@ async def issue(gateway: Gateway) -> Holders:
     revoked = await gateway.add_api_key()
     await gateway.store.revoke_api_key(revoked.record.key_id, now=to_micros(datetime.now(UTC)))
     holders = Holders(
-        good=await gateway.add_api_key(["screen", "changes"]),
+        good=await gateway.add_api_key(["screen", "changes", "subscribe"]),
         screen_only=await gateway.add_api_key(["screen"]),
         changes_only=await gateway.add_api_key(["changes"]),
+        subscribe_only=await gateway.add_api_key(["subscribe"]),
         revoked=revoked,
         marketplace=await gateway.add_source("marketplace"),
         courier=await gateway.add_source("courier", ed25519=True),
@@ -103,7 +106,9 @@ def _unscoped(holders: Holders, scope: str) -> str:
 
 
 def _only_this_scope(holders: Holders, scope: str) -> str:
-    return (holders.screen_only if scope == "screen" else holders.changes_only).api_key
+    return {"screen": holders.screen_only, "changes": holders.changes_only, "subscribe": holders.subscribe_only}[
+        scope
+    ].api_key
 
 
 CREDENTIALS = [
@@ -135,6 +140,8 @@ class Endpoint:
     scope: str | None
     """The API key scope it needs (None: not an API key endpoint)."""
     body: Any = None
+    allowed: tuple[int, str | None] = (200, None)
+    """The answer to a key with the scope."""
 
 
 ENDPOINTS = [
@@ -146,6 +153,31 @@ ENDPOINTS = [
         {"subjects": [{"id_type": "uscc", "id": "91320706MA1Y2N6Q47"}]},
     ),
     Endpoint("changes", "GET", "/v1/lists/changes", "changes"),
+    Endpoint(
+        "subscribe",
+        "POST",
+        "/v1/subscriptions",
+        "subscribe",
+        {"url": "https://8.8.8.8/hook", "lists": ["black"]},  # a literal public address: nothing is resolved
+        allowed=(201, None),
+    ),
+    Endpoint("subscriptions", "GET", "/v1/subscriptions", "subscribe"),
+    *(
+        Endpoint(
+            f"subscription-{method.lower()}{suffix}",
+            method,
+            f"/v1/subscriptions/sub_nobodys{suffix}",
+            "subscribe",
+            body,
+            allowed=(404, problems.SUBSCRIPTION_NOT_FOUND),
+        )
+        for method, suffix, body in (
+            ("GET", "", None),
+            ("DELETE", "", None),
+            ("POST", "/rotate-secret", {}),
+            ("POST", "/replay", {"since": "2026-01-01T00:00:00+00:00"}),
+        )
+    ),
     Endpoint("webhooks", "POST", "/v1/webhooks/{source}", None, event("complaint.filed")),
     Endpoint("openapi", "GET", "/openapi.json", None),
     Endpoint("healthz", "GET", "/healthz", None),
@@ -160,7 +192,7 @@ def expected(endpoint: Endpoint, credential: Credential) -> tuple[int, str | Non
     if endpoint.scope is None:
         return 200, None
     if credential.kind == "good":
-        return 200, None
+        return endpoint.allowed
     if credential.kind == "unscoped":
         return 403, problems.SCOPE_MISSING
     return 401, problems.API_KEY_INVALID
@@ -214,5 +246,8 @@ def test_the_matrix_covers_every_route_of_the_application() -> None:
         for route in app.router.routes()
         if route.method not in ("HEAD", "*") and route.resource is not None  # "*": the 404 and 405 refusals
     }
-    covered = {(endpoint.method, endpoint.path.replace("{source}", "{source_id}")) for endpoint in ENDPOINTS}
+    covered = {
+        (endpoint.method, endpoint.path.replace("{source}", "{source_id}").replace("sub_nobodys", "{subscription_id}"))
+        for endpoint in ENDPOINTS
+    }
     assert routes == covered
