@@ -67,8 +67,8 @@ from xinyong_gateway.cli._common import (
     Handler,
     Interrupted,
     Output,
-    help_formatter,
     os_error_sentence,
+    top_help_formatter,
 )
 from xinyong_gateway.errors import ConfigError, GatewayError
 from xinyong_gateway.settings import DEFAULT_DATABASE_URL, GatewaySettings
@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="xinyong-gateway",
         description="The xinyong credit-information gateway: signed webhook ingest and its administration.",
         epilog=EPILOG,
-        formatter_class=help_formatter,
+        formatter_class=top_help_formatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_global_options(parser, default=None)

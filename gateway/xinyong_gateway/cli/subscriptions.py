@@ -21,14 +21,12 @@ def add_parser(commands: Any) -> None:
     group = add_command(
         commands,
         "subscriptions",
-        "list, show, disable and enable platforms' subscriptions to list changes",
+        "platforms' subscriptions to list changes",
         "xinyong-gateway subscriptions list",
         description="The platforms' subscriptions to list changes (POST /v1/subscriptions) and their deliveries.",
     )
     actions = group.add_subparsers(dest="subscriptions_command", metavar="ACTION", required=True)
-    listing = add_command(
-        actions, "list", "every subscription, its status and why it is disabled", "xinyong-gateway subscriptions list"
-    )
+    listing = add_command(actions, "list", "every subscription and its status", "xinyong-gateway subscriptions list")
     listing.set_defaults(handler=_list)
     show = add_command(
         actions, "show", "one subscription and its messages", "xinyong-gateway subscriptions show sub_..."
@@ -43,7 +41,7 @@ def add_parser(commands: Any) -> None:
     enable = add_command(
         actions,
         "enable",
-        "resume a disabled subscription (pending messages are sent at once)",
+        "resume a disabled subscription",
         "xinyong-gateway subscriptions enable sub_...",
     )
     enable.add_argument("subscription_id", metavar="ID")

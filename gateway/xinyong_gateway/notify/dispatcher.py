@@ -179,7 +179,9 @@ class Dispatcher:
 
     async def _claim(self) -> list[Delivery]:
         room = 2 * self._concurrency - len(self._tasks)
-        if room <= 0:
+        if room < self._concurrency and self._tasks:
+            # Claim in batches of at least ``concurrency``: each claim is a transaction (on SQLite a sync of the
+            # log), so topping up a few slots at a time would cost a commit per handful of messages.
             await asyncio.sleep(0.005)
             return []
         now = self._clock()
