@@ -6,6 +6,7 @@ connect time. The schedule itself is held to the Standard Webhooks one by proper
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,8 @@ from xinyong_gateway.notify import (
     Dispatcher,
     OutboundGuard,
     next_delay,
+    notification_body,
+    notification_document,
     parse_networks,
     retry_after_seconds,
     subscribe,
@@ -217,3 +220,20 @@ def test_each_delay_is_its_step_within_ten_percent_or_a_longer_retry_after_cappe
 def test_retry_after_is_read_as_seconds_or_an_http_date(header: str | None, seconds: float | None) -> None:
     now = datetime(2026, 12, 5, 14, 0, 0, tzinfo=UTC).timestamp()
     assert retry_after_seconds(header, now) == seconds
+
+
+json_leaves = st.none() | st.booleans() | st.integers() | st.text(max_size=12)
+entries = st.dictionaries(
+    st.text(max_size=10).filter(lambda name: name != "sequence"),
+    st.recursive(json_leaves, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner)),
+    min_size=1,
+    max_size=6,
+)
+
+
+@given(entry=entries, sequence=st.integers(min_value=1, max_value=2**53), timestamp=st.text(max_size=40))
+def test_the_spliced_body_is_byte_for_byte_the_serialised_one(
+    entry: dict[str, Any], sequence: int, timestamp: str
+) -> None:
+    spliced = notification_body(json.dumps(entry, ensure_ascii=False), sequence, timestamp)
+    assert spliced == notification_document(entry, sequence, timestamp)

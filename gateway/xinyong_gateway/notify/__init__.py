@@ -16,6 +16,8 @@ from xinyong_gateway.notify.dispatcher import (
     Dispatcher,
     dispatcher_for,
     next_delay,
+    notification_body,
+    notification_document,
     retry_after_seconds,
 )
 from xinyong_gateway.notify.ssrf import GuardedResolver, OutboundGuard, parse_networks
@@ -30,6 +32,8 @@ __all__ = [
     "OutboundGuard",
     "dispatcher_for",
     "next_delay",
+    "notification_body",
+    "notification_document",
     "parse_networks",
     "replay",
     "retry_after_seconds",
