@@ -9,29 +9,23 @@ The gateway app runs with neither projector nor dispatcher: the test drives both
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.factories import event, make_uscc
-from tests.gateway.conftest import TEST_MASTER_KEY, Gateway, is_sqlite
-from xinyong.subscriptions import SubscriptionRequest
+from tests.gateway.conftest import TEST_MASTER_KEY, Gateway, inbox_refuses_inserts, is_sqlite
 from xinyong.webhooks import WebhookVerifier
 from xinyong_gateway.credit.policy import default_policy
 from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.errors import StoreError
-from xinyong_gateway.notify import Dispatcher, OutboundGuard, parse_networks, subscribe
+from xinyong_gateway.notify import Dispatcher, OutboundGuard, parse_networks
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.store import open_store, sqlite_path_from_url
+from xinyong_gateway.store import open_store
 
 GUARD = OutboundGuard(parse_networks("127.0.0.1/32"))
 
@@ -62,42 +56,8 @@ def violations(count: int, seed: int) -> list[dict[str, Any]]:
 
 
 async def add_subscription(gateway: Gateway, url: str = "http://127.0.0.1:9/hook") -> tuple[str, str]:
-    key = await gateway.add_api_key(("subscribe",))
-    record, secret = await subscribe(
-        gateway.store,
-        gateway.master_key,
-        GUARD,
-        key.record.key_id,
-        SubscriptionRequest(url=url, lists=["black"]),
-        datetime.now(UTC),
-    )
+    record, secret, _ = await gateway.add_subscription(url)
     return record.subscription_id, secret
-
-
-@contextlib.asynccontextmanager
-async def outbox_refuses_inserts(database_url: str) -> AsyncIterator[None]:
-    """Every insert into the outbox fails (a trigger, from a connection of the test's own)."""
-    if is_sqlite(database_url):
-        with contextlib.closing(sqlite3.connect(sqlite_path_from_url(database_url), isolation_level=None)) as conn:
-            conn.execute("CREATE TRIGGER test_refuse BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'full'); END")
-            try:
-                yield
-            finally:
-                conn.execute("DROP TRIGGER test_refuse")
-        return
-    connection = await asyncpg.connect(database_url)
-    try:
-        await connection.execute(
-            "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS"
-            " $$ BEGIN RAISE EXCEPTION 'full' USING ERRCODE = 'disk_full'; END $$;"
-            " CREATE TRIGGER test_refuse BEFORE INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION test_refuse()"
-        )
-        try:
-            yield
-        finally:
-            await connection.execute("DROP TRIGGER test_refuse ON outbox; DROP FUNCTION test_refuse()")
-    finally:
-        await connection.close()
 
 
 async def test_a_commit_whose_notification_cannot_be_written_writes_nothing(gateway: Gateway) -> None:
@@ -106,7 +66,7 @@ async def test_a_commit_whose_notification_cannot_be_written_writes_nothing(gate
     for n, body in enumerate(violations(3, 1)):
         assert (await gateway.post(source, body, webhook_id=f"atomic_{n}")).status == 202
     projector = Projector(gateway.store, gateway.master_key, default_policy())
-    async with outbox_refuses_inserts(gateway.settings.database_url):
+    async with inbox_refuses_inserts(gateway.settings.database_url, table="outbox"):
         with pytest.raises(StoreError):
             await projector.step()
     assert await gateway.store.read_changes() == []

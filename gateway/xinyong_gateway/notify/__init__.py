@@ -18,7 +18,6 @@ from xinyong_gateway.notify.dispatcher import (
     next_delay,
     notification_body,
     notification_document,
-    retry_after_seconds,
 )
 from xinyong_gateway.notify.ssrf import GuardedResolver, OutboundGuard, parse_networks
 from xinyong_gateway.notify.subscriptions import MAX_REPLAY, replay, rotate_secret, subscribe, subscription_document
@@ -36,7 +35,6 @@ __all__ = [
     "notification_document",
     "parse_networks",
     "replay",
-    "retry_after_seconds",
     "rotate_secret",
     "subscribe",
     "subscription_document",

@@ -28,7 +28,6 @@ its subscription: a receiver orders and de-duplicates by ``sequence``, and sees 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import random
 import time
@@ -39,6 +38,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from xinyong.retries import retry_after_seconds
 from xinyong.subscriptions import NOTIFICATION_TYPE
 from xinyong.webhooks import SigningSecret
 from xinyong_gateway.credit.feed import feed_entry
@@ -58,7 +58,6 @@ __all__ = [
     "next_delay",
     "notification_body",
     "notification_document",
-    "retry_after_seconds",
 ]
 
 _log = structlog.get_logger("xinyong_gateway.dispatcher")
@@ -76,22 +75,6 @@ CONNECT_TIMEOUT = 5.0
 TOTAL_TIMEOUT = 15.0
 RESPONSE_READ_LIMIT = 64 * 1024
 _ERROR_LENGTH = 200
-
-
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """A ``Retry-After`` header (seconds, or an HTTP date) as seconds from ``now``; None when absent or unreadable."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        moment = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        return None
-    return max(0.0, moment.timestamp() - now)
 
 
 def next_delay(
@@ -296,7 +279,7 @@ class Dispatcher:
             async with session.post(delivery.url, data=body, headers=headers, allow_redirects=False) as response:
                 await _drain(response)
                 status = response.status
-                retry_after = retry_after_seconds(response.headers.get("Retry-After"), self._clock())
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         except OutboundRefusedError as exc:
             return self._outcome(delivery, None, f"refused by the outbound guard at connect time: {exc}", None)
         except TimeoutError:
