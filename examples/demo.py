@@ -5,16 +5,18 @@ port, registers a marketplace (HMAC secret), a courier (Ed25519 key pair from ``
 regulator, sends realistic events through the SDK's ``EventSender`` (and a few that are rejected, to show
 why). Then a merchant moves onto the black list and the marketplace, which screens merchants with the SDK's
 ``Client``, refuses to onboard it; another merchant objects to a penalty, which is disputed until the regulator
-upholds the objection and the record is corrected; the public disclosure site (``/public/``) shows a black-listed
-shop's page as a person reads it; the marketplace's ``ListMirror`` syncs the lists and it keeps a signed attestation
-of its check; the gateway is stopped, the mirror still answers and the attestation verifies offline. It prints a
-summary. Nothing is left running and nothing is left on disk.
+upholds the objection and the record is corrected; the marketplace subscribes to the black list and a counterfeit
+report reaches its endpoint as a signed notification (the latency printed); the public disclosure site
+(``/public/``) shows a black-listed shop's page as a person reads it; the marketplace's ``ListMirror`` syncs the lists
+and it keeps a signed attestation of its check; the gateway is stopped, the mirror still answers and the attestation
+verifies offline. It prints a summary. Nothing is left running and nothing is left on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import socket
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from xinyong import (
     ApiError,
@@ -42,7 +45,7 @@ from xinyong import (
     XinyongError,
     verify_attestation,
 )
-from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
+from xinyong.webhooks import SigningKey, SigningSecret, WebhookVerifier, signature_headers
 
 BIN = Path(sys.executable).parent
 
@@ -51,6 +54,7 @@ SHOP_A = {"id_type": "uscc", "id": "91320700MA1P4K7L4R", "name": "连云港海�
 SHOP_B = {"id_type": "uscc", "id": "91320703MA20B8C33E", "name": "连云区水晶饰品商行"}
 SHOP_C = {"id_type": "uscc", "id": "91320706MA1Y2N6Q47", "name": "海州区速达数码店"}
 SHOP_D = {"id_type": "uscc", "id": "91320705MA21Q7K346", "name": "新浦区茶叶小铺"}
+SHOP_E = {"id_type": "uscc", "id": "91320706MA27H5Q841", "name": "海州区潮牌运动鞋店"}
 SOLE_TRADER = {"id_type": "ric", "id": "320706198605174597", "name": "王小明"}
 COURIER = {"id_type": "uscc", "id": "91320700134762510T", "name": "连云港顺捷快递有限公司"}
 MARKETPLACE_USCC = "91330100MA2H9X4W2M"
@@ -306,6 +310,63 @@ async def onboarding(base_url: str, market: dict[str, Any], key: dict[str, Any],
     return before.decision == "allow" and after.decision == "deny" and applied > 0
 
 
+# -- notifications: the marketplace subscribes, and is told ------------------------------------------------------
+async def notifications(base_url: str, market: dict[str, Any], key: dict[str, Any]) -> bool:
+    """The marketplace subscribes its endpoint to the black list; a counterfeit report reaches it as a signed
+    ``list.changed`` message (verified here with the SDK's ``WebhookVerifier``), and the latency is printed."""
+    print("\nThe marketplace subscribes its endpoint to the black list (API key scope subscribe):")
+    arrived: asyncio.Future[tuple[float, dict[str, Any]]] = asyncio.get_running_loop().create_future()
+    verifier: list[WebhookVerifier] = []
+
+    async def endpoint(request: web.Request) -> web.Response:
+        body = await request.read()
+        verifier[0].verify(request.headers, body)  # raises unless signed with the subscription's secret
+        if not arrived.done():
+            arrived.set_result((time.time(), json.loads(body)))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/xinyong/notifications", endpoint)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                f"{base_url}/v1/subscriptions",
+                json={"url": f"http://127.0.0.1:{port}/xinyong/notifications", "lists": ["black"]},
+                headers={"Authorization": f"Bearer {key['api_key']}"},
+            ) as response:
+                created = await response.json()
+        verifier.append(WebhookVerifier([created["secret"]]))
+        print(f"  subscription {created['subscription_id']}: its secret whsec_… is shown once, the endpoint keeps it")
+        async with EventSender(base_url, market["source_id"], market["secret"]) as sender:
+            report = {
+                "case_id": "LV-2026-0107",
+                "merchant": SHOP_E,
+                "listing_id": "item-90412",
+                "kind": "counterfeit",
+                "confirmed": True,
+                "found_at": at(1),
+            }
+            ack = await sender.send(envelope("listing.violation", report), webhook_id="case-LV-2026-0107")
+            acknowledged = time.time()
+        print(f"  the risk team reports counterfeit sneakers at {SHOP_E['name']}: {ack.status}")
+        received_at, message = await asyncio.wait_for(arrived, 20)
+        data = message["data"]
+        latency = received_at - acknowledged
+        within = "within the second" if latency < 1 else "later than a second (a busy machine?)"
+        print(
+            f"  the endpoint received {message['type']} #{data['sequence']}, signature verified:"
+            f" {data['subject']['id']} → {data['list']} list, {', '.join(data['measures'])}"
+        )
+        print(f"  latency from the gateway's 202 to the endpoint: {latency * 1000:.0f} ms ({within})")
+        return bool(data["list"] == "black" and data["subject"]["id"] == SHOP_E["id"])
+    finally:
+        await runner.cleanup()
+
+
 async def screened_until(client: Client, subject: dict[str, str], done: Any) -> OnboardingDecision:
     """Screen ``subject`` until ``done(decision)`` holds (the projector inside the gateway runs beside ingest)."""
     deadline = time.monotonic() + 20
@@ -515,10 +576,19 @@ def main() -> int:
             label = "Ed25519" if scheme == "v1a" else "HMAC"
             print(f"  registered {kind:<11} {source['source_id']}  ({label} {scheme})")
         api_key = run_cli(
-            "xinyong-gateway", "--db", url, "keys", "add", "--name", "云购商城", "--scopes", "screen,changes,attest"
+            "xinyong-gateway",
+            "--db",
+            url,
+            "keys",
+            "add",
+            "--name",
+            "云购商城",
+            "--scopes",
+            "screen,changes,attest,subscribe",
         )
         print(
-            f"  API key {api_key['key_id']} for the marketplace (scopes screen, changes, attest; with a lookup secret)"
+            f"  API key {api_key['key_id']} for the marketplace (scopes screen, changes, attest, subscribe; with a"
+            " lookup secret)"
         )
         mirror_path = Path(scratch) / "marketplace" / "lists.db"
         mirror_path.parent.mkdir()
@@ -531,12 +601,16 @@ def main() -> int:
                 [str(BIN / "xinyong-gateway"), "--db", url, "serve", "--port", str(port), "--log-format", "json"],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
+                # The demo's marketplace endpoint listens on this machine: the operator allows loopback as an
+                # exception to the SSRF guard (by default notifications go only to public addresses).
+                env={**os.environ, "XINYONG_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.1/32"},
             )
             try:
                 wait_ready(base_url, server, log_path)
                 print(f"  gateway listening on {base_url}")
                 tally = asyncio.run(scenario(base_url, sources, SigningKey.parse(keys["signing_key"])))
                 onboarded = asyncio.run(onboarding(base_url, sources["marketplace"], api_key, mirror_path))
+                notified = asyncio.run(notifications(base_url, sources["marketplace"], api_key))
                 objected = asyncio.run(objection(base_url, url, sources, api_key))
                 fetched = asyncio.run(fetch_attestation(base_url, api_key, mirror_path.parent))
                 disclosed = public_site(base_url)
@@ -582,6 +656,7 @@ def main() -> int:
             and not in_log
             and tally.rows
             and onboarded
+            and notified
             and objected
             and disclosed
             and mirror_answers

@@ -21,7 +21,7 @@ def test_demo_runs_end_to_end_and_reports_what_was_stored_and_refused() -> None:
     out = done.stdout
     stored = re.search(r"(\d+) events stored durably", out)
     refused = re.search(r"(\d+) requests refused", out)
-    assert stored is not None and int(stored.group(1)) == 23, out
+    assert stored is not None and int(stored.group(1)) == 24, out
     assert refused is not None and int(refused.group(1)) == 5, out
     assert "422 rejected at /data/merchant/id" in out
     assert "401 No valid signature" in out
@@ -37,6 +37,10 @@ def test_demo_runs_end_to_end_and_reports_what_was_stored_and_refused() -> None:
     assert "screened again: DENY   (black list, grade D: LISTING_COUNTERFEIT" in out
     assert "→ the marketplace refuses the store; measures: refuse_onboarding" in out
     assert re.search(r"synced \d+ change-feed entries into lists\.db", out), out
+    # Notifications: the marketplace subscribes; the counterfeit report reaches its endpoint, signed.
+    assert re.search(r"subscription sub_[a-z2-7]{16}: its secret whsec_…", out), out
+    assert "the endpoint received list.changed #1, signature verified: 91320706MA27H5Q841 → black list" in out
+    assert re.search(r"latency from the gateway's 202 to the endpoint: \d+ ms", out), out
     # Due process: a penalty objected to is disputed, then corrected when the objection is upheld.
     assert re.search(r"91320705MA21Q7K346 新浦区茶叶小铺: DENY .*PENALTY_SERIOUS\), record rec_[0-9a-f]{24}", out), out
     assert re.search(r"files objection OBJ-2026-0007: screened again: DENY .*disputed: true", out), out

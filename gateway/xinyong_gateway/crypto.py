@@ -6,8 +6,9 @@ directly. Purpose-bound keys
 are derived from it with HKDF-SHA256:
 
 - ``inbox``   AES-256-GCM key that seals raw webhook bodies at rest (they may carry resident ids and names);
-- ``secrets`` AES-256-GCM key that seals sources' webhook secrets, API keys' lookup secrets and the private halves of
-  the gateway's attestation signing keys (``signing_keys.sealed_private_key``);
+- ``secrets`` AES-256-GCM key that seals sources' webhook secrets, API keys' lookup secrets, the private halves of
+  the gateway's attestation signing keys and subscriptions' signing secrets (each bound to its row and kind:
+  ``source-secret``, ``lookup-secret``, ``signing-key``, ``subscription-secret``);
 - ``identities`` AES-256-GCM key that seals a subject's identifier and name beside its credit file;
 - ``dedupe``  HMAC key for the body digest that tells a duplicate from a conflicting re-use of a webhook-id;
 - ``subject`` HMAC key of the blind index that names a subject's credit file (``subject_key``): files are
@@ -230,6 +231,13 @@ class MasterKey:
 
     def open_signing_key(self, kid: str, sealed: bytes) -> bytes:
         return self.secrets.open(sealed, _row_aad(b"signing-key", kid))
+
+    def seal_subscription_secret(self, subscription_id: str, secret: bytes) -> bytes:
+        """Seal a subscription's signing secret (the ``whsec_`` key of its deliveries), bound to the subscription."""
+        return self.secrets.seal(secret, _row_aad(b"subscription-secret", subscription_id))
+
+    def open_subscription_secret(self, subscription_id: str, sealed: bytes) -> bytes:
+        return self.secrets.open(sealed, _row_aad(b"subscription-secret", subscription_id))
 
     def subject_key(self, id_type: str, normalised_id: str) -> str:
         """The blind index naming a subject's credit file: HMAC-SHA256 of ``id_type:id``, 32 hex digits."""

@@ -11,10 +11,13 @@ the ones a client can cause to ``application/problem+json`` in one middleware (`
      │    ├── DatabaseNotFoundError no database file where the URL points (only ``migrate`` creates one)
      │    ├── SchemaNotReadyError   migrations are pending: run ``xinyong-gateway migrate``
      │    ├── ProjectionConflictError another projector moved the position first (retry from the new one)
+     │    │    └── SubscriptionsChangedError subscriptions changed since the commit's changes were routed
      │    └── PolicyVersionError    a policy version already on record with another text
      ├── SourceNotFoundError        no source with that id
      ├── ApiKeyNotFoundError        no API key with that id
      ├── SigningKeyMissingError     no attestation signing key yet (``migrate`` or ``signing-keys rotate`` makes one)
+     ├── SubscriptionNotFoundError  no subscription with that id (or not one of the asking key's)
+     ├── OutboundRefusedError       a subscription URL the SSRF guard refuses (scheme, host, a non-public address)
      ├── ServeError                 ``serve`` cannot serve: the port is taken; (``--workers N``) workers keep failing
      ├── EventRejectedError         an event body fails the contract's checks (problem type, detail, pointers)
      └── PolicyError                a policy file that cannot be used (``credit.policy``; also a ``ValueError``)
@@ -33,6 +36,7 @@ __all__ = [
     "EventRejectedError",
     "GatewayError",
     "MasterKeyError",
+    "OutboundRefusedError",
     "PolicyVersionError",
     "ProjectionConflictError",
     "SchemaNotReadyError",
@@ -41,6 +45,8 @@ __all__ = [
     "SourceNotFoundError",
     "StoreError",
     "StoreUnavailableError",
+    "SubscriptionNotFoundError",
+    "SubscriptionsChangedError",
 ]
 
 
@@ -77,6 +83,11 @@ class ProjectionConflictError(StoreError):
     """Another projector committed from the same position first; nothing was written."""
 
 
+class SubscriptionsChangedError(ProjectionConflictError):
+    """Subscriptions were added, removed, disabled or enabled since the commit's changes were routed to them;
+    nothing was written (route again and retry)."""
+
+
 class PolicyVersionError(StoreError):
     """A policy version is already on record with a different text: versions name one text for ever."""
 
@@ -96,6 +107,15 @@ class ApiKeyNotFoundError(GatewayError):
 
 class SigningKeyMissingError(GatewayError):
     """The database has no attestation signing key (``migrate`` makes the first, ``signing-keys rotate`` a new one)."""
+
+
+class SubscriptionNotFoundError(GatewayError):
+    """No subscription with that id (for an API key: none of its own)."""
+
+
+class OutboundRefusedError(GatewayError):
+    """An outbound URL the SSRF guard refuses: not http(s), credentials in it, or a host that is (or resolves to) a
+    loopback, private, link-local or other non-public address outside ``XINYONG_OUTBOUND_ALLOWED_NETWORKS``."""
 
 
 class EventRejectedError(GatewayError):

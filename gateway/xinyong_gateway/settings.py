@@ -7,6 +7,7 @@ Every field can be set from the environment with the ``XINYONG_`` prefix, e.g. `
 
 from __future__ import annotations
 
+import ipaddress
 import unicodedata
 from pathlib import Path
 from typing import Literal
@@ -64,6 +65,23 @@ class GatewaySettings(BaseSettings):
     """The credit policy (TOML); the shipped default when unset."""
     projector: bool = True
     """Run the projector inside ``serve`` (turn off when ``xinyong-gateway project`` runs separately)."""
+    dispatcher: bool = True
+    """Run the notification dispatcher inside ``serve`` (turn off when ``xinyong-gateway dispatch`` runs separately)."""
+    dispatch_concurrency: int = Field(default=64, ge=1, le=1024)
+    """Notifications one dispatcher sends at a time (at most a quarter of them to one subscription)."""
+    retry_schedule: tuple[float, ...] = Field(
+        default=(0, 5, 300, 1800, 7200, 18000, 36000, 36000), min_length=1, max_length=20
+    )
+    """Seconds before each delivery attempt after the one before (Standard Webhooks' schedule; a JSON list in
+    ``XINYONG_RETRY_SCHEDULE``: benches and tests shorten it)."""
+    dispatch_timeout: float = Field(default=15.0, gt=0, le=60)
+    """Seconds a delivery attempt may take in all (connecting: at most 5 s of it); the crash bench shortens it."""
+    dispatch_lease: float = Field(default=60.0, gt=0)
+    """Seconds a dispatcher holds the messages it claimed: a killed dispatcher's messages are sent again after it.
+    Must exceed ``dispatch_timeout``."""
+    outbound_allowed_networks: str = ""
+    """Comma-separated CIDRs that notifications may reach although they are not public (the operator's exceptions to
+    the SSRF guard, e.g. ``10.20.0.0/16`` for a platform on the same private network); empty by default."""
     actor: str | None = Field(default=None, max_length=128)
     """Who runs the operator's commands, as the audit log names them (``--actor``); the OS user when unset. Printable
     text, not only spaces."""
@@ -82,6 +100,14 @@ class GatewaySettings(BaseSettings):
         """A URL the store can open, checked before anything else is: a bare path is a ``ConfigError`` (raised as
         it is, not as a ``ValidationError``) that shows the URL meant, not a missing master key further on."""
         return check_database_url(url)
+
+    @field_validator("outbound_allowed_networks")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=True)  # a ValueError names the part
+        return value
 
     @field_validator("actor")
     @classmethod

@@ -23,6 +23,16 @@ from xinyong.queries import (
     ScreeningResponse,
 )
 from xinyong.responses import Problem, WebhookAck
+from xinyong.subscriptions import (
+    ReplayAccepted,
+    ReplayRequest,
+    SecretRotated,
+    SecretRotation,
+    Subscription,
+    SubscriptionCreated,
+    SubscriptionList,
+    SubscriptionRequest,
+)
 
 __all__ = ["OPENAPI_VERSION", "build_openapi"]
 
@@ -35,7 +45,7 @@ _PROBLEM_TEXT = {
     400: "Malformed request (headers, a body that is not JSON, or a query parameter); see `type` and `detail`.",
     401: "No valid credentials: a missing, unknown or revoked API key (or, for webhooks, no valid signature).",
     403: "Authenticated, but not allowed: the API key lacks the scope (or the source may not send this type).",
-    404: "Unknown or disabled source.",
+    404: "Unknown or disabled source (for subscriptions: no subscription with this id for this API key).",
     405: "Method not allowed.",
     408: "The body did not arrive in full within the gateway's body timeout (30 s by default).",
     409: "The webhook id was already used with another body.",
@@ -91,6 +101,14 @@ def build_openapi() -> dict[str, Any]:
             ("event", "validation", EVENT_ADAPTER),
             ("ack", "validation", TypeAdapter(WebhookAck)),
             ("problem", "validation", TypeAdapter(Problem)),
+            ("subscription-request", "validation", TypeAdapter(SubscriptionRequest)),
+            ("subscription-created", "validation", TypeAdapter(SubscriptionCreated)),
+            ("subscription", "validation", TypeAdapter(Subscription)),
+            ("subscription-list", "validation", TypeAdapter(SubscriptionList)),
+            ("secret-rotation", "validation", TypeAdapter(SecretRotation)),
+            ("secret-rotated", "validation", TypeAdapter(SecretRotated)),
+            ("replay-request", "validation", TypeAdapter(ReplayRequest)),
+            ("replay-accepted", "validation", TypeAdapter(ReplayAccepted)),
         ],
         ref_template=_REF_TEMPLATE,
     )
@@ -287,6 +305,8 @@ def build_openapi() -> dict[str, Any]:
             },
         }
     }
+
+    subscriptions = _subscription_paths(ref, security)
     webhooks = {
         "post": {
             "operationId": "postEvent",
@@ -359,6 +379,10 @@ def build_openapi() -> dict[str, Any]:
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "tags": [
             {"name": "query", "description": "Marketplaces: API key (`Authorization: Bearer xyk_…`) with scopes."},
+            {
+                "name": "subscriptions",
+                "description": "Platforms: signed notifications of list changes (API key scope `subscribe`).",
+            },
             {"name": "ingest", "description": "Sources: signed webhooks."},
             {
                 "name": "operations",
@@ -371,6 +395,7 @@ def build_openapi() -> dict[str, Any]:
             "/v1/objections/{case_id}": case("objection", "getObjection", "objection"),
             "/v1/repairs/{case_id}": case("repair", "getRepair", "repair"),
             "/v1/attestations": attestations,
+            **subscriptions,
             "/v1/webhooks/{source_id}": webhooks,
             "/healthz": health,
             "/readyz": ready,
@@ -385,9 +410,108 @@ def build_openapi() -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": (
                         "An API key from `xinyong-gateway keys add` (`xyk_…`); scopes `screen`, `changes`, `cases`,"
-                        " `attest`."
+                        " `attest`, `subscribe`."
                     ),
                 }
+            },
+        },
+    }
+
+
+def _subscription_paths(ref: Any, security: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """The paths of the subscriptions API (scope ``subscribe``)."""
+    id_parameter = {"name": "subscription_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    problems_of_reads = {str(status): _problem(status) for status in (400, 404, 429, 503)}
+    problems_of_writes = {str(status): _problem(status) for status in (400, 404, 408, 413, 415, 422, 429, 503)}
+    auth = {"401": _authenticated(401), "403": _problem(403)}
+
+    def body(key: str, example: dict[str, Any] | None = None) -> dict[str, Any]:
+        content: dict[str, Any] = {"schema": {"$ref": ref(key)}}
+        if example is not None:
+            content["examples"] = {"example": {"value": example}}
+        return {"required": True, "content": {"application/json": content}}
+
+    return {
+        "/v1/subscriptions": {
+            "post": {
+                "operationId": "createSubscription",
+                "summary": "Subscribe a URL to changes of some lists (and, optionally, only some subjects)",
+                "description": (
+                    "Each matching change-feed entry is POSTed to `url` as a Standard Webhooks message of type"
+                    " `list.changed`, signed `v1` with the returned `whsec_` secret (shown once); `data` is the"
+                    " entry as this key's feed shows it plus `sequence` (1, 2, 3 ... per subscription). The URL must"
+                    " reach only public addresses (422 `subscription-url-refused` otherwise). Persons are named by"
+                    " this key's pseudonyms, never by resident id. Needs the scope `subscribe`."
+                ),
+                "tags": ["subscriptions"],
+                "security": security,
+                "requestBody": body(
+                    "subscription-request",
+                    {"url": "https://platform.example.com/xinyong/notifications", "lists": ["black", "watch"]},
+                ),
+                "responses": {
+                    "201": _json(ref("subscription-created"), "The subscription and its secret (shown once)."),
+                    **{key: value for key, value in problems_of_writes.items() if key != "404"},
+                    **auth,
+                },
+            },
+            "get": {
+                "operationId": "listSubscriptions",
+                "summary": "This API key's subscriptions",
+                "tags": ["subscriptions"],
+                "security": security,
+                "responses": {
+                    "200": _json(ref("subscription-list"), "The key's own subscriptions, oldest first."),
+                    **{key: value for key, value in problems_of_reads.items() if key != "404"},
+                    **auth,
+                },
+            },
+        },
+        "/v1/subscriptions/{subscription_id}": {
+            "parameters": [id_parameter],
+            "get": {
+                "operationId": "getSubscription",
+                "summary": "One of this API key's subscriptions",
+                "tags": ["subscriptions"],
+                "security": security,
+                "responses": {"200": _json(ref("subscription"), "The subscription."), **problems_of_reads, **auth},
+            },
+            "delete": {
+                "operationId": "deleteSubscription",
+                "summary": "Delete a subscription and its undelivered messages",
+                "tags": ["subscriptions"],
+                "security": security,
+                "responses": {"204": {"description": "Deleted."}, **problems_of_reads, **auth},
+            },
+        },
+        "/v1/subscriptions/{subscription_id}/rotate-secret": {
+            "parameters": [id_parameter],
+            "post": {
+                "operationId": "rotateSubscriptionSecret",
+                "summary": "A new signing secret; the previous one keeps signing beside it for a grace period",
+                "tags": ["subscriptions"],
+                "security": security,
+                "requestBody": {**body("secret-rotation", {"grace_seconds": 86400}), "required": False},
+                "responses": {
+                    "200": _json(ref("secret-rotated"), "The new secret (shown once)."),
+                    **problems_of_writes,
+                    **auth,
+                },
+            },
+        },
+        "/v1/subscriptions/{subscription_id}/replay": {
+            "parameters": [id_parameter],
+            "post": {
+                "operationId": "replaySubscription",
+                "summary": "Send again every matching change that took effect since a time (new sequences)",
+                "tags": ["subscriptions"],
+                "security": security,
+                "requestBody": body("replay-request", {"since": "2026-12-01T00:00:00+08:00"}),
+                "responses": {
+                    "202": _json(ref("replay-accepted"), "How many notifications were queued."),
+                    **problems_of_writes,
+                    **auth,
+                },
             },
         },
     }

@@ -27,6 +27,8 @@ __all__ = [
     "SIGNING_KEY_MISSING",
     "SOURCE_NOT_FOUND",
     "STORE_UNAVAILABLE",
+    "SUBSCRIPTION_NOT_FOUND",
+    "SUBSCRIPTION_URL_REFUSED",
     "TIMESTAMP_OUT_OF_TOLERANCE",
     "UNKNOWN_EVENT_TYPE",
     "UNSUPPORTED_MEDIA_TYPE",
@@ -61,3 +63,10 @@ QUERY_INVALID: Final = PROBLEM_BASE + "query-parameter-invalid"
 """400: a query parameter (``after`` cursor, ``limit``) is malformed or out of range."""
 SIGNING_KEY_MISSING: Final = PROBLEM_BASE + "signing-key-missing"
 """503: the gateway has no attestation signing key yet (the operator runs ``xinyong-gateway signing-keys rotate``)."""
+
+# Subscriptions (signed notifications of status changes).
+SUBSCRIPTION_NOT_FOUND: Final = PROBLEM_BASE + "subscription-not-found"
+"""404: no subscription with that id among the API key's own."""
+SUBSCRIPTION_URL_REFUSED: Final = PROBLEM_BASE + "subscription-url-refused"
+"""422: the subscription URL is refused (not http(s), credentials in it, or a host that is or resolves to a loopback,
+private, link-local or other non-public address)."""

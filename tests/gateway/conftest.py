@@ -39,6 +39,7 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from xinyong.events import SourceKind
+from xinyong.subscriptions import SubscriptionRequest
 from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
 from xinyong_gateway import cli
 from xinyong_gateway.access import IssuedApiKey, add_api_key, add_source, ensure_signing_key
@@ -46,8 +47,9 @@ from xinyong_gateway.credit.policy import DEFAULT_POLICY_FILE, default_policy
 from xinyong_gateway.credit.projector import Projector
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.logs import configure_logging
+from xinyong_gateway.notify import OutboundGuard, parse_networks, subscribe
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.store import ApiScope, Store, open_store, sqlite_path_from_url
+from xinyong_gateway.store import ApiScope, Store, SubscriptionRecord, open_store, sqlite_path_from_url
 from xinyong_gateway.web.app import API_KEYS, MASTER_KEY, REGISTRY, STORE, create_app
 
 TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
@@ -166,6 +168,22 @@ class Gateway:
         await app[API_KEYS].refresh()
         return issued
 
+    async def add_subscription(
+        self, url: str, *, allowed: str = "127.0.0.1/32", lists: Sequence[str] = ("black",)
+    ) -> tuple[SubscriptionRecord, str, IssuedApiKey]:
+        """Subscribe ``url`` through the store, as ``POST /v1/subscriptions`` does (the guard allowing ``allowed``),
+        for a new API key of scope ``subscribe``: the subscription, its secret and the key."""
+        issued = await self.add_api_key(("subscribe",))
+        record, secret = await subscribe(
+            self.store,
+            self.master_key,
+            OutboundGuard(parse_networks(allowed)),
+            issued.record.key_id,
+            SubscriptionRequest(url=url, lists=list(lists)),
+            datetime.now(UTC),
+        )
+        return record, secret, issued
+
     async def post_and_project(
         self, bodies: Sequence[Mapping[str, Any]], prefix: str, *, source: Source | None = None
     ) -> None:
@@ -268,34 +286,36 @@ def migration_names(backend: Literal["sqlite", "postgresql"]) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def inbox_refuses_inserts(database_url: str) -> AsyncIterator[None]:
-    """Make every insert into the inbox fail, set up from another connection (the gateway's code is untouched).
+async def inbox_refuses_inserts(database_url: str, table: str = "inbox") -> AsyncIterator[None]:
+    """Make every insert into the inbox (or ``table``) fail, set up from another connection (the gateway's code is
+    untouched).
 
     Stands in for a database that cannot commit (disk full, I/O error): the failure reaches the store as its
     driver's error inside its write transaction, as those do: on SQLite a trigger that aborts (a
     ``sqlite3.Error``), on PostgreSQL a trigger that raises SQLSTATE 53100 ``disk_full``."""
+    trigger = f"test_refuse_{table}"
     if is_sqlite(database_url):
         with contextlib.closing(sqlite3.connect(sqlite_path_from_url(database_url), isolation_level=None)) as conn:
             conn.execute(
-                "CREATE TRIGGER test_refuse_inbox BEFORE INSERT ON inbox BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
+                f"CREATE TRIGGER {trigger} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
             )
             try:
                 yield
             finally:
-                conn.execute("DROP TRIGGER test_refuse_inbox")
+                conn.execute(f"DROP TRIGGER {trigger}")
         return
     connection = await asyncpg.connect(database_url)
     try:
         await connection.execute(
-            "CREATE FUNCTION test_refuse_inbox() RETURNS trigger LANGUAGE plpgsql AS"
+            f"CREATE FUNCTION {trigger}() RETURNS trigger LANGUAGE plpgsql AS"
             " $$ BEGIN RAISE EXCEPTION 'disk is full' USING ERRCODE = 'disk_full'; END $$;"
-            " CREATE TRIGGER test_refuse_inbox BEFORE INSERT ON inbox"
-            " FOR EACH STATEMENT EXECUTE FUNCTION test_refuse_inbox()"
+            f" CREATE TRIGGER {trigger} BEFORE INSERT ON {table}"
+            f" FOR EACH STATEMENT EXECUTE FUNCTION {trigger}()"
         )
         try:
             yield
         finally:
-            await connection.execute("DROP TRIGGER test_refuse_inbox ON inbox; DROP FUNCTION test_refuse_inbox()")
+            await connection.execute(f"DROP TRIGGER {trigger} ON {table}; DROP FUNCTION {trigger}()")
     finally:
         await connection.close()
 

@@ -120,7 +120,7 @@ def test_cli_refuses_unknown_scopes_and_unknown_keys_in_one_sentence(
         cli.main(["keys", "add", "--name", "x", "--scopes", "screen,admin"])
     assert exited.value.code == 2
     assert capsys.readouterr().err.endswith(
-        "error: argument --scopes: unknown scope 'admin': the scopes are screen, changes, cases, attest"
+        "error: argument --scopes: unknown scope 'admin': the scopes are screen, changes, cases, attest, subscribe"
         " (comma-separated)\n"
     )
     status, _, err = run_cli("keys", "revoke", "key_unknown")

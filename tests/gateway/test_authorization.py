@@ -11,6 +11,7 @@ answers, on each backend:
 ``GET /v1/objections/{id}``       (``cases``: 404 ``not-found`` to a good key for a case none of its sources
 ``GET /v1/repairs/{id}``          filed; ``test_cases_api.py`` has the rest)
 ``POST /v1/attestations``
+``/v1/subscriptions…``            (scope ``subscribe``: 201 a subscription made, 404 for an id of nobody's)
 ``POST /v1/webhooks/{source}``    400 ``malformed-webhook-headers`` whatever the ``Authorization``: evidence
                                   comes only with a source's signature (``test_signature_attacks.py``)
 ``GET /openapi.json``,            200 whatever the credentials: public, and a bad key is not an error there
@@ -173,6 +174,32 @@ ENDPOINTS = [
         {"subject": {"id_type": "uscc", "id": "91320706MA1Y2N6Q47"}},
     ),
     Endpoint("jwks", "GET", "/.well-known/jwks.json", None),
+    Endpoint(
+        "subscribe",
+        "POST",
+        "/v1/subscriptions",
+        "subscribe",
+        {"url": "https://8.8.8.8/hook", "lists": ["black"]},  # a literal public address: nothing is resolved
+        granted=(201, None),
+    ),
+    Endpoint("subscriptions", "GET", "/v1/subscriptions", "subscribe"),
+    *(
+        Endpoint(
+            f"subscription-{method.lower()}{suffix}",
+            method,
+            f"/v1/subscriptions/{{subscription_id}}{suffix}",
+            "subscribe",
+            body,
+            example=f"/v1/subscriptions/sub_nobodys{suffix}",
+            granted=(404, problems.SUBSCRIPTION_NOT_FOUND),
+        )
+        for method, suffix, body in (
+            ("GET", "", None),
+            ("DELETE", "", None),
+            ("POST", "/rotate-secret", {}),
+            ("POST", "/replay", {"since": "2026-01-01T00:00:00+00:00"}),
+        )
+    ),
     Endpoint("webhooks", "POST", "/v1/webhooks/{source}", None, event("complaint.filed")),
     Endpoint("openapi", "GET", "/openapi.json", None),
     Endpoint("healthz", "GET", "/healthz", None),

@@ -430,14 +430,15 @@ def test_the_walk_of_the_parser_tree_finds_every_command() -> None:
         *("backup", "restore", "verify", "retention", "retention run"),
         *("sources", "sources add", "sources list", "sources disable", "sources rotate"),
         *("subjects", "subjects show", "policy", "policy check", "policy diff", "policy apply"),
-        *("keys", "keys add", "keys list", "keys revoke"),
+        *("keys", "keys add", "keys list", "keys revoke", "dispatch"),
         *("signing-keys", "signing-keys rotate", "signing-keys list"),
+        *("subscriptions", "subscriptions list", "subscriptions show", "subscriptions disable", "subscriptions enable"),
         *("objections", "objections file", "objections list", "objections show", "objections decide"),
         *("repairs", "repairs apply", "repairs list", "repairs show", "repairs decide"),
         *("audit", "audit list", "audit verify"),
     }
     assert {" ".join(group) for group in GROUPS} == {
-        *("", "sources", "subjects", "policy", "keys", "signing-keys"),
+        *("", "sources", "subjects", "policy", "keys", "signing-keys", "subscriptions"),
         *("objections", "repairs", "audit", "retention", "master-key"),
     }
 

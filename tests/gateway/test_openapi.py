@@ -70,10 +70,20 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     (source,) = admin(url, ("sources", "add", "--kind", "marketplace", "--name", "fuzz"))
     (key,) = admin(
         url,
-        ("keys", "add", "--name", "fuzz", "--scopes", "screen,changes,cases,attest", "--sources", source["source_id"]),
+        (
+            "keys",
+            "add",
+            "--name",
+            "fuzz",
+            "--scopes",
+            "screen,changes,cases,attest,subscribe",
+            "--sources",
+            source["source_id"],
+        ),
     )
     log_path = folder / "gateway.log"
-    with serving(url, log_path) as (port, _):
+    # No dispatcher: whatever subscription schemathesis makes, nothing is ever sent anywhere.
+    with serving(url, log_path, "--no-dispatcher") as (port, _):
         base_url = f"http://127.0.0.1:{port}"
 
         async def post() -> None:

@@ -62,7 +62,7 @@ async def test_status_as_json_shows_the_database_state(gateway: Gateway, capsys:
     assert shown["sources_active"]["marketplace"] == 1 and shown["sources_active"]["regulator"] >= 1
     assert shown["last_event"]["regulator"] is not None and shown["last_event"]["courier"] is None
     assert shown["projector"]["lag_events"] == 0 and shown["projector"]["inbox_head"] >= 3
-    assert shown["dispatcher"]["available"] is False
+    assert shown["dispatcher"] == {"subscriptions_active": 0, "subscriptions_disabled": 0, "pending": 0, "failed": 0}
     assert shown["lists"]["black"] == 1 and set(shown["lists"]) == {"black", "watch", "red", "none"}
     assert (shown["open_cases"]["objection"], shown["overdue_objections"]) == (2, 1)
     due = shown["deadlines_this_week"]
@@ -86,7 +86,7 @@ async def test_status_on_a_terminal_is_one_screen(
     assert lines[0] == f"xinyong-gateway {__version__}"
     assert len(lines) <= 24
     assert "projector   caught up" in screen_text
-    assert "dispatcher  not available" in screen_text
+    assert "dispatcher  no subscriptions" in screen_text
     assert "black 1" in screen_text
     assert "2 open objections, 1 overdue" in screen_text
     assert "deadlines this week (2):" in screen_text

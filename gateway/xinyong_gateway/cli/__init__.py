@@ -2,12 +2,14 @@
 
     xinyong-gateway [--db URL] [--json] [--actor NAME] COMMAND …     (also after the command)
     xinyong-gateway migrate
-    xinyong-gateway serve [--host H] [--port P] [--workers N] [--no-projector] [--metrics-port P [--metrics-host H]]
+    xinyong-gateway serve [--host H] [--port P] [--workers N] [--no-projector] [--no-dispatcher]
+                          [--metrics-port P [--metrics-host H]]
     xinyong-gateway status
     xinyong-gateway sources add --kind marketplace|courier|regulator --name NAME
                                 [--uscc CODE] [--public-key whpk_…] [--rate N]
     xinyong-gateway sources list | disable ID | rotate ID [--grace 24h] [--public-key whpk_…]
     xinyong-gateway project [--once]
+    xinyong-gateway dispatch
     xinyong-gateway import FILE.ndjson --source ID [--rejects FILE] [--jobs N]
     xinyong-gateway subjects show uscc|ric ID [--reveal]
     xinyong-gateway policy check [FILE] | diff FILE [--examples N] | apply FILE
@@ -15,8 +17,10 @@
                                [--subject T:ID] | show ID | decide ID --outcome upheld|rejected --note TEXT
     xinyong-gateway repairs apply uscc|ric ID --record REC --grounds TEXT | list | show ID
                             | decide ID --outcome granted|refused --note TEXT
-    xinyong-gateway keys add --name NAME --scopes screen,changes,attest [--rate N] | list | revoke KEY_ID
+    xinyong-gateway keys add --name NAME --scopes screen,changes,cases,attest,subscribe [--sources IDS] [--rate N]
+                      | list | revoke KEY_ID
     xinyong-gateway signing-keys rotate | list
+    xinyong-gateway subscriptions list | show ID | disable ID | enable ID
     xinyong-gateway audit list [--limit N] [--action A] | verify [--anchor HASH]
     xinyong-gateway backup DEST [--with-key-file] | restore SRC | verify
     xinyong-gateway retention run [--dry-run]
@@ -51,6 +55,7 @@ from xinyong_gateway import __version__
 from xinyong_gateway.cli import (
     audit,
     backup,
+    dispatch,
     due_process,
     import_,
     keys,
@@ -64,6 +69,7 @@ from xinyong_gateway.cli import (
     sources,
     status,
     subjects,
+    subscriptions,
 )
 from xinyong_gateway.cli._common import (
     EXIT_INTERRUPTED,
@@ -71,8 +77,8 @@ from xinyong_gateway.cli._common import (
     Handler,
     Interrupted,
     Output,
-    help_formatter,
     os_error_sentence,
+    top_help_formatter,
 )
 from xinyong_gateway.errors import ConfigError, GatewayError
 from xinyong_gateway.settings import DEFAULT_DATABASE_URL, GatewaySettings
@@ -96,6 +102,7 @@ _COMMANDS = (
     serve,
     status,
     project,
+    dispatch,
     import_,
     subjects,
     due_process,
@@ -103,6 +110,7 @@ _COMMANDS = (
     sources,
     keys,
     signing_keys,
+    subscriptions,
     audit,
     backup,
     retention,
@@ -129,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="xinyong-gateway",
         description="The xinyong credit-information gateway: signed webhook ingest and its administration.",
         epilog=EPILOG,
-        formatter_class=help_formatter,
+        formatter_class=top_help_formatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_global_options(parser, default=None)

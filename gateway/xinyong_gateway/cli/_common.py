@@ -47,6 +47,7 @@ __all__ = [
     "run_until_interrupted",
     "scopes",
     "source_ids",
+    "top_help_formatter",
 ]
 
 T = TypeVar("T")
@@ -260,6 +261,15 @@ class help_formatter(argparse.RawDescriptionHelpFormatter):  # noqa: N801 -- arg
         # argparse measures a group's commands as if indented like options, then indents them 2 more: without this,
         # the longest name ("signing-keys") would be pushed onto a line of its own.
         self._action_max_length = 16
+
+
+class top_help_formatter(argparse.RawDescriptionHelpFormatter):  # noqa: N801 -- as help_formatter
+    """:class:`help_formatter` for the top-level help, whose command names are longer ("subscriptions"): help text from
+    column 19."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=19, width=80)
+        self._action_max_length = 17
 
 
 def add_command(

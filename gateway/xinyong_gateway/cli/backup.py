@@ -25,7 +25,7 @@ def add_parser(commands: Any) -> None:
     backup = add_command(
         commands,
         "backup",
-        "copy the SQLite database while it serves (PostgreSQL: pg_dump)",
+        "copy the live SQLite database (PostgreSQL: pg_dump)",
         "xinyong-gateway backup /srv/backups/xinyong-2026-03-01.db",
         description="Copy the SQLite database to DEST (a new file) at one instant, while `serve` goes on accepting"
         " events: every event acknowledged before the command started is in the copy. The copy is sealed under the"

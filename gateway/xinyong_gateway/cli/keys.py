@@ -48,7 +48,8 @@ def add_parser(commands: Any) -> None:
         required=True,
         type=scopes,
         metavar="SCOPES",
-        help=f"comma-separated: {', '.join(API_SCOPES)} (screening, the change feed, objections and repairs)",
+        help=f"comma-separated: {', '.join(API_SCOPES)} (screening, the change feed, objections and repairs,"
+        " attestations, subscriptions)",
     )
     add.add_argument(
         "--sources",

@@ -39,6 +39,11 @@ def add_parser(commands: Any) -> None:
     serve.add_argument(
         "--no-projector", action="store_true", help="do not project inside this process (run `project` apart)"
     )
+    serve.add_argument(
+        "--no-dispatcher",
+        action="store_true",
+        help="do not deliver notifications inside this process (run `dispatch` apart)",
+    )
     policy_option(serve)
     serve.set_defaults(handler=_serve, settings_overrides=_overrides)
 
@@ -58,6 +63,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["log_format"] = args.log_format
     if args.no_projector:
         overrides["projector"] = False
+    if args.no_dispatcher:
+        overrides["dispatcher"] = False
     return overrides
 
 

@@ -1,7 +1,7 @@
 """``xinyong-gateway status``: the gateway's state on one screen (JSON when piped, or with ``--json``).
 
 Version, database, migrations, active sources by kind, the last event from each kind of source, projector lag,
-dispatcher lag (none yet: notifications are not part of this version), credit files per list, and the objection
+the notifications' outbox (subscriptions active and disabled, messages pending and given up), credit files per list, and the objection
 deadlines due within a week (overdue ones first). Read-only; it works whether or not ``serve`` is running.
 """
 
@@ -23,7 +23,6 @@ __all__ = ["add_parser"]
 
 _KINDS = ("marketplace", "courier", "regulator")
 _NONE_LATELY = "none"  # among the last LAST_EVENTS_WINDOW inbox rows
-_NO_DISPATCHER = "notifications (outbox and dispatcher) are not part of this version"
 
 
 def add_parser(commands: Any) -> None:
@@ -38,6 +37,8 @@ async def _read(settings: GatewaySettings, now: datetime) -> dict[str, Any]:
         policy = await PolicyInForce(store, policy_from(settings.policy_file)).refresh()
         report = await operations_report(store, policy, now)
         last = await store.last_events()
+        subscriptions = await store.list_subscriptions()
+        outbox = [await store.outbox_state(s.subscription_id) for s in subscriptions]
     lag_events = max(lag.events for lag in report.projector_lag.values())
     lag_seconds = max(lag.seconds for lag in report.projector_lag.values())
     return {
@@ -53,7 +54,12 @@ async def _read(settings: GatewaySettings, now: datetime) -> dict[str, Any]:
             "lag_seconds": round(lag_seconds, 3),
             "partitions_behind": sum(lag.events > 0 for lag in report.projector_lag.values()),
         },
-        "dispatcher": {"available": False, "reason": _NO_DISPATCHER},
+        "dispatcher": {
+            "subscriptions_active": sum(s.status == "active" for s in subscriptions),
+            "subscriptions_disabled": sum(s.status == "disabled" for s in subscriptions),
+            "pending": sum(state.pending for state in outbox),
+            "failed": sum(state.failed for state in outbox),
+        },
         "change_feed_head": report.state.change_feed_head,
         "lists": report.lists,
         "open_cases": report.open_cases,
@@ -69,6 +75,17 @@ async def _read(settings: GatewaySettings, now: datetime) -> dict[str, Any]:
             for case in report.due
         ],
     }
+
+
+def _dispatcher_line(outbox: dict[str, int]) -> str:
+    if not outbox["subscriptions_active"] and not outbox["subscriptions_disabled"]:
+        return "no subscriptions"
+    disabled = f" ({outbox['subscriptions_disabled']} disabled)" if outbox["subscriptions_disabled"] else ""
+    failed = f", {plural(outbox['failed'], 'message')} given up" if outbox["failed"] else ""
+    return (
+        f"{plural(outbox['subscriptions_active'], 'active subscription')}{disabled},"
+        f" {plural(outbox['pending'], 'message')} pending{failed}"
+    )
 
 
 def _lines(status: dict[str, Any], today: date) -> list[str]:
@@ -88,7 +105,7 @@ def _lines(status: dict[str, Any], today: date) -> list[str]:
         "  sources     " + ", ".join(f"{count} {kind}" for kind, count in status["sources_active"].items()),
         "  last event  " + ", ".join(f"{kind} {at or _NONE_LATELY}" for kind, at in status["last_event"].items()),
         f"  projector   {lag} (inbox head {projector['inbox_head']}, change feed head {status['change_feed_head']})",
-        f"  dispatcher  not available: {status['dispatcher']['reason']}",
+        "  dispatcher  " + _dispatcher_line(status["dispatcher"]),
         "  lists       " + ", ".join(f"{name} {count}" for name, count in status["lists"].items()),
         f"  due process {plural(status['open_cases']['objection'], 'open objection')},"
         f" {status['overdue_objections']} overdue, {plural(status['open_cases']['repair'], 'pending repair')}",

@@ -26,9 +26,10 @@ operator's terminal through ``subjects show``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -40,8 +41,9 @@ from xinyong_gateway.credit.engine import CreditFile, LoggedEvent, subjects_of
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.credit.inbox import read_logged
 from xinyong_gateway.credit.policy import Policy
+from xinyong_gateway.credit.subscribers import SubscriptionRouter
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.errors import ProjectionConflictError, StoreError
+from xinyong_gateway.errors import ProjectionConflictError, StoreError, SubscriptionsChangedError
 from xinyong_gateway.store import (
     ALL_PARTITIONS,
     ArchivedRecord,
@@ -139,6 +141,19 @@ class Projector:
         self._claims = claims
         self._batch_size = batch_size
         self._clock = clock
+        self._router = SubscriptionRouter(store, master)
+
+    async def _commit(self, commit: ProjectionCommit, rows: Mapping[str, SubjectRow]) -> None:
+        """Write ``commit`` with the outbox entries of its changes (routed to the active subscriptions; ``rows``: each
+        changed subject's row before the commit), in its one transaction."""
+        if commit.changes:
+            generation, outbox = await self._router.route(commit.changes, rows)
+            commit = dataclasses.replace(commit, outbox=outbox, routes_generation=generation)
+        try:
+            await self._store.commit_projection(commit)
+        except SubscriptionsChangedError:
+            self._router.invalidate()  # the step is retried (a ProjectionConflictError), routed afresh
+            raise
 
     def _key_of(self, subject: Subject) -> str:
         return self._master.subject_key(subject.id_type, subject.id)
@@ -287,7 +302,7 @@ class Projector:
         now = datetime.fromtimestamp(self._clock(), UTC)
         subjects, changes, archived = self._outcome(self.policy, files, identities, stored, now)
         last = rows[-1].seq
-        await self._store.commit_projection(
+        await self._commit(
             ProjectionCommit(
                 partitions=tuple(PartitionAdvance(p, state, max(state.position, last)) for p, state in mine.items()),
                 subjects=tuple(subjects),
@@ -297,7 +312,8 @@ class Projector:
                 cases=_case_refs(files, self.policy, now),
                 names=tuple(public.names),
                 commitments=tuple(public.commitments.values()),
-            )
+            ),
+            identities,
         )
         return len(rows)
 
@@ -327,7 +343,7 @@ class Projector:
                 progress(replayed)
         now = datetime.fromtimestamp(self._clock(), UTC)
         subjects, changes, archived = self._outcome(policy, files, identities, stored, now)
-        await self._store.commit_projection(
+        await self._commit(
             ProjectionCommit(
                 partitions=tuple(PartitionAdvance(partition, state, after) for partition, state in states.items()),
                 subjects=tuple(subjects),
@@ -339,7 +355,8 @@ class Projector:
                 names=tuple(public.names),
                 commitments=tuple(public.commitments.values()),
                 adopt_policy=PolicyText(policy.version, policy_text) if policy_text is not None else None,
-            )
+            ),
+            identities,
         )
         self._policies.policy = policy
         return replayed, len(changes)
@@ -396,14 +413,15 @@ class Projector:
                     next_change_at=to_micros(moment) if moment else None,
                 )
             )
-        await self._store.commit_projection(
+        await self._commit(
             ProjectionCommit(
                 partitions=tuple(PartitionAdvance(p, states[p], states[p].position) for p in sorted(touched)),
                 subjects=tuple(subjects),
                 changes=tuple(changes),
                 recorded_at=now_us,
                 cases=_case_refs(files, self.policy, from_micros(now_us)),  # a ruling dated ahead is published now
-            )
+            ),
+            {row.subject_key: row for row in due},
         )
         return len(due)
 

@@ -4,10 +4,12 @@
     base.py           the interface (Store, PartitionClaims) and the rules both backends share
     public.py         the public site's name index (bigrams) and list queries, shared by both backends' *_public.py
     group_commit.py   the group commit both backends' appends go through
-    sqlite.py         the embedded backend: one file, a writer thread
+    sqlite.py         the embedded backend: one file, a writer thread (sqlite_audit.py, sqlite_outbox.py: its audit log,
+                      subscriptions and outbox statements)
     postgresql.py     any number of processes on one database; postgresql_claims.py: projectors share partitions
     lifecycle.py      backup, sealed columns re-sealed (rotation), retention's erasures: Store.lifecycle(), one
                       module per backend (sqlite_lifecycle.py, postgresql_lifecycle.py)
+                      (postgresql_audit.py, postgresql_outbox.py: as for SQLite)
 
 Everything outside this package imports from here, never from its modules (an import-linter contract says so);
 the helpers of ``base`` that only the backends use (column lists, row readers, commit checks) stay there.
@@ -42,6 +44,8 @@ from xinyong_gateway.store.records import (
     AuditHead,
     CaseRef,
     Commitment,
+    Delivery,
+    DeliveryOutcome,
     FeedEntry,
     InboxEntry,
     KeyScheme,
@@ -50,6 +54,8 @@ from xinyong_gateway.store.records import (
     NameMatch,
     NewSourceKey,
     OperationsState,
+    OutboxEntry,
+    OutboxState,
     PartitionAdvance,
     PartitionState,
     PolicyAdoption,
@@ -64,6 +70,8 @@ from xinyong_gateway.store.records import (
     StoredEvent,
     SubjectName,
     SubjectRow,
+    SubscriptionRecord,
+    SubscriptionRoutes,
     from_micros,
     partition_mask,
     partition_of,
@@ -96,6 +104,8 @@ __all__ = [
     "AuditHead",
     "CaseRef",
     "Commitment",
+    "Delivery",
+    "DeliveryOutcome",
     "FeedEntry",
     "InboxEntry",
     "KeyScheme",
@@ -105,6 +115,8 @@ __all__ = [
     "NameMatch",
     "NewSourceKey",
     "OperationsState",
+    "OutboxEntry",
+    "OutboxState",
     "PartitionAdvance",
     "PartitionClaims",
     "PartitionState",
@@ -126,6 +138,8 @@ __all__ = [
     "StoredEvent",
     "SubjectName",
     "SubjectRow",
+    "SubscriptionRecord",
+    "SubscriptionRoutes",
     "check_database_url",
     "from_micros",
     "open_store",

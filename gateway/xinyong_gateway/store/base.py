@@ -37,6 +37,8 @@ from xinyong_gateway.store.records import (
     AuditHead,
     CaseRef,
     Commitment,
+    Delivery,
+    DeliveryOutcome,
     InboxEntry,
     ListedSubject,
     Micros,
@@ -44,6 +46,7 @@ from xinyong_gateway.store.records import (
     NameMatch,
     NewSourceKey,
     OperationsState,
+    OutboxState,
     PartitionState,
     PolicyAdoption,
     PolicyText,
@@ -56,6 +59,8 @@ from xinyong_gateway.store.records import (
     StatusChange,
     StoredEvent,
     SubjectRow,
+    SubscriptionRecord,
+    SubscriptionRoutes,
     partition_of,
 )
 
@@ -63,6 +68,7 @@ __all__ = [
     "API_KEY_COLUMNS",
     "AUDIT_COLUMNS",
     "CASE_REF_UPSERT",
+    "DELIVERY_COLUMNS",
     "INBOX_COLUMNS",
     "LAST_EVENTS_WINDOW",
     "SIGNING_KEY_COLUMNS",
@@ -70,6 +76,7 @@ __all__ = [
     "SOURCE_KEY_COLUMNS",
     "STATUS_CHANGE_COLUMNS",
     "SUBJECT_COLUMNS",
+    "SUBSCRIPTION_COLUMNS",
     "AllPartitions",
     "AuditChain",
     "PartitionClaims",
@@ -78,15 +85,18 @@ __all__ = [
     "check_partitions",
     "check_policy_version",
     "classify_appends",
+    "delivery_record",
     "inbox_values",
     "migrations_in",
     "next_audit_entry",
     "oldest_unapplied",
+    "outcome_values",
     "packaged_migrations",
     "positions_behind",
     "schema_status_of",
     "source_record",
     "subject_values",
+    "subscription_record",
 ]
 
 # -- what both backends read and write ---------------------------------------------------------------------------
@@ -118,6 +128,11 @@ CASE_REF_UPSERT = (
 SIGNING_KEY_COLUMNS = "kid, algorithm, public_key, sealed_private_key, created_at, retired_at"
 """A :class:`SigningKeyRecord`'s columns of ``signing_keys``, in its field order."""
 AUDIT_COLUMNS = "entry_id, at, actor, action, target, details, prev_hash, hash"
+SUBSCRIPTION_COLUMNS = (
+    "subscription_id, key_id, url, lists, subjects, sealed_secret, sealed_previous_secret, previous_expires_at,"
+    " status, disabled_reason, last_sequence, failing_since, created_at, disabled_at"
+)
+"""A :class:`SubscriptionRecord`'s columns of ``subscriptions``, in its field order (lists comma-separated)."""
 """An :class:`AuditEntry`'s columns of ``audit_log``, in its field order."""
 
 
@@ -132,6 +147,59 @@ def inbox_values(entry: InboxEntry) -> tuple[Any, ...]:
         entry.source_id, entry.webhook_id, entry.body_digest, entry.event_type, entry.webhook_timestamp,
         entry.signature, entry.received_at, entry.sealed_body, entry.partitions,
     )  # fmt: skip
+
+
+def subscription_record(row: Sequence[Any]) -> SubscriptionRecord:
+    """A ``subscriptions`` row (:data:`SUBSCRIPTION_COLUMNS`), as every backend reads it."""
+    values = list(row)
+    values[3] = tuple(item for item in values[3].split(",") if item)
+    values[5] = bytes(values[5])
+    values[6] = bytes(values[6]) if values[6] is not None else None
+    return SubscriptionRecord(*values)
+
+
+DELIVERY_COLUMNS = (
+    "o.message_id, o.subscription_id, o.sequence, o.attempts, o.created_at, s.url, s.key_id, s.sealed_secret,"
+    " s.sealed_previous_secret, s.previous_expires_at, k.sealed_lookup_secret, k.revoked_at IS NOT NULL,"
+    " c.change_id, c.subject_key, c.snapshot, c.effective_at, c.recorded_at, j.id_type, j.sealed_id"
+    " FROM outbox o JOIN subscriptions s ON s.subscription_id = o.subscription_id"
+    " JOIN api_keys k ON k.key_id = s.key_id JOIN status_changes c ON c.change_id = o.change_id"
+    " JOIN subjects j ON j.subject_key = c.subject_key"
+)
+
+
+def delivery_record(row: Sequence[Any]) -> Delivery:
+    """A :class:`Delivery` from a row of ``DELIVERY_COLUMNS`` (both backends select the same columns)."""
+    (message_id, subscription_id, sequence, attempts, created_at, url, key_id, sealed, previous, expires, lookup,
+     revoked, change_id, subject_key, snapshot, effective_at, recorded_at, id_type, sealed_id) = row  # fmt: skip
+    return Delivery(
+        message_id=int(message_id),
+        subscription_id=str(subscription_id),
+        sequence=int(sequence),
+        attempts=int(attempts),
+        created_at=int(created_at),
+        url=str(url),
+        key_id=str(key_id),
+        sealed_secret=bytes(sealed),
+        sealed_previous_secret=bytes(previous) if previous is not None else None,
+        previous_expires_at=expires,
+        sealed_lookup_secret=bytes(lookup),
+        key_revoked=bool(revoked),
+        change=StatusChange(
+            int(change_id), subject_key, snapshot, int(effective_at), int(recorded_at), id_type, bytes(sealed_id)
+        ),
+    )
+
+
+def outcome_values(outcome: DeliveryOutcome, now: Micros) -> tuple[Any, ...]:
+    """The values of an outbox row's update for a delivery attempt: ``state, next_attempt_at, last_status, last_error,
+    delivered_at, message_id`` (pending again when a next attempt is due, failed when none is)."""
+    if outcome.delivered:
+        state = "delivered"
+    else:
+        state = "pending" if outcome.next_attempt_at is not None else "failed"
+    delivered_at = now if outcome.delivered else None
+    return (state, outcome.next_attempt_at, outcome.status, outcome.error, delivered_at, outcome.message_id)
 
 
 def api_key_record(row: Sequence[Any]) -> ApiKeyRecord:
@@ -589,3 +657,67 @@ class Store(ABC):
     def observe_commits(self, observer: CommitObserver | None) -> None:
         """Tell ``observer`` the size and commit time of every group commit of ``append`` from now on."""
         self._group.observer = observer
+
+    # -- subscriptions and the outbox (store/sqlite_outbox.py, store/postgresql_outbox.py) ----------------------
+    @abstractmethod
+    async def create_subscription(self, record: SubscriptionRecord) -> SubscriptionRecord:
+        """Store a new subscription (and bump the subscriptions' generation)."""
+
+    @abstractmethod
+    async def list_subscriptions(self, key_id: str | None = None) -> list[SubscriptionRecord]:
+        """Every subscription (of ``key_id`` only, when given), oldest first."""
+
+    @abstractmethod
+    async def get_subscription(self, subscription_id: str) -> SubscriptionRecord | None: ...
+
+    @abstractmethod
+    async def delete_subscription(self, subscription_id: str) -> None:
+        """Delete a subscription and its outbox messages. Raises ``SubscriptionNotFoundError``."""
+
+    @abstractmethod
+    async def set_subscription_status(
+        self, subscription_id: str, *, active: bool, reason: str | None, now: Micros
+    ) -> SubscriptionRecord:
+        """Enable or disable (with ``reason``) a subscription. Enabling clears ``failing_since``, and its pending
+        messages become due at once. Raises ``SubscriptionNotFoundError``."""
+
+    @abstractmethod
+    async def rotate_subscription_secret(
+        self, subscription_id: str, sealed_secret: bytes, sealed_previous: bytes, *, grace_until: Micros
+    ) -> SubscriptionRecord:
+        """Make ``sealed_secret`` the signing secret; ``sealed_previous`` (the current one) signs too until
+        ``grace_until``. Raises ``SubscriptionNotFoundError``."""
+
+    @abstractmethod
+    async def subscription_routes(self) -> SubscriptionRoutes:
+        """The active subscriptions and the generation they were read at (one transaction)."""
+
+    @abstractmethod
+    async def changes_since(self, since: Micros, after: int, limit: int) -> list[StatusChange]:
+        """Feed entries that took effect at or after ``since`` with ``change_id > after``, in order (replay)."""
+
+    @abstractmethod
+    async def enqueue_replay(self, subscription_id: str, change_ids: Sequence[int], *, now: Micros) -> int:
+        """Queue these feed entries again for one subscription, each with its next sequence; return how many.
+        Raises ``SubscriptionNotFoundError``."""
+
+    @abstractmethod
+    async def claim_deliveries(self, now: Micros, lease_until: Micros, limit: int) -> list[Delivery]:
+        """Lease up to ``limit`` due messages of active subscriptions (due first) until ``lease_until``: no other
+        dispatcher is given them until then (on PostgreSQL ``FOR UPDATE SKIP LOCKED``)."""
+
+    @abstractmethod
+    async def finish_deliveries(
+        self, outcomes: Sequence[DeliveryOutcome], *, now: Micros, disable_failing_since: Micros
+    ) -> list[tuple[str, str]]:
+        """Record attempts in one transaction: delivered, due again at ``next_attempt_at``, or given up. A success
+        clears the subscription's ``failing_since``, a failure sets it (if unset); a subscription failing since
+        ``disable_failing_since`` or before, or whose outcome says ``disable``, is disabled. Returns the
+        ``(subscription_id, reason)`` of each subscription disabled now."""
+
+    @abstractmethod
+    async def outbox_state(self, subscription_id: str) -> OutboxState: ...
+
+    @abstractmethod
+    async def outbox_sequences(self, subscription_id: str) -> list[tuple[int, int]]:
+        """``(sequence, change_id)`` of every message of a subscription, in sequence order (tests, the crash bench)."""

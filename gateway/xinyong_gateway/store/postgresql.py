@@ -45,7 +45,13 @@ from xinyong_gateway.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from xinyong_gateway.store import postgresql_audit, postgresql_public, postgresql_signing_keys, postgresql_stats
+from xinyong_gateway.store import (
+    postgresql_audit,
+    postgresql_outbox,
+    postgresql_public,
+    postgresql_signing_keys,
+    postgresql_stats,
+)
 from xinyong_gateway.store.base import (
     API_KEY_COLUMNS,
     CASE_REF_UPSERT,
@@ -164,7 +170,7 @@ _SELECT_CHANGES = f"SELECT {STATUS_CHANGE_COLUMNS}"
 _SELECT_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys"
 
 
-class PostgresStore(Store):
+class PostgresStore(postgresql_outbox.PostgresOutbox, Store):
     """PostgreSQL through an asyncpg pool; appends are group-committed, claims are advisory locks."""
 
     def __init__(self, url: str, *, rebalance_interval: float = REBALANCE_INTERVAL) -> None:
@@ -454,6 +460,7 @@ class PostgresStore(Store):
             check_partitions(
                 commit, {partition: PartitionState(position, version) for partition, position, version in rows}
             )
+            await postgresql_outbox.check_routes(conn, commit)
             await conn.executemany(
                 _UPSERT_SUBJECT, [subject_values(row, commit.recorded_at) for row in commit.subjects]
             )
@@ -484,11 +491,8 @@ class PostgresStore(Store):
             if commit.changes:
                 # Last, so the feed lock is held only for these inserts and the commit (see the module docstring).
                 await conn.execute(XACT_LOCK, self._space, LOCK_FEED)
-                await conn.executemany(
-                    "INSERT INTO status_changes (subject_key, snapshot, effective_at, recorded_at)"
-                    " VALUES ($1, $2, $3, $4)",
-                    [(*entry, commit.recorded_at) for entry in commit.changes],
-                )
+                change_ids = await postgresql_outbox.insert_changes(conn, commit)
+                await postgresql_outbox.write_outbox(conn, commit, change_ids)
             await conn.executemany(
                 "INSERT INTO projection_partitions (partition, position, version) VALUES ($1, $2, 1)"
                 " ON CONFLICT (partition) DO UPDATE SET position = excluded.position,"

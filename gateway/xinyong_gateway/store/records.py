@@ -27,6 +27,8 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "Commitment",
+    "Delivery",
+    "DeliveryOutcome",
     "FeedEntry",
     "InboxEntry",
     "KeyScheme",
@@ -36,6 +38,8 @@ __all__ = [
     "NameMatch",
     "NewSourceKey",
     "OperationsState",
+    "OutboxEntry",
+    "OutboxState",
     "PartitionAdvance",
     "PartitionState",
     "PolicyAdoption",
@@ -50,6 +54,8 @@ __all__ = [
     "StoredEvent",
     "SubjectName",
     "SubjectRow",
+    "SubscriptionRecord",
+    "SubscriptionRoutes",
     "from_micros",
     "partition_mask",
     "partition_of",
@@ -58,11 +64,11 @@ __all__ = [
 ]
 
 KeyScheme = Literal["v1", "v1a"]
-ApiScope = Literal["screen", "changes", "cases", "attest"]
-API_SCOPES: tuple[ApiScope, ...] = ("screen", "changes", "cases", "attest")
+ApiScope = Literal["screen", "changes", "cases", "attest", "subscribe"]
+API_SCOPES: tuple[ApiScope, ...] = ("screen", "changes", "cases", "attest", "subscribe")
 """What an API key may be allowed: ``screen`` (``POST /v1/screenings``), ``changes`` (``GET /v1/lists/changes``),
 ``cases`` (``GET /v1/objections/{id}``, ``GET /v1/repairs/{id}``: the key's own sources' filings), ``attest``
-(``POST /v1/attestations``)."""
+(``POST /v1/attestations``), ``subscribe`` (``/v1/subscriptions``: signed notifications of status changes)."""
 
 PARTITIONS = 16
 """Subjects are split into this many projection partitions by their key's first hex digit. Each partition has
@@ -349,6 +355,11 @@ class ProjectionCommit:
     """Organisations' names and shop names seen in the step's events, for the public site's name search."""
     commitments: tuple[Commitment, ...] = ()
     """Credit commitments (``commitment.published``) of organisations, as the public site shows them."""
+    outbox: tuple[OutboxEntry, ...] = ()
+    """Notifications of ``changes`` to write to the outbox in the same transaction (``credit.subscribers``)."""
+    routes_generation: int | None = None
+    """The subscriptions' generation ``outbox`` was routed under: the commit fails (``SubscriptionsChangedError``)
+    when it carries changes and subscriptions changed since, so no change is routed against a stale set."""
 
 
 # -- the public disclosure site (``web.public``) ---------------------------------------------------------
@@ -478,3 +489,94 @@ class PoolUsage:
     in_use: int
     idle: int
     max_size: int
+
+
+# -- subscriptions and the outbox ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SubscriptionRecord:
+    """A platform's subscription to status changes, as stored (``POST /v1/subscriptions``)."""
+
+    subscription_id: str
+    key_id: str
+    """The API key that subscribed: only it sees and changes the subscription, and deliveries name persons by its
+    pseudonyms."""
+    url: str
+    lists: tuple[str, ...]
+    subjects: str | None
+    """A JSON list of the subjects asked for (``{"id_type": "uscc", "id"}`` or ``{"id_type": "ric", "pseudonym"}``);
+    None for every subject."""
+    sealed_secret: bytes
+    """``MasterKey.seal_subscription_secret``: the ``whsec_`` secret deliveries are signed with."""
+    sealed_previous_secret: bytes | None
+    previous_expires_at: Micros | None
+    """While a rotation's grace period runs, deliveries are signed with both secrets."""
+    status: Literal["active", "disabled"]
+    disabled_reason: str | None
+    last_sequence: int
+    failing_since: Micros | None
+    created_at: Micros
+    disabled_at: Micros | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRoutes:
+    """The active subscriptions as the projector routes changes to them, with the generation they were read at."""
+
+    generation: int
+    subscriptions: tuple[SubscriptionRecord, ...]
+    lookup_secrets: dict[str, bytes]
+    """The sealed lookup secret of each subscribing key (``key_id``), for subscriptions that name persons."""
+
+
+class OutboxEntry(NamedTuple):
+    """A notification to write with a projection commit: the commit's change ``change`` (an index into
+    ``ProjectionCommit.changes``) for ``subscription_id``. The store gives it its sequence."""
+
+    change: int
+    subscription_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An outbox message leased to a dispatcher, with all it needs to sign and send it."""
+
+    message_id: int
+    subscription_id: str
+    sequence: int
+    attempts: int
+    """Attempts made before this one."""
+    created_at: Micros
+    url: str
+    key_id: str
+    sealed_secret: bytes
+    sealed_previous_secret: bytes | None
+    previous_expires_at: Micros | None
+    sealed_lookup_secret: bytes
+    key_revoked: bool
+    change: StatusChange
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """What became of one delivery attempt (``Store.finish_deliveries``)."""
+
+    message_id: int
+    subscription_id: str
+    delivered: bool
+    status: int | None
+    """The HTTP status answered, None when none was (a timeout, a refused connection, a guard's refusal)."""
+    error: str | None
+    next_attempt_at: Micros | None
+    """When to try again; None when the message is given up (the schedule is spent) or delivered."""
+    disable: str | None = None
+    """Disable the subscription with this reason (``gone``: a 410; ``failing``: failing for days; ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxState:
+    """A subscription's messages by state, for the operator (``subscriptions show``)."""
+
+    pending: int
+    delivered: int
+    failed: int
+    last_error: str | None

@@ -33,7 +33,7 @@ from xinyong_gateway.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from xinyong_gateway.store import sqlite_audit, sqlite_public, sqlite_signing_keys, sqlite_stats
+from xinyong_gateway.store import sqlite_audit, sqlite_outbox, sqlite_public, sqlite_signing_keys, sqlite_stats
 from xinyong_gateway.store.base import (
     API_KEY_COLUMNS,
     CASE_REF_UPSERT,
@@ -184,7 +184,7 @@ class _Job:
 _STOP = object()
 
 
-class SqliteStore(Store):
+class SqliteStore(sqlite_outbox.SqliteOutbox, Store):
     """SQLite in WAL mode with full durability; a single writer thread does all database work.
 
     Only a store made with ``create=True`` (``xinyong-gateway migrate``) creates the file and its directory;
@@ -464,11 +464,9 @@ class SqliteStore(Store):
     async def commit_projection(self, commit: ProjectionCommit) -> None:
         def write(conn: sqlite3.Connection) -> None:
             check_partitions(commit, _partition_states(conn))
+            sqlite_outbox.check_routes(conn, commit)
             conn.executemany(_UPSERT_SUBJECT, [subject_values(row, commit.recorded_at) for row in commit.subjects])
-            conn.executemany(
-                "INSERT INTO status_changes (subject_key, snapshot, effective_at, recorded_at) VALUES (?, ?, ?, ?)",
-                [(*entry, commit.recorded_at) for entry in commit.changes],
-            )
+            sqlite_outbox.write_outbox(conn, commit, sqlite_outbox.insert_changes(conn, commit))
             if commit.adopt_policy is not None:
                 policy = commit.adopt_policy
                 known = conn.execute("SELECT text FROM policies WHERE version = ?", (policy.version,)).fetchone()

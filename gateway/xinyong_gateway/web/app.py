@@ -12,6 +12,8 @@ each of those three, and the projector unless ``settings.projector`` is off (wit
 - ``POST /v1/attestations``          a signed attestation of one subject's status (API key, scope ``attest``;
                                      ``web.attestations``)
 - ``GET /.well-known/jwks.json``     the attestation signing keys, current and retired (``web.attestations``)
+- ``/v1/subscriptions[/{id}[/rotate-secret|/replay]]`` notifications of changes (scope ``subscribe``;
+  ``web.subscriptions``); the dispatcher that delivers them runs here unless ``settings.dispatcher`` is off
 - ``GET /openapi.json``              the OpenAPI 3.1 document (``xinyong.openapi``, as in ``schemas/openapi.json``)
 - ``GET /public/…``                  the public disclosure site and the credit badge (``web.public``; POST too for
                                      ``/public/search``)
@@ -54,6 +56,7 @@ from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import StoreError, StoreUnavailableError
 from xinyong_gateway.keyring import unlock
 from xinyong_gateway.metrics import GatewayMetrics
+from xinyong_gateway.notify import OutboundGuard, dispatcher_for, parse_networks
 from xinyong_gateway.settings import GatewaySettings
 from xinyong_gateway.store import Store, open_store
 from xinyong_gateway.web.attestations import AttestationHandler
@@ -63,6 +66,7 @@ from xinyong_gateway.web.middleware import Measure, answered
 from xinyong_gateway.web.problems import ProblemError
 from xinyong_gateway.web.public import PublicSite
 from xinyong_gateway.web.query import QueryHandler
+from xinyong_gateway.web.subscriptions import SubscriptionsHandler
 
 __all__ = [
     "API_KEYS",
@@ -116,6 +120,8 @@ def create_app(
     attestations = AttestationHandler(query, issuer=settings.issuer, body_timeout=settings.body_timeout, clock=clock)
     public = PublicSite(clock=clock)
     public.setup(app)
+    subscriptions = SubscriptionsHandler(body_timeout=settings.body_timeout, clock=clock)
+    guard = OutboundGuard(parse_networks(settings.outbound_allowed_networks))
     configured_policy = policy_from(settings.policy_file)  # a bad policy file fails here, before serving
     openapi_document = render(build_openapi()).encode()
 
@@ -153,6 +159,7 @@ def create_app(
             query.attach(store, master, api_keys, policies)
             attestations.attach(api_keys, keyring)
             public.attach(store, master, policies)
+            subscriptions.attach(store, master, api_keys, guard)
             tasks = [
                 asyncio.create_task(registry.run(), name="xinyong-source-refresh"),
                 asyncio.create_task(api_keys.run(), name="xinyong-api-key-refresh"),
@@ -186,6 +193,9 @@ def create_app(
                         endpoint = MetricsEndpoint(metrics, store, policies, clock=clock)
                         port = settings.metrics_port or 0
                         await stack.enter_async_context(endpoint.serving(settings.metrics_host, port, metrics_sockets))
+                if settings.dispatcher:
+                    dispatcher = dispatcher_for(store, master, settings)
+                    tasks.append(asyncio.create_task(dispatcher.run(), name="xinyong-dispatcher"))
                 yield
             for task in tasks:
                 task.cancel()
@@ -220,27 +230,43 @@ def create_app(
             ("/v1/objections/{case_id}", "cases"),
             ("/v1/repairs/{case_id}", "cases"),
             ("/v1/attestations", "attest"),
+            ("/v1/subscriptions", "subscribe"),
+            ("/v1/subscriptions/{subscription_id}", "subscribe"),
+            ("/v1/subscriptions/{subscription_id}/rotate-secret", "subscribe"),
+            ("/v1/subscriptions/{subscription_id}/replay", "subscribe"),
         ):
             measures[route] = route_measure(metrics, route, metrics.api_key, functools.partial(_constant, scope))
-    for method, path, handler in (
-        (hdrs.METH_POST, "/v1/webhooks/{source_id}", ingest.handle),
-        (hdrs.METH_POST, "/v1/screenings", query.screen),
-        (hdrs.METH_GET, "/v1/lists/changes", query.changes),
-        (hdrs.METH_GET, "/v1/objections/{case_id}", query.objection),
-        (hdrs.METH_GET, "/v1/repairs/{case_id}", query.repair),
-        (hdrs.METH_POST, "/v1/attestations", attestations.attest),
-        (hdrs.METH_GET, "/.well-known/jwks.json", attestations.jwks),
-        (hdrs.METH_GET, "/openapi.json", openapi),
-        (hdrs.METH_GET, "/healthz", healthz),
-        (hdrs.METH_GET, "/readyz", readyz),
-        *((hdrs.METH_GET, path, handler) for path, handler in public.routes()),
-    ):
-        methods = [method, hdrs.METH_HEAD] if method == hdrs.METH_GET else [method]
-        if path == "/public/search":
-            methods.append(hdrs.METH_POST)  # the home page's form posts, so a name typed there stays out of URLs
+    routes: list[tuple[str, dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]] = [
+        ("/v1/webhooks/{source_id}", {hdrs.METH_POST: ingest.handle}),
+        ("/v1/screenings", {hdrs.METH_POST: query.screen}),
+        ("/v1/lists/changes", {hdrs.METH_GET: query.changes}),
+        ("/v1/objections/{case_id}", {hdrs.METH_GET: query.objection}),
+        ("/v1/repairs/{case_id}", {hdrs.METH_GET: query.repair}),
+        ("/v1/attestations", {hdrs.METH_POST: attestations.attest}),
+        ("/.well-known/jwks.json", {hdrs.METH_GET: attestations.jwks}),
+        ("/v1/subscriptions", {hdrs.METH_POST: subscriptions.create, hdrs.METH_GET: subscriptions.list}),
+        (
+            "/v1/subscriptions/{subscription_id}",
+            {hdrs.METH_GET: subscriptions.show, hdrs.METH_DELETE: subscriptions.delete},
+        ),
+        ("/v1/subscriptions/{subscription_id}/rotate-secret", {hdrs.METH_POST: subscriptions.rotate}),
+        ("/v1/subscriptions/{subscription_id}/replay", {hdrs.METH_POST: subscriptions.replay}),
+        ("/openapi.json", {hdrs.METH_GET: openapi}),
+        ("/healthz", {hdrs.METH_GET: healthz}),
+        ("/readyz", {hdrs.METH_GET: readyz}),
+        # The home page's form posts its search, so a name typed there stays out of URLs.
+        *(
+            (path, {hdrs.METH_GET: h, **({hdrs.METH_POST: h} if path == "/public/search" else {})})
+            for path, h in public.routes()
+        ),
+    ]
+    for path, handlers in routes:
+        if hdrs.METH_GET in handlers:
+            handlers[hdrs.METH_HEAD] = handlers[hdrs.METH_GET]
+        methods = list(handlers)
         resource = router.add_resource(path)
         measure = measures.get(path) or (route_measure(metrics, path) if metrics is not None else None)
-        for allowed in methods:
+        for allowed, handler in handlers.items():
             resource.add_route(allowed, answered(handler, measure), expect_handler=expect_continue)
         refuse = answered(_method_not_allowed(sorted(methods)), measure)
         resource.add_route(hdrs.METH_ANY, refuse, expect_handler=expect_continue)
@@ -250,6 +276,14 @@ def create_app(
     )
     router.add_route(hdrs.METH_ANY, "/{path:.*}", answered(not_found, other), expect_handler=expect_continue)
     return app
+
+
+def _public_methods(
+    path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    """A public page answers GET; the search answers the home page's form too (POST), so a name typed there stays
+    out of URLs."""
+    return {hdrs.METH_GET: handler, **({hdrs.METH_POST: handler} if path == "/public/search" else {})}
 
 
 GC_FIRST_GENERATION_THRESHOLD = 10_000

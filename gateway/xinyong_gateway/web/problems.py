@@ -39,6 +39,8 @@ _CATALOGUE: dict[str, tuple[int, str]] = {
     problems.REQUEST_INVALID: (422, "Request does not match its schema"),
     problems.QUERY_INVALID: (400, "Invalid query parameter"),
     problems.SIGNING_KEY_MISSING: (503, "No signing key"),
+    problems.SUBSCRIPTION_NOT_FOUND: (404, "No such subscription"),
+    problems.SUBSCRIPTION_URL_REFUSED: (422, "Subscription URL refused"),
 }
 
 _GENERIC_TITLES = {405: "Method not allowed", 400: "Bad request", 413: "Body too large"}

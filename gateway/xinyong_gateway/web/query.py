@@ -14,16 +14,13 @@ only masked; the log line carries the key id and the number of subjects, never a
 **Change feed.** ``after`` (a cursor; the start without one) and ``limit`` (1 to 1000, default 100) are checked (400
 ``query-parameter-invalid``, as is any other parameter or a repeated one: a typo must not page from the start), then
 one page is read in feed order (``Store.read_changes``: a follower paging with the cursor never misses an entry).
-Each entry is the stored snapshot with its ``cursor`` and ``effective_at``; its subject is a USCC by code and name, or
-a RIC only by pseudonym: the hex HMAC-SHA256 of the number, unsealed here, under the lookup secret of the API key
-asking (``xinyong.ric_pseudonym``).
+Each entry is built by ``credit.feed.feed_entry`` for the API key asking (a RIC only by its pseudonym), as the
+notifications of the key's subscriptions are.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import re
 import time
@@ -38,15 +35,16 @@ from pydantic import ValidationError
 
 from xinyong import problems
 from xinyong.events import error_pointers
-from xinyong.queries import CURSOR_PATTERN, MAX_CHANGES_PAGE, MAX_SCREENING_SUBJECTS, ScreeningRequest, ric_pseudonym
+from xinyong.queries import CURSOR_PATTERN, MAX_CHANGES_PAGE, MAX_SCREENING_SUBJECTS, ScreeningRequest
 from xinyong.subjects import Subject
-from xinyong_gateway.access import ActiveApiKey, ApiKeyRegistry
+from xinyong_gateway.access import ApiKeyRegistry
 from xinyong_gateway.credit.documents import status_document
 from xinyong_gateway.credit.engine import CreditFile, ObjectionView, RepairView
+from xinyong_gateway.credit.feed import feed_entry, shown_subject
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.credit.report import held_cases
 from xinyong_gateway.crypto import MasterKey
-from xinyong_gateway.store import Store, SubjectRow, from_micros
+from xinyong_gateway.store import Store, SubjectRow
 from xinyong_gateway.web.auth import authenticate
 from xinyong_gateway.web.body import is_json_utf8, read_body
 from xinyong_gateway.web.middleware import LOG_FACTS
@@ -217,36 +215,11 @@ class QueryHandler:
         else:
             raise ProblemError(problems.QUERY_INVALID, f"'limit' must be a whole number from 1 to {MAX_CHANGES_PAGE}.")
         rows = await self._store.read_changes(after, limit)
-        entries = []
-        for row in rows:
-            snapshot = json.loads(row.snapshot)
-            shown = snapshot.pop("subject")
-            entries.append(
-                {
-                    "cursor": str(row.change_id),
-                    "effective_at": _iso(from_micros(row.effective_at)),
-                    "subject": self._shown(
-                        row.id_type, row.subject_key, row.sealed_id, shown["id"], shown["name"], key
-                    ),
-                    **snapshot,
-                }
-            )
+        entries = [feed_entry(row, self._master, key.lookup_key) for row in rows]
         facts["changes"] = len(entries)
         next_cursor = str(rows[-1].change_id) if rows else str(after)
         body = json.dumps({"changes": entries, "next": next_cursor}, ensure_ascii=False).encode()
         return web.Response(body=body, content_type=_JSON)
-
-    def _shown(
-        self, id_type: str, subject_key: str, sealed_id: bytes, shown_id: str, name: str | None, key: ActiveApiKey
-    ) -> dict[str, Any]:
-        """A subject as the feed names it to ``key``: a USCC by code and name, a RIC only by the key's pseudonym (a
-        person retention forgot, whose identity is no longer sealed anywhere, by one that matches no number)."""
-        if id_type == "ric":
-            if not sealed_id:
-                return {"id_type": "ric", "pseudonym": _forgotten_pseudonym(subject_key, key.lookup_key)}
-            ric = self._master.open_identity(subject_key, sealed_id)
-            return {"id_type": "ric", "pseudonym": ric_pseudonym(ric, key.lookup_key)}
-        return {"id_type": "uscc", "id": shown_id, "name": name}
 
     # -- GET /v1/objections/{case_id}, GET /v1/repairs/{case_id} -------------------------------------------
     async def objection(self, request: web.Request) -> web.Response:
@@ -276,7 +249,15 @@ class QueryHandler:
         case = max(mine, key=lambda c: (_filed_at(c.view), c.ref.subject_key))  # an id a source used twice
         row = case.row
         document = {
-            "subject": self._shown(row.id_type, row.subject_key, row.sealed_id, row.display_id, row.display_name, key),
+            "subject": shown_subject(
+                row.id_type,
+                row.subject_key,
+                row.sealed_id,
+                row.display_id,
+                row.display_name,
+                self._master,
+                key.lookup_key,
+            ),
             **case.document(),
             "as_of": _iso(now),
         }
@@ -286,11 +267,6 @@ class QueryHandler:
 def _filed_at(view: ObjectionView | RepairView) -> datetime:
     moment = view.filed_at if isinstance(view, ObjectionView) else view.applied_at
     return moment if moment is not None else datetime.min.replace(tzinfo=UTC)
-
-
-def _forgotten_pseudonym(subject_key: str, lookup_key: bytes) -> str:
-    """The pseudonym of a person retention forgot: of their file key, so it matches no number any more."""
-    return hmac.new(lookup_key, b"forgotten:" + subject_key.encode(), hashlib.sha256).hexdigest()
 
 
 _AS_OF = ', "as_of": "'
