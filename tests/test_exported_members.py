@@ -13,6 +13,7 @@ PUBLIC = {
         "ListChange", "ListChangesPage", "ListMirror", "MalformedHeadersError", "MirrorError", "MirrorFreshness",
         "NotFoundError", "NotNdjsonError", "OnboardingDecision",
         "PayloadTooLargeError", "PermissionDeniedError", "Problem", "ScreeningRequest", "ScreeningResponse",
+        "SelectionDecision",
         "RateLimitError", "RequestTimeout", "ServerError", "ServiceUnavailableError", "SignatureMismatchError",
         "SigningKey", "SigningSecret", "StatusReason", "Subject", "SubjectStatus", "SyncClient",
         "TimestampOutOfToleranceError", "TransportError",

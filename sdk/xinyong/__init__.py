@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xinyong.client import Client, OnboardingDecision, SyncClient
+from xinyong.client import Client, OnboardingDecision, SelectionDecision, SyncClient
 from xinyong.errors import (
     ApiError,
     AuthenticationError,
@@ -75,6 +75,7 @@ __all__ = [
     "RequestTimeout",
     "ScreeningRequest",
     "ScreeningResponse",
+    "SelectionDecision",
     "ServerError",
     "ServiceUnavailableError",
     "SignatureMismatchError",

@@ -73,7 +73,7 @@ def copy(inbox: tuple[Path, str], tmp_path: Path) -> Path:
 
 def next_policy(folder: Path) -> Path:
     path = folder / "next.toml"
-    path.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.2"', 'version = "next-1"'), encoding="utf-8")
+    path.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.4"', 'version = "next-1"'), encoding="utf-8")
     return path
 
 

@@ -32,7 +32,7 @@ def _small_windows_policy() -> Policy:
     """The default policy with windows small enough for a few dozen facts to fill: a courier's loss rate over 10
     days from 4 deliveries, and two empty parcels within 7 days."""
     text = (resources.files("xinyong_gateway.credit") / "default_policy.toml").read_text(encoding="utf-8")
-    text = text.replace('version = "lyg-2026.2"', 'version = "small-windows"')
+    text = text.replace('version = "lyg-2026.4"', 'version = "small-windows"')
     text = text.replace(
         'ratio = { of = { status = ["lost", "damaged"] }, at_least = 0.02, min_total = 200 }',
         'ratio = { of = { status = ["lost", "damaged"] }, at_least = 0.5, min_total = 4 }',

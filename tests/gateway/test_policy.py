@@ -13,7 +13,7 @@ from xinyong_gateway.credit.policy import AtLeast, PolicyError, default_policy, 
 
 def test_default_policy_loads_with_its_version_and_publicity_periods() -> None:
     policy = default_policy()
-    assert policy.version == "lyg-2026.2"
+    assert policy.version == "lyg-2026.4"
     assert policy.publicity.of("minor") == timedelta(days=90)
     assert policy.publicity.of("general") == timedelta(days=365)
     assert policy.publicity.of("serious") == timedelta(days=1095)
@@ -138,7 +138,7 @@ def test_several_problems_are_reported_together() -> None:
 
 def test_load_policy_reads_a_file_and_reports_a_missing_one(tmp_path: Path) -> None:
     path = tmp_path / "policy.toml"
-    path.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.2"', 'version = "lyg-2026.3"'), encoding="utf-8")
+    path.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.4"', 'version = "lyg-2026.3"'), encoding="utf-8")
     assert load_policy(path).version == "lyg-2026.3"
     with pytest.raises(PolicyError, match="Cannot read the policy file"):
         load_policy(tmp_path / "missing.toml")
@@ -214,9 +214,9 @@ def test_keys_of_a_dotted_table_and_dotted_or_quoted_keys_have_their_lines() -> 
     text = _replace(weights, "").replace("[measures]", "[score.weights]\nminor = 5\nserious = 400\n\n[measures]", 1)
     assert f"line {_line_of(text, 'serious = 400')}, score.weights.serious:" in _error(text)
     dotted = 'publicity.minor="3 months"\npublicity.general = "365d"\npublicity.serious = "1095d"\n'
-    text = _replace(_PUBLICITY_TABLE, "").replace('version = "lyg-2026.2"\n', 'version = "lyg-2026.2"\n' + dotted, 1)
+    text = _replace(_PUBLICITY_TABLE, "").replace('version = "lyg-2026.4"\n', 'version = "lyg-2026.4"\n' + dotted, 1)
     assert f"line {_line_of(text, 'publicity.minor=')}, publicity.minor:" in _error(text)
-    text = _replace('version = "lyg-2026.2"', '"version" = "has spaces"')
+    text = _replace('version = "lyg-2026.4"', '"version" = "has spaces"')
     assert f"line {_line_of(text, 'has spaces')}, version:" in _error(text)
 
 

@@ -13,6 +13,8 @@ What a policy holds (the shipped default is ``default_policy.toml`` beside this 
   of grades A, B and C (below C is D; a black-listed subject is always D);
 - ``measures``: what platforms apply to each list;
 - ``red``: when a subject earns the red list;
+- ``intermediary`` (optional): the tiered supervision of intermediary agencies and their practitioners: the measures
+  of each tier (A to D) for each kind, and the tier a list lowers a subject to (``list_tier``);
 - ``rule``: one table per rule. A rule matches one event type (``event``), optionally only when fields of
   its ``data`` have given values (``where``: a value, a list of allowed values, or ``{ at_least = n }``),
   about one of its subjects (``subject``: the name of a subject field, needed when the event has two).
@@ -56,6 +58,7 @@ from xinyong_gateway.errors import GatewayError
 __all__ = [
     "DEFAULT_POLICY_FILE",
     "AtLeast",
+    "IntermediaryPolicy",
     "Policy",
     "PolicyError",
     "Ratio",
@@ -158,6 +161,32 @@ class RedCriteria(_PolicyModel):
     clean_for: Days
 
 
+Grade = Literal["A", "B", "C", "D"]
+
+
+class TierMeasures(_PolicyModel):
+    """The supervision measures of each tier, A (best) to D (worst); a tier may have none."""
+
+    A: list[MeasureName]
+    B: list[MeasureName]
+    C: list[MeasureName]
+    D: list[MeasureName]
+
+    def of(self, grade: Grade) -> tuple[str, ...]:
+        measures: list[str] = getattr(self, grade)
+        return tuple(measures)
+
+
+class IntermediaryPolicy(_PolicyModel):
+    """``[intermediary]``: tiered supervision (分级分类监管). A subject's tier is the grade of its latest periodic
+    evaluation (``intermediary.evaluated``), lowered to ``list_tier[list]`` while it is on that list; ``agency`` and
+    ``practitioner`` give each tier's measures for each kind of subject."""
+
+    list_tier: dict[Literal["black", "watch"], Grade]
+    agency: TierMeasures
+    practitioner: TierMeasures
+
+
 class AtLeast(_PolicyModel):
     """A numeric condition: the field's value is at least ``at_least``."""
 
@@ -184,15 +213,21 @@ def _data_model(event: str) -> type[BaseModel]:
     return data_model
 
 
+def _names_subjects(annotation: Any) -> bool:
+    """Whether a field of this type holds a subject: a :class:`Subject`, an optional one, or a list of them."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _names_subjects(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return any(_names_subjects(member) for member in get_args(annotation))
+    if origin is list:
+        return _names_subjects(get_args(annotation)[0])
+    return annotation is Subject
+
+
 def _subject_fields(event: str) -> tuple[str, ...]:
-    """The names of the subject fields of an event's data, in declaration order."""
-    found = []
-    for name, info in _data_model(event).model_fields.items():
-        annotation = info.annotation
-        members = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
-        if Subject in members:
-            found.append(name)
-    return tuple(found)
+    """The names of the subject fields of an event's data (a list of subjects is one field), in declaration order."""
+    return tuple(name for name, info in _data_model(event).model_fields.items() if _names_subjects(info.annotation))
 
 
 def _check_conditions(event: str, conditions: dict[str, Condition], where: str) -> None:
@@ -304,6 +339,7 @@ class Policy(_PolicyModel):
     measures: Measures
     red: RedCriteria
     due_process: DueProcess = DueProcess()
+    intermediary: IntermediaryPolicy | None = None
     rules: Annotated[list[Rule], Field(alias="rule", min_length=1)]
 
     @model_validator(mode="after")

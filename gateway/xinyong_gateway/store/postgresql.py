@@ -551,7 +551,7 @@ class PostgresStore(Store):
         self,
         *,
         source_id: str,
-        kind: Literal["marketplace", "courier", "regulator"],
+        kind: Literal["marketplace", "courier", "regulator", "intermediary"],
         name: str,
         uscc: str | None,
         rate_limit: float | None,
