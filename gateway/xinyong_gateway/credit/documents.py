@@ -59,9 +59,9 @@ def status_document(row_identity: tuple[str, str, str | None], status: Status) -
             for reason in status.reasons
         ],
         "disputed": status.disputed,
-        "policy_version": status.policy_version,
-        "as_of": status.as_of.isoformat(),
         **({"intermediary": intermediary_document(status.intermediary)} if status.intermediary is not None else {}),
+        "policy_version": status.policy_version,
+        "as_of": status.as_of.isoformat(),  # the last member: screening restamps it in the text (web.query)
     }
 
 

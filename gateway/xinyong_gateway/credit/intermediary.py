@@ -9,8 +9,9 @@ total order, so any order of the same facts gives the same file.
   declared information: services, qualifications (each shown expired once its last valid day is over, China
   Standard Time), the truthfulness commitment, and its practitioners, persons masked.
 - **Links** between an agency and a practitioner (by the practising certificate number in the agency's file, by the
-  agency's USCC in the practitioner's): the latest of the ``practitioner_joined`` and ``practitioner_left`` facts
-  about the pair and the declarations that list the practitioner (a listing says "practising as of then"; leaving
+  agency's USCC in the practitioner's): at an instant, the latest (by fact time, envelope timestamp, inbox position)
+  of the ``practitioner_joined`` and ``practitioner_left`` facts about the pair and the declarations that list the
+  practitioner (a listing says "practising as of then"; leaving
   is always an explicit ``practitioner_left``, which both files see alike). Current links are those whose latest
   fact at the instant asked is a join or a listing.
 - **Evaluations**: within one case (source and ``evaluation_id``) the version with the latest envelope timestamp
@@ -22,6 +23,7 @@ total order, so any order of the same facts gives the same file.
 
 from __future__ import annotations
 
+from bisect import bisect_right, insort
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, cast
@@ -126,9 +128,9 @@ class IntermediaryFile:
     kind: Kind
     declaration: list[Any] | None = None
     """``[declared_at, timestamp, seq, declared]`` (microseconds) of the latest declaration (agencies)."""
-    links: dict[str, list[Any]] = field(default_factory=dict)
-    """By certificate number (agency) or agency USCC (practitioner): ``[at, timestamp, seq, joined, other, name,
-    certificate_no]`` of the latest fact about the pair."""
+    links: dict[str, list[list[Any]]] = field(default_factory=dict)
+    """By certificate number (agency) or agency USCC (practitioner): every fact about the pair, ``[at, timestamp,
+    seq, joined, other, name, certificate_no]``, in that order (joins, leaves and listings are few per pair)."""
     evaluations: dict[str, list[Any]] = field(default_factory=dict)
     """By case (source and evaluation id): ``[timestamp, seq, evaluated_at, period, grade, evaluator]`` of its
     current version."""
@@ -174,9 +176,9 @@ class IntermediaryFile:
 
     def _link(self, key: str, version: list[Any], certificate_no: str | None = None) -> None:
         version = [*version, certificate_no if certificate_no is not None else key]
-        current = self.links.get(key)
-        if current is None or version[:3] > current[:3]:
-            self.links[key] = version
+        versions = self.links.setdefault(key, [])
+        if version not in versions:
+            insort(versions, version, key=lambda v: v[:3])
 
     # -- reading ---------------------------------------------------------------------------------------
     def qualifications(self, at: datetime) -> list[dict[str, Any]]:
@@ -195,18 +197,28 @@ class IntermediaryFile:
         return {**self.declaration[3], "declared_at": _instant(self.declaration[0])}
 
     def current_links(self, at: datetime) -> tuple[Link, ...]:
+        """The links whose latest fact at or before ``at`` is a join or a listing."""
         moment = _micros(at)
-        return tuple(
-            Link(version[4], version[5], version[6], _instant(version[0]))
-            for _, version in sorted(self.links.items())
-            if version[3] and version[0] <= moment
-        )
+        found = []
+        for _, versions in sorted(self.links.items()):
+            last = bisect_right(versions, moment, key=lambda v: v[0])
+            if last and versions[last - 1][3]:
+                version = versions[last - 1]
+                found.append(Link(version[4], version[5], version[6], _instant(version[0])))
+        return tuple(found)
 
     def evaluations_until(self, at: datetime) -> list[list[Any]]:
         """The current version of each evaluation case dated at or before ``at``, newest first."""
         moment = _micros(at)
         found = [version for version in self.evaluations.values() if version[2] <= moment]
         return sorted(found, key=lambda v: (v[2], v[0], v[1]), reverse=True)
+
+    def evaluations_at(self, at: datetime) -> list[dict[str, Any]]:
+        """The evaluations dated at or before ``at`` (each case's current version), newest first."""
+        return [
+            {"period": v[3], "grade": v[4], "evaluator": v[5], "evaluated_at": _instant(v[2])}
+            for v in self.evaluations_until(at)
+        ]
 
     def status_at(self, at: datetime, policy: Policy, list_name: str) -> IntermediaryStatus:
         evaluations = self.evaluations_until(at)
@@ -238,7 +250,7 @@ class IntermediaryFile:
     def changes_after(self, at: datetime) -> list[datetime]:
         """Instants after ``at`` at which the intermediary status changes with no new event: a qualification
         expires, a link or an evaluation dated in the future takes effect."""
-        moments = [_instant(version[0]) for version in self.links.values()]
+        moments = [_instant(version[0]) for versions in self.links.values() for version in versions]
         moments += [_instant(version[2]) for version in self.evaluations.values()]
         if self.declaration is not None:
             moments += [_day_end(until) for _, _, until in self.declaration[3]["qualifications"]]
