@@ -84,7 +84,9 @@ def intermediary_defaults(rng: random.Random, n: int, at: str) -> dict[str, dict
         "intermediary.declared": {
             "agency": firm,
             "services": ["design_consulting", "assessment"],
-            "qualifications": [{"name": "工程咨询单位甲级资信", "certificate_no": f"ZX-{n}", "valid_until": "2030-12-31"}],
+            "qualifications": [
+                {"name": "工程咨询单位甲级资信", "certificate_no": f"ZX-{n}", "valid_until": "2030-12-31"}
+            ],
             "practitioners": [{"person": member, "certificate_no": f"PR-{n}"}],
             "commitment": {"accepted": True, "items": ["申报信息真实有效"], "signatory": "法定代表人"},
             "declared_at": at,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.factories import make_ric, make_uscc
-from tests.gateway.test_late_facts import NOW, Facts, key_of
+from tests.gateway.test_late_facts import MERCHANTS, NOW, Facts, key_of
 from xinyong.subjects import Subject
 from xinyong_gateway.credit.engine import CreditFile, LoggedEvent, project
 from xinyong_gateway.credit.intermediary_view import intermediary_section, public_view
@@ -129,9 +129,10 @@ def test_a_withdrawn_violation_ends_the_records_of_both() -> None:
 
 def test_a_practitioner_moving_between_agencies_is_linked_to_the_new_one_only() -> None:
     facts = Facts()
-    facts.add("intermediary.practitioner_left", _ago(10), agency=FIRM, practitioner=ALICE, certificate_no="ZJ-0001")
-    facts.add("intermediary.practitioner_joined", _ago(9), agency=OTHER_FIRM, practitioner=ALICE, certificate_no="ZJ-0001")
-    facts.add("intermediary.practitioner_joined", _ago(200), agency=FIRM, practitioner=ALICE, certificate_no="ZJ-0001")
+    alice_at = {"practitioner": ALICE, "certificate_no": "ZJ-0001"}
+    facts.add("intermediary.practitioner_left", _ago(10), agency=FIRM, **alice_at)  # sent first, happened second
+    facts.add("intermediary.practitioner_joined", _ago(9), agency=OTHER_FIRM, **alice_at)
+    facts.add("intermediary.practitioner_joined", _ago(200), agency=FIRM, **alice_at)
     alice = _file(facts.events, ALICE)
     now = alice.status_at(NOW, POLICY).intermediary
     then = alice.status_at(_ago(50), POLICY).intermediary
@@ -215,9 +216,7 @@ def test_the_public_view_of_an_agency_masks_its_practitioners_and_shows_no_resid
 def test_a_file_without_intermediary_facts_keeps_its_json_and_has_no_intermediary_status() -> None:
     facts = Facts()
     facts.add("merchant.registered", _ago(5))
-    credit_file = project(facts.events, POLICY, key_of)[
-        key_of(Subject.model_validate(facts.events[0].event.data.merchant))
-    ]  # type: ignore[attr-defined]
+    credit_file = _file(facts.events, MERCHANTS[0])
     assert "intermediary" not in json.loads(credit_file.to_json())
     assert credit_file.status_at(NOW, POLICY).intermediary is None
     assert CreditFile.from_json(credit_file.to_json()).to_json() == credit_file.to_json()

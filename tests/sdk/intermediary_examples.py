@@ -17,7 +17,9 @@ def examples(company: dict[str, Any], person: dict[str, Any], at: str) -> dict[s
         "intermediary.declared": {
             "agency": agency,
             "services": ["design_consulting", "tendering_agency"],
-            "qualifications": [{"name": "工程咨询单位乙级资信", "certificate_no": "ZX-2026-001", "valid_until": "2027-06-30"}],
+            "qualifications": [
+                {"name": "工程咨询单位乙级资信", "certificate_no": "ZX-2026-001", "valid_until": "2027-06-30"}
+            ],
             "practitioners": [{"person": person, "certificate_no": "ZJ-3207-0001"}],
             "commitment": {"accepted": True, "items": ["申报材料真实、准确、完整"], "signatory": "法定代表人"},
             "declared_at": at,
