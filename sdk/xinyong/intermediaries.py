@@ -144,7 +144,9 @@ class TruthfulnessCommitment(WireModel):
 
     accepted: Literal[True] = Field(description="The agency commits that the declaration is true (must be true).")
     items: Annotated[list[Text], Field(min_length=1, max_length=50)] = Field(description="The promises made.")
-    signatory: Text = Field(description="Who signed for the agency (its legal representative's office or name).")
+    signatory: Text = Field(
+        description="The office that signs for the agency (e.g. 法定代表人); published as is, so never a person's name."
+    )
 
 
 class AgencyDeclaredData(WireModel):
