@@ -63,7 +63,8 @@ def test_every_default_rule_is_one_line_naming_its_id_event_list_days_severity_a
         assert f"for {POLICY.publicity.of(rule.severity).days} days" in line
         assert line.endswith(f"({rule.severity}, {rule.reason})")
         if rule.list == "none":
-            assert "lowers the score by 5 for 90 days without listing it" in line
+            verb = "lowers" if rule.count == 1 else "lower"  # "3 … within 180 days lower the score"
+            assert f"{verb} the score by 5 for 90 days without listing it" in line
         else:
             assert f"on the {rule.list} list" in line
         if rule.within is not None:
