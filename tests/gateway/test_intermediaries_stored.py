@@ -17,7 +17,7 @@ import pytest
 from tests.factories import event, make_ric, make_uscc
 from tests.gateway.conftest import TEST_MASTER_KEY, Gateway, assert_problem
 from tests.gateway.test_screenings import screen
-from xinyong import Client, problems
+from xinyong import Client, SyncClient, problems
 from xinyong_gateway.cli import main as cli_main
 from xinyong_gateway.credit.policy import default_policy
 from xinyong_gateway.credit.projector import Projector
@@ -113,6 +113,18 @@ async def test_selection_allows_a_well_evaluated_agency_and_denies_it_after_a_fa
         (c["subject"]["id"], c["intermediary"]["tier"]["grade"]) for c in feed if c.get("intermediary", {}).get("tier")
     ]
     assert (FIRM["id"], "A") in tiers and (FIRM["id"], "D") in tiers  # the feed followed the tier
+
+
+async def test_the_sync_client_checks_a_selection_too(gateway: Gateway) -> None:
+    await _seed(gateway)
+    key = await gateway.add_api_key(["screen"])
+
+    def approval_department() -> tuple[str, tuple[str, ...]]:
+        with SyncClient(gateway.base_url, key.api_key) as client:
+            choice = client.check_selection(FIRM)
+        return choice.decision, choice.measures
+
+    assert await asyncio.to_thread(approval_department) == ("allow", ("green_channel", "procurement_preference"))
 
 
 async def test_an_expired_qualification_sends_the_selection_to_review(gateway: Gateway) -> None:

@@ -220,3 +220,16 @@ def test_a_file_without_intermediary_facts_keeps_its_json_and_has_no_intermediar
     assert "intermediary" not in json.loads(credit_file.to_json())
     assert credit_file.status_at(NOW, POLICY).intermediary is None
     assert CreditFile.from_json(credit_file.to_json()).to_json() == credit_file.to_json()
+
+
+def test_under_a_policy_without_tiers_an_evaluated_agency_has_its_kind_but_no_tier() -> None:
+    from tests.gateway.conftest import DEFAULT_POLICY_TEXT
+    from xinyong_gateway.credit.policy import parse_policy
+
+    text = DEFAULT_POLICY_TEXT
+    untiered = parse_policy(text[: text.index("[intermediary]")] + text[text.index("# -- black list") :])
+    facts = Facts()
+    _evaluate(facts, _ago(10), "A")
+    files = project(facts.events, untiered, key_of)
+    standing = files[key_of(Subject.model_validate(FIRM))].status_at(NOW, untiered).intermediary
+    assert standing is not None and (standing.kind, standing.tier) == ("intermediary", None)

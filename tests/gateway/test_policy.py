@@ -250,3 +250,49 @@ def test_a_condition_on_an_unknown_field_lists_the_fields_and_one_on_a_subject_s
     )
     message = _error(_replace('where = { severity = "serious" }', 'where = { subject = "serious" }'))
     assert "where: 'subject' is a subject; choose the subject with `subject = 'subject'`" in message
+
+
+# -- intermediaries (涉审中介机构): tiered supervision as data ------------------------------------------------------
+
+
+def test_the_shipped_tiers_give_the_best_agencies_a_green_channel_and_ban_the_worst_practitioners() -> None:
+    tiers = default_policy().intermediary
+    assert tiers is not None
+    assert tiers.list_tier == {"black": "D", "watch": "C"}
+    assert tiers.agency.of("A") == ("green_channel", "procurement_preference")
+    assert tiers.agency.of("D") == ("spot_check_increase", "access_restriction")
+    assert tiers.practitioner.of("D") == ("practice_ban",)
+    rules = default_policy().rules_by_id
+    assert (rules["practitioner-false-report"].subject_field, rules["practitioner-false-report"].list) == (
+        "practitioners",
+        "black",
+    )
+
+
+def test_a_violation_has_two_subjects_so_its_rules_name_one() -> None:
+    text = _replace('event = "intermediary.violation"\nsubject = "agency"\n', 'event = "intermediary.violation"\n')
+    assert "intermediary.violation has subjects agency, practitioners: say which with `subject`" in _error(text)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            'list_tier = { black = "D", watch = "C" }',
+            'list_tier = { black = "E", watch = "C" }',
+            "intermediary.list_tier.black",
+        ),
+        ('list_tier = { black = "D", watch = "C" }', 'list_tier = { red = "A" }', "intermediary.list_tier.red"),
+        ('D = ["practice_ban"]', 'D = ["Practice Ban"]', "intermediary.practitioner.D[0]"),
+        ('D = ["practice_ban"]\n', "", "intermediary.practitioner.D: Field required"),
+    ],
+)
+def test_a_mistake_in_the_tiers_names_its_line_and_key(old: str, new: str, expected: str) -> None:
+    assert expected in _error(_replace(old, new))
+
+
+def test_a_policy_without_tiers_is_valid_and_gives_no_tier() -> None:
+    start = DEFAULT_POLICY_TEXT.index("[intermediary]")
+    end = DEFAULT_POLICY_TEXT.index("# -- black list")
+    policy = parse_policy(DEFAULT_POLICY_TEXT[:start] + DEFAULT_POLICY_TEXT[end:], source="no-tiers.toml")
+    assert policy.intermediary is None
