@@ -293,9 +293,10 @@ class Rule(_PolicyModel):
             raise ValueError("`within` only applies with `count` above 1 or a `ratio`")
         return self
 
-    @property
+    @cached_property
     def subject_field(self) -> str:
-        """The data field naming the subject the rule is about (the event's only one, unless ``subject``)."""
+        """The data field naming the subject the rule is about (the event's only one, unless ``subject``); worked out
+        once per rule, as the engine asks for it with every event."""
         return self.subject or _subject_fields(self.event)[0]
 
 
