@@ -77,7 +77,7 @@ def _document(rng: random.Random) -> dict[str, Any]:
         "measures": ["refuse_onboarding", "close_store", "freeze_account", "public_exposure"],
         "reasons": [reason, {**reason, "code": "LISTING_VIOLATION", "list": "watch", "severity": "general"}],
         "disputed": False,
-        "policy_version": "lyg-2026.2",
+        "policy_version": "lyg-2026.4",
         "as_of": "2026-12-05T08:00:00.123456+00:00",
     }
 

@@ -105,7 +105,7 @@ def _entry(n: int, subject: dict[str, str], rng: random.Random, moment: str) -> 
         "measures": _MEASURES[listed],
         "reasons": reasons,
         "disputed": False,
-        "policy_version": "lyg-2026.2",
+        "policy_version": "lyg-2026.4",
         "as_of": moment,
     }
 

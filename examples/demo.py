@@ -6,10 +6,12 @@ regulator, sends realistic events through the SDK's ``EventSender`` (and a few t
 why). Then a merchant moves onto the black list and the marketplace, which screens merchants with the SDK's
 ``Client``, refuses to onboard it; another merchant objects to a penalty, which is disputed until the regulator
 upholds the objection and the record is corrected; the marketplace subscribes to the black list and a counterfeit
-report reaches its endpoint as a signed notification (the latency printed); the public disclosure site
-(``/public/``) shows a black-listed shop's page as a person reads it; the marketplace's ``ListMirror`` syncs the lists
-and it keeps a signed attestation of its check; the gateway is stopped, the mirror still answers and the attestation
-verifies offline. It prints a summary. Nothing is left running and nothing is left on disk.
+report reaches its endpoint as a signed notification (the latency printed); an intermediary agency declares about
+itself, is evaluated, and loses its tier when one of its practitioners files a false report (the practitioner is
+banned); the public disclosure site (``/public/``) shows a black-listed shop's page as a person reads it; the
+marketplace's ``ListMirror`` syncs the lists and it keeps a signed attestation of its check; the gateway is stopped,
+the mirror still answers and the attestation verifies offline. It prints a summary. Nothing is left running and
+nothing is left on disk.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from xinyong import (
     EventSender,
     ListMirror,
     OnboardingDecision,
+    SelectionDecision,
     TransportError,
     XinyongError,
     verify_attestation,
@@ -58,6 +61,11 @@ SHOP_E = {"id_type": "uscc", "id": "91320706MA27H5Q841", "name": "海州区潮�
 SOLE_TRADER = {"id_type": "ric", "id": "320706198605174597", "name": "王小明"}
 COURIER = {"id_type": "uscc", "id": "91320700134762510T", "name": "连云港顺捷快递有限公司"}
 MARKETPLACE_USCC = "91330100MA2H9X4W2M"
+# An intermediary agency in administrative approvals (涉审中介机构), another one, and two of its practitioners.
+AGENCY = {"id_type": "uscc", "id": "91320703MA1W8E2K6M", "name": "连云港海州工程咨询有限公司"}
+OTHER_AGENCY = {"id_type": "uscc", "id": "91320706MA1XQ3L53E", "name": "连云港新浦检测技术有限公司"}
+ENGINEER = {"id_type": "ric", "id": "320703198403125843", "name": "陈晓东"}
+SURVEYOR = {"id_type": "ric", "id": "320706199007025414", "name": "刘海燕"}
 REGULATOR_USCC = "1132070001438827X3"
 
 
@@ -427,6 +435,88 @@ async def objection(base_url: str, url: str, sources: dict[str, dict[str, Any]],
     return before.decision == "deny" and disputed.status.disputed and after.decision == "allow"
 
 
+# -- intermediaries (issue #21): an agency declares, is evaluated, and loses its tier -------------------------------
+
+
+def chosen(choice: SelectionDecision) -> str:
+    standing = choice.status.intermediary
+    tier = standing.tier if standing is not None else None
+    shown = f"tier {tier.grade} ({', '.join(tier.measures) or 'no measures'})" if tier is not None else "no tier"
+    return f"{choice.decision.upper():<6} {shown}" + (f"; {', '.join(choice.reasons)}" if choice.reasons else "")
+
+
+async def intermediaries(base_url: str, url: str, sources: dict[str, dict[str, Any]], key: dict[str, Any]) -> int:
+    """An agency declares about itself (and may not about another), the industry regulator evaluates it, an approval
+    department may choose it; one of its practitioners files a false report: both are black-listed, the agency loses
+    its tier and the practitioner is banned. Returns the number of events stored here (0 when something is off)."""
+    print("\nIntermediaries in administrative approvals (涉审中介机构):")
+    agency = run_cli("xinyong-gateway", "--db", url, "sources", "add", "--kind", "intermediary",
+                     "--name", AGENCY["name"], "--uscc", AGENCY["id"])  # fmt: skip
+    print(f"  registered intermediary {agency['source_id']} (posts about {AGENCY['id']} only)")
+    regulator = sources["regulator"]
+    declaration = {
+        "agency": AGENCY,
+        "services": ["design_consulting", "assessment"],
+        "qualifications": [{"name": "工程咨询单位甲级资信", "certificate_no": "甲级-2026-0318",
+                            "valid_until": "2029-03-17"}],
+        "practitioners": [{"person": ENGINEER, "certificate_no": "ZXGCS-0701"},
+                          {"person": SURVEYOR, "certificate_no": "CHS-0702"}],
+        "commitment": {"accepted": True, "items": ["申报信息真实、准确、完整", "依法依规执业，不出具虚假报告"],
+                       "signatory": "法定代表人"},
+        "declared_at": at(5),
+    }  # fmt: skip
+    stored = 0
+    async with (
+        Client(base_url, key["api_key"]) as client,
+        EventSender(base_url, agency["source_id"], agency["secret"]) as by_agency,
+        EventSender(base_url, regulator["source_id"], regulator["secret"]) as by_regulator,
+    ):
+        await by_agency.send(envelope("intermediary.declared", declaration), webhook_id="decl-2026-1")
+        stored += 1
+        try:
+            await by_agency.send(envelope("intermediary.declared", {**declaration, "agency": OTHER_AGENCY}),
+                                 webhook_id="decl-other")  # fmt: skip
+            print("  it declared for another agency?! (a bug)")
+            return 0
+        except ApiError as exc:
+            print(f"  it tries to declare for another agency: {exc.status} {exc.title}")
+        evaluation = {"evaluation_id": "PJ-2026-H1-031", "subject": AGENCY, "period": "2026-H1", "grade": "A",
+                      "evaluator": "连云港市发展和改革委员会", "evaluated_at": at(4)}  # fmt: skip
+        await by_regulator.send(envelope("intermediary.evaluated", evaluation), webhook_id="eval-2026-h1-031")
+        stored += 1
+        before = await selected_until(client, AGENCY, lambda c: c.decision == "allow")
+        print(f"  evaluated A for 2026-H1; an approval department's check_selection: {chosen(before)}")
+        violation = {"case_id": "ZJ-2026-017", "agency": AGENCY, "practitioners": [ENGINEER], "kind": "false_report",
+                     "severity": "serious", "confirmed": True, "decision_no": "连发改罚〔2026〕17号",
+                     "found_at": at(2)}  # fmt: skip
+        await by_regulator.send(envelope("intermediary.violation", violation), webhook_id="iv-2026-017")
+        stored += 1
+        after = await selected_until(client, AGENCY, lambda c: c.decision == "deny")
+        print(f"  a practitioner's false report (连发改罚〔2026〕17号): check_selection: {chosen(after)}")
+        banned = await client.screen_one(ENGINEER)
+        tier = banned.intermediary.tier if banned.intermediary is not None else None
+        ban = f"tier {tier.grade}: {', '.join(tier.measures)}" if tier is not None else "no tier"
+        print(f"  the practitioner {banned.subject.id} {banned.subject.name}: {banned.list} list, {ban}")
+    shown = run_cli("xinyong-gateway", "--db", url, "--json", "subjects", "show", "uscc", AGENCY["id"])
+    listed = ", ".join(f"{p['name']} ({p['certificate_no']})" for p in shown["intermediary"]["practitioners"])
+    print(f"  the agency's file lists its practitioners masked: {listed}")
+    ok = (
+        before.decision == "allow" and after.decision == "deny" and tier is not None and "practice_ban" in tier.measures
+    )
+    return stored if ok else 0
+
+
+async def selected_until(client: Client, agency: dict[str, str], done: Any) -> SelectionDecision:
+    """Ask until the projector has applied the latest events (it runs inside the gateway, a moment behind)."""
+    choice = await client.check_selection(agency)
+    for _ in range(100):
+        if done(choice):
+            break
+        await asyncio.sleep(0.05)
+        choice = await client.check_selection(agency)
+    return choice
+
+
 def offline(base_url: str, key: dict[str, Any], mirror_path: Path) -> bool:
     """The gateway is stopped: the client cannot answer, the list mirror can."""
     print("\nThe gateway is stopped. The marketplace's client cannot screen any more:")
@@ -612,6 +702,7 @@ def main() -> int:
                 onboarded = asyncio.run(onboarding(base_url, sources["marketplace"], api_key, mirror_path))
                 notified = asyncio.run(notifications(base_url, sources["marketplace"], api_key))
                 objected = asyncio.run(objection(base_url, url, sources, api_key))
+                intermediary_events = asyncio.run(intermediaries(base_url, url, sources, api_key))
                 fetched = asyncio.run(fetch_attestation(base_url, api_key, mirror_path.parent))
                 disclosed = public_site(base_url)
             finally:
@@ -645,6 +736,7 @@ def main() -> int:
         print("\nSummary")
         print(f"  {stored} events stored durably (each acknowledged only after its commit reached the disk)")
         print(f"  {refused} requests refused with a problem+json answer; nothing of them stored")
+        print(f"  (of the events stored, {intermediary_events} came from the intermediaries step)")
         sealed = "YES (a bug!)" if plain_ric in on_disk else "no: raw bodies are sealed with AES-256-GCM"
         print(f"  does the sole trader's resident id appear in the database files? {sealed}")
         logged = "YES (a bug!)" if in_log else "no"
@@ -661,6 +753,7 @@ def main() -> int:
             and disclosed
             and mirror_answers
             and attested
+            and intermediary_events > 0
         )
         return 0 if ok else 1
 

@@ -72,6 +72,65 @@ def merchant(rng: random.Random | None = None) -> dict[str, Any]:
     return {"id_type": "uscc", "id": make_uscc(rng), "name": "示例网店有限公司"}
 
 
+def agency(rng: random.Random | None = None) -> dict[str, Any]:
+    """An intermediary agency (涉审中介机构) as a subject."""
+    return {"id_type": "uscc", "id": make_uscc(rng), "name": "示例工程咨询有限公司"}
+
+
+def intermediary_defaults(rng: random.Random, n: int, at: str) -> dict[str, dict[str, Any]]:
+    """Valid ``data`` of each intermediary event type (one agency, one practitioner)."""
+    firm, member = agency(rng), person(rng, name="李四")
+    return {
+        "intermediary.declared": {
+            "agency": firm,
+            "services": ["design_consulting", "assessment"],
+            "qualifications": [
+                {"name": "工程咨询单位甲级资信", "certificate_no": f"ZX-{n}", "valid_until": "2030-12-31"}
+            ],
+            "practitioners": [{"person": member, "certificate_no": f"PR-{n}"}],
+            "commitment": {"accepted": True, "items": ["申报信息真实有效"], "signatory": "法定代表人"},
+            "declared_at": at,
+        },
+        "intermediary.practitioner_joined": {
+            "agency": firm,
+            "practitioner": member,
+            "certificate_no": f"PR-{n}",
+            "joined_at": at,
+        },
+        "intermediary.practitioner_left": {
+            "agency": firm,
+            "practitioner": member,
+            "certificate_no": f"PR-{n}",
+            "left_at": at,
+        },
+        "intermediary.evaluated": {
+            "evaluation_id": f"ev-{n}",
+            "subject": firm,
+            "period": "2026",
+            "grade": "A",
+            "evaluator": "市发展和改革委员会",
+            "evaluated_at": at,
+        },
+        "intermediary.service_evaluated": {
+            "service_id": f"svc-{n}",
+            "agency": firm,
+            "on_time": True,
+            "satisfaction": "satisfied",
+            "evaluated_at": at,
+        },
+        "intermediary.violation": {
+            "case_id": f"iv-{n}",
+            "agency": firm,
+            "practitioners": [member],
+            "kind": "false_report",
+            "severity": "serious",
+            "confirmed": True,
+            "decision_no": f"连审改罚〔2026〕{n}号",
+            "found_at": at,
+        },
+    }
+
+
 def event(event_type: str, rng: random.Random | None = None, **data: Any) -> dict[str, Any]:
     """A valid event of ``event_type`` dated now; keyword arguments override fields of ``data``."""
     rng = rng or random.Random()
@@ -175,6 +234,7 @@ def event(event_type: str, rng: random.Random | None = None, **data: Any) -> dic
             "note": "准予信用修复",
             "decided_at": at,
         },
+        **intermediary_defaults(rng, n, at),
     }
     body = dict(defaults[event_type])
     body.update(data)

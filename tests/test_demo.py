@@ -21,8 +21,15 @@ def test_demo_runs_end_to_end_and_reports_what_was_stored_and_refused() -> None:
     out = done.stdout
     stored = re.search(r"(\d+) events stored durably", out)
     refused = re.search(r"(\d+) requests refused", out)
-    assert stored is not None and int(stored.group(1)) == 24, out
-    assert refused is not None and int(refused.group(1)) == 5, out
+    assert stored is not None and int(stored.group(1)) == 27, out  # 24, and 3 of the intermediaries step
+    assert refused is not None and int(refused.group(1)) == 6, out  # 5, and 1 of the intermediaries step
+    # Intermediaries: an agency declares for itself only, is evaluated, and loses its tier after a false report.
+    assert "(of the events stored, 3 came from the intermediaries step)" in out
+    assert "it tries to declare for another agency: 403 Event about another subject than the source" in out
+    assert "check_selection: ALLOW  tier A (green_channel, procurement_preference)" in out
+    assert re.search(r"false report .*check_selection: DENY   tier D \(.*access_restriction\); BLACK_LIST", out), out
+    assert re.search(r"the practitioner 320703\*{8}5843 陈\*\*: black list, tier D: practice_ban", out), out
+    assert "its practitioners masked: 刘** (CHS-0702), 陈** (ZXGCS-0701)" in out
     assert "422 rejected at /data/merchant/id" in out
     assert "401 No valid signature" in out
     assert "401 Timestamp outside the tolerance window" in out

@@ -17,6 +17,7 @@ PUBLIC = {
         "MirrorError", "MirrorFreshness",
         "NotFoundError", "NotNdjsonError", "ObjectionCase", "OnboardingDecision", "RepairCase",
         "PayloadTooLargeError", "PermissionDeniedError", "Problem", "ScreeningRequest", "ScreeningResponse",
+        "SelectionDecision",
         "RateLimitError", "RequestTimeout", "ServerError", "ServiceUnavailableError", "SignatureMismatchError",
         "SigningKey", "SigningSecret", "StatusReason", "Subject", "SubjectStatus", "SyncClient",
         "TimestampOutOfToleranceError", "TransportError", "UnknownKeyIdError",

@@ -11,6 +11,9 @@ body goes through the same checks in the order of the wire contract (docs/wire-c
     allowed for the source's kind       → 403 ``event-type-not-allowed``
     the event's schema (no fact dated more than 5 minutes after "now")
                                         → 422 ``schema-invalid`` with JSON Pointers
+    about the source itself, for a kind that may only post about itself (``intermediary``: the agency, or the
+    subject of an objection or repair, is the USCC the source was registered with)
+                                        → 403 ``subject-not-own``
 
 A failure raises :class:`~xinyong_gateway.errors.EventRejectedError` carrying the problem type, a detail and
 the pointers; ingest turns it into a problem answer, import into a line of its rejects file. Details and
@@ -33,6 +36,7 @@ from xinyong.events import (
     EventBase,
     SourceKind,
     error_pointers,
+    own_subject_of,
     type_suggestion,
 )
 from xinyong_gateway.errors import EventRejectedError
@@ -50,8 +54,21 @@ def parse_body(body: bytes) -> Any:
         raise EventRejectedError(problems.BODY_NOT_JSON, "The body is not valid UTF-8 JSON.") from exc
 
 
-def check_event(document: Any, kind: SourceKind, *, now: datetime) -> EventBase:
-    """Validate a parsed body as an event a source of ``kind`` may send; return the validated event.
+def _check_own(event: EventBase, kind: SourceKind, uscc: str | None) -> EventBase:
+    """``event``, when a source of ``kind`` registered with ``uscc`` may send it about its subject."""
+    subject = own_subject_of(event, kind)
+    if subject is not None and (subject.id_type != "uscc" or subject.id != uscc):
+        raise EventRejectedError(
+            problems.SUBJECT_NOT_OWN,
+            f"A {kind} source posts about itself only: the subject must be the USCC it was registered with.",
+            event_type=event.type,
+        )
+    return event
+
+
+def check_event(document: Any, kind: SourceKind, *, now: datetime, uscc: str | None = None) -> EventBase:
+    """Validate a parsed body as an event a source of ``kind`` (registered with ``uscc``) may send; return the
+    validated event.
 
     ``now`` (timezone-aware) bounds how far in the future the event's times may lie.
     """
@@ -83,7 +100,7 @@ def check_event(document: Any, kind: SourceKind, *, now: datetime) -> EventBase:
     try:
         # The document is already parsed; validating the Python objects gives the same answers as
         # validating the JSON again (the models are strict, and times take RFC 3339 strings only).
-        return model.model_validate(document, context={"now": now})
+        event = model.model_validate(document, context={"now": now})
     except ValidationError as exc:
         raise EventRejectedError(
             problems.SCHEMA_INVALID,
@@ -91,9 +108,10 @@ def check_event(document: Any, kind: SourceKind, *, now: datetime) -> EventBase:
             errors=error_pointers(exc),
             event_type=event_type,
         ) from exc
+    return _check_own(event, kind, uscc)
 
 
-def check_body(body: bytes, kind: SourceKind, *, now: datetime) -> EventBase:
+def check_body(body: bytes, kind: SourceKind, *, now: datetime, uscc: str | None = None) -> EventBase:
     """:func:`check_event` of :func:`parse_body`, with the same answers, faster for the events that pass.
 
     An event is first validated straight from the bytes, in one pass of pydantic-core's JSON validator with no Python
@@ -104,7 +122,7 @@ def check_body(body: bytes, kind: SourceKind, *, now: datetime) -> EventBase:
     try:
         event: EventBase = EVENT_ADAPTER.validate_json(body, context={"now": now})
     except ValidationError:
-        return check_event(parse_body(body), kind, now=now)
+        return check_event(parse_body(body), kind, now=now, uscc=uscc)
     if event.type not in ALLOWED_EVENT_TYPES[kind]:
-        return check_event(parse_body(body), kind, now=now)  # raises the 403, in check_event's words
-    return event
+        return check_event(parse_body(body), kind, now=now, uscc=uscc)  # raises the 403, in check_event's words
+    return _check_own(event, kind, uscc)

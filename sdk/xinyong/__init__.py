@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xinyong.attestations import Attestation, verify_attestation
-from xinyong.client import Client, OnboardingDecision, SyncClient
+from xinyong.client import Client, OnboardingDecision, SelectionDecision, SyncClient
 from xinyong.errors import (
     AlgorithmNotAllowedError,
     ApiError,
@@ -104,6 +104,7 @@ __all__ = [
     "RequestTimeout",
     "ScreeningRequest",
     "ScreeningResponse",
+    "SelectionDecision",
     "ServerError",
     "ServiceUnavailableError",
     "SignatureMismatchError",

@@ -3,6 +3,7 @@
     async with Client("https://credit.example.gov.cn", "xyk_…") as client:
         decision = await client.check_onboarding({"id_type": "uscc", "id": "91320706MA1Y2N6Q47"})
         if decision.decision == "deny": ...
+        choice = await client.check_selection(agency)       # an approval department choosing an intermediary
         statuses = await client.screen(merchants)            # any number: batches of 1000, results in order
         async for change in client.changes(after=saved_cursor):
             ...; saved_cursor = change.cursor
@@ -48,7 +49,15 @@ from xinyong.queries import (
 )
 from xinyong.subjects import Subject
 
-__all__ = ["REFUSE_ONBOARDING", "Client", "OnboardingDecision", "SubjectLike", "SyncClient", "check_subject"]
+__all__ = [
+    "REFUSE_ONBOARDING",
+    "Client",
+    "OnboardingDecision",
+    "SelectionDecision",
+    "SubjectLike",
+    "SyncClient",
+    "check_subject",
+]
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -93,6 +102,57 @@ class OnboardingDecision:
         else:
             decision = "allow"
         return cls(decision, tuple(status.measures), tuple(status.reasons), status)
+
+
+#: Tier measures that keep an approval department from choosing an agency (or a practitioner) at all.
+SELECTION_BARS: Final = ("access_restriction", "practice_ban")
+#: Tier measures that call for a closer look before choosing.
+SELECTION_CAUTIONS: Final = ("early_warning", "spot_check_increase")
+
+
+@dataclass(frozen=True, slots=True)
+class SelectionDecision:
+    """Whether an approval department may choose an intermediary agency for a service, and why.
+
+    - ``deny`` when the subject is on the black list, or its tier's measures bar it (``access_restriction``,
+      ``practice_ban``);
+    - ``review`` when it is on the watch list, its tier calls for caution (``early_warning``,
+      ``spot_check_increase``), a reason is under objection, a declared qualification has expired, it has never
+      declared or been evaluated, or it is not known as an intermediary agency at all;
+    - ``allow`` otherwise.
+
+    ``reasons`` are short codes (``BLACK_LIST``, ``ACCESS_RESTRICTION``, ``QUALIFICATION_EXPIRED`` …), one per
+    finding, most serious first; ``measures`` the tier's (``green_channel`` and ``procurement_preference`` for the
+    best); ``status`` the full screening result.
+    """
+
+    decision: Decision
+    reasons: tuple[str, ...]
+    measures: tuple[str, ...]
+    status: SubjectStatus
+
+    @classmethod
+    def from_status(cls, status: SubjectStatus) -> SelectionDecision:
+        standing = status.intermediary
+        tier = standing.tier if standing is not None else None
+        measures = tuple(tier.measures) if tier is not None else ()
+        denials = [code for code, found in (("BLACK_LIST", status.list == "black"),) if found]
+        denials += [measure.upper() for measure in SELECTION_BARS if measure in measures]
+        reviews = [
+            code for code, found in (("WATCH_LIST", status.list == "watch"), ("DISPUTED", status.disputed)) if found
+        ]
+        reviews += [measure.upper() for measure in SELECTION_CAUTIONS if measure in measures]
+        if standing is None or standing.kind != "intermediary":
+            reviews.append("NOT_AN_INTERMEDIARY")
+        else:
+            if standing.expired_qualifications:
+                reviews.append("QUALIFICATION_EXPIRED")
+            if not standing.declared:
+                reviews.append("NOT_DECLARED")
+            if tier is None or tier.evaluation is None:
+                reviews.append("NOT_EVALUATED")
+        decision: Decision = "deny" if denials else "review" if reviews else "allow"
+        return cls(decision, tuple(denials + reviews), measures, status)
 
 
 def check_subject(item: SubjectLike) -> Subject:
@@ -204,6 +264,13 @@ class Client(GatewaySession):
         """The gateway's public signing keys, current and retired (``/.well-known/jwks.json``, a JWK Set)."""
         answer = await self._request("GET", "/.well-known/jwks.json")
         return self._parse(Jwks, answer, "a JWK Set").model_dump()
+
+    async def check_selection(self, agency: SubjectLike) -> SelectionDecision:
+        """``allow``, ``review`` or ``deny`` for an approval department choosing ``agency`` (an intermediary, by
+        USCC) for a service, with the reasons and the tier's measures (:class:`SelectionDecision`).
+
+        Raises when the gateway cannot answer (after the retries): it never answers ``allow`` by default."""
+        return SelectionDecision.from_status(await self.screen_one(agency))
 
     async def _screen_batch(self, batch: list[Subject]) -> list[SubjectStatus]:
         body = json.dumps(
@@ -372,6 +439,10 @@ class SyncClient(ClosesOnExit):
     def signing_keys(self) -> dict[str, Any]:
         """See :meth:`Client.signing_keys`."""
         return self._run(self._client.signing_keys())
+
+    def check_selection(self, agency: SubjectLike) -> SelectionDecision:
+        """See :meth:`Client.check_selection`."""
+        return self._run(self._client.check_selection(agency))
 
     def changes_page(self, after: str | None = None, *, limit: int = 100) -> ListChangesPage:
         """See :meth:`Client.changes_page`."""

@@ -23,27 +23,40 @@ details never contain input values (an identifier may be personal information).
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal, cast, get_args
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     Field,
     GetCoreSchemaHandler,
     StringConstraints,
     TypeAdapter,
     ValidationError,
-    ValidationInfo,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
 )
-from pydantic_core import CoreSchema, PydanticCustomError
+from pydantic_core import CoreSchema
 from pydantic_core.core_schema import TaggedUnionSchema
 
+from xinyong._event_base import (
+    FUTURE_SKEW,
+    MAX_COUNT,
+    EventBase,
+    Identifier,
+    Severity,
+    Text,
+    Timestamp,
+    unique_items,
+)
+from xinyong.intermediaries import (
+    AgencyDeclared,
+    AgencyEvaluated,
+    IntermediaryViolation,
+    PractitionerJoined,
+    PractitionerLeft,
+    ServiceEvaluated,
+)
 from xinyong.subjects import Subject
 from xinyong.wire import WIRE_CONFIG, WireModel
 
@@ -52,6 +65,7 @@ __all__ = [
     "EVENT_ADAPTER",
     "EVENT_TYPES",
     "FUTURE_SKEW",
+    "OWN_SUBJECT_FIELDS",
     "SOURCE_KINDS",
     "CommitmentBreached",
     "CommitmentBreachedData",
@@ -99,52 +113,11 @@ __all__ = [
     "Timestamp",
     "Verification",
     "error_pointers",
+    "own_subject_of",
     "parse_event",
     "type_suggestion",
 ]
 
-#: How far after "now" a fact may be dated (clock skew between sender and gateway).
-FUTURE_SKEW: Final = timedelta(minutes=5)
-
-
-# RFC 3339 section 5.6 ``date-time``. pydantic alone would also take "2024-01-01T00:00Z" (no seconds) or
-# unix seconds, as a number or a string, which it reads as UTC; none of them is in the contract.
-_RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
-
-
-def _timestamp(value: object, parse: ValidatorFunctionWrapHandler, info: ValidationInfo) -> datetime:
-    """An RFC 3339 date-time with an offset, at most :data:`FUTURE_SKEW` after the context's ``now``.
-
-    Only datetimes and RFC 3339 strings reach pydantic's parser (``parse``); the field is lax because the
-    parser gets a Python ``str``, which strict mode refuses for a datetime even when it came from JSON, so
-    the pattern is what keeps it strict. One wrap validator does both checks: a single call into Python per
-    field, on the ingest hot path.
-    """
-    if not isinstance(value, datetime) and not (isinstance(value, str) and _RFC3339.fullmatch(value) is not None):
-        raise PydanticCustomError(
-            "datetime_not_rfc3339",
-            "Input should be an RFC 3339 date-time with an offset, such as 2024-05-01T08:30:00+08:00",
-        )
-    moment: datetime = parse(value)
-    context = info.context
-    now = context.get("now") if isinstance(context, dict) else None
-    if moment - (now or datetime.now(UTC)) > FUTURE_SKEW:
-        raise PydanticCustomError("datetime_too_far_in_future", "Input should not be more than 5 minutes in the future")
-    return moment
-
-
-#: An RFC 3339 date-time with an offset, at most :data:`FUTURE_SKEW` after "now".
-Timestamp = Annotated[
-    AwareDatetime,
-    Field(strict=False, description="RFC 3339 date-time with an offset, at most 5 minutes in the future."),
-    WrapValidator(_timestamp),
-]
-#: A sender's identifier (case, complaint, shop, waybill …): kept exactly as sent, 1 to 128 characters.
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-#: A free text (name, authority, violation, reason …): kept exactly as sent, 1 to 500 characters.
-Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 Verification = Literal["id_card", "business_license", "digital_certificate", "face_match"]
 ManipulationKind = Literal["fake_order", "malicious_review", "fake_traffic", "review_cashback"]
@@ -153,7 +126,6 @@ ComplaintCategory = Literal[
 ]
 ComplaintChannel = Literal["platform", "12315", "12345", "12312", "12318", "12331", "12358", "12365"]
 ComplaintOutcome = Literal["upheld", "rejected", "settled", "compensated_in_advance"]
-Severity = Literal["minor", "general", "serious"]
 ListingViolationKind = Literal["counterfeit", "prohibited_goods", "false_advertising", "ip_infringement", "price_fraud"]
 DeliveryStatus = Literal["delivered", "lost", "damaged", "delayed", "returned", "empty_parcel"]
 ObjectionOutcome = Literal["upheld", "rejected"]
@@ -162,15 +134,6 @@ RepairOutcome = Literal["granted", "refused"]
 RecordId = Annotated[
     str, StringConstraints(pattern=r"^rec_[0-9a-f]{24}$"), Field(description="A record id, `rec_` and 24 hex digits.")
 ]
-
-# Counts travel as JSON numbers; beyond 2**53 - 1 they stop being exact in many JSON parsers (RFC 7493).
-_MAX_COUNT: Final = 2**53 - 1
-
-
-def _unique_items(value: list[Verification]) -> list[Verification]:
-    if len(set(value)) != len(value):
-        raise PydanticCustomError("list_not_unique", "List items should be unique")
-    return value
 
 
 class MerchantRegisteredData(WireModel):
@@ -182,7 +145,7 @@ class MerchantRegisteredData(WireModel):
     verification: Annotated[
         list[Verification],
         Field(min_length=1, json_schema_extra={"uniqueItems": True}),
-        AfterValidator(_unique_items),
+        AfterValidator(unique_items),
     ] = Field(description="How the operator's real name was verified (at least one method, each once).")
     registered_at: Timestamp
 
@@ -193,7 +156,7 @@ class ReviewManipulationDetectedData(WireModel):
     case_id: Identifier
     merchant: Subject
     kind: ManipulationKind
-    order_count: Annotated[int, Field(ge=0, le=_MAX_COUNT)] = Field(description="Number of orders or reviews involved.")
+    order_count: Annotated[int, Field(ge=0, le=MAX_COUNT)] = Field(description="Number of orders or reviews involved.")
     confirmed: bool = Field(
         description="Whether the platform has confirmed the manipulation; false reports or withdraws a suspicion."
     )
@@ -318,14 +281,6 @@ class RepairDecidedData(WireModel):
     outcome: RepairOutcome
     note: Text
     decided_at: Timestamp
-
-
-class EventBase(WireModel):
-    """The envelope every event shares: ``type``, ``timestamp`` (when the source sent it) and ``data``."""
-
-    type: str
-    timestamp: Timestamp
-    data: WireModel
 
 
 class MerchantRegistered(EventBase):
@@ -497,6 +452,12 @@ EVENT_TYPES: Final[Mapping[str, type[EventBase]]] = MappingProxyType(
             ObjectionDecided,
             RepairApplied,
             RepairDecided,
+            AgencyDeclared,
+            PractitionerJoined,
+            PractitionerLeft,
+            AgencyEvaluated,
+            ServiceEvaluated,
+            IntermediaryViolation,
         )
     }
 )
@@ -540,7 +501,13 @@ Event = Annotated[
     | ObjectionFiled
     | ObjectionDecided
     | RepairApplied
-    | RepairDecided,
+    | RepairDecided
+    | AgencyDeclared
+    | PractitionerJoined
+    | PractitionerLeft
+    | AgencyEvaluated
+    | ServiceEvaluated
+    | IntermediaryViolation,
     Field(discriminator="type"),
     _UnknownEventTypeError(),
 ]
@@ -566,7 +533,7 @@ def type_suggestion(event_type: object) -> str | None:
     return f"Did you mean '{folded[close[0]]}'?" if close else None
 
 
-SourceKind = Literal["marketplace", "courier", "regulator"]
+SourceKind = Literal["marketplace", "courier", "regulator", "intermediary"]
 SOURCE_KINDS: Final[tuple[SourceKind, ...]] = get_args(SourceKind)
 
 #: Which event types each kind of source may send (anything else is answered with 403).
@@ -597,10 +564,52 @@ ALLOWED_EVENT_TYPES: Final[Mapping[SourceKind, frozenset[str]]] = MappingProxyTy
                 "objection.decided",
                 "repair.applied",
                 "repair.decided",
+                "intermediary.practitioner_joined",
+                "intermediary.practitioner_left",
+                "intermediary.evaluated",
+                "intermediary.service_evaluated",
+                "intermediary.violation",
+            }
+        ),
+        # An agency posts about itself only: the gateway answers 403 when the agency (or, for an objection or a
+        # repair application, the subject) is not the USCC the source was registered with (OWN_SUBJECT_FIELDS).
+        "intermediary": frozenset(
+            {
+                "intermediary.declared",
+                "intermediary.practitioner_joined",
+                "intermediary.practitioner_left",
+                "objection.filed",
+                "repair.applied",
             }
         ),
     }
 )
+
+#: Kinds of source that may only post about themselves, and the field naming the subject each type is about: the
+#: subject must be the USCC the source was registered with (``sources add --uscc``), else 403 ``subject-not-own``.
+OWN_SUBJECT_FIELDS: Final[Mapping[SourceKind, Mapping[str, str]]] = MappingProxyType(
+    {
+        "intermediary": MappingProxyType(
+            {
+                "intermediary.declared": "agency",
+                "intermediary.practitioner_joined": "agency",
+                "intermediary.practitioner_left": "agency",
+                "objection.filed": "subject",
+                "repair.applied": "subject",
+            }
+        )
+    }
+)
+
+
+def own_subject_of(event: EventBase, kind: SourceKind) -> Subject | None:
+    """The subject an event of a self-posting kind of source (``intermediary``) must be about itself, or None when
+    the kind may post about anyone."""
+    field = OWN_SUBJECT_FIELDS.get(kind, {}).get(event.type)
+    if field is None:
+        return None
+    subject = getattr(event.data, field)
+    return subject if isinstance(subject, Subject) else None
 
 
 def parse_event(body: bytes | str, *, now: datetime | None = None) -> Event:

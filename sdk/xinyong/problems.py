@@ -27,6 +27,7 @@ __all__ = [
     "SIGNING_KEY_MISSING",
     "SOURCE_NOT_FOUND",
     "STORE_UNAVAILABLE",
+    "SUBJECT_NOT_OWN",
     "SUBSCRIPTION_NOT_FOUND",
     "SUBSCRIPTION_URL_REFUSED",
     "TIMESTAMP_OUT_OF_TOLERANCE",
@@ -46,6 +47,8 @@ BODY_NOT_JSON: Final = PROBLEM_BASE + "body-not-json"
 UNKNOWN_EVENT_TYPE: Final = PROBLEM_BASE + "unknown-event-type"
 EVENT_NOT_ALLOWED: Final = PROBLEM_BASE + "event-type-not-allowed"
 SCHEMA_INVALID: Final = PROBLEM_BASE + "schema-invalid"
+SUBJECT_NOT_OWN: Final = PROBLEM_BASE + "subject-not-own"
+"""403: a source that may only post about itself (kind ``intermediary``) sent an event about another subject."""
 RATE_LIMITED: Final = PROBLEM_BASE + "rate-limited"
 STORE_UNAVAILABLE: Final = PROBLEM_BASE + "store-unavailable"
 DUPLICATE_CONFLICT: Final = PROBLEM_BASE + "webhook-id-conflict"

@@ -36,6 +36,7 @@ __all__ = [
     "FeedRicSubject",
     "FeedSubject",
     "FeedUsccSubject",
+    "IntermediaryStanding",
     "ListChange",
     "ListChangesPage",
     "ListName",
@@ -46,6 +47,7 @@ __all__ = [
     "ShownSubject",
     "StatusReason",
     "SubjectStatus",
+    "Tier",
     "parse_lookup_secret",
     "ric_pseudonym",
 ]
@@ -111,6 +113,29 @@ class StatusReason(WireModel):
 _Reasons = list[StatusReason]
 
 
+class Tier(WireModel):
+    """An intermediary's supervision tier (分级分类监管): the latest periodic evaluation's grade, lowered by a list."""
+
+    grade: Grade = Field(description="A (best) to D: the evaluation's grade, or the list's when that is worse.")
+    measures: _Strs = Field(description="The policy's measures for the tier (`green_channel`, `practice_ban` …).")
+    evaluation: Grade | None = Field(description="The grade of the latest periodic evaluation; null: never evaluated.")
+    period: str | None = Field(description="The period that evaluation covers (`2026`, `2026-H1` …).")
+    lowered_by: ListName | None = Field(description="The list that lowered the tier below the evaluation, if any.")
+
+
+class IntermediaryStanding(WireModel):
+    """What a status adds for an intermediary agency or one of its practitioners."""
+
+    kind: Literal["intermediary", "practitioner"] = Field(
+        description="`intermediary`: an agency (USCC); `practitioner`: a person practising at agencies (RIC)."
+    )
+    tier: Tier | None = Field(description="The supervision tier; null when neither evaluated nor listed.")
+    declared: bool = Field(description="Whether the agency has declared its information (agencies only).")
+    expired_qualifications: int = Field(description="Declared qualifications past their last valid day.")
+    practitioners: int = Field(description="An agency's current practitioners (0 for a practitioner).")
+    agencies: int = Field(description="The agencies a practitioner currently practises at (0 for an agency).")
+
+
 class _Standing(WireModel):
     """The decision part of a status, shared by screening results and change-feed entries."""
 
@@ -122,6 +147,9 @@ class _Standing(WireModel):
     disputed: bool = Field(description="Whether an objection against one of the reasons is open.")
     policy_version: str = Field(description="The credit policy the status was computed under.")
     as_of: datetime = Field(description="When the status was computed.")
+    intermediary: IntermediaryStanding | None = Field(
+        default=None, description="For an intermediary agency or practitioner: kind and tier; absent otherwise."
+    )
 
 
 class SubjectStatus(_Standing):

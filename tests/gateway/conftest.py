@@ -122,7 +122,12 @@ class Gateway:
         return app[MASTER_KEY]
 
     async def add_source(
-        self, kind: SourceKind = "marketplace", *, ed25519: bool = False, rate: float | None = None
+        self,
+        kind: SourceKind = "marketplace",
+        *,
+        ed25519: bool = False,
+        rate: float | None = None,
+        uscc: str | None = None,
     ) -> Source:
         """Register a source through the running app's store; it is known to the gateway on return.
 
@@ -136,6 +141,7 @@ class Gateway:
             app[MASTER_KEY],
             kind=kind,
             name=f"test {kind}",
+            uscc=uscc,
             public_key=signing_key.public_key if signing_key else None,
             rate_limit=rate,
             now=datetime.now(UTC),

@@ -100,7 +100,7 @@ async def test_each_operator_command_records_one_entry_with_its_actor_action_and
     key = await ok(capsys, gateway, "keys", "add", "--name", "云购 onboarding", "--scopes", "screen", "--rate", "5")
     await ok(capsys, gateway, "keys", "revoke", key["key_id"])
     policy = gateway.folder / "policy.toml"
-    policy.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.2"', 'version = "audit-1"'), encoding="utf-8")
+    policy.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.4"', 'version = "audit-1"'), encoding="utf-8")
     applied = await ok(capsys, gateway, "policy", "apply", str(policy))
     lines = gateway.folder / "history.ndjson"
     lines.write_text(json.dumps(event("complaint.filed"), ensure_ascii=False) + "\n", encoding="utf-8")

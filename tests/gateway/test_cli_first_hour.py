@@ -35,7 +35,7 @@ def failing_status(command: tuple[str, ...]) -> int:
 def argv(command: tuple[str, ...], folder: Path) -> list[str]:
     """``command`` with its placeholders filled: a policy file, an events file (outside ``var/``), a free port."""
     policy = folder.parent / "policy.toml"
-    policy.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.2"', 'version = "next-1"'))
+    policy.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.4"', 'version = "next-1"'))
     events = folder.parent / "events.ndjson"
     events.write_text("{}\n")
     fill = {"POLICY": str(policy), "EVENTS": str(events), "PORT": str(free_port())}

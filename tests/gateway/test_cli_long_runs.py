@@ -73,7 +73,7 @@ def copy(inbox: tuple[Path, str], tmp_path: Path) -> Path:
 
 def next_policy(folder: Path) -> Path:
     path = folder / "next.toml"
-    path.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.2"', 'version = "next-1"'), encoding="utf-8")
+    path.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.4"', 'version = "next-1"'), encoding="utf-8")
     return path
 
 
@@ -178,7 +178,7 @@ async def test_ctrl_c_in_policy_apply_before_its_commit_leaves_the_policy_in_for
     status, out, err = await interrupted(copy, "policy", "apply", str(next_policy(copy)))
     sentence = assert_interrupted(status, out, err, "policy apply")
     assert re.fullmatch(
-        r"Interrupted after replaying [\d,]+ of 20,000 events, before anything was written: policy lyg-2026\.2 stays"
+        r"Interrupted after replaying [\d,]+ of 20,000 events, before anything was written: policy lyg-2026\.4 stays"
         r" in force, and running the command again is safe\.",
         sentence,
     ), sentence

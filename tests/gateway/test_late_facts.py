@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.factories import event, fact_time_field, make_uscc
+from tests.factories import event, fact_time_field, make_ric, make_uscc
 from xinyong.events import EVENT_TYPES
 from xinyong.subjects import Subject
 from xinyong_gateway.credit.engine import CreditFile, LoggedEvent, fact_time, project, subjects_of
@@ -25,6 +25,8 @@ POLICY = default_policy()
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 MERCHANTS = [{"id_type": "uscc", "id": make_uscc(random.Random(500 + i)), "name": f"商户{i}"} for i in range(3)]
 COURIER = {"id_type": "uscc", "id": make_uscc(random.Random(600)), "name": "快递"}
+AGENCIES = [{"id_type": "uscc", "id": make_uscc(random.Random(700 + i)), "name": f"中介{i}"} for i in range(2)]
+PEOPLE = [{"id_type": "ric", "id": make_ric(random.Random(800 + i)), "name": f"执业者{i}"} for i in range(3)]
 _FAR_FUTURE = {"now": datetime(2100, 1, 1, tzinfo=UTC)}
 
 
@@ -32,7 +34,7 @@ def _small_windows_policy() -> Policy:
     """The default policy with windows small enough for a few dozen facts to fill: a courier's loss rate over 10
     days from 4 deliveries, and two empty parcels within 7 days."""
     text = (resources.files("xinyong_gateway.credit") / "default_policy.toml").read_text(encoding="utf-8")
-    text = text.replace('version = "lyg-2026.2"', 'version = "small-windows"')
+    text = text.replace('version = "lyg-2026.4"', 'version = "small-windows"')
     text = text.replace(
         'ratio = { of = { status = ["lost", "damaged"] }, at_least = 0.02, min_total = 200 }',
         'ratio = { of = { status = ["lost", "damaged"] }, at_least = 0.5, min_total = 4 }',
@@ -71,7 +73,8 @@ class Facts:
         subject_field = "subject" if event_type.startswith(("penalty.", "objection.", "repair.")) else "merchant"
         if event_type == "delivery.recorded":
             data.setdefault("courier", COURIER)
-        data.setdefault(subject_field, MERCHANTS[0])
+        if not event_type.startswith("intermediary."):  # those name their agency and practitioners themselves
+            data.setdefault(subject_field, MERCHANTS[0])
         body = event(event_type, **{fact_time_field(event_type): at.isoformat(), **data})
         body["timestamp"] = (sent or at).isoformat()
         parsed = EVENT_TYPES[event_type].model_validate(body, context=_FAR_FUTURE)
@@ -178,7 +181,7 @@ def test_the_same_facts_imported_sorted_and_shuffled_give_the_same_records() -> 
     shuffled = list(facts.events)
     rng.shuffle(shuffled)
     assert _documents(_files(shuffled)) == _documents(sorted_files)
-    assert len(sorted_files) == 4
+    assert len(sorted_files) == len(MERCHANTS) + 1 + len(AGENCIES) + len(PEOPLE)  # and the courier
     assert sum(len(f.records) for f in sorted_files.values()) > 20
 
 
@@ -210,7 +213,35 @@ def test_a_ratio_rule_is_judged_on_whole_days_and_starts_at_the_end_of_the_day()
 _KINDS = [
     "listing.violation", "review.manipulation_detected", "delivery.recorded", "delivery.recorded",
     "complaint.resolved", "penalty.imposed", "penalty.revoked", "merchant.registered", "commitment.published",
+    "intermediary.declared", "intermediary.practitioner_joined", "intermediary.practitioner_left",
+    "intermediary.evaluated", "intermediary.service_evaluated", "intermediary.violation",
 ]  # fmt: skip
+
+
+def _intermediary_data(event_type: str, rng: random.Random) -> dict[str, Any]:
+    """An intermediary fact about one of two agencies and three practitioners (each with one certificate number),
+    with few enough case ids that cases get several versions."""
+    agency = rng.choice(AGENCIES)
+    index = rng.randrange(len(PEOPLE))
+    person, number = PEOPLE[index], f"PR-{index}"
+    if event_type == "intermediary.declared":
+        listed = rng.sample(range(len(PEOPLE)), rng.randrange(len(PEOPLE) + 1))
+        until = (NOW + timedelta(days=rng.randrange(-400, 60))).date().isoformat()
+        qualification = {"name": "资质", "certificate_no": f"Q{rng.randrange(3)}", "valid_until": until}
+        listing = [{"person": PEOPLE[i], "certificate_no": f"PR-{i}"} for i in listed]
+        return {"agency": agency, "practitioners": listing, "qualifications": [qualification]}
+    if event_type in ("intermediary.practitioner_joined", "intermediary.practitioner_left"):
+        return {"agency": agency, "practitioner": person, "certificate_no": number}
+    if event_type == "intermediary.evaluated":
+        return {"evaluation_id": f"E{rng.randrange(3)}", "subject": rng.choice([agency, person]),
+                "grade": rng.choice("ABCD"), "period": rng.choice(["2025", "2026"])}  # fmt: skip
+    if event_type == "intermediary.service_evaluated":
+        return {"service_id": f"S{rng.randrange(6)}", "agency": agency, "on_time": rng.random() < 0.5,
+                "satisfaction": rng.choice(["satisfied", "dissatisfied"])}  # fmt: skip
+    return {"case_id": f"V{rng.randrange(3)}", "agency": agency, "confirmed": rng.random() < 0.7,
+            "practitioners": [p for p in PEOPLE if rng.random() < 0.4],
+            "kind": rng.choice(["false_report", "fee_violation"]),
+            "severity": rng.choice(["minor", "general", "serious"])}  # fmt: skip
 
 
 def _random_data(event_type: str, rng: random.Random) -> dict[str, Any]:
@@ -241,7 +272,10 @@ def _history(rng: random.Random, length: int, *, span_days: int = 370) -> Facts:
         at = NOW - timedelta(days=rng.randrange(span_days), minutes=rng.randrange(1440))
         sent = at + timedelta(minutes=rng.randrange(0, 20 * 1440))
         subject_field = "subject" if event_type.startswith("penalty.") else "merchant"
-        data = {subject_field: rng.choice(MERCHANTS), **_random_data(event_type, rng)}
+        if event_type.startswith("intermediary."):
+            data = _intermediary_data(event_type, rng)
+        else:
+            data = {subject_field: rng.choice(MERCHANTS), **_random_data(event_type, rng)}
         facts.add(event_type, at, sent=sent, source=rng.choice(["src_a", "src_b"]), **data)
     return facts
 

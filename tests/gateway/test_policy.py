@@ -13,7 +13,7 @@ from xinyong_gateway.credit.policy import AtLeast, PolicyError, default_policy, 
 
 def test_default_policy_loads_with_its_version_and_publicity_periods() -> None:
     policy = default_policy()
-    assert policy.version == "lyg-2026.2"
+    assert policy.version == "lyg-2026.4"
     assert policy.publicity.of("minor") == timedelta(days=90)
     assert policy.publicity.of("general") == timedelta(days=365)
     assert policy.publicity.of("serious") == timedelta(days=1095)
@@ -138,7 +138,7 @@ def test_several_problems_are_reported_together() -> None:
 
 def test_load_policy_reads_a_file_and_reports_a_missing_one(tmp_path: Path) -> None:
     path = tmp_path / "policy.toml"
-    path.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.2"', 'version = "lyg-2026.3"'), encoding="utf-8")
+    path.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.4"', 'version = "lyg-2026.3"'), encoding="utf-8")
     assert load_policy(path).version == "lyg-2026.3"
     with pytest.raises(PolicyError, match="Cannot read the policy file"):
         load_policy(tmp_path / "missing.toml")
@@ -214,9 +214,9 @@ def test_keys_of_a_dotted_table_and_dotted_or_quoted_keys_have_their_lines() -> 
     text = _replace(weights, "").replace("[measures]", "[score.weights]\nminor = 5\nserious = 400\n\n[measures]", 1)
     assert f"line {_line_of(text, 'serious = 400')}, score.weights.serious:" in _error(text)
     dotted = 'publicity.minor="3 months"\npublicity.general = "365d"\npublicity.serious = "1095d"\n'
-    text = _replace(_PUBLICITY_TABLE, "").replace('version = "lyg-2026.2"\n', 'version = "lyg-2026.2"\n' + dotted, 1)
+    text = _replace(_PUBLICITY_TABLE, "").replace('version = "lyg-2026.4"\n', 'version = "lyg-2026.4"\n' + dotted, 1)
     assert f"line {_line_of(text, 'publicity.minor=')}, publicity.minor:" in _error(text)
-    text = _replace('version = "lyg-2026.2"', '"version" = "has spaces"')
+    text = _replace('version = "lyg-2026.4"', '"version" = "has spaces"')
     assert f"line {_line_of(text, 'has spaces')}, version:" in _error(text)
 
 
@@ -263,3 +263,49 @@ def test_the_disclosure_table_names_the_lists_persons_appear_on() -> None:
     assert parse_policy(DEFAULT_POLICY_TEXT).disclosure.persons == ["black"]
     assert parse_policy(_replace('persons = ["black"]', "persons = []")).disclosure.persons == []
     assert "disclosure.persons[0]" in _error(_replace('persons = ["black"]', 'persons = ["none"]'))
+
+
+# -- intermediaries (涉审中介机构): tiered supervision as data ------------------------------------------------------
+
+
+def test_the_shipped_tiers_give_the_best_agencies_a_green_channel_and_ban_the_worst_practitioners() -> None:
+    tiers = default_policy().intermediary
+    assert tiers is not None
+    assert tiers.list_tier == {"black": "D", "watch": "C"}
+    assert tiers.agency.of("A") == ("green_channel", "procurement_preference")
+    assert tiers.agency.of("D") == ("spot_check_increase", "access_restriction")
+    assert tiers.practitioner.of("D") == ("practice_ban",)
+    rules = default_policy().rules_by_id
+    assert (rules["practitioner-false-report"].subject_field, rules["practitioner-false-report"].list) == (
+        "practitioners",
+        "black",
+    )
+
+
+def test_a_violation_has_two_subjects_so_its_rules_name_one() -> None:
+    text = _replace('event = "intermediary.violation"\nsubject = "agency"\n', 'event = "intermediary.violation"\n')
+    assert "intermediary.violation has subjects agency, practitioners: say which with `subject`" in _error(text)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            'list_tier = { black = "D", watch = "C" }',
+            'list_tier = { black = "E", watch = "C" }',
+            "intermediary.list_tier.black",
+        ),
+        ('list_tier = { black = "D", watch = "C" }', 'list_tier = { red = "A" }', "intermediary.list_tier.red"),
+        ('D = ["practice_ban"]', 'D = ["Practice Ban"]', "intermediary.practitioner.D[0]"),
+        ('D = ["practice_ban"]\n', "", "intermediary.practitioner.D: Field required"),
+    ],
+)
+def test_a_mistake_in_the_tiers_names_its_line_and_key(old: str, new: str, expected: str) -> None:
+    assert expected in _error(_replace(old, new))
+
+
+def test_a_policy_without_tiers_is_valid_and_gives_no_tier() -> None:
+    start = DEFAULT_POLICY_TEXT.index("[intermediary]")
+    end = DEFAULT_POLICY_TEXT.index("# -- black list")
+    policy = parse_policy(DEFAULT_POLICY_TEXT[:start] + DEFAULT_POLICY_TEXT[end:], source="no-tiers.toml")
+    assert policy.intermediary is None

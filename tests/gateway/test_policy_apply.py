@@ -22,7 +22,7 @@ RUN_PROJECTOR = False
 
 def _stricter(tmp_path: Path, version: str = "lyg-2026.3") -> Path:
     """Two empty parcels in 90 days already put a merchant on watch."""
-    text = DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.2"', f'version = "{version}"')
+    text = DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.4"', f'version = "{version}"')
     text = text.replace(
         'where = { status = "empty_parcel" }\ncount = 3', 'where = { status = "empty_parcel" }\ncount = 2'
     )
@@ -100,7 +100,7 @@ async def test_a_version_reused_with_another_text_is_refused_and_nothing_is_writ
     url = gateway.settings.database_url
     assert (await _cli(capsys, "--db", url, "--json", "policy", "apply", str(_stricter(tmp_path))))[0] == 0
     other = tmp_path / "other.toml"
-    other.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.2"', 'version = "lyg-2026.3"'), encoding="utf-8")
+    other.write_text(DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.4"', 'version = "lyg-2026.3"'), encoding="utf-8")
     before = await _status(gateway, merchant)
     status, _, err = await _cli(capsys, "--db", url, "policy", "apply", str(other))
     assert status == 1
@@ -149,7 +149,7 @@ async def test_a_policy_that_changes_only_a_lists_measures_puts_each_subject_on_
     before = len(await gateway.store.read_changes(0, 1000))
     black = 'black = ["refuse_onboarding", "close_store", "freeze_account", "public_exposure"]'
     assert black in DEFAULT_POLICY_TEXT
-    text = DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.2"', 'version = "lyg-2026.3"').replace(
+    text = DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.4"', 'version = "lyg-2026.3"').replace(
         black, black.replace("]", ', "deposit_forfeit"]')
     )
     policy = parse_policy(text)

@@ -35,7 +35,7 @@ POLICY = default_policy()
 
 def _variant(version: str, *replacements: tuple[str, str]) -> str:
     """The default policy text under another version, with each ``(old, new)`` replaced once."""
-    text = DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.2"', f'version = "{version}"', 1)
+    text = DEFAULT_POLICY_TEXT.replace('version = "lyg-2026.4"', f'version = "{version}"', 1)
     for old, new in replacements:
         assert old in text, old
         text = text.replace(old, new, 1)
@@ -63,7 +63,8 @@ def test_every_default_rule_is_one_line_naming_its_id_event_list_days_severity_a
         assert f"for {POLICY.publicity.of(rule.severity).days} days" in line
         assert line.endswith(f"({rule.severity}, {rule.reason})")
         if rule.list == "none":
-            assert "lowers the score by 5 for 90 days without listing it" in line
+            verb = "lowers" if rule.count == 1 else "lower"  # "3 … within 180 days lower the score"
+            assert f"{verb} the score by 5 for 90 days without listing it" in line
         else:
             assert f"on the {rule.list} list" in line
         if rule.within is not None:
@@ -189,10 +190,10 @@ def test_policy_check_on_a_terminal_prints_one_line_per_part_and_rule(
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     assert cli_main(["policy", "check"]) == 0  # no FILE: the current policy, here the shipped one
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"the shipped default policy is valid: policy lyg-2026.2, {len(POLICY.rules)} rules."
-    assert lines[1:6] == explain_policy(POLICY)[:5]
-    assert lines[6] == "rules:"
-    assert lines[7:] == [f"  {explain_rule(rule, POLICY)}" for rule in POLICY.rules]
+    assert lines[0] == f"the shipped default policy is valid: policy lyg-2026.4, {len(POLICY.rules)} rules."
+    rules_at = lines.index("rules:")
+    assert lines[1:rules_at] == explain_policy(POLICY)[: rules_at - 1]
+    assert lines[rules_at + 1 :] == [f"  {explain_rule(rule, POLICY)}" for rule in POLICY.rules]
 
 
 @pytest.mark.usefixtures("no_gateway_environment")
@@ -366,7 +367,7 @@ async def test_diff_of_the_current_policy_with_itself_moves_nobody(
     status, out, _ = await _diff(gateway, capsys, monkeypatch, DEFAULT_POLICY_TEXT)
     assert status == 0
     result = json.loads(out)
-    assert (result["current_version"], result["candidate_version"]) == ("lyg-2026.2", "lyg-2026.2")
+    assert (result["current_version"], result["candidate_version"]) == ("lyg-2026.4", "lyg-2026.4")
     assert (result["events"], result["moved"], result["cells"]) == (6, 0, [])
     # merchants 1, 2, 3, the person and the courier
     assert result["subjects"] == 5
@@ -431,7 +432,7 @@ async def test_diff_on_a_terminal_prints_the_matrix_and_masked_examples(
     status, out, _ = await _diff(gateway, capsys, monkeypatch, STRICTER)
     assert status == 0
     lines = out.splitlines()
-    assert lines[0].startswith("Replayed 6 events about 5 subjects under lyg-2026.2 (current) and strict-1 (new)")
+    assert lines[0].startswith("Replayed 6 events about 5 subjects under lyg-2026.4 (current) and strict-1 (new)")
     assert lines[1] == "2 subjects would move between lists (rows: the current policy, columns: the new one):"
     assert lines[2].split() == ["from", "\\", "to", "black", "watch", "red", "none"]
     assert lines[3].split() == ["black", "1", "0", "0", "0"]
@@ -480,7 +481,7 @@ async def test_diff_compares_against_the_policy_given_with_policy(
     argv = ["--db", gateway.settings.database_url, "policy", "diff", str(file), "--policy", str(current)]
     assert await asyncio.to_thread(cli_main, argv) == 0
     result = json.loads(capsys.readouterr().out)
-    assert (result["current_version"], result["candidate_version"]) == ("strict-1", "lyg-2026.2")
+    assert (result["current_version"], result["candidate_version"]) == ("strict-1", "lyg-2026.4")
     assert [(cell["from"], cell["to"], cell["count"]) for cell in result["cells"]] == [("watch", "none", 2)]
     assert result["cells"][0]["examples"][0]["removed"] == [{"code": "EMPTY_PARCELS", "list": "watch"}]
 

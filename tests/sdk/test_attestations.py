@@ -41,7 +41,7 @@ CLAIMS: dict[str, Any] = {
     "measures": ["refuse_onboarding"],
     "reasons": [],
     "disputed": False,
-    "policy_version": "lyg-2026.2",
+    "policy_version": "lyg-2026.4",
     "as_of": "2026-12-05T08:00:00+00:00",
 }
 KEY = OKPKey.generate_key("Ed25519")

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from tests.sdk import intermediary_examples
 from tests.sdk.test_subjects import make_ric
 from xinyong.events import (
     ALLOWED_EVENT_TYPES,
@@ -137,6 +138,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "note": "整改未完成",
         "decided_at": AT,
     },
+    **intermediary_examples.examples(COMPANY, PERSON, AT),
 }
 
 
@@ -196,8 +198,8 @@ def test_event_types_maps_each_type_string_to_its_model() -> None:
 
 
 def test_allowed_event_types_follow_the_catalogue() -> None:
-    """Marketplaces, couriers and regulators may each send exactly the types the design lists."""
-    assert SOURCE_KINDS == ("marketplace", "courier", "regulator")
+    """Marketplaces, couriers, regulators and intermediaries may each send exactly the types the design lists."""
+    assert SOURCE_KINDS == ("marketplace", "courier", "regulator", "intermediary")
     assert set(ALLOWED_EVENT_TYPES) == set(SOURCE_KINDS)
     assert ALLOWED_EVENT_TYPES["marketplace"] == {
         "merchant.registered",
@@ -221,7 +223,9 @@ def test_allowed_event_types_follow_the_catalogue() -> None:
         "objection.decided",
         "repair.applied",
         "repair.decided",
+        *intermediary_examples.ALLOWED["regulator"],
     }
+    assert ALLOWED_EVENT_TYPES["intermediary"] == intermediary_examples.ALLOWED["intermediary"]
     assert set().union(*ALLOWED_EVENT_TYPES.values()) == set(EVENT_TYPES)
 
 
@@ -470,6 +474,7 @@ TIME_FIELDS = [
     ("objection.decided", "decided_at"),
     ("repair.applied", "applied_at"),
     ("repair.decided", "decided_at"),
+    *intermediary_examples.TIME_FIELDS,
 ]
 
 
@@ -778,6 +783,16 @@ DATA_FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
 OPTIONAL_DATA_FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "delivery.recorded": {"merchant": subjects | st.none()},
 }
+_required, _optional = intermediary_examples.strategies(
+    times=times,
+    identifiers=identifiers,
+    texts=texts,
+    companies=subjects.filter(lambda subject: subject["id_type"] == "uscc"),
+    people=subjects.filter(lambda subject: subject["id_type"] == "ric"),
+    subjects=subjects,
+)
+DATA_FIELDS.update(_required)
+OPTIONAL_DATA_FIELDS.update(_optional)
 
 
 def test_round_trip_strategies_cover_every_field_of_the_catalogue() -> None:

@@ -67,7 +67,7 @@ BUSINESS_ENTRY: dict[str, Any] = {
         },
     ],
     "disputed": False,
-    "policy_version": "lyg-2026.2",
+    "policy_version": "lyg-2026.4",
     "as_of": "2026-12-05T13:43:59.012033+00:00",
 }
 PERSON_ENTRY: dict[str, Any] = {
@@ -91,7 +91,7 @@ PERSON_ENTRY: dict[str, Any] = {
         }
     ],
     "disputed": False,
-    "policy_version": "lyg-2026.2",
+    "policy_version": "lyg-2026.4",
     "as_of": "2026-12-05T13:43:59.012033+00:00",
 }
 

@@ -1,8 +1,9 @@
 """Sources: who may post webhooks, with which keys, and the gateway's in-memory view of them.
 
-A source is one sender (a marketplace, a courier company, a regulator) with a kind that decides which
-event types it may post, one or more keys (a ``whsec_`` secret, or a registered ``whpk_`` Ed25519 public key;
-during a rotation the old key stays valid for a grace period) and an optional rate limit.
+A source is one sender (a marketplace, a courier company, a regulator, an intermediary agency) with a kind that
+decides which event types it may post (an intermediary about itself only), one or more keys (a ``whsec_`` secret,
+or a registered ``whpk_`` Ed25519 public key; during a rotation the old key stays valid for a grace period) and an
+optional rate limit.
 
 Secrets are stored sealed under the master key and are shown once, when created or rotated.
 :class:`SourceRegistry` keeps the active sources and ready-made verifiers in memory; it reloads the table
@@ -126,6 +127,8 @@ class ActiveSource:
 
     source_id: str
     kind: SourceKind
+    uscc: str | None
+    """The sender's own code: a source of kind ``intermediary`` posts about it only."""
     verifier: WebhookVerifier
     bucket: TokenBucket
     rebuild_at: float
@@ -188,6 +191,7 @@ class SourceRegistry(Registry[SourceRecord, ActiveSource]):
         return ActiveSource(
             source_id=record.source_id,
             kind=record.kind,
+            uscc=record.uscc,
             verifier=WebhookVerifier(keys, tolerance=self._tolerance, clock=self._clock),
             bucket=bucket,
             rebuild_at=rebuild_at,

@@ -98,13 +98,18 @@ class _Checked:
     master key, which workers never see)."""
 
 
-def check_lines(lines: list[tuple[int, bytes]], kind: SourceKind, body_limit: int, now: float) -> list[Any]:
-    """Check numbered lines (runs in worker processes): a ``_Checked`` or a :class:`Rejection` for each."""
+def check_lines(
+    lines: list[tuple[int, bytes]], kind: SourceKind, body_limit: int, now: float, uscc: str | None = None
+) -> list[Any]:
+    """Check numbered lines (runs in worker processes): a ``_Checked`` or a :class:`Rejection` for each.
+    ``uscc``: the source's own code (an ``intermediary`` source imports events about itself only)."""
     moment = datetime.fromtimestamp(now, UTC)
-    return [_check_line(number, line, kind, body_limit, moment) for number, line in lines]
+    return [_check_line(number, line, kind, body_limit, moment, uscc) for number, line in lines]
 
 
-def _check_line(number: int, line: bytes, kind: SourceKind, body_limit: int, now: datetime) -> _Checked | Rejection:
+def _check_line(
+    number: int, line: bytes, kind: SourceKind, body_limit: int, now: datetime, uscc: str | None
+) -> _Checked | Rejection:
     try:
         if len(line) > body_limit:
             raise EventRejectedError(problems.BODY_TOO_LARGE, f"The body limit is {body_limit} bytes.")
@@ -112,7 +117,7 @@ def _check_line(number: int, line: bytes, kind: SourceKind, body_limit: int, now
         webhook_id: str | None = None
         if isinstance(document, dict) and "id" in document:
             webhook_id = _checked_webhook_id(document.pop("id"))
-        event = check_event(document, kind, now=now)
+        event = check_event(document, kind, now=now, uscc=uscc)
     except EventRejectedError as exc:
         return Rejection(number, exc.problem_type, exc.detail, exc.errors or [])
     subjects = tuple((subject.id_type, subject.id) for subject in subjects_of(event).values())
@@ -273,17 +278,17 @@ class Importer:
 
     async def _checked(self, stream: BinaryIO) -> AsyncGenerator[tuple[_Batch, list[Any]], None]:
         """Each batch with the verdicts on its lines, in file order."""
-        kind, limit = self._source.kind, self._body_limit
+        kind, limit, uscc = self._source.kind, self._body_limit, self._source.uscc
         if self._jobs <= 1:
             for batch in self._batches(stream):
-                yield batch, check_lines(batch.lines, kind, limit, batch.now)
+                yield batch, check_lines(batch.lines, kind, limit, batch.now, uscc)
             return
         context = multiprocessing.get_context("spawn")  # never fork a process that runs a writer thread
         with ProcessPoolExecutor(self._jobs, mp_context=context, initializer=_ignore_interrupts) as pool:
             queued: deque[tuple[_Batch, asyncio.Future[list[Any]]]] = deque()
             try:
                 for batch in self._batches(stream):
-                    future = pool.submit(check_lines, batch.lines, kind, limit, batch.now)
+                    future = pool.submit(check_lines, batch.lines, kind, limit, batch.now, uscc)
                     queued.append((batch, asyncio.wrap_future(future)))
                     if len(queued) > self._jobs:  # keep every worker busy, and no more batches than that in memory
                         done, verdicts = queued.popleft()

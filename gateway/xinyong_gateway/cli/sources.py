@@ -32,7 +32,7 @@ def add_parser(commands: Any) -> None:
     )
     add.add_argument("--kind", required=True, choices=SOURCE_KINDS)
     add.add_argument("--name", required=True)
-    add.add_argument("--uscc", help="the sender's unified social credit code")
+    add.add_argument("--uscc", help="the sender's unified social credit code (required for an intermediary)")
     add.add_argument(
         "--public-key",
         type=_public_key,
@@ -128,6 +128,8 @@ def _add(settings: GatewaySettings, args: argparse.Namespace, out: Output) -> in
     if not name:
         raise CliError("--name must not be empty.")
     uscc = validate_uscc(args.uscc) if args.uscc else None
+    if args.kind == "intermediary" and uscc is None:
+        raise CliError("An intermediary source posts about itself only: give its code with --uscc.")
     public_key: VerifyingKey | None = args.public_key
 
     async def add() -> dict[str, Any]:

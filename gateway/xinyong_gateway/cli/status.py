@@ -1,8 +1,8 @@
 """``xinyong-gateway status``: the gateway's state on one screen (JSON when piped, or with ``--json``).
 
-Version, database, migrations, active sources by kind, the last event from each kind of source, projector lag,
-the notifications' outbox (subscriptions active and disabled, messages pending and given up), credit files per list, and the objection
-deadlines due within a week (overdue ones first). Read-only; it works whether or not ``serve`` is running.
+Version, database, migrations, active sources by kind, the last event from each kind of source, projector lag, the
+notifications' outbox (subscriptions active and disabled, messages pending and given up), credit files per list, and
+the objection deadlines due within a week (overdue ones first). Read-only; it works whether or not ``serve`` is running.
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from xinyong_gateway.credit.engine import Status
+from xinyong_gateway.credit.facts import Decision
+from xinyong_gateway.credit.intermediary import IntermediaryStatus
 
-__all__ = ["decision_of", "display_text", "plural", "status_document"]
+__all__ = ["decision_of", "display_text", "intermediary_document", "plural", "status_document"]
 
 
 _CONTROL_CHARACTERS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "\ufffd")
@@ -57,13 +59,43 @@ def status_document(row_identity: tuple[str, str, str | None], status: Status) -
             for reason in status.reasons
         ],
         "disputed": status.disputed,
+        **({"intermediary": intermediary_document(status.intermediary)} if status.intermediary is not None else {}),
         "policy_version": status.policy_version,
-        "as_of": status.as_of.isoformat(),
+        "as_of": status.as_of.isoformat(),  # the last member: screening restamps it in the text (web.query)
     }
 
 
-def decision_of(document: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...], bool]:
+def intermediary_document(standing: IntermediaryStatus) -> dict[str, Any]:
+    """The ``intermediary`` member of a status document (an agency's or practitioner's kind, tier and link count)."""
+    tier = standing.tier
+    return {
+        "kind": standing.kind,
+        "tier": None
+        if tier is None
+        else {
+            "grade": tier.grade,
+            "measures": list(tier.measures),
+            "evaluation": tier.evaluation,
+            "period": tier.period,
+            "lowered_by": tier.lowered_by,
+        },
+        "declared": standing.declared,
+        "expired_qualifications": standing.expired_qualifications,
+        "practitioners": len(standing.links) if standing.kind == "intermediary" else 0,
+        "agencies": len(standing.links) if standing.kind == "practitioner" else 0,
+    }
+
+
+def decision_of(document: Mapping[str, Any]) -> Decision:
     """:meth:`Status.decision` of the status ``document`` was made from (by :func:`status_document`): its list, grade,
-    measures and whether it is disputed. A stored document compares with a new status by it; a property test holds
-    the two equal."""
-    return (document["list"], document["grade"], tuple(document["measures"]), bool(document["disputed"]))
+    measures, whether it is disputed, and an intermediary's tier. A stored document compares with a new status by it;
+    a property test holds the two equal."""
+    standing = document.get("intermediary")
+    tier = standing["tier"] if standing is not None else None
+    return (
+        document["list"],
+        document["grade"],
+        tuple(document["measures"]),
+        bool(document["disputed"]),
+        (tier["grade"], tuple(tier["measures"])) if tier is not None else None,
+    )

@@ -87,8 +87,10 @@ from xinyong_gateway.credit.facts import (
     fact_time,
     objection_view,
     repair_view,
+    role_of,
     subjects_of,
 )
+from xinyong_gateway.credit.intermediary import INTERMEDIARY_TYPES, IntermediaryFile
 from xinyong_gateway.credit.policy import Policy, Rule
 
 __all__ = [
@@ -137,6 +139,8 @@ class CreditFile:
     above."""
     newest_fact: datetime | None = None
     """The latest fact time applied: horizons and the archive are measured back from it."""
+    intermediary: IntermediaryFile | None = None
+    """An intermediary agency's or practitioner's declared information, links, evaluations (``credit.intermediary``)."""
     archived: list[Record] = field(default_factory=list)
     """Records moved out of the file by the last :meth:`settle`, for the projector to keep elsewhere (they can no
     longer change any status from ``newest_fact`` on); not part of the file's JSON."""
@@ -154,6 +158,9 @@ class CreditFile:
         event = logged.event
         at = fact_time(event)
         self.settled = False
+        member = subject_field
+        if "/" in subject_field:  # a member of a list of subjects (``practitioners/0``) is in the list's role
+            subject_field = role_of(subject_field)
         if event.type == "merchant.registered" and subject_field == "merchant":
             if self.registered_at is None or at < self.registered_at:
                 self.registered_at = at
@@ -161,6 +168,8 @@ class CreditFile:
             self.commitment_published = True
         elif event.type in _DUE_PROCESS_TYPES:
             self._due_process(logged)
+        elif event.type in INTERMEDIARY_TYPES:
+            self._intermediary(logged, member)
         if self.newest_fact is None or at > self.newest_fact:
             self.newest_fact = at
         key: FactKey = (_micros(at), _micros(event.timestamp), logged.seq)
@@ -197,6 +206,13 @@ class CreditFile:
             versions, version = case["filed"], [ts, seq, at, data["record_id"], logged.source_id]
         if version not in versions:
             insort(versions, version)
+
+    def _intermediary(self, logged: LoggedEvent, member: str) -> None:
+        """Keep an intermediary fact about this subject (``member``: its key in :func:`subjects_of`)."""
+        subject = subjects_of(logged.event)[member]
+        if self.intermediary is None:
+            self.intermediary = IntermediaryFile("intermediary" if subject.id_type == "uscc" else "practitioner")
+        self.intermediary.apply(logged.event, logged.source_id, logged.seq, role_of(member), subject)
 
     def _single_version(
         self, case: str, key: FactKey, rules: list[Rule], matched: dict[str, int], policy: Policy
@@ -561,6 +577,7 @@ class CreditFile:
         measures: tuple[str, ...] = ()
         if standing != "none":
             measures = tuple(getattr(policy.measures, standing))
+        intermediary = self.intermediary.status_at(at, policy, standing) if self.intermediary is not None else None
         return Status(
             list=standing,
             grade=grade,
@@ -582,6 +599,7 @@ class CreditFile:
             disputed=any(r.disputed_at(at) for r in effective),
             policy_version=policy.version,
             as_of=at,
+            intermediary=intermediary,
         )
 
     def next_change_after(self, at: datetime, policy: Policy) -> datetime | None:
@@ -597,6 +615,8 @@ class CreditFile:
                 moments += [_instant(edge) for span in record.disputes for edge in span if edge is not None]
         if self.registered_at is not None:
             moments.append(self.registered_at + policy.red.registered_for)
+        if self.intermediary is not None:
+            moments += self.intermediary.changes_after(at)
         later = [m for m in moments if m > at]
         return min(later) if later else None
 
@@ -618,6 +638,8 @@ class CreditFile:
             "repairs": dict(sorted(self.repairs.items())),
             "newest_fact": _iso(self.newest_fact) if self.newest_fact else None,
         }
+        if self.intermediary is not None:  # only then: every other file's JSON stays as it was
+            document["intermediary"] = self.intermediary.to_json()
         return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
@@ -635,6 +657,7 @@ class CreditFile:
             objections=document.get("objections", {}),
             repairs=document.get("repairs", {}),
             newest_fact=datetime.fromisoformat(document["newest_fact"]) if document.get("newest_fact") else None,
+            intermediary=IntermediaryFile.from_json(document["intermediary"]) if "intermediary" in document else None,
         )
 
 

@@ -16,10 +16,12 @@ from pydantic import BaseModel
 from xinyong.events import EventBase
 from xinyong.subjects import CHINA_STANDARD_TIME, Subject
 from xinyong_gateway.credit.due_process import deadline, is_overdue
+from xinyong_gateway.credit.intermediary import IntermediaryStatus
 from xinyong_gateway.credit.policy import AtLeast, Condition, Policy
 
 __all__ = [
     "ClosedState",
+    "Decision",
     "EndState",
     "FactKey",
     "ListStatus",
@@ -33,6 +35,7 @@ __all__ = [
     "fact_time",
     "objection_view",
     "repair_view",
+    "role_of",
     "subjects_of",
 ]
 
@@ -42,10 +45,13 @@ EndState = Literal["withdrawn", "revoked"]
 ClosedState = Literal["corrected", "repaired"]
 _DUE_PROCESS_TYPES = {"objection.filed", "objection.decided", "repair.applied", "repair.decided"}
 
-_CASE_FIELDS = ("case_id", "complaint_id", "decision_no")
+_CASE_FIELDS = ("case_id", "complaint_id", "decision_no", "evaluation_id", "service_id")
 _REVOKES = {"penalty.revoked": "penalty.imposed"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+Decision = tuple[str, str, tuple[str, ...], bool, tuple[str, tuple[str, ...]] | None]
+"""What a change-feed entry follows of a status (:meth:`Status.decision`)."""
 
 FactKey = tuple[int, int, int]
 """Where a fact stands in fact-time order: (fact time, envelope timestamp, inbox position), in microseconds."""
@@ -90,8 +96,24 @@ def fact_time(event: EventBase) -> datetime:
 
 
 def subjects_of(event: EventBase) -> dict[str, Subject]:
-    """The subjects an event is about, by field name (``merchant``, ``courier``, ``subject``)."""
-    return {name: value for name, value in _fields(event) if isinstance(value, Subject)}
+    """The subjects an event is about, by field name (``merchant``, ``courier``, ``subject``); the members of a list
+    by ``name/index`` (``practitioners/0``: a subject, or an item with a ``person``), each in a role named ``name``
+    (:func:`role_of`)."""
+    found: dict[str, Subject] = {}
+    for name, value in _fields(event):
+        if isinstance(value, Subject):
+            found[name] = value
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                person = item if isinstance(item, Subject) else getattr(item, "person", None)
+                if isinstance(person, Subject):
+                    found[f"{name}/{index}"] = person
+    return found
+
+
+def role_of(subject_field: str) -> str:
+    """The data field a key of :func:`subjects_of` names (``practitioners/0`` → ``practitioners``)."""
+    return subject_field.partition("/")[0]
 
 
 def _case_id(event: EventBase) -> str | None:
@@ -289,10 +311,14 @@ class Status:
     disputed: bool
     policy_version: str
     as_of: datetime
+    intermediary: IntermediaryStatus | None = None
+    """An intermediary agency's or practitioner's kind, tier and links (``credit.intermediary``); None otherwise."""
 
-    def decision(self) -> tuple[str, str, tuple[str, ...], bool]:
-        """What a change-feed entry is about: list, grade, measures, and whether a reason is under objection."""
-        return (self.list, self.grade, self.measures, self.disputed)
+    def decision(self) -> Decision:
+        """What a change-feed entry is about: list, grade, measures, whether a reason is under objection, and an
+        intermediary's tier (grade and measures; None for other subjects)."""
+        tier = self.intermediary.decision() if self.intermediary is not None else None
+        return (self.list, self.grade, self.measures, self.disputed, tier)
 
 
 @dataclass(frozen=True, slots=True)

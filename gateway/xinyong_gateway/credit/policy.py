@@ -18,6 +18,8 @@ What a policy holds (the shipped default is ``default_policy.toml`` beside this 
   default the longest publicity period plus 5 years (``retention run``, ``credit/retention.py``);
 - ``disclosure``: who the public site (``/public/``) shows: natural persons only while on the lists named in
   ``persons`` (default ``["black"]``; ``[]`` never), always masked;
+- ``intermediary`` (optional): the tiered supervision of intermediary agencies and their practitioners: the measures
+  of each tier (A to D) for each kind, and the tier a list lowers a subject to (``list_tier``);
 - ``rule``: one table per rule. A rule matches one event type (``event``), optionally only when fields of
   its ``data`` have given values (``where``: a value, a list of allowed values, or ``{ at_least = n }``),
   about one of its subjects (``subject``: the name of a subject field, needed when the event has two).
@@ -63,6 +65,7 @@ __all__ = [
     "DEFAULT_POLICY_FILE",
     "AtLeast",
     "Disclosure",
+    "IntermediaryPolicy",
     "Policy",
     "PolicyError",
     "Ratio",
@@ -166,6 +169,32 @@ class RedCriteria(_PolicyModel):
     clean_for: Days
 
 
+Grade = Literal["A", "B", "C", "D"]
+
+
+class TierMeasures(_PolicyModel):
+    """The supervision measures of each tier, A (best) to D (worst); a tier may have none."""
+
+    A: list[MeasureName]
+    B: list[MeasureName]
+    C: list[MeasureName]
+    D: list[MeasureName]
+
+    def of(self, grade: Grade) -> tuple[str, ...]:
+        measures: list[str] = getattr(self, grade)
+        return tuple(measures)
+
+
+class IntermediaryPolicy(_PolicyModel):
+    """``[intermediary]``: tiered supervision (分级分类监管). A subject's tier is the grade of its latest periodic
+    evaluation (``intermediary.evaluated``), lowered to ``list_tier[list]`` while it is on that list; ``agency`` and
+    ``practitioner`` give each tier's measures for each kind of subject."""
+
+    list_tier: dict[Literal["black", "watch"], Grade]
+    agency: TierMeasures
+    practitioner: TierMeasures
+
+
 class AtLeast(_PolicyModel):
     """A numeric condition: the field's value is at least ``at_least``."""
 
@@ -192,15 +221,21 @@ def _data_model(event: str) -> type[BaseModel]:
     return data_model
 
 
+def _names_subjects(annotation: Any) -> bool:
+    """Whether a field of this type holds a subject: a :class:`Subject`, an optional one, or a list of them."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _names_subjects(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return any(_names_subjects(member) for member in get_args(annotation))
+    if origin is list:
+        return _names_subjects(get_args(annotation)[0])
+    return annotation is Subject
+
+
 def _subject_fields(event: str) -> tuple[str, ...]:
-    """The names of the subject fields of an event's data, in declaration order."""
-    found = []
-    for name, info in _data_model(event).model_fields.items():
-        annotation = info.annotation
-        members = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
-        if Subject in members:
-            found.append(name)
-    return tuple(found)
+    """The names of the subject fields of an event's data (a list of subjects is one field), in declaration order."""
+    return tuple(name for name, info in _data_model(event).model_fields.items() if _names_subjects(info.annotation))
 
 
 def _check_conditions(event: str, conditions: dict[str, Condition], where: str) -> None:
@@ -284,9 +319,10 @@ class Rule(_PolicyModel):
             raise ValueError("`within` only applies with `count` above 1 or a `ratio`")
         return self
 
-    @property
+    @cached_property
     def subject_field(self) -> str:
-        """The data field naming the subject the rule is about (the event's only one, unless ``subject``)."""
+        """The data field naming the subject the rule is about (the event's only one, unless ``subject``); worked out
+        once per rule, as the engine asks for it with every event."""
         return self.subject or _subject_fields(self.event)[0]
 
 
@@ -343,6 +379,7 @@ class Policy(_PolicyModel):
     due_process: DueProcess = DueProcess()
     retention: Retention = Retention()
     disclosure: Disclosure = Disclosure()
+    intermediary: IntermediaryPolicy | None = None
     rules: Annotated[list[Rule], Field(alias="rule", min_length=1)]
 
     @model_validator(mode="after")

@@ -1,6 +1,7 @@
 """A regulator's report of one credit file (``xinyong-gateway subjects show``): its status, every record it ever
 held (the archived ones too) in the order they took effect, its objections and repair applications with their
-deadlines, and its status history from the change feed.
+deadlines, its status history from the change feed, and for an intermediary agency or practitioner its declared
+information, links and tier (``credit.intermediary_view``).
 
 :func:`subject_report` reads it from the store (the identity masked, unless ``reveal``); :func:`report_lines` is its
 form for a person. Times are UTC to the second (``2026-03-01T08:00:00Z``).
@@ -15,6 +16,7 @@ from typing import Any
 
 from xinyong.subjects import Subject
 from xinyong_gateway.credit.engine import CreditFile, ObjectionView, Record, RepairView
+from xinyong_gateway.credit.intermediary_view import intermediary_lines, intermediary_section
 from xinyong_gateway.credit.policy import Policy
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.store import CaseRef, Micros, Store, SubjectRow, from_micros
@@ -142,7 +144,7 @@ async def subject_report(
         case_document(credit_file.repair(rid, policy), published.get(("repair", rid)))
         for rid in sorted(credit_file.repairs)
     ]
-    return {
+    report: dict[str, Any] = {
         "subject": identity,
         "status": status,
         "records": records,
@@ -150,6 +152,10 @@ async def subject_report(
         "repairs": repairs,
         "history": history,
     }
+    section = intermediary_section(credit_file, now, policy)
+    if section is not None:  # an agency's or practitioner's file (一企一档, 一人一档)
+        report["intermediary"] = section
+    return report
 
 
 def case_line(case: dict[str, Any]) -> str:
@@ -194,6 +200,8 @@ def report_lines(report: dict[str, Any]) -> list[str]:
             f" {record['state']:<9}{' (disputed)' if record['disputed'] else ''}"
             f" {record['effective_from']} → {record['effective_until']}  events {record['source_events']}"
         )
+    if "intermediary" in report:
+        lines += intermediary_lines(report["intermediary"])
     if report["objections"]:
         lines.append(f"  objections ({len(report['objections'])}):")
         for objection in report["objections"]:

@@ -572,7 +572,7 @@ class Store(ABC):
         self,
         *,
         source_id: str,
-        kind: Literal["marketplace", "courier", "regulator"],
+        kind: Literal["marketplace", "courier", "regulator", "intermediary"],
         name: str,
         uscc: str | None,
         rate_limit: float | None,

@@ -569,7 +569,7 @@ class PostgresStore(postgresql_outbox.PostgresOutbox, Store):
         self,
         *,
         source_id: str,
-        kind: Literal["marketplace", "courier", "regulator"],
+        kind: Literal["marketplace", "courier", "regulator", "intermediary"],
         name: str,
         uscc: str | None,
         rate_limit: float | None,

@@ -196,7 +196,7 @@ class SourceKey:
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
     source_id: str
-    kind: Literal["marketplace", "courier", "regulator"]
+    kind: Literal["marketplace", "courier", "regulator", "intermediary"]
     name: str
     uscc: str | None
     rate_limit: float | None

@@ -353,6 +353,9 @@ class SqliteStore(sqlite_outbox.SqliteOutbox, Store):
                     continue
                 for statement in _statements(migration.sql):
                     conn.execute(statement)
+                if "writable_schema" in migration.sql:  # a definition edited in place: every connection re-reads it
+                    version = conn.execute("PRAGMA schema_version").fetchone()[0]
+                    conn.execute(f"PRAGMA schema_version = {int(version) + 1}")
                 conn.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     (migration.version, migration.name, to_micros(datetime.now(UTC))),
@@ -566,7 +569,7 @@ class SqliteStore(sqlite_outbox.SqliteOutbox, Store):
         self,
         *,
         source_id: str,
-        kind: Literal["marketplace", "courier", "regulator"],
+        kind: Literal["marketplace", "courier", "regulator", "intermediary"],
         name: str,
         uscc: str | None,
         rate_limit: float | None,

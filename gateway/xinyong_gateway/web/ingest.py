@@ -108,7 +108,7 @@ class IngestHandler:
                 headers = _verified(source, item.headers, body)
                 webhook_id = item.webhook_id = headers.id
                 try:
-                    event = check_body(body, source.kind, now=today)
+                    event = check_body(body, source.kind, now=today, uscc=source.uscc)
                 except EventRejectedError as exc:
                     item.event_type = exc.event_type
                     raise ProblemError(exc.problem_type, exc.detail, errors=exc.errors) from exc

@@ -30,6 +30,7 @@ _CATALOGUE: dict[str, tuple[int, str]] = {
     problems.UNKNOWN_EVENT_TYPE: (422, "Unknown event type"),
     problems.EVENT_NOT_ALLOWED: (403, "Event type not allowed for this source"),
     problems.SCHEMA_INVALID: (422, "Event does not match its schema"),
+    problems.SUBJECT_NOT_OWN: (403, "Event about another subject than the source"),
     problems.RATE_LIMITED: (429, "Rate limit exceeded"),
     problems.STORE_UNAVAILABLE: (503, "Store cannot commit"),
     problems.DUPLICATE_CONFLICT: (409, "Webhook id already used with another body"),
