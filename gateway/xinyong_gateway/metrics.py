@@ -17,11 +17,13 @@ nothing on the hot path measures anything):
 ``xinyong_db_pool_connections``                gauge      ``state`` (in_use, idle): the store's connections
 ``xinyong_db_pool_max_connections``            gauge      the most the store's pool opens
 ``xinyong_build_info``                         gauge      ``version``; always 1
+``xinyong_deliveries_total``                   counter    ``outcome``: what became of each delivery attempt of the
+                                                          dispatcher running in this process (delivered, retry,
+                                                          failed: given up, disabled)
 =============================================  =========  ==========================================================
 
 Read from the database at scrape time (``web.metrics``; every process shares one database, so these are not summed):
-:data:`STATE_FAMILIES`. Defined here and documented, but **not collected** until notifications exist (issue #20):
-:data:`PENDING_FAMILIES`; no value is made up for them.
+:data:`STATE_FAMILIES` (the outbox's backlog and the age of its oldest undelivered notification among them).
 
 **Several processes** (``serve --workers N``): each worker's instruments write to memory-mapped files in the folder
 ``PROMETHEUS_MULTIPROC_DIR`` names (prometheus-client's multiprocess mode, which reads that variable when it is first
@@ -41,7 +43,6 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 __all__ = [
     "MULTIPROCESS_ENV",
-    "PENDING_FAMILIES",
     "STATE_FAMILIES",
     "Family",
     "GatewayMetrics",
@@ -97,32 +98,21 @@ STATE_FAMILIES = (
         "Objections whose reply is late (repairs carry no deadline in the policy).",
         ("kind",),
     ),
-    Family("xinyong_state_read_seconds", "gauge", "Time the last read of this state from the database took."),
-)
-"""Families read from the database when ``/metrics`` is scraped (at most once per ``web.metrics.STATE_INTERVAL``)."""
-
-PENDING_FAMILIES = (
     Family(
         "xinyong_outbox_backlog_notifications",
         "gauge",
-        "Notifications written to the outbox and not yet delivered.",
+        "Notifications written to the outbox and not yet delivered, by their subscription's status.",
         ("subscription_state",),
     ),
     Family(
         "xinyong_outbox_oldest_pending_age_seconds",
         "gauge",
-        "Age of the oldest undelivered notification.",
+        "Age of the oldest undelivered notification, by its subscription's status (0 when none).",
         ("subscription_state",),
     ),
-    Family(
-        "xinyong_deliveries_total",
-        "counter",
-        "Delivery attempts of notifications by outcome (delivered, retry, failed, disabled).",
-        ("outcome",),
-    ),
+    Family("xinyong_state_read_seconds", "gauge", "Time the last read of this state from the database took."),
 )
-"""Families of the outbox and its dispatcher (issue #20): named here so that dashboards and alerts can be written, and
-wired when notifications land. Until then ``/metrics`` does not show them: no value is made up."""
+"""Families read from the database when ``/metrics`` is scraped (at most once per ``web.metrics.STATE_INTERVAL``)."""
 
 
 class LabelledChildren:
@@ -198,6 +188,15 @@ class GatewayMetrics:
             registry=registry,
             **mode,
         )
+        self.deliveries = LabelledChildren(
+            Counter(
+                "xinyong_deliveries",
+                "Delivery attempts of notifications by the dispatcher in this process, by outcome (delivered, retry,"
+                " failed: given up, disabled).",
+                ("outcome",),
+                registry=registry,
+            )
+        )
         Gauge(
             "xinyong_build_info",
             "The gateway's version; always 1.",
@@ -210,6 +209,10 @@ class GatewayMetrics:
         """The ``observe`` of one route's latency histogram (bound once per route, when the app is built)."""
         observe: Callable[[float], None] = self._latency.labels(route).observe
         return observe
+
+    def delivery(self, outcome: str) -> None:
+        """A dispatcher's ``on_outcome``: one delivery attempt and what became of it."""
+        self.deliveries(outcome).inc()
 
     def group_commit(self, size: int, seconds: float) -> None:
         """A ``store.observe_commits`` observer."""

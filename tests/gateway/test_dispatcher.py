@@ -30,10 +30,11 @@ from xinyong_gateway.notify import (
     next_delay,
     notification_body,
     notification_document,
+    outcome_name,
     parse_networks,
 )
 from xinyong_gateway.settings import GatewaySettings
-from xinyong_gateway.store import to_micros
+from xinyong_gateway.store import DeliveryOutcome, to_micros
 
 GUARD = OutboundGuard(parse_networks("127.0.0.1/32"))
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -217,3 +218,27 @@ def test_the_spliced_body_is_byte_for_byte_the_serialised_one(
 ) -> None:
     spliced = notification_body(json.dumps(entry, ensure_ascii=False), sequence, timestamp)
     assert spliced == notification_document(entry, sequence, timestamp)
+
+
+@pytest.mark.parametrize(("status", "outcome"), [(204, "delivered"), (500, "retry"), (410, "disabled")])
+async def test_each_recorded_attempt_is_told_to_the_metrics_by_its_outcome(
+    gateway: Gateway, status: int, outcome: str
+) -> None:
+    """``on_outcome`` (``/metrics``' ``xinyong_deliveries_total``) hears of every attempt the dispatcher records."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=status)
+
+    server = await endpoint(handle)
+    heard: list[str] = []
+    try:
+        await one_message(gateway, str(server.make_url("/hook")))
+        await dispatch_once(gateway, on_outcome=heard.append)
+        assert heard == [outcome]
+    finally:
+        await server.close()
+
+
+def test_an_attempt_with_no_retry_left_counts_as_failed() -> None:
+    assert outcome_name(DeliveryOutcome(1, "sub_x", False, 500, "answered 500", None)) == "failed"
+    assert outcome_name(DeliveryOutcome(1, "sub_x", False, 500, "answered 500", 10)) == "retry"

@@ -31,7 +31,7 @@ from tests.gateway.conftest import (
 )
 from xinyong import problems
 from xinyong.webhooks import SigningSecret, signature_headers
-from xinyong_gateway.metrics import PENDING_FAMILIES, STATE_FAMILIES, GatewayMetrics, LabelledChildren
+from xinyong_gateway.metrics import STATE_FAMILIES, GatewayMetrics, LabelledChildren
 from xinyong_gateway.settings import GatewaySettings
 
 RUN_PROJECTOR = False
@@ -134,8 +134,7 @@ async def test_metrics_show_every_family_with_counts_of_what_was_sent_and_no_ide
     assert value(families, "xinyong_due_process_open_cases", kind="objection") == 0
     for family in STATE_FAMILIES:
         assert family.name in families, family.name
-    for family in PENDING_FAMILIES:  # defined for the dashboards, never shown with made-up values
-        assert family.name.removesuffix("_total") not in families
+    assert value(families, "xinyong_outbox_backlog_notifications", subscription_state="active") == 0
 
     identifiers = {marketplace.source_id, courier.source_id, "src_nobody", key.record.key_id, merchant["id"]}
     identifiers |= {"msg_metrics_1", "msg_metrics_2", "msg_metrics_3"}
@@ -236,10 +235,9 @@ def test_serve_with_two_workers_sums_both_workers_counts(postgres_url: str, tmp_
 
 def test_the_dashboard_queries_only_families_the_gateway_defines() -> None:
     """Every metric a panel of deploy/grafana/xinyong-gateway.json asks for is an instrument, a family read from the
-    database, or one of the outbox's families defined for issue #20: a renamed family breaks this test, not the
-    dashboard."""
+    database: a renamed family breaks this test, not the dashboard."""
     instruments = {family.name for family in GatewayMetrics("test").registry.collect()}
-    known = instruments | {family.name.removesuffix("_total") for family in (*STATE_FAMILIES, *PENDING_FAMILIES)}
+    known = instruments | {family.name for family in STATE_FAMILIES}
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     asked = set()
     for panel in dashboard["panels"]:
@@ -247,7 +245,7 @@ def test_the_dashboard_queries_only_families_the_gateway_defines() -> None:
             for name in re.findall(r"\b(xinyong_[a-z_]+)", target["expr"]):
                 asked.add(name)
                 assert re.sub(r"_(total|bucket|count|sum)$", "", name) in known, (panel["title"], name)
-    assert {family.name for family in PENDING_FAMILIES} <= asked  # the outbox panels are ready for #20
+    assert {"xinyong_outbox_backlog_notifications", "xinyong_deliveries_total"} <= asked  # the outbox panels
 
 
 @given(st.lists(st.tuples(st.sampled_from(["marketplace", "courier", "unknown"]), st.text(max_size=12)), max_size=20))

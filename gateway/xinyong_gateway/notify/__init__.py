@@ -18,6 +18,7 @@ from xinyong_gateway.notify.dispatcher import (
     next_delay,
     notification_body,
     notification_document,
+    outcome_name,
 )
 from xinyong_gateway.notify.ssrf import GuardedResolver, OutboundGuard, parse_networks
 from xinyong_gateway.notify.subscriptions import MAX_REPLAY, replay, rotate_secret, subscribe, subscription_document
@@ -33,6 +34,7 @@ __all__ = [
     "next_delay",
     "notification_body",
     "notification_document",
+    "outcome_name",
     "parse_networks",
     "replay",
     "rotate_secret",

@@ -107,8 +107,12 @@ class Dispatcher:
         lease: float = LEASE_SECONDS,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        on_outcome: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_outcome``: told ``delivered``, ``retry``, ``failed`` (given up) or ``disabled`` for every attempt
+        recorded (the ``xinyong_deliveries_total`` counter of ``/metrics``)."""
         self._store = store
+        self._on_outcome = on_outcome
         self._master = master
         self._guard = guard
         self._concurrency = concurrency
@@ -196,6 +200,9 @@ class Dispatcher:
             return
         self.delivered += sum(outcome.delivered for outcome in outcomes)
         self.recorded += len(outcomes)
+        if self._on_outcome is not None:
+            for outcome in outcomes:
+                self._on_outcome(outcome_name(outcome))
         for subscription_id, reason in disabled:
             _log.warning(
                 "subscription.disabled",
@@ -339,7 +346,18 @@ def _us(seconds: float) -> int:
     return int(seconds * 1_000_000)
 
 
-def dispatcher_for(store: Store, master: MasterKey, settings: GatewaySettings) -> Dispatcher:
+def outcome_name(outcome: DeliveryOutcome) -> str:
+    """What became of a delivery attempt, as ``/metrics`` counts it."""
+    if outcome.delivered:
+        return "delivered"
+    if outcome.disable is not None:
+        return "disabled"
+    return "retry" if outcome.next_attempt_at is not None else "failed"
+
+
+def dispatcher_for(
+    store: Store, master: MasterKey, settings: GatewaySettings, *, on_outcome: Callable[[str], None] | None = None
+) -> Dispatcher:
     """The dispatcher ``serve`` and ``dispatch`` run, as the settings say (its guard allows the operator's networks)."""
     return Dispatcher(
         store,
@@ -350,4 +368,5 @@ def dispatcher_for(store: Store, master: MasterKey, settings: GatewaySettings) -
         schedule=settings.retry_schedule,
         timeout=settings.dispatch_timeout,
         lease=settings.dispatch_lease,
+        on_outcome=on_outcome,
     )

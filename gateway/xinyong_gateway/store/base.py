@@ -71,6 +71,7 @@ __all__ = [
     "DELIVERY_COLUMNS",
     "INBOX_COLUMNS",
     "LAST_EVENTS_WINDOW",
+    "OUTBOX_PENDING",
     "SIGNING_KEY_COLUMNS",
     "SOURCE_COLUMNS",
     "SOURCE_KEY_COLUMNS",
@@ -119,6 +120,11 @@ SOURCE_KEY_COLUMNS = "key_id, scheme, material, fingerprint, created_at, expires
 API_KEY_COLUMNS = (
     "key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret, created_at, revoked_at, sources"
 )
+OUTBOX_PENDING = (
+    "SELECT s.status, count(*), min(o.created_at) FROM outbox o JOIN subscriptions s USING (subscription_id)"
+    " WHERE o.state = 'pending' GROUP BY s.status"
+)
+"""Undelivered notifications by subscription status, with the oldest one's creation time (the operational read)."""
 CASE_REF_UPSERT = (
     "INSERT INTO due_process_cases (kind, case_id, subject_key, published_at) VALUES ({}, {}, {}, {})"
     " ON CONFLICT (kind, case_id, subject_key)"

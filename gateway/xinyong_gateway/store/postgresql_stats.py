@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeAlias
 
-from xinyong_gateway.store.base import oldest_unapplied, positions_behind
+from xinyong_gateway.store.base import OUTBOX_PENDING, oldest_unapplied, positions_behind
 from xinyong_gateway.store.records import PARTITIONS, Micros, OperationsState
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ async def operations_state(conn: _Connection) -> OperationsState:
         feed_head = await conn.fetchval("SELECT coalesce(max(change_id), 0) FROM status_changes")
         lists = await conn.fetch("SELECT status::jsonb ->> 'list', count(*) FROM subjects GROUP BY 1")
         sources = await conn.fetch("SELECT kind, count(*) FROM sources WHERE status = 'active' GROUP BY kind")
+        outbox = await conn.fetch(OUTBOX_PENDING)
     return OperationsState(
         inbox_head=head,
         positions=positions,
@@ -42,6 +43,7 @@ async def operations_state(conn: _Connection) -> OperationsState:
         change_feed_head=feed_head,
         subjects_by_list={str(row[0]): row[1] for row in lists},
         active_sources={row[0]: row[1] for row in sources},
+        outbox_pending={row[0]: (row[1], row[2]) for row in outbox},
     )
 
 

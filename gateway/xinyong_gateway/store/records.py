@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple
 
@@ -480,6 +480,9 @@ class OperationsState:
     """Credit files by the list their stored status names (``black``, ``watch``, ``red``, ``none``)."""
     active_sources: dict[str, int]
     """Active sources by kind."""
+    outbox_pending: dict[str, tuple[int, Micros]] = field(default_factory=dict)
+    """Undelivered notifications by their subscription's status (``active``, ``disabled``): how many, and when the
+    oldest was written."""
 
 
 @dataclass(frozen=True, slots=True)

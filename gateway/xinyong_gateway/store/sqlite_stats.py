@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from xinyong_gateway.errors import StoreUnavailableError
-from xinyong_gateway.store.base import oldest_unapplied, positions_behind
+from xinyong_gateway.store.base import OUTBOX_PENDING, oldest_unapplied, positions_behind
 from xinyong_gateway.store.records import PARTITIONS, Micros, OperationsState
 
 __all__ = ["last_events", "operations_state"]
@@ -65,6 +65,7 @@ def _operations_state(path: Path) -> OperationsState:
         feed_head = conn.execute("SELECT coalesce(max(change_id), 0) FROM status_changes").fetchone()[0]
         lists = conn.execute("SELECT json_extract(status, '$.list'), count(*) FROM subjects GROUP BY 1").fetchall()
         sources = conn.execute("SELECT kind, count(*) FROM sources WHERE status = 'active' GROUP BY kind").fetchall()
+        outbox = conn.execute(OUTBOX_PENDING).fetchall()
         conn.execute("COMMIT")
     return OperationsState(
         inbox_head=head,
@@ -73,6 +74,7 @@ def _operations_state(path: Path) -> OperationsState:
         change_feed_head=feed_head,
         subjects_by_list={str(name): count for name, count in lists},
         active_sources=dict(sources),
+        outbox_pending={status: (count, oldest) for status, count, oldest in outbox},
     )
 
 

@@ -194,7 +194,8 @@ def create_app(
                         port = settings.metrics_port or 0
                         await stack.enter_async_context(endpoint.serving(settings.metrics_host, port, metrics_sockets))
                 if settings.dispatcher:
-                    dispatcher = dispatcher_for(store, master, settings)
+                    on_outcome = metrics.delivery if metrics is not None else None
+                    dispatcher = dispatcher_for(store, master, settings, on_outcome=on_outcome)
                     tasks.append(asyncio.create_task(dispatcher.run(), name="xinyong-dispatcher"))
                 yield
             for task in tasks:

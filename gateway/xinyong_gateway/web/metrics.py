@@ -89,6 +89,12 @@ def state_families(report: OperationsReport, read_seconds: float) -> list[Metric
     for kind, count in report.open_cases.items():
         family["xinyong_due_process_open_cases"].add_metric([kind], count)
     family["xinyong_due_process_overdue_cases"].add_metric(["objection"], report.overdue_objections)
+    now_us = time.time() * 1_000_000
+    for state in ("active", "disabled"):
+        count, oldest = report.state.outbox_pending.get(state, (0, None))
+        family["xinyong_outbox_backlog_notifications"].add_metric([state], count)
+        age = max(0.0, (now_us - oldest) / 1e6) if oldest is not None else 0.0
+        family["xinyong_outbox_oldest_pending_age_seconds"].add_metric([state], age)
     family["xinyong_state_read_seconds"].add_metric([], read_seconds)
     return list(family.values())
 
