@@ -31,21 +31,20 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import asyncpg
 import structlog
 
 from xinyong_gateway.errors import (
-    ApiKeyNotFoundError,
     ConfigError,
     MasterKeyError,
     SchemaNotReadyError,
-    SourceNotFoundError,
     StoreError,
     StoreUnavailableError,
 )
 from xinyong_gateway.store import (
+    postgresql_access,
     postgresql_audit,
     postgresql_outbox,
     postgresql_public,
@@ -53,26 +52,15 @@ from xinyong_gateway.store import (
     postgresql_stats,
 )
 from xinyong_gateway.store.base import (
-    API_KEY_COLUMNS,
-    CASE_REF_UPSERT,
-    INBOX_COLUMNS,
     LAST_EVENTS_WINDOW,
-    SOURCE_COLUMNS,
-    SOURCE_KEY_COLUMNS,
-    STATUS_CHANGE_COLUMNS,
-    SUBJECT_COLUMNS,
     AuditChain,
     PartitionClaims,
     Store,
-    api_key_record,
     check_partitions,
     check_policy_version,
     classify_appends,
-    inbox_values,
     packaged_migrations,
     schema_status_of,
-    source_record,
-    subject_values,
 )
 from xinyong_gateway.store.group_commit import GroupCommit, Outcome, PendingAppend
 from xinyong_gateway.store.lifecycle import Lifecycle
@@ -98,7 +86,6 @@ from xinyong_gateway.store.postgresql_lifecycle import PostgresLifecycle
 from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     PARTITIONS,
-    ApiKeyRecord,
     AppendResult,
     AuditDraft,
     AuditEntry,
@@ -109,7 +96,6 @@ from xinyong_gateway.store.records import (
     ListedSubject,
     Micros,
     NameMatch,
-    NewSourceKey,
     OperationsState,
     PartitionState,
     PolicyAdoption,
@@ -118,12 +104,19 @@ from xinyong_gateway.store.records import (
     ProjectionCommit,
     SchemaStatus,
     SigningKeyRecord,
-    SourceRecord,
     StatusChange,
     StoredEvent,
     SubjectRow,
     partitions_in,
     to_micros,
+)
+from xinyong_gateway.store.rows import (
+    CASE_REF_UPSERT,
+    INBOX_COLUMNS,
+    STATUS_CHANGE_COLUMNS,
+    SUBJECT_COLUMNS,
+    inbox_values,
+    subject_values,
 )
 
 __all__ = ["PostgresStore"]
@@ -164,13 +157,10 @@ _UPSERT_SUBJECT = (
     " sealed_name = excluded.sealed_name, state = excluded.state, status = excluded.status,"
     " next_change_at = excluded.next_change_at, updated_at = excluded.updated_at"
 )
-_SELECT_SOURCE = f"SELECT {SOURCE_COLUMNS} FROM sources WHERE source_id = $1"
-_SELECT_SOURCE_KEYS = f"SELECT {SOURCE_KEY_COLUMNS} FROM source_keys WHERE source_id = $1 ORDER BY key_id"
 _SELECT_CHANGES = f"SELECT {STATUS_CHANGE_COLUMNS}"
-_SELECT_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys"
 
 
-class PostgresStore(postgresql_outbox.PostgresOutbox, Store):
+class PostgresStore(postgresql_access.PostgresAccess, postgresql_outbox.PostgresOutbox, Store):
     """PostgreSQL through an asyncpg pool; appends are group-committed, claims are advisory locks."""
 
     def __init__(self, url: str, *, rebalance_interval: float = REBALANCE_INTERVAL) -> None:
@@ -556,131 +546,6 @@ class PostgresStore(postgresql_outbox.PostgresOutbox, Store):
             return [CaseRef(row[0], row[1], row[2], row[3]) for row in rows]
 
         return await self._read(read)
-
-    # -- sources -----------------------------------------------------------------------------------
-    @staticmethod
-    async def _load_source(conn: _Connection, source_id: str) -> SourceRecord | None:
-        row = await conn.fetchrow(_SELECT_SOURCE, source_id)
-        if row is None:
-            return None
-        return source_record(tuple(row), [tuple(key) for key in await conn.fetch(_SELECT_SOURCE_KEYS, source_id)])
-
-    async def create_source(
-        self,
-        *,
-        source_id: str,
-        kind: Literal["marketplace", "courier", "regulator", "intermediary"],
-        name: str,
-        uscc: str | None,
-        rate_limit: float | None,
-        key: NewSourceKey,
-        now: Micros,
-    ) -> SourceRecord:
-        async with self._transaction() as conn:
-            await conn.execute(
-                "INSERT INTO sources (source_id, kind, name, uscc, rate_limit, status, created_at)"
-                " VALUES ($1, $2, $3, $4, $5, 'active', $6)",
-                source_id,
-                kind,
-                name,
-                uscc,
-                rate_limit,
-                now,
-            )
-            await conn.execute(
-                "INSERT INTO source_keys (source_id, scheme, material, fingerprint, created_at)"
-                " VALUES ($1, $2, $3, $4, $5)",
-                source_id,
-                key.scheme,
-                key.material,
-                key.fingerprint,
-                now,
-            )
-            return cast(SourceRecord, await self._load_source(conn, source_id))
-
-    async def list_sources(self) -> list[SourceRecord]:
-        async def list_all(conn: _Connection) -> list[SourceRecord]:
-            rows = await conn.fetch(f"SELECT {SOURCE_COLUMNS} FROM sources ORDER BY created_at, source_id")
-            keys: dict[str, list[tuple[Any, ...]]] = {}
-            for key_row in await conn.fetch(f"SELECT source_id, {SOURCE_KEY_COLUMNS} FROM source_keys ORDER BY key_id"):
-                keys.setdefault(key_row[0], []).append(tuple(key_row)[1:])
-            return [source_record(tuple(row), keys.get(row[0], [])) for row in rows]
-
-        return await self._read(list_all)
-
-    async def get_source(self, source_id: str) -> SourceRecord | None:
-        return await self._read(lambda conn: self._load_source(conn, source_id))
-
-    async def disable_source(self, source_id: str, *, now: Micros) -> SourceRecord:
-        async with self._transaction() as conn:
-            await conn.execute(
-                "UPDATE sources SET status = 'disabled', disabled_at = coalesce(disabled_at, $1) WHERE source_id = $2",
-                now,
-                source_id,
-            )
-            record = await self._load_source(conn, source_id)
-        if record is None:
-            raise SourceNotFoundError(f"No source with id {source_id!r}.")
-        return record
-
-    async def rotate_source_key(
-        self, source_id: str, key: NewSourceKey, *, now: Micros, grace_until: Micros
-    ) -> SourceRecord:
-        async with self._transaction() as conn:
-            # Lock the source's row: two rotations of one source take turns instead of interleaving their keys.
-            if await conn.fetchval("SELECT 1 FROM sources WHERE source_id = $1 FOR UPDATE", source_id) is None:
-                raise SourceNotFoundError(f"No source with id {source_id!r}.")
-            await conn.execute(
-                "UPDATE source_keys SET expires_at = least(coalesce(expires_at, $1), $1) WHERE source_id = $2",
-                grace_until,
-                source_id,
-            )
-            await conn.execute(
-                "INSERT INTO source_keys (source_id, scheme, material, fingerprint, created_at)"
-                " VALUES ($1, $2, $3, $4, $5)",
-                source_id,
-                key.scheme,
-                key.material,
-                key.fingerprint,
-                now,
-            )
-            return cast(SourceRecord, await self._load_source(conn, source_id))
-
-    # -- API keys ----------------------------------------------------------------------------------------
-    async def create_api_key(self, record: ApiKeyRecord) -> ApiKeyRecord:
-        async with self._transaction() as conn:
-            row = await conn.fetchrow(
-                "INSERT INTO api_keys (key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret,"
-                f" created_at, sources) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {API_KEY_COLUMNS}",
-                record.key_id,
-                record.name,
-                ",".join(record.scopes),
-                record.rate_limit,
-                record.secret_digest,
-                record.sealed_lookup_secret,
-                record.created_at,
-                ",".join(record.sources),
-            )
-        return api_key_record(tuple(cast(asyncpg.Record, row)))
-
-    async def list_api_keys(self) -> list[ApiKeyRecord]:
-        async def list_all(conn: _Connection) -> list[ApiKeyRecord]:
-            rows = await conn.fetch(_SELECT_API_KEYS + " ORDER BY created_at, key_id")
-            return [api_key_record(tuple(row)) for row in rows]
-
-        return await self._read(list_all)
-
-    async def revoke_api_key(self, key_id: str, *, now: Micros) -> ApiKeyRecord:
-        async with self._transaction() as conn:
-            row = await conn.fetchrow(
-                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $1) WHERE key_id = $2"
-                f" RETURNING {API_KEY_COLUMNS}",
-                now,
-                key_id,
-            )
-        if row is None:
-            raise ApiKeyNotFoundError(f"No API key with id {key_id!r}.")
-        return api_key_record(tuple(row))
 
     # -- attestation signing keys (store/postgresql_signing_keys.py) ------------------------------------
     async def list_signing_keys(self) -> list[SigningKeyRecord]:

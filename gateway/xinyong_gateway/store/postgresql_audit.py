@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from xinyong_gateway.store.base import AUDIT_COLUMNS, AuditChain, next_audit_entry
+from xinyong_gateway.store.base import AuditChain, next_audit_entry
 from xinyong_gateway.store.records import AuditDraft, AuditEntry, AuditHead
+from xinyong_gateway.store.rows import AUDIT_COLUMNS
 
 if TYPE_CHECKING:
     import asyncpg

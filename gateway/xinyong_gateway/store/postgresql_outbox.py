@@ -18,14 +18,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from xinyong_gateway.errors import SubscriptionNotFoundError, SubscriptionsChangedError
-from xinyong_gateway.store.base import (
-    DELIVERY_COLUMNS,
-    STATUS_CHANGE_COLUMNS,
-    SUBSCRIPTION_COLUMNS,
-    delivery_record,
-    outcome_values,
-    subscription_record,
-)
 from xinyong_gateway.store.records import (
     Delivery,
     DeliveryOutcome,
@@ -35,6 +27,14 @@ from xinyong_gateway.store.records import (
     StatusChange,
     SubscriptionRecord,
     SubscriptionRoutes,
+)
+from xinyong_gateway.store.rows import (
+    DELIVERY_COLUMNS,
+    STATUS_CHANGE_COLUMNS,
+    SUBSCRIPTION_COLUMNS,
+    delivery_record,
+    outcome_values,
+    subscription_record,
 )
 
 if TYPE_CHECKING:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeAlias
 
-from xinyong_gateway.store.base import OUTBOX_PENDING, oldest_unapplied, positions_behind
+from xinyong_gateway.store.base import oldest_unapplied, positions_behind
 from xinyong_gateway.store.records import PARTITIONS, Micros, OperationsState
+from xinyong_gateway.store.rows import OUTBOX_PENDING
 
 if TYPE_CHECKING:
     import asyncpg

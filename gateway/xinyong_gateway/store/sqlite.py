@@ -22,47 +22,40 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from xinyong_gateway.errors import (
-    ApiKeyNotFoundError,
     ConfigError,
     DatabaseNotFoundError,
     MasterKeyError,
-    SourceNotFoundError,
     StoreError,
     StoreUnavailableError,
 )
-from xinyong_gateway.store import sqlite_audit, sqlite_outbox, sqlite_public, sqlite_signing_keys, sqlite_stats
+from xinyong_gateway.store import (
+    sqlite_access,
+    sqlite_audit,
+    sqlite_outbox,
+    sqlite_public,
+    sqlite_signing_keys,
+    sqlite_stats,
+)
 from xinyong_gateway.store.base import (
-    API_KEY_COLUMNS,
-    CASE_REF_UPSERT,
-    INBOX_COLUMNS,
     LAST_EVENTS_WINDOW,
-    SOURCE_COLUMNS,
-    SOURCE_KEY_COLUMNS,
-    STATUS_CHANGE_COLUMNS,
-    SUBJECT_COLUMNS,
     AllPartitions,
     AuditChain,
     PartitionClaims,
     Store,
-    api_key_record,
     check_partitions,
     check_policy_version,
     classify_appends,
-    inbox_values,
     packaged_migrations,
     schema_status_of,
-    source_record,
-    subject_values,
 )
 from xinyong_gateway.store.group_commit import GroupCommit, Outcome, PendingAppend, concatenated, settle
 from xinyong_gateway.store.lifecycle import Lifecycle
 from xinyong_gateway.store.records import (
     ALL_PARTITIONS,
     PARTITIONS,
-    ApiKeyRecord,
     AppendResult,
     AppendStatus,
     AuditDraft,
@@ -74,7 +67,6 @@ from xinyong_gateway.store.records import (
     ListedSubject,
     Micros,
     NameMatch,
-    NewSourceKey,
     OperationsState,
     PartitionState,
     PolicyAdoption,
@@ -83,11 +75,18 @@ from xinyong_gateway.store.records import (
     ProjectionCommit,
     SchemaStatus,
     SigningKeyRecord,
-    SourceRecord,
     StatusChange,
     StoredEvent,
     SubjectRow,
     to_micros,
+)
+from xinyong_gateway.store.rows import (
+    CASE_REF_UPSERT,
+    INBOX_COLUMNS,
+    STATUS_CHANGE_COLUMNS,
+    SUBJECT_COLUMNS,
+    inbox_values,
+    subject_values,
 )
 from xinyong_gateway.store.sqlite_lifecycle import SqliteLifecycle
 
@@ -111,8 +110,6 @@ _UPSERT_SUBJECT = (
     " next_change_at = excluded.next_change_at, updated_at = excluded.updated_at"
 )
 _SELECT_CHANGES = f"SELECT {STATUS_CHANGE_COLUMNS}"
-_SELECT_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys"
-_SELECT_SOURCES = f"SELECT {SOURCE_COLUMNS} FROM sources"
 _READER_CACHE_KIB = 64 * 1024
 """Page cache of the event loop's read-only connection, in KiB."""
 _BUSY_TIMEOUT_MS = 5000
@@ -184,7 +181,7 @@ class _Job:
 _STOP = object()
 
 
-class SqliteStore(sqlite_outbox.SqliteOutbox, Store):
+class SqliteStore(sqlite_access.SqliteAccess, sqlite_outbox.SqliteOutbox, Store):
     """SQLite in WAL mode with full durability; a single writer thread does all database work.
 
     Only a store made with ``create=True`` (``xinyong-gateway migrate``) creates the file and its directory;
@@ -553,118 +550,6 @@ class SqliteStore(sqlite_outbox.SqliteOutbox, Store):
             return [CaseRef(*row) for row in rows]
 
         return await self._submit(read)
-
-    # -- sources -----------------------------------------------------------------------------------
-    @staticmethod
-    def _load_source(conn: sqlite3.Connection, source_id: str) -> SourceRecord | None:
-        row = conn.execute(_SELECT_SOURCES + " WHERE source_id = ?", (source_id,)).fetchone()
-        if row is None:
-            return None
-        keys = conn.execute(
-            f"SELECT {SOURCE_KEY_COLUMNS} FROM source_keys WHERE source_id = ? ORDER BY key_id", (source_id,)
-        ).fetchall()
-        return source_record(row, keys)
-
-    async def create_source(
-        self,
-        *,
-        source_id: str,
-        kind: Literal["marketplace", "courier", "regulator", "intermediary"],
-        name: str,
-        uscc: str | None,
-        rate_limit: float | None,
-        key: NewSourceKey,
-        now: Micros,
-    ) -> SourceRecord:
-        def create(conn: sqlite3.Connection) -> SourceRecord:
-            conn.execute(
-                "INSERT INTO sources (source_id, kind, name, uscc, rate_limit, status, created_at)"
-                " VALUES (?, ?, ?, ?, ?, 'active', ?)",
-                (source_id, kind, name, uscc, rate_limit, now),
-            )
-            conn.execute(
-                "INSERT INTO source_keys (source_id, scheme, material, fingerprint, created_at) VALUES (?, ?, ?, ?, ?)",
-                (source_id, key.scheme, key.material, key.fingerprint, now),
-            )
-            return cast(SourceRecord, self._load_source(conn, source_id))
-
-        return await self._submit(create, write=True)
-
-    async def list_sources(self) -> list[SourceRecord]:
-        def list_all(conn: sqlite3.Connection) -> list[SourceRecord]:
-            rows = conn.execute(_SELECT_SOURCES + " ORDER BY created_at, source_id").fetchall()
-            keys: dict[str, list[tuple[Any, ...]]] = {}
-            for key_row in conn.execute(f"SELECT source_id, {SOURCE_KEY_COLUMNS} FROM source_keys ORDER BY key_id"):
-                keys.setdefault(key_row[0], []).append(key_row[1:])
-            return [source_record(row, keys.get(row[0], [])) for row in rows]
-
-        return await self._submit(list_all)
-
-    async def get_source(self, source_id: str) -> SourceRecord | None:
-        return await self._submit(lambda conn: self._load_source(conn, source_id))
-
-    async def disable_source(self, source_id: str, *, now: Micros) -> SourceRecord:
-        def disable(conn: sqlite3.Connection) -> SourceRecord:
-            conn.execute(
-                "UPDATE sources SET status = 'disabled', disabled_at = coalesce(disabled_at, ?) WHERE source_id = ?",
-                (now, source_id),
-            )
-            record = self._load_source(conn, source_id)
-            if record is None:
-                raise SourceNotFoundError(f"No source with id {source_id!r}.")
-            return record
-
-        return await self._submit(disable, write=True)
-
-    async def rotate_source_key(
-        self, source_id: str, key: NewSourceKey, *, now: Micros, grace_until: Micros
-    ) -> SourceRecord:
-        def rotate(conn: sqlite3.Connection) -> SourceRecord:
-            if self._load_source(conn, source_id) is None:
-                raise SourceNotFoundError(f"No source with id {source_id!r}.")
-            conn.execute(
-                "UPDATE source_keys SET expires_at = min(coalesce(expires_at, ?), ?) WHERE source_id = ?",
-                (grace_until, grace_until, source_id),
-            )
-            conn.execute(
-                "INSERT INTO source_keys (source_id, scheme, material, fingerprint, created_at) VALUES (?, ?, ?, ?, ?)",
-                (source_id, key.scheme, key.material, key.fingerprint, now),
-            )
-            return cast(SourceRecord, self._load_source(conn, source_id))
-
-        return await self._submit(rotate, write=True)
-
-    # -- API keys ----------------------------------------------------------------------------------------
-    async def create_api_key(self, record: ApiKeyRecord) -> ApiKeyRecord:
-        def create(conn: sqlite3.Connection) -> ApiKeyRecord:
-            conn.execute(
-                "INSERT INTO api_keys (key_id, name, scopes, rate_limit, secret_digest, sealed_lookup_secret,"
-                " created_at, sources) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.key_id, record.name, ",".join(record.scopes), record.rate_limit, record.secret_digest,
-                    record.sealed_lookup_secret, record.created_at, ",".join(record.sources),
-                ),
-            )  # fmt: skip
-            row = conn.execute(_SELECT_API_KEYS + " WHERE key_id = ?", (record.key_id,)).fetchone()
-            return api_key_record(row)
-
-        return await self._submit(create, write=True)
-
-    async def list_api_keys(self) -> list[ApiKeyRecord]:
-        def list_all(conn: sqlite3.Connection) -> list[ApiKeyRecord]:
-            return [api_key_record(row) for row in conn.execute(_SELECT_API_KEYS + " ORDER BY created_at, key_id")]
-
-        return await self._submit(list_all)
-
-    async def revoke_api_key(self, key_id: str, *, now: Micros) -> ApiKeyRecord:
-        def revoke(conn: sqlite3.Connection) -> ApiKeyRecord:
-            conn.execute("UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE key_id = ?", (now, key_id))
-            row = conn.execute(_SELECT_API_KEYS + " WHERE key_id = ?", (key_id,)).fetchone()
-            if row is None:
-                raise ApiKeyNotFoundError(f"No API key with id {key_id!r}.")
-            return api_key_record(row)
-
-        return await self._submit(revoke, write=True)
 
     # -- attestation signing keys (store/sqlite_signing_keys.py) ----------------------------------------
     async def list_signing_keys(self) -> list[SigningKeyRecord]:

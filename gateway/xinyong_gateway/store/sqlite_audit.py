@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from xinyong_gateway.store.base import AUDIT_COLUMNS, AuditChain, next_audit_entry
+from xinyong_gateway.store.base import AuditChain, next_audit_entry
 from xinyong_gateway.store.records import AuditDraft, AuditEntry, AuditHead
+from xinyong_gateway.store.rows import AUDIT_COLUMNS
 
 __all__ = ["append", "head", "latest", "read"]
 

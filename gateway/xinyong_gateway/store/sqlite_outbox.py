@@ -17,14 +17,6 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from xinyong_gateway.errors import SubscriptionNotFoundError, SubscriptionsChangedError
-from xinyong_gateway.store.base import (
-    DELIVERY_COLUMNS,
-    STATUS_CHANGE_COLUMNS,
-    SUBSCRIPTION_COLUMNS,
-    delivery_record,
-    outcome_values,
-    subscription_record,
-)
 from xinyong_gateway.store.records import (
     Delivery,
     DeliveryOutcome,
@@ -34,6 +26,14 @@ from xinyong_gateway.store.records import (
     StatusChange,
     SubscriptionRecord,
     SubscriptionRoutes,
+)
+from xinyong_gateway.store.rows import (
+    DELIVERY_COLUMNS,
+    STATUS_CHANGE_COLUMNS,
+    SUBSCRIPTION_COLUMNS,
+    delivery_record,
+    outcome_values,
+    subscription_record,
 )
 
 __all__ = ["SqliteOutbox", "check_routes", "insert_changes", "write_outbox"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from xinyong_gateway.store.base import SIGNING_KEY_COLUMNS
 from xinyong_gateway.store.records import SigningKeyRecord
+from xinyong_gateway.store.rows import SIGNING_KEY_COLUMNS
 
 __all__ = ["add", "list_all"]
 

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from xinyong_gateway.errors import StoreUnavailableError
-from xinyong_gateway.store.base import OUTBOX_PENDING, oldest_unapplied, positions_behind
+from xinyong_gateway.store.base import oldest_unapplied, positions_behind
 from xinyong_gateway.store.records import PARTITIONS, Micros, OperationsState
+from xinyong_gateway.store.rows import OUTBOX_PENDING
 
 __all__ = ["last_events", "operations_state"]
 
