@@ -42,13 +42,15 @@ from xinyong import (
     Client,
     EventSender,
     ListMirror,
+    NotificationReceiver,
+    NotifiedChange,
     OnboardingDecision,
     SelectionDecision,
     TransportError,
     XinyongError,
     verify_attestation,
 )
-from xinyong.webhooks import SigningKey, SigningSecret, WebhookVerifier, signature_headers
+from xinyong.webhooks import SigningKey, SigningSecret, signature_headers
 
 BIN = Path(sys.executable).parent
 
@@ -321,16 +323,16 @@ async def onboarding(base_url: str, market: dict[str, Any], key: dict[str, Any],
 # -- notifications: the marketplace subscribes, and is told ------------------------------------------------------
 async def notifications(base_url: str, market: dict[str, Any], key: dict[str, Any]) -> bool:
     """The marketplace subscribes its endpoint to the black list; a counterfeit report reaches it as a signed
-    ``list.changed`` message (verified here with the SDK's ``WebhookVerifier``), and the latency is printed."""
+    ``list.changed`` message (verified and parsed by the SDK's ``NotificationReceiver``), and the latency is printed."""
     print("\nThe marketplace subscribes its endpoint to the black list (API key scope subscribe):")
-    arrived: asyncio.Future[tuple[float, dict[str, Any]]] = asyncio.get_running_loop().create_future()
-    verifier: list[WebhookVerifier] = []
+    arrived: asyncio.Future[tuple[float, NotifiedChange]] = asyncio.get_running_loop().create_future()
+    receivers: list[NotificationReceiver] = []
 
     async def endpoint(request: web.Request) -> web.Response:
-        body = await request.read()
-        verifier[0].verify(request.headers, body)  # raises unless signed with the subscription's secret
+        received = receivers[0].receive(request.headers, await request.read())  # raises unless signed and well-formed
         if not arrived.done():
-            arrived.set_result((time.time(), json.loads(body)))
+            arrived.set_result((time.time(), received.change))
+        receivers[0].acknowledge(received)
         return web.Response(status=204)
 
     app = web.Application()
@@ -347,7 +349,7 @@ async def notifications(base_url: str, market: dict[str, Any], key: dict[str, An
                 headers={"Authorization": f"Bearer {key['api_key']}"},
             ) as response:
                 created = await response.json()
-        verifier.append(WebhookVerifier([created["secret"]]))
+        receivers.append(NotificationReceiver([created["secret"]]))
         print(f"  subscription {created['subscription_id']}: its secret whsec_… is shown once, the endpoint keeps it")
         async with EventSender(base_url, market["source_id"], market["secret"]) as sender:
             report = {
@@ -361,16 +363,16 @@ async def notifications(base_url: str, market: dict[str, Any], key: dict[str, An
             ack = await sender.send(envelope("listing.violation", report), webhook_id="case-LV-2026-0107")
             acknowledged = time.time()
         print(f"  the risk team reports counterfeit sneakers at {SHOP_E['name']}: {ack.status}")
-        received_at, message = await asyncio.wait_for(arrived, 20)
-        data = message["data"]
+        received_at, change = await asyncio.wait_for(arrived, 20)
         latency = received_at - acknowledged
         within = "within the second" if latency < 1 else "later than a second (a busy machine?)"
+        shop = change.subject.id if change.subject.id_type == "uscc" else change.subject.pseudonym
         print(
-            f"  the endpoint received {message['type']} #{data['sequence']}, signature verified:"
-            f" {data['subject']['id']} → {data['list']} list, {', '.join(data['measures'])}"
+            f"  the endpoint received list.changed #{change.sequence}, signature verified (NotificationReceiver):"
+            f" {shop} → {change.list} list, {', '.join(change.measures)}"
         )
         print(f"  latency from the gateway's 202 to the endpoint: {latency * 1000:.0f} ms ({within})")
-        return bool(data["list"] == "black" and data["subject"]["id"] == SHOP_E["id"])
+        return bool(change.list == "black" and shop == SHOP_E["id"])
     finally:
         await runner.cleanup()
 
@@ -417,8 +419,9 @@ async def objection(base_url: str, url: str, sources: dict[str, dict[str, Any]],
         disputed = await screened_until(client, SHOP_D, lambda d: d.status.disputed)
         print(f"  the marketplace files objection OBJ-2026-0007: screened again: {decided(disputed)}, disputed:"
               f" {str(disputed.status.disputed).lower()}")  # fmt: skip
-        shown = run_cli("xinyong-gateway", "--db", url, "--json", "objections", "show", "OBJ-2026-0007")
-        print(f"  the regulator must reply by {shown['reply_due']} (30 days, policy [due_process])")
+        case = await client.objection("OBJ-2026-0007")  # GET /v1/objections/{id}: the marketplace's own filing
+        print(f"  the marketplace follows its case: {case.state}; the regulator must reply by {case.reply_due}"
+              " (30 days, policy [due_process])")  # fmt: skip
         ruling = {
             "objection_id": "OBJ-2026-0007",
             "subject": SHOP_D,
@@ -428,10 +431,10 @@ async def objection(base_url: str, url: str, sources: dict[str, dict[str, Any]],
         }
         await by_regulator.send(envelope("objection.decided", ruling), webhook_id="obj-2026-0007-ruling")
         after = await screened_until(client, SHOP_D, lambda d: d.decision == "allow")
-        shown = run_cli("xinyong-gateway", "--db", url, "--json", "objections", "show", "OBJ-2026-0007")
         print(f"  the regulator upholds it: the record is corrected; screened again: {decided(after)}")
-        print(f"  the correction is published now (in the change feed); it was due by {shown['publish_due']}"
-              " (3 working days, China calendar)")  # fmt: skip
+        shown = run_cli("xinyong-gateway", "--db", url, "--json", "objections", "show", "OBJ-2026-0007")
+        print(f"  the correction was published at {shown['published_at']} (in the change feed); it was due by"
+              f" {shown['publish_due']} (3 working days, China calendar)")  # fmt: skip
     return before.decision == "deny" and disputed.status.disputed and after.decision == "allow"
 
 
@@ -674,11 +677,13 @@ def main() -> int:
             "--name",
             "云购商城",
             "--scopes",
-            "screen,changes,attest,subscribe",
+            "screen,changes,cases,attest,subscribe",
+            "--sources",
+            sources["marketplace"]["source_id"],
         )
         print(
-            f"  API key {api_key['key_id']} for the marketplace (scopes screen, changes, attest, subscribe; with a"
-            " lookup secret)"
+            f"  API key {api_key['key_id']} for the marketplace (scopes screen, changes, cases, attest, subscribe; with"
+            " a lookup secret)"
         )
         mirror_path = Path(scratch) / "marketplace" / "lists.db"
         mirror_path.parent.mkdir()

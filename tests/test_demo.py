@@ -46,12 +46,16 @@ def test_demo_runs_end_to_end_and_reports_what_was_stored_and_refused() -> None:
     assert re.search(r"synced \d+ change-feed entries into lists\.db", out), out
     # Notifications: the marketplace subscribes; the counterfeit report reaches its endpoint, signed.
     assert re.search(r"subscription sub_[a-z2-7]{16}: its secret whsec_…", out), out
-    assert "the endpoint received list.changed #1, signature verified: 91320706MA27H5Q841 → black list" in out
+    assert (
+        "the endpoint received list.changed #1, signature verified (NotificationReceiver): 91320706MA27H5Q841 → black"
+        in out
+    )
     assert re.search(r"latency from the gateway's 202 to the endpoint: \d+ ms", out), out
     # Due process: a penalty objected to is disputed, then corrected when the objection is upheld.
     assert re.search(r"91320705MA21Q7K346 新浦区茶叶小铺: DENY .*PENALTY_SERIOUS\), record rec_[0-9a-f]{24}", out), out
     assert re.search(r"files objection OBJ-2026-0007: screened again: DENY .*disputed: true", out), out
-    assert re.search(r"the regulator must reply by \d{4}-\d{2}-\d{2} \(30 days", out), out
+    assert re.search(r"follows its case: open; the regulator must reply by \d{4}-\d{2}-\d{2} \(30 days", out), out
+    assert re.search(r"correction was published at \d{4}-\d{2}-\d{2}T[\d:]+Z .*due by \d{4}-\d{2}-\d{2}", out), out
     assert "the record is corrected; screened again: ALLOW  (none list" in out
     assert re.search(r"it was due by \d{4}-\d{2}-\d{2} \(3 working days", out), out
     assert "Client.check_onboarding → TransportError (no answer, and never a default allow)" in out
