@@ -22,7 +22,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import pydantic_core
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -34,7 +33,7 @@ from xinyong.subjects import Subject
 from xinyong_gateway.access import ApiKeyRegistry, SigningKeyring, new_attestation_id
 from xinyong_gateway.errors import SigningKeyMissingError
 from xinyong_gateway.web.auth import authenticate
-from xinyong_gateway.web.body import is_json_utf8, read_body
+from xinyong_gateway.web.body import is_json_utf8, read_body, validated_json
 from xinyong_gateway.web.middleware import LOG_FACTS
 from xinyong_gateway.web.problems import ProblemError
 from xinyong_gateway.web.query import QueryHandler
@@ -129,20 +128,12 @@ class AttestationHandler:
 def _attestation_subject(body: bytes, now: datetime) -> Subject:
     """The subject of an attestation request; 400 when the body is not JSON, 422 (with pointers) when it does not
     match the schema. Nothing of the body is echoed."""
-    context = {"now": now}
-    try:
-        return AttestationRequest.model_validate_json(body, context=context).subject
-    except ValidationError:
-        pass
-    try:
-        document = pydantic_core.from_json(body)
-    except ValueError as exc:
-        raise ProblemError(problems.BODY_NOT_JSON, "The body is not valid UTF-8 JSON.") from exc
-    try:
-        return AttestationRequest.model_validate(document, context=context).subject
-    except ValidationError as exc:
-        raise ProblemError(
-            problems.REQUEST_INVALID,
-            "The attestation request does not match its schema; nothing was looked up.",
-            errors=error_pointers(exc),
-        ) from None
+    return validated_json(AttestationRequest, body, {"now": now}, _invalid_attestation).subject
+
+
+def _invalid_attestation(exc: ValidationError, document: Any) -> ProblemError:
+    return ProblemError(
+        problems.REQUEST_INVALID,
+        "The attestation request does not match its schema; nothing was looked up.",
+        errors=error_pointers(exc),
+    )

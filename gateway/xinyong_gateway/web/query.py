@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import pydantic_core
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -46,7 +45,7 @@ from xinyong_gateway.credit.report import held_cases
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.store import Store, SubjectRow
 from xinyong_gateway.web.auth import authenticate
-from xinyong_gateway.web.body import is_json_utf8, read_body
+from xinyong_gateway.web.body import is_json_utf8, read_body, validated_json
 from xinyong_gateway.web.middleware import LOG_FACTS
 from xinyong_gateway.web.problems import ProblemError
 from xinyong_gateway.web.turn_batch import TurnBatch, fail_futures
@@ -295,19 +294,7 @@ def _restamped(status: str, as_of: str) -> str:
 def _screening_subjects(body: bytes, now: datetime) -> list[Subject]:
     """The subjects of a screening body, validated in one pass from the bytes; a body that fails is parsed and
     validated again the long way, which answers in the contract's order: 400 not JSON, then 422 with pointers."""
-    context = {"now": now}
-    try:
-        return ScreeningRequest.model_validate_json(body, context=context).subjects
-    except ValidationError:
-        pass
-    try:
-        document = pydantic_core.from_json(body)
-    except ValueError as exc:
-        raise ProblemError(problems.BODY_NOT_JSON, "The body is not valid UTF-8 JSON.") from exc
-    try:
-        return ScreeningRequest.model_validate(document, context=context).subjects
-    except ValidationError as exc:
-        raise _invalid_screening(exc, document) from None
+    return validated_json(ScreeningRequest, body, {"now": now}, _invalid_screening).subjects
 
 
 def _invalid_screening(exc: ValidationError, document: Any) -> ProblemError:
