@@ -220,6 +220,7 @@ ENDPOINTS = [
         status=404,
     ),
     Endpoint("public-list", "GET", "/public/lists/{list}", None, example="/public/lists/black"),
+    Endpoint("public-intermediaries", "GET", "/public/intermediaries", None, example="/public/intermediaries?page=1"),
     Endpoint("public-badge", "GET", "/public/badge/{file}", None, example="/public/badge/91320706MA1Y2N6Q47.svg"),
     Endpoint("public-other", "GET", "/public/{path}", None, example="/public/nothing", status=404),
 ]

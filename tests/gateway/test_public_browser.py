@@ -187,3 +187,55 @@ async def test_the_search_box_is_reachable_and_usable_by_keyboard(gateway: Gatew
     await page.wait_for_url("**/public/search")
     assert SHOP["id"] in await page.locator("ul.results").inner_text()
     assert console.errors == []
+
+
+async def _populate_agency(gateway: Gateway) -> str:
+    """An agency declared with a practitioner, evaluated A, then black-listed by a false report: its code."""
+    firm = {"id_type": "uscc", "id": make_uscc(random.Random(2501)), "name": "海州工程咨询有限公司"}
+    at = "2026-01-05T09:00:00+08:00"
+    agency = await gateway.add_source("intermediary", uscc=firm["id"])
+    declaration = event(
+        "intermediary.declared",
+        agency=firm,
+        practitioners=[{"person": PERSON, "certificate_no": "ZJ-320700-0001"}],
+        qualifications=[
+            {"name": "工程咨询单位甲级资信", "certificate_no": "ZX-2021-0088", "valid_until": "2030-12-31"},
+            {"name": "工程造价咨询乙级资质", "certificate_no": "ZJ-2020-0153", "valid_until": "2025-06-30"},
+        ],
+        declared_at=at,
+    )
+    await gateway.post_and_project([declaration], "msg_declare", source=agency)
+    regulator = await gateway.add_source("regulator")
+    evaluation = event("intermediary.evaluated", subject=firm, grade="A", period="2025", evaluated_at=at)
+    violation = event(
+        "intermediary.violation", agency=firm, practitioners=[PERSON], found_at="2026-02-01T10:00:00+08:00"
+    )
+    await gateway.post_and_project([evaluation, violation], "msg_regulator", source=regulator)
+    return firm["id"]
+
+
+async def test_the_intermediaries_column_and_an_agencys_page_fit_a_phone(
+    gateway: Gateway, browser: Any, tmp_path: Path
+) -> None:
+    code = await _populate_agency(gateway)
+    page = await browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    console = Console(page)
+    for path in ("/public/intermediaries", f"/public/subjects/uscc/{code}"):
+        await page.goto(f"{gateway.base_url}{path}")
+        widths = await page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1], (path, widths)
+    assert "ZJ-320700-0001" in await page.locator("table.practitioners").inner_text()
+    assert PERSON["id"] not in await page.content()
+    await page.screenshot(path=tmp_path / "public-agency-phone.png", full_page=True)
+    wide = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await wide.goto(f"{gateway.base_url}/public/")
+    await wide.click("nav.mainnav a[href='/public/intermediaries']")
+    await wide.screenshot(path=tmp_path / "public-intermediaries.png", full_page=True)
+    await wide.click(f"a[href='/public/subjects/uscc/{code}']")
+    assert "已过期" in await wide.locator("table.qualifications").inner_text()
+    await wide.screenshot(path=tmp_path / "public-agency.png", full_page=True)
+    for name in ("public-agency-phone.png", "public-intermediaries.png", "public-agency.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+        if os.environ.get("XINYONG_SCREENSHOTS"):
+            shutil.copyfile(tmp_path / name, Path(os.environ["XINYONG_SCREENSHOTS"]) / name)
+    assert console.errors == []

@@ -403,6 +403,12 @@ class Store(ABC):
         most recently written first."""
 
     @abstractmethod
+    async def listed_agencies(self, offset: int, limit: int) -> tuple[int, list[ListedSubject]]:
+        """How many intermediary agencies (organisations whose stored status has an ``intermediary`` member of kind
+        ``intermediary``) there are, and one page of them, the most recently written first. No index serves it (a
+        scan of the subjects' statuses): the column is read rarely, and cached by its entity tag."""
+
+    @abstractmethod
     async def commitments(self, subject_key: str) -> list[Commitment]:
         """The subject's published commitments, newest first."""
 

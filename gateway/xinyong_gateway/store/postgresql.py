@@ -564,6 +564,9 @@ class PostgresStore(postgresql_access.PostgresAccess, postgresql_outbox.Postgres
     ) -> tuple[int, list[ListedSubject]]:
         return await self._read(lambda conn: postgresql_public.listed(conn, list_name, id_types, offset, limit))
 
+    async def listed_agencies(self, offset: int, limit: int) -> tuple[int, list[ListedSubject]]:
+        return await self._read(lambda conn: postgresql_public.agencies(conn, offset, limit))
+
     async def commitments(self, subject_key: str) -> list[Commitment]:
         return await self._read(lambda conn: postgresql_public.commitments(conn, subject_key))
 

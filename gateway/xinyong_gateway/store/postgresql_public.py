@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import asyncpg
     from asyncpg.pool import PoolConnectionProxy
 
-__all__ = ["commitments", "listed", "search", "write"]
+__all__ = ["agencies", "commitments", "listed", "search", "write"]
 
 _Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 _CANDIDATES = 4
@@ -66,6 +66,19 @@ async def listed(
         + " ORDER BY updated_at DESC, subject_key LIMIT $3 OFFSET $4",
         list_name,
         list(id_types),
+        limit,
+        offset,
+    )
+    return int(total), [ListedSubject(*row) for row in rows]
+
+
+async def agencies(conn: _Connection, offset: int, limit: int) -> tuple[int, list[ListedSubject]]:
+    where = " WHERE id_type = 'uscc' AND status::jsonb -> 'intermediary' ->> 'kind' = 'intermediary'"
+    total = await conn.fetchval("SELECT count(*) FROM subjects" + where)
+    rows = await conn.fetch(
+        "SELECT subject_key, id_type, display_id, display_name, status, updated_at FROM subjects"
+        + where
+        + " ORDER BY updated_at DESC, subject_key LIMIT $1 OFFSET $2",
         limit,
         offset,
     )

@@ -567,6 +567,9 @@ class SqliteStore(sqlite_access.SqliteAccess, sqlite_outbox.SqliteOutbox, Store)
     ) -> tuple[int, list[ListedSubject]]:
         return await self._submit(lambda conn: sqlite_public.listed(conn, list_name, id_types, offset, limit))
 
+    async def listed_agencies(self, offset: int, limit: int) -> tuple[int, list[ListedSubject]]:
+        return await self._submit(lambda conn: sqlite_public.agencies(conn, offset, limit))
+
     async def commitments(self, subject_key: str) -> list[Commitment]:
         try:
             return sqlite_public.commitments(self._reader or self._open_reader(), subject_key)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from xinyong_gateway.store.public import fts_phrase, keep_matches, name_grams
 from xinyong_gateway.store.records import Commitment, ListedSubject, NameMatch, ProjectionCommit
 
-__all__ = ["commitments", "listed", "search", "write"]
+__all__ = ["agencies", "commitments", "listed", "search", "write"]
 
 _CANDIDATES = 4
 """Candidates read per subject asked for (a subject has a few names; a phrase of bigrams rarely misleads)."""
@@ -59,6 +59,18 @@ def listed(
         + where
         + " ORDER BY updated_at DESC, subject_key LIMIT ? OFFSET ?",
         (list_name, types, limit, offset),
+    )
+    return total, [ListedSubject(*row) for row in rows]
+
+
+def agencies(conn: sqlite3.Connection, offset: int, limit: int) -> tuple[int, list[ListedSubject]]:
+    where = " WHERE id_type = 'uscc' AND json_extract(status, '$.intermediary.kind') = 'intermediary'"
+    (total,) = conn.execute("SELECT count(*) FROM subjects" + where).fetchone()
+    rows = conn.execute(
+        "SELECT subject_key, id_type, display_id, display_name, status, updated_at FROM subjects"
+        + where
+        + " ORDER BY updated_at DESC, subject_key LIMIT ? OFFSET ?",
+        (limit, offset),
     )
     return total, [ListedSubject(*row) for row in rows]
 

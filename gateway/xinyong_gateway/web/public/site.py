@@ -29,6 +29,7 @@ from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import StoreError
 from xinyong_gateway.store import Store, SubjectRow
+from xinyong_gateway.web.public.agencies import agency_context, agency_row
 from xinyong_gateway.web.public.badge import badge_svg
 from xinyong_gateway.web.public.views import LIST_LABELS, SourceLabel, cst_day, etag_of, listed_row, person_shown
 from xinyong_gateway.web.public.views import subject_context as build_subject_context
@@ -41,7 +42,7 @@ _SEARCH_LIMIT = 20
 _MIN_QUERY = 2
 _MAX_QUERY = 100
 _RESIDENT_ID = re.compile(r"[0-9]{17}[0-9X]|[0-9]{15}")
-_SITE_VERSION = "1"
+_SITE_VERSION = "2"
 """Part of every entity tag: bump it when templates change what a page shows."""
 
 SECURITY_HEADERS = {
@@ -107,6 +108,7 @@ class PublicSite:
             ("/public/search", self.search),
             ("/public/subjects/uscc/{code}", self.subject),
             ("/public/lists/{list}", self.listing),
+            ("/public/intermediaries", self.intermediaries),
             ("/public/badge/{file}", self.badge),
         ]
 
@@ -246,6 +248,7 @@ class PublicSite:
         if credit_file is not None and status["reasons"]:
             await self._know_sources(credit_file)
         context = build_subject_context(status, credit_file, commitments, policy, self._sources, now)
+        context["agency"] = agency_context(credit_file, now, policy) if credit_file is not None else None
         return self._page(request, "subject.html", {**context, "base": f"{request.scheme}://{request.host}"}, etag=etag)
 
     async def _know_sources(self, credit_file: CreditFile) -> None:
@@ -257,14 +260,20 @@ class PublicSite:
                 record.source_id: SourceLabel(record.kind, record.name) for record in await self._store.list_sources()
             }
 
+    def _page_number(self, request: web.Request) -> int | web.Response:
+        """The ``page`` asked for (1 when none), or the 400 page that explains a bad one."""
+        page_text = request.query.get("page", "1")
+        if not (page_text.isascii() and page_text.isdigit() and 1 <= int(page_text) <= _MAX_PAGE):
+            return self._error(request, 400, "页码有误", f"页码应为 1 至 {_MAX_PAGE} 的整数。")
+        return int(page_text)
+
     async def listing(self, request: web.Request) -> web.Response:
         list_name = request.match_info["list"]
         if list_name not in _LISTS:
             return self._error(request, 404, "页面不存在", "公示名单只有严重失信主体名单和守信激励名单。")
-        page_text = request.query.get("page", "1")
-        if not (page_text.isascii() and page_text.isdigit() and 1 <= int(page_text) <= _MAX_PAGE):
-            return self._error(request, 400, "页码有误", f"页码应为 1 至 {_MAX_PAGE} 的整数。")
-        page = int(page_text)
+        page = self._page_number(request)
+        if isinstance(page, web.Response):
+            return page
         return await self._guarded(request, lambda: self._listing(request, list_name, page))
 
     async def _listing(self, request: web.Request, list_name: str, page: int) -> web.Response:
@@ -282,6 +291,23 @@ class PublicSite:
             "persons_shown": person_shown(policy, list_name),
         }
         return self._page(request, "list.html", context)
+
+    async def intermediaries(self, request: web.Request) -> web.Response:
+        """The intermediaries column (中介机构信息公示): agencies newest first, with their list and tier."""
+        page = self._page_number(request)
+        if isinstance(page, web.Response):
+            return page
+        return await self._guarded(request, lambda: self._intermediaries(request, page))
+
+    async def _intermediaries(self, request: web.Request, page: int) -> web.Response:
+        total, rows = await self._store.listed_agencies((page - 1) * PAGE_SIZE, PAGE_SIZE)
+        context = {
+            "rows": [agency_row(row, json.loads(row.status)) for row in rows],
+            "total": total,
+            "page": page,
+            "pages": min(max(1, -(-total // PAGE_SIZE)), _MAX_PAGE),
+        }
+        return self._page(request, "intermediaries.html", context)
 
     async def badge(self, request: web.Request) -> web.Response:
         file = request.match_info["file"]

@@ -42,6 +42,8 @@ EVENT_LABELS = {
     "complaint.resolved": "消费投诉处理",
     "delivery.recorded": "寄递记录",
     "commitment.breached": "信用承诺履行核查",
+    "intermediary.violation": "中介服务违法违规查处",
+    "intermediary.service_evaluated": "中介服务评价",
 }
 MEASURE_LABELS = {
     "refuse_onboarding": "不予入驻",
