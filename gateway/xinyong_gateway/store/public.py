@@ -17,8 +17,8 @@ Only organisations (``uscc``) are indexed: a person's name or resident id finds 
 
 **Lists.** ``listed_subjects`` pages a list (``black``, ``red``, ...) newest first by the time the subject's file was
 last written, through an index on the stored status's ``list`` (an expression index on each backend).
-``listed_agencies`` pages the intermediary agencies the same way, by the stored status's ``intermediary.kind`` (no
-index: a scan of the statuses, for a page read rarely and cached by its entity tag).
+``listed_agencies`` pages the intermediary agencies the same way, by the stored status's ``intermediary.kind``,
+through a partial index of the agencies' files in the page's order.
 """
 
 from __future__ import annotations
