@@ -64,7 +64,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -1147,6 +1147,27 @@ def run_postgres(args: argparse.Namespace) -> int:
             print(f"scratch folder kept: {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def bench_main(
+    name: str,
+    parser: argparse.ArgumentParser,
+    run_bench: Callable[[argparse.Namespace], object],
+    argv: Sequence[str] | None,
+) -> int:
+    """A load bench's ``main``: parse, say when the server and the load generator must share one CPU, run; 1 on a
+    ``BenchError`` (named), 130 on Ctrl-C."""
+    args = parser.parse_args(argv)
+    if len(os.sched_getaffinity(0)) < 2:
+        print("note: fewer than 2 CPUs: the server and the load generator share one", file=sys.stderr)
+    try:
+        run_bench(args)
+    except BenchError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

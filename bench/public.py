@@ -327,17 +327,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if len(os.sched_getaffinity(0)) < 2:
-        print("note: fewer than 2 CPUs: the server and the load generator share one", file=sys.stderr)
-    try:
-        run(args)
-    except BenchError as exc:
-        print(f"bench/public.py: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    return ingest.bench_main("bench/public.py", build_parser(), run, argv)
 
 
 if __name__ == "__main__":

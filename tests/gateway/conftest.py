@@ -522,3 +522,27 @@ def served_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedG
     with serving(url, log_path) as (port, process):
         secret = SigningSecret.parse(source["secret"])
         yield ServedGateway(f"http://127.0.0.1:{port}", source["source_id"], secret, log_path, process)
+
+
+BENCH_FOLDER = Path(__file__).resolve().parents[2] / "bench"
+BENCH_DEADLINE = 240.0
+"""Seconds a bounded crash bench may take on a loaded 2-core machine (a deadline, never a measurement)."""
+
+
+async def run_bench_json(script: str, *args: str) -> dict[str, Any]:
+    """Run ``bench/<script>`` with ``args`` and ``--json`` under the test master key; its figures, once it exits 0
+    within :data:`BENCH_DEADLINE` (its output in the failure otherwise)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(BENCH_FOLDER / script),
+        *args,
+        "--json",
+        env=gateway_env(XINYONG_MASTER_KEY=TEST_MASTER_KEY),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(BENCH_DEADLINE):
+        out, err = await process.communicate()
+    assert process.returncode == 0, out.decode() + err.decode()
+    figures: dict[str, Any] = json.loads(out)
+    return figures

@@ -16,15 +16,13 @@ connection, is ``test_store_postgresql_specific.py``'s).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.gateway.conftest import TEST_MASTER_KEY, gateway_env
+from tests.gateway.conftest import TEST_MASTER_KEY, run_bench_json
 from xinyong_gateway.credit.engine import project
 from xinyong_gateway.credit.inbox import read_logged
 from xinyong_gateway.credit.policy import default_policy
@@ -33,20 +31,16 @@ from xinyong_gateway.store import SqliteStore, open_store
 
 pytestmark = pytest.mark.slow
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "crash.py"
 EVENTS = 400
 KILLS = 3
-DEADLINE = 240.0
-"""Seconds the bounded run may take on a loaded 2-core machine (a deadline, never a measurement)."""
 
 
 async def test_sigkills_under_load_lose_nothing_store_nothing_twice_and_project_as_a_replay(
     database_url: str, tmp_path: Path
 ) -> None:
     acks_path = tmp_path / "acks.jsonl"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(BENCH),
+    figures = await run_bench_json(
+        "crash.py",
         "--db",
         database_url,
         "--in-place",
@@ -62,15 +56,7 @@ async def test_sigkills_under_load_lose_nothing_store_nothing_twice_and_project_
         str(acks_path),
         "--scratch-dir",
         str(tmp_path),
-        "--json",
-        env=gateway_env(XINYONG_MASTER_KEY=TEST_MASTER_KEY),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(DEADLINE):
-        out, err = await process.communicate()
-    assert process.returncode == 0, out.decode() + err.decode()
-    figures = json.loads(out)
     assert figures["ok"], figures
     assert (figures["sent"], figures["acknowledged"], figures["lost"], figures["duplicated"]) == (EVENTS, EVENTS, 0, 0)
     assert figures["kills"] == {"gateway": KILLS, "projector": KILLS}

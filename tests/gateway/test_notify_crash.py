@@ -6,31 +6,24 @@ numbered 1..N and every one was delivered."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.gateway.conftest import TEST_MASTER_KEY, gateway_env
+from tests.gateway.conftest import run_bench_json
 from xinyong_gateway.store import open_store
 
 pytestmark = pytest.mark.slow
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "notify_crash.py"
 EVENTS = 150
 KILLS = 2
-DEADLINE = 240.0
-"""Seconds the bounded run may take on a loaded 2-core machine (a deadline, never a measurement)."""
 
 
 async def test_sigkills_of_projector_and_dispatcher_miss_no_notification_and_invent_none(
     database_url: str, tmp_path: Path
 ) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(BENCH),
+    figures = await run_bench_json(
+        "notify_crash.py",
         "--db",
         database_url,
         "--in-place",
@@ -44,15 +37,7 @@ async def test_sigkills_of_projector_and_dispatcher_miss_no_notification_and_inv
         str(tmp_path),
         "--deadline",
         "180",
-        "--json",
-        env=gateway_env(XINYONG_MASTER_KEY=TEST_MASTER_KEY),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(DEADLINE):
-        out, err = await process.communicate()
-    assert process.returncode == 0, out.decode() + err.decode()
-    figures = json.loads(out)
     assert figures["ok"], figures
     assert figures["kills"] == {"project": KILLS, "dispatch": KILLS}
     assert figures["receiver"]["forged"] == 0

@@ -4,6 +4,7 @@ and "API keys" parts (``PostgresStore`` inherits them; each runs in a transactio
 from __future__ import annotations
 
 import contextlib
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
 
@@ -22,7 +23,7 @@ from xinyong_gateway.store.rows import (
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
-__all__ = ["PostgresAccess"]
+__all__ = ["PostgresAccess", "PostgresCore"]
 
 T = TypeVar("T")
 _Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
@@ -31,14 +32,21 @@ _SELECT_SOURCE_KEYS = f"SELECT {SOURCE_KEY_COLUMNS} FROM source_keys WHERE sourc
 _SELECT_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys"
 
 
-class PostgresAccess:
-    """The source and API-key methods of the PostgreSQL store (mixed into ``PostgresStore``)."""
+class PostgresCore(ABC):
+    """What the mixins of ``PostgresStore`` (this module's, ``postgresql_outbox``'s) run their statements through,
+    defined by ``PostgresStore``."""
 
+    @abstractmethod
     def _transaction(self) -> contextlib.AbstractAsyncContextManager[_Connection]:
-        raise NotImplementedError  # PostgresStore's
+        """A pooled connection in a transaction, store errors translated."""
 
+    @abstractmethod
     async def _read(self, fn: Callable[[_Connection], Awaitable[T]]) -> T:
-        raise NotImplementedError  # PostgresStore's
+        """Run ``fn`` on a pooled connection, store errors translated."""
+
+
+class PostgresAccess(PostgresCore):
+    """The source and API-key methods of the PostgreSQL store (mixed into ``PostgresStore``)."""
 
     # -- sources -----------------------------------------------------------------------------------
     @staticmethod

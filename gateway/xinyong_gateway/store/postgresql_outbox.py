@@ -13,11 +13,11 @@ another holds.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from xinyong_gateway.errors import SubscriptionNotFoundError, SubscriptionsChangedError
+from xinyong_gateway.store.postgresql_access import PostgresCore
 from xinyong_gateway.store.records import (
     Delivery,
     DeliveryOutcome,
@@ -125,14 +125,8 @@ async def _require(conn: _Connection, subscription_id: str) -> SubscriptionRecor
     return subscription_record(tuple(row))
 
 
-class PostgresOutbox:
+class PostgresOutbox(PostgresCore):
     """The subscription and outbox methods of the PostgreSQL store (mixed into ``PostgresStore``)."""
-
-    def _transaction(self) -> contextlib.AbstractAsyncContextManager[_Connection]:
-        raise NotImplementedError  # PostgresStore's
-
-    async def _read(self, fn: Callable[[_Connection], Awaitable[T]]) -> T:
-        raise NotImplementedError  # PostgresStore's
 
     async def create_subscription(self, record: SubscriptionRecord) -> SubscriptionRecord:
         async with self._transaction() as conn:

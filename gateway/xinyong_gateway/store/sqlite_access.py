@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar, cast
 
@@ -19,18 +20,24 @@ from xinyong_gateway.store.rows import (
     source_record,
 )
 
-__all__ = ["SqliteAccess"]
+__all__ = ["SqliteAccess", "SqliteCore"]
 
 T = TypeVar("T")
 _SELECT_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys"
 _SELECT_SOURCES = f"SELECT {SOURCE_COLUMNS} FROM sources"
 
 
-class SqliteAccess:
-    """The source and API-key methods of the SQLite store (mixed into ``SqliteStore``)."""
+class SqliteCore(ABC):
+    """What the mixins of ``SqliteStore`` (this module's, ``sqlite_outbox``'s) run their statements through: the
+    store's writer thread, defined by ``SqliteStore``."""
 
+    @abstractmethod
     def _submit(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> asyncio.Future[T]:
-        raise NotImplementedError  # SqliteStore's
+        """Run ``fn`` on the writer thread (``write``: in a write transaction)."""
+
+
+class SqliteAccess(SqliteCore):
+    """The source and API-key methods of the SQLite store (mixed into ``SqliteStore``)."""
 
     # -- sources -----------------------------------------------------------------------------------
     @staticmethod

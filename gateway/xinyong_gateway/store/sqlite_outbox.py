@@ -9,11 +9,10 @@ exists exactly when its change does, and sequences count 1, 2, 3 ... with no gap
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TypeVar
 
 from xinyong_gateway.errors import SubscriptionNotFoundError, SubscriptionsChangedError
@@ -35,6 +34,7 @@ from xinyong_gateway.store.rows import (
     outcome_values,
     subscription_record,
 )
+from xinyong_gateway.store.sqlite_access import SqliteCore
 
 __all__ = ["SqliteOutbox", "check_routes", "insert_changes", "write_outbox"]
 
@@ -108,11 +108,8 @@ def _require(conn: sqlite3.Connection, subscription_id: str) -> SubscriptionReco
     return subscription_record(row)
 
 
-class SqliteOutbox:
+class SqliteOutbox(SqliteCore):
     """The subscription and outbox methods of the SQLite store (mixed into ``SqliteStore``)."""
-
-    def _submit(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> asyncio.Future[T]:
-        raise NotImplementedError  # SqliteStore's
 
     async def create_subscription(self, record: SubscriptionRecord) -> SubscriptionRecord:
         def create(conn: sqlite3.Connection) -> SubscriptionRecord:
