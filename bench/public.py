@@ -4,6 +4,8 @@ second beside a trivial aiohttp handler, and name-search latency. Figures, not a
     .venv/bin/python bench/public.py                       # 1,000,000 subjects (seeding takes a few minutes)
     .venv/bin/python bench/public.py --subjects 100000     # quicker
     .venv/bin/python bench/public.py --db postgresql://postgres@127.0.0.1:5432/postgres --subjects 100000
+    .venv/bin/python bench/public.py --keep                # then again on the same million, without seeding:
+    .venv/bin/python bench/public.py --reuse /tmp/xinyong-public-…
 
 What it does, all on 127.0.0.1, in a scratch folder removed at the end (unless ``--keep``):
 
@@ -12,13 +14,17 @@ What it does, all on 127.0.0.1, in a scratch folder removed at the end (unless `
    and a shop name, its blind-index key and sealed identity under a fresh master key; 1.5% on the black list
    (a confirmed counterfeit listing, applied by the real engine), 10% with a published commitment, the rest
    clean (grade A). The names go into the bigram index as the projector's would.
-2. ``xinyong-gateway serve --no-projector`` on that store and the baseline (``bench/_baseline_server.py``; its
-   ``GET /healthz`` handler answers an empty 200), each pinned to ``--server-cpu``; the load generator
-   (``bench/_loadgen.py``) on ``--client-cpu``. JSON logs stay on.
+2. ``xinyong-gateway serve --no-projector`` on that store twice: as served (its public answers reused for
+   ``--cache-ttl`` seconds, ``XINYONG_PUBLIC_CACHE_TTL``, 1 by default) and with reuse off (``... = 0``, the rows
+   marked "no reuse"); and the baseline (``bench/_baseline_server.py``; its ``GET /healthz`` handler answers an empty
+   200), each pinned to ``--server-cpu``; the load generator (``bench/_loadgen.py``) on ``--client-cpu``. JSON logs
+   stay on.
 3. ``--repeat`` interleaved rounds (medians printed) of ``--requests`` GETs at ``--concurrency`` keep-alive
-   connections of: the baseline; the subject page of random
-   seeded subjects (a tenth of them black-listed); their badges; the subject page again with the ``If-None-Match``
-   of an earlier answer (304). Requests per second of each and the ratio to the baseline.
+   connections of: the baseline; the subject page of random seeded subjects (a tenth of them black-listed, each
+   subject seldom asked twice: reuse hardly helps); their badges; the subject page again with the ``If-None-Match``
+   of an earlier answer (304), for 2,000 subjects asked in turn (each first ask of a round misses the reused answers,
+   which have expired since the round before). Requests per second of each and the ratio to the baseline, and the
+   server's CPU per request.
 4. Name search: ``--searches`` queries one at a time through ``GET /public/search?q=…`` (two-character words,
    three- and four-character parts of names, and the very common 有限公司), p50 and p99 per kind.
 
@@ -78,11 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=ingest._positive_int, default=3, metavar="N", help="rounds (medians)")
     parser.add_argument("--searches", type=ingest._positive_int, default=300, metavar="N")
     parser.add_argument("--concurrency", "-c", type=ingest._positive_int, default=32, metavar="C")
+    parser.add_argument(
+        "--cache-ttl",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="the gateway's XINYONG_PUBLIC_CACHE_TTL (default 1, as served); a second gateway always runs with 0",
+    )
     parser.add_argument("--db", metavar="URL", help="postgresql://… server to use instead of SQLite (a scratch DB)")
     parser.add_argument("--server-cpu", type=int, default=0, metavar="CPU")
     parser.add_argument("--client-cpu", type=int, default=1, metavar="CPU")
     parser.add_argument("--scratch-dir", type=Path, metavar="DIR")
-    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder (SQLite: for --reuse)")
+    parser.add_argument(
+        "--reuse", type=Path, metavar="DIR", help="run on a folder a --keep run left, without seeding (SQLite)"
+    )
     parser.add_argument("--json", action="store_true", help="also print the results as one JSON document")
     parser.add_argument("--seed", type=int, default=2019)
     return parser
@@ -171,6 +187,20 @@ async def seed(url: str, master: MasterKey, count: int, seed_value: int) -> list
 
 
 # -- requests ---------------------------------------------------------------------------------------------
+def _serve(url: str, port: int) -> list[str]:
+    return [
+        str(BIN / "xinyong-gateway"),
+        "--db",
+        url,
+        "serve",
+        "--port",
+        str(port),
+        "--no-projector",
+        "--log-format",
+        "json",
+    ]
+
+
 def get(port: int, path: str, headers: dict[str, str] | None = None) -> bytes:
     extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     return f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n{extra}\r\n".encode()
@@ -213,35 +243,58 @@ def search_queries(rng: random.Random, count: int) -> dict[str, list[str]]:
     return kinds
 
 
+def _seeded(args: argparse.Namespace, url: str, scratch: Path, env: dict[str, str]) -> list[tuple[str, bool]]:
+    """Seed the scratch database (and leave in ``scratch`` what ``--reuse`` needs: the master key and the subjects),
+    or, with ``--reuse``, take a folder seeded and kept before."""
+    if args.reuse:
+        subjects: list[tuple[str, bool]] = [tuple(s) for s in json.loads((scratch / "subjects.json").read_text())]
+        print(f"reusing {len(subjects):,} subjects seeded before")
+        return subjects
+    run_cli("--db", url, "migrate", env=env)
+    started = time.perf_counter()
+    with pinned(args.server_cpu):
+        subjects = asyncio.run(seed(url, MasterKey.from_text(env["XINYONG_MASTER_KEY"]), args.subjects, args.seed))
+    took = time.perf_counter() - started
+    black = sum(1 for _, is_black in subjects if is_black)
+    print(f"seeded {len(subjects):,} subjects ({black:,} black-listed) in {took:.0f} s")
+    if not args.db:
+        key_file = scratch / "key"
+        key_file.write_text(env["XINYONG_MASTER_KEY"])
+        key_file.chmod(0o600)
+        (scratch / "subjects.json").write_text(json.dumps(subjects))
+    return subjects
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    scratch = Path(tempfile.mkdtemp(prefix="xinyong-public-", dir=args.scratch_dir))
+    if args.reuse:
+        if args.db or not (args.reuse / "public.db").is_file() or not (args.reuse / "subjects.json").is_file():
+            raise BenchError(f"--reuse takes a folder that bench/public.py --keep left (SQLite): not {args.reuse}")
+        scratch = args.reuse
+    else:
+        scratch = Path(tempfile.mkdtemp(prefix="xinyong-public-", dir=args.scratch_dir))
     servers: list[Server] = []
     env = {name: value for name, value in os.environ.items() if not name.startswith("XINYONG_")}
-    master_text = MasterKey.generate_text()
-    env["XINYONG_MASTER_KEY"] = master_text
+    env["XINYONG_MASTER_KEY"] = (scratch / "key").read_text() if args.reuse else MasterKey.generate_text()
     try:
         sqlite = contextlib.nullcontext((f"sqlite:///{scratch / 'public.db'}", None))
         with _postgres.scratch_database(args.db, keep=args.keep) if args.db else sqlite as (url, _):
             print(f"scratch folder {scratch}; database {url.split('@')[-1]}")
-            run_cli("--db", url, "migrate", env=env)
-            started = time.perf_counter()
-            with pinned(args.server_cpu):
-                subjects = asyncio.run(seed(url, MasterKey.from_text(master_text), args.subjects, args.seed))
-            took = time.perf_counter() - started
-            black = sum(1 for _, is_black in subjects if is_black)
-            print(f"seeded {len(subjects):,} subjects ({black:,} black-listed) in {took:.0f} s")
+            subjects = _seeded(args, url, scratch, env)
 
-            gateway_port, baseline_port = free_port(), free_port()
+            gateway_port, plain_port, baseline_port = free_port(), free_port(), free_port()
             serve_env = {**env, "XINYONG_LOG_FORMAT": "json", "XINYONG_LOG_LEVEL": "info"}
-            argv = [str(BIN / "xinyong-gateway"), "--db", url, "serve", "--port", str(gateway_port), "--no-projector"]
             with pinned(args.server_cpu):
-                gateway = start_server("gateway", [*argv, "--log-format", "json"], gateway_port,
-                                       scratch / "gateway.log", serve_env)  # fmt: skip
+                gateway = start_server("gateway", _serve(url, gateway_port), gateway_port, scratch / "gateway.log",
+                                       {**serve_env, "XINYONG_PUBLIC_CACHE_TTL": str(args.cache_ttl)})  # fmt: skip
                 servers.append(gateway)
+                plain = start_server("gateway, no reuse", _serve(url, plain_port), plain_port, scratch / "plain.log",
+                                     {**serve_env, "XINYONG_PUBLIC_CACHE_TTL": "0"})  # fmt: skip
+                servers.append(plain)
                 baseline_argv = [sys.executable, str(HERE / "_baseline_server.py"), "--port", str(baseline_port)]
                 baseline = start_server("baseline", baseline_argv, baseline_port, scratch / "baseline.log", serve_env)
                 servers.append(baseline)
             gateway.wait_ready("/readyz")
+            plain.wait_ready("/readyz")
             baseline.wait_ready("/healthz")
 
             rng = random.Random(args.seed + 1)
@@ -255,19 +308,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     if status != 200:
                         raise BenchError(f"subject page answered {status}")
                     etags[code] = headers["ETag"]
-            runs = {
-                "baseline": (baseline, [get(baseline_port, "/healthz")] * args.requests, 200),
-                "subject page": (gateway, [get(gateway_port, f"/public/subjects/uscc/{c}") for c in picks], 200),
-                "badge": (gateway, [get(gateway_port, f"/public/badge/{c}.svg") for c in picks], 200),
-                "304 revalidation": (
-                    gateway,
-                    [
-                        get(gateway_port, f"/public/subjects/uscc/{c}", {"If-None-Match": etags[c]})
-                        for c in (rng.choice(revalidate) for _ in range(args.requests))
-                    ],
-                    304,
-                ),
+            revalidated = [rng.choice(revalidate) for _ in range(args.requests)]
+            runs: dict[str, tuple[Server, list[bytes], int]] = {
+                "baseline": (baseline, [get(baseline_port, "/healthz")] * args.requests, 200)
             }
+            for server, suffix in ((gateway, ""), (plain, " (no reuse)")):
+                port = server.port
+                runs |= {
+                    f"subject page{suffix}": (server, [get(port, f"/public/subjects/uscc/{c}") for c in picks], 200),
+                    f"badge{suffix}": (server, [get(port, f"/public/badge/{c}.svg") for c in picks], 200),
+                    f"304 revalidation{suffix}": (
+                        server,
+                        [get(port, f"/public/subjects/uscc/{c}", {"If-None-Match": etags[c]}) for c in revalidated],
+                        304,
+                    ),
+                }
             for what, (server, requests, status) in runs.items():
                 run_load(server, requests[:2000], args.concurrency, f"{what} warm-up", args.client_cpu, status)
             rounds: dict[str, list[LoadResult]] = {what: [] for what in runs}
@@ -307,7 +362,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"  name search over {len(subjects):,} subjects (one client, through HTTP)")
             for kind, figures in searches.items():
                 print(f"  {kind:<26} p50 {figures['p50_ms']:7.2f} ms   p99 {figures['p99_ms']:7.2f} ms")
-            figures = {
+            figures: dict[str, Any] = {
                 "subjects": len(subjects),
                 "rates": {k: round(v) for k, v in rates.items()},
                 "ratios": {k: round(v / rates["baseline"], 2) for k, v in rates.items()},
@@ -320,8 +375,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         for server in servers:
             server.stop()
-        if args.keep:
-            print(f"kept {scratch}")
+        if args.keep or args.reuse:
+            print(f"kept {scratch} (run again on it: --reuse {scratch})")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,28 @@ def _fresh_logging() -> Iterator[None]:
     reset_logging()
     yield
     reset_logging()
+
+
+_HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A test run started in the background by a non-interactive shell (``make test &``) inherits SIGINT ignored, as
+    POSIX has it, and so would every command the tests start: the Ctrl-C tests' commands would never see their
+    Ctrl-C. The run takes back Python's own handling, as it has in the foreground."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_as_they_were() -> Iterator[None]:
+    """Every test leaves SIGINT and SIGTERM handled as it found them: a handler left behind (SIGINT ignored, say) is
+    inherited by the processes later tests start."""
+    before = {signum: signal.getsignal(signum) for signum in _HANDLED_SIGNALS}
+    yield
+    for signum, handler in before.items():
+        if signal.getsignal(signum) is not handler:
+            signal.signal(signum, handler)
 
 
 @pytest.fixture(autouse=True)

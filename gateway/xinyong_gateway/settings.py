@@ -87,6 +87,11 @@ class GatewaySettings(BaseSettings):
     text, not only spaces."""
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    public_cache_ttl: float = Field(default=1.0, ge=0, le=60)
+    """Seconds the public site reuses a subject's page or badge once worked out (``web.public.answers``): how far the
+    public may lag the store, at most (0: never reused)."""
+    public_cache_entries: int = Field(default=4096, ge=1, le=1_000_000)
+    """Pages and badges the public site keeps at most (about 4 KiB each)."""
     retention_interval: float = Field(default=86_400.0, ge=0)
     """Seconds between two runs of the retention job inside ``serve`` (``retention run``; 0: never inside ``serve``).
     What it erases, and when, is policy (``[retention]``)."""

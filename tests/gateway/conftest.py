@@ -254,11 +254,13 @@ class Gateway:
 @pytest.fixture
 def gateway_settings(database_url: str, request: pytest.FixtureRequest) -> GatewaySettings:
     """Settings of the test gateway, on each backend; a module that drives projection itself sets
-    ``RUN_PROJECTOR = False``."""
+    ``RUN_PROJECTOR = False``. The public site reuses no answer (``public_cache_ttl=0``): these tests look at a page
+    right after changing what it shows; ``test_public_answers.py`` tests the reuse."""
     return GatewaySettings(
         database_url=database_url,
         master_key=TEST_MASTER_KEY,
         source_refresh_interval=0.2,
+        public_cache_ttl=0,
         log_format="json",
         projector=getattr(request.module, "RUN_PROJECTOR", True),
     )

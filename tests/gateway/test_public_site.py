@@ -77,6 +77,7 @@ async def test_a_page_is_revalidated_with_its_etag_and_changes_when_the_file_doe
     _, _, headers = await _page(gateway, path)
     status, text, again = await _page(gateway, path, headers={"If-None-Match": headers["ETag"]})
     assert status == 304 and text == "" and again["ETag"] == headers["ETag"]
+    assert again["Cache-Control"] == headers["Cache-Control"]  # a 304 carries what its 200 says of caching
     _assert_safe_headers(again)
     status, _, _ = await _page(gateway, path, headers={"If-None-Match": '"something-else"'})
     assert status == 200
@@ -245,6 +246,7 @@ async def test_the_badge_shows_list_or_grade_and_date_links_to_the_page_and_reva
     etag = response.headers["ETag"]
     again = await gateway.client.get(f"/public/badge/{SHOP['id']}.svg", headers={"If-None-Match": f"W/{etag}"})
     assert again.status == 304 and again.headers["ETag"] == etag
+    assert again.headers["Cache-Control"] == response.headers["Cache-Control"] == "public, max-age=300"
     clean = await (await gateway.client.get(f"/public/badge/{CLEAN['id']}.svg")).text()
     assert "信用等级 A" in clean
     never = await gateway.client.get(f"/public/badge/{make_uscc(random.Random(97))}.svg")
@@ -259,7 +261,7 @@ async def test_the_home_page_explains_search_badge_embedding_and_objections(gate
     response = await gateway.client.get("/public/site.css")
     assert response.status == 200 and response.headers["Content-Type"] == "text/css; charset=utf-8"
     again = await gateway.client.get("/public/site.css", headers={"If-None-Match": response.headers["ETag"]})
-    assert again.status == 304
+    assert again.status == 304 and again.headers["Cache-Control"] == response.headers["Cache-Control"]
     head = await gateway.client.head("/public/")
     assert head.status == 200
     refused = await gateway.client.delete("/public/")

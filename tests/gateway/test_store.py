@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -24,10 +25,13 @@ from xinyong_gateway.errors import (
 )
 from xinyong_gateway.store import (
     AppendStatus,
+    Commitment,
     InboxEntry,
     Micros,
     NewSourceKey,
     ProjectionCommit,
+    PublicSubject,
+    Standing,
     Store,
     SubjectRow,
     open_store,
@@ -355,3 +359,38 @@ async def test_one_key_lookups_answer_what_the_batch_lookup_answers(store: Store
         for key in chosen:
             one_by_one |= await store.load_subjects([key])
         assert await store.load_subjects(chosen) == one_by_one
+
+
+async def test_public_reads_answer_what_the_file_and_its_commitments_say(store: Store) -> None:
+    """``public_subject`` (the page: file and commitments in one statement) and ``subject_standing`` (the badge: list
+    and grade read from the stored status) are held equal to ``load_subjects`` and the stored status, for subjects with
+    no, one and several commitments (newest first, then by id), and None for a subject not held."""
+    rng = random.Random(7)
+    rows, commitments = [], []
+    for n in range(30):
+        status = {
+            "list": rng.choice(["black", "watch", "red", "none"]),
+            "grade": rng.choice(["A", "B", "C", "D", None]),
+        }
+        key = f"{n:064x}"
+        rows.append(
+            SubjectRow(key, "uscc", f"9132{n:014d}", f"店{n}", b"sealed", None, "{}", json.dumps(status), n or None)
+        )
+        for c in range(n % 4):
+            published = NOW - rng.choice([0, DAY, 2 * DAY])  # equal times too: then by id
+            commitments.append(Commitment(key, f"cm-{n}-{c}", published, tuple(f"承诺{i}" for i in range(c + 1))))
+    await store.commit_projection(
+        ProjectionCommit(partitions=(), subjects=tuple(rows), changes=(), recorded_at=1, commitments=tuple(commitments))
+    )
+    for row in rows:
+        key = row.subject_key
+        expected = sorted(
+            (c for c in commitments if c.subject_key == key), key=lambda c: (-c.published_at, c.commitment_id)
+        )
+        assert await store.public_subject(key) == PublicSubject(
+            (await store.load_subjects([key]))[key], tuple(expected)
+        )
+        status = json.loads(row.status)
+        assert await store.subject_standing(key) == Standing(status["list"], status["grade"], row.next_change_at)
+    assert await store.public_subject(f"{999:064x}") is None
+    assert await store.subject_standing(f"{999:064x}") is None

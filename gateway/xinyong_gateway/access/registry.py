@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from xinyong_gateway.errors import StoreError
@@ -91,6 +91,11 @@ class Registry(ABC, Generic[RecordT, ActiveT]):
         self._records = {self._id(record): record for record in records}
         self._active = active
         self._last_refresh = started
+
+    @property
+    def records(self) -> Mapping[str, RecordT]:
+        """Every record by id, active or not, as last reloaded (no I/O): what a past record was reported by."""
+        return self._records
 
     def get(self, record_id: str) -> ActiveT | None:
         """The active entry with this id, from memory (no I/O)."""

@@ -35,7 +35,6 @@ from xinyong_gateway.store.records import (
     AuditEntry,
     AuditHead,
     CaseRef,
-    Commitment,
     Delivery,
     DeliveryOutcome,
     InboxEntry,
@@ -51,9 +50,11 @@ from xinyong_gateway.store.records import (
     PolicyText,
     PoolUsage,
     ProjectionCommit,
+    PublicSubject,
     SchemaStatus,
     SigningKeyRecord,
     SourceRecord,
+    Standing,
     StatusChange,
     StoredEvent,
     SubjectRow,
@@ -409,8 +410,14 @@ class Store(ABC):
         scan of the subjects' statuses): the column is read rarely, and cached by its entity tag."""
 
     @abstractmethod
-    async def commitments(self, subject_key: str) -> list[Commitment]:
-        """The subject's published commitments, newest first."""
+    async def public_subject(self, subject_key: str) -> PublicSubject | None:
+        """A subject's public page as stored: its file and its published commitments (newest first), in one read;
+        None for a subject the store does not hold."""
+
+    @abstractmethod
+    async def subject_standing(self, subject_key: str) -> Standing | None:
+        """A subject's list and grade as its stored status has them, and its ``next_change_at`` (the badge), without
+        reading its file; None for a subject the store does not hold."""
 
     # -- sources ----------------------------------------------------------------------------------
     @abstractmethod

@@ -91,7 +91,6 @@ from xinyong_gateway.store.records import (
     AuditEntry,
     AuditHead,
     CaseRef,
-    Commitment,
     InboxEntry,
     ListedSubject,
     Micros,
@@ -102,8 +101,10 @@ from xinyong_gateway.store.records import (
     PolicyText,
     PoolUsage,
     ProjectionCommit,
+    PublicSubject,
     SchemaStatus,
     SigningKeyRecord,
+    Standing,
     StatusChange,
     StoredEvent,
     SubjectRow,
@@ -567,8 +568,11 @@ class PostgresStore(postgresql_access.PostgresAccess, postgresql_outbox.Postgres
     async def listed_agencies(self, offset: int, limit: int) -> tuple[int, list[ListedSubject]]:
         return await self._read(lambda conn: postgresql_public.agencies(conn, offset, limit))
 
-    async def commitments(self, subject_key: str) -> list[Commitment]:
-        return await self._read(lambda conn: postgresql_public.commitments(conn, subject_key))
+    async def public_subject(self, subject_key: str) -> PublicSubject | None:
+        return await self._read(lambda conn: postgresql_public.public_subject(conn, subject_key))
+
+    async def subject_standing(self, subject_key: str) -> Standing | None:
+        return await self._read(lambda conn: postgresql_public.standing(conn, subject_key))
 
     # -- the audit log (store/postgresql_audit.py) ------------------------------------------------------
     async def append_audit(self, draft: AuditDraft, chain: AuditChain) -> AuditEntry:

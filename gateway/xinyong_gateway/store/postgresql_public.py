@@ -10,14 +10,22 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-from xinyong_gateway.store.public import keep_matches, name_grams
-from xinyong_gateway.store.records import Commitment, ListedSubject, NameMatch, ProjectionCommit
+from xinyong_gateway.store.public import commitments_of, keep_matches, name_grams
+from xinyong_gateway.store.records import (
+    ListedSubject,
+    NameMatch,
+    ProjectionCommit,
+    PublicSubject,
+    Standing,
+    SubjectRow,
+)
+from xinyong_gateway.store.rows import SUBJECT_COLUMNS
 
 if TYPE_CHECKING:
     import asyncpg
     from asyncpg.pool import PoolConnectionProxy
 
-__all__ = ["agencies", "commitments", "listed", "search", "write"]
+__all__ = ["agencies", "listed", "public_subject", "search", "standing", "write"]
 
 _Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 _CANDIDATES = 4
@@ -85,10 +93,24 @@ async def agencies(conn: _Connection, offset: int, limit: int) -> tuple[int, lis
     return int(total), [ListedSubject(*row) for row in rows]
 
 
-async def commitments(conn: _Connection, subject_key: str) -> list[Commitment]:
-    rows = await conn.fetch(
-        "SELECT subject_key, commitment_id, published_at, items FROM public_commitments WHERE subject_key = $1"
-        " ORDER BY published_at DESC, commitment_id",
-        subject_key,
-    )
-    return [Commitment(r[0], r[1], r[2], tuple(json.loads(r[3]))) for r in rows]
+_PUBLIC_SUBJECT = (
+    f"SELECT {SUBJECT_COLUMNS}, (SELECT coalesce(json_agg(json_build_array(commitment_id, published_at,"
+    " items::json)), '[]')::text FROM public_commitments c WHERE c.subject_key = s.subject_key)"
+    " FROM subjects s WHERE s.subject_key = $1"
+)
+_STANDING = (
+    "SELECT status::jsonb ->> 'list', status::jsonb ->> 'grade', next_change_at FROM subjects WHERE subject_key = $1"
+)
+
+
+async def public_subject(conn: _Connection, subject_key: str) -> PublicSubject | None:
+    """The subject's file and commitments in one statement (one snapshot, one round trip)."""
+    found = await conn.fetchrow(_PUBLIC_SUBJECT, subject_key)
+    if found is None:
+        return None
+    return PublicSubject(SubjectRow(*found[:-1]), commitments_of(subject_key, found[-1]))
+
+
+async def standing(conn: _Connection, subject_key: str) -> Standing | None:
+    found = await conn.fetchrow(_STANDING, subject_key)
+    return None if found is None else Standing(*found)

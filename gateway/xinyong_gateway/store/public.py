@@ -23,11 +23,12 @@ through a partial index of the agencies' files in the page's order.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
-from xinyong_gateway.store.records import NameMatch
+from xinyong_gateway.store.records import Commitment, NameMatch
 
-__all__ = ["MIN_QUERY", "fts_phrase", "keep_matches", "name_grams", "search_form"]
+__all__ = ["MIN_QUERY", "commitments_of", "fts_phrase", "keep_matches", "name_grams", "search_form"]
 
 MIN_QUERY = 2
 """Characters a name query needs (its search form): one bigram."""
@@ -65,3 +66,11 @@ def keep_matches(candidates: Iterable[NameMatch], text: str, limit: int) -> list
         if len(found) == limit:
             break
     return found
+
+
+def commitments_of(subject_key: str, aggregated: str) -> tuple[Commitment, ...]:
+    """A subject's commitments from the JSON array both backends aggregate them into (``[[id, published_at, [items]],
+    ...]``), newest first (then by id): the order is set here, not by the aggregate."""
+    found = [Commitment(subject_key, cid, at, tuple(items)) for cid, at, items in json.loads(aggregated)]
+    found.sort(key=lambda c: (-c.published_at, c.commitment_id))
+    return tuple(found)

@@ -46,10 +46,12 @@ __all__ = [
     "PolicyText",
     "PoolUsage",
     "ProjectionCommit",
+    "PublicSubject",
     "SchemaStatus",
     "SigningKeyRecord",
     "SourceKey",
     "SourceRecord",
+    "Standing",
     "StatusChange",
     "StoredEvent",
     "SubjectName",
@@ -378,6 +380,23 @@ class Commitment(NamedTuple):
     commitment_id: str
     published_at: Micros
     items: tuple[str, ...]
+
+
+class PublicSubject(NamedTuple):
+    """What a subject's public page is made of, read at one instant: its stored file and its published commitments,
+    newest first."""
+
+    row: SubjectRow
+    commitments: tuple[Commitment, ...]
+
+
+class Standing(NamedTuple):
+    """A subject's list and grade in its stored status, and when time alone may change them (the credit badge):
+    read without its file."""
+
+    list: str
+    grade: str | None
+    next_change_at: Micros | None
 
 
 class NameMatch(NamedTuple):

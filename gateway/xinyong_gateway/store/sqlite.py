@@ -62,7 +62,6 @@ from xinyong_gateway.store.records import (
     AuditEntry,
     AuditHead,
     CaseRef,
-    Commitment,
     InboxEntry,
     ListedSubject,
     Micros,
@@ -73,8 +72,10 @@ from xinyong_gateway.store.records import (
     PolicyText,
     PoolUsage,
     ProjectionCommit,
+    PublicSubject,
     SchemaStatus,
     SigningKeyRecord,
+    Standing,
     StatusChange,
     StoredEvent,
     SubjectRow,
@@ -570,9 +571,16 @@ class SqliteStore(sqlite_access.SqliteAccess, sqlite_outbox.SqliteOutbox, Store)
     async def listed_agencies(self, offset: int, limit: int) -> tuple[int, list[ListedSubject]]:
         return await self._submit(lambda conn: sqlite_public.agencies(conn, offset, limit))
 
-    async def commitments(self, subject_key: str) -> list[Commitment]:
+    async def public_subject(self, subject_key: str) -> PublicSubject | None:
+        # On the loop's read-only connection, as load_subjects: one indexed statement, no hand-off to the writer.
         try:
-            return sqlite_public.commitments(self._reader or self._open_reader(), subject_key)
+            return sqlite_public.public_subject(self._reader or self._open_reader(), subject_key)
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"SQLite error: {exc}.") from exc
+
+    async def subject_standing(self, subject_key: str) -> Standing | None:
+        try:
+            return sqlite_public.standing(self._reader or self._open_reader(), subject_key)
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"SQLite error: {exc}.") from exc
 

@@ -10,10 +10,18 @@ import json
 import sqlite3
 from collections.abc import Sequence
 
-from xinyong_gateway.store.public import fts_phrase, keep_matches, name_grams
-from xinyong_gateway.store.records import Commitment, ListedSubject, NameMatch, ProjectionCommit
+from xinyong_gateway.store.public import commitments_of, fts_phrase, keep_matches, name_grams
+from xinyong_gateway.store.records import (
+    ListedSubject,
+    NameMatch,
+    ProjectionCommit,
+    PublicSubject,
+    Standing,
+    SubjectRow,
+)
+from xinyong_gateway.store.rows import SUBJECT_COLUMNS
 
-__all__ = ["agencies", "commitments", "listed", "search", "write"]
+__all__ = ["agencies", "listed", "public_subject", "search", "standing", "write"]
 
 _CANDIDATES = 4
 """Candidates read per subject asked for (a subject has a few names; a phrase of bigrams rarely misleads)."""
@@ -75,10 +83,24 @@ def agencies(conn: sqlite3.Connection, offset: int, limit: int) -> tuple[int, li
     return total, [ListedSubject(*row) for row in rows]
 
 
-def commitments(conn: sqlite3.Connection, subject_key: str) -> list[Commitment]:
-    rows = conn.execute(
-        "SELECT subject_key, commitment_id, published_at, items FROM public_commitments WHERE subject_key = ?"
-        " ORDER BY published_at DESC, commitment_id",
-        (subject_key,),
-    )
-    return [Commitment(key, cid, at, tuple(json.loads(items))) for key, cid, at, items in rows]
+_PUBLIC_SUBJECT = (
+    f"SELECT {SUBJECT_COLUMNS}, (SELECT json_group_array(json_array(commitment_id, published_at, json(items)))"
+    " FROM public_commitments c WHERE c.subject_key = s.subject_key) FROM subjects s WHERE s.subject_key = ?"
+)
+_STANDING = (
+    "SELECT json_extract(status, '$.list'), json_extract(status, '$.grade'), next_change_at FROM subjects"
+    " WHERE subject_key = ?"
+)
+
+
+def public_subject(conn: sqlite3.Connection, subject_key: str) -> PublicSubject | None:
+    """The subject's file and commitments in one statement (one snapshot)."""
+    found = conn.execute(_PUBLIC_SUBJECT, (subject_key,)).fetchone()
+    if found is None:
+        return None
+    return PublicSubject(SubjectRow._make(found[:-1]), commitments_of(subject_key, found[-1]))
+
+
+def standing(conn: sqlite3.Connection, subject_key: str) -> Standing | None:
+    found = conn.execute(_STANDING, (subject_key,)).fetchone()
+    return None if found is None else Standing._make(found)

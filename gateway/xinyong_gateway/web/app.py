@@ -118,7 +118,7 @@ def create_app(
     ingest = IngestHandler(body_limit=settings.body_limit, body_timeout=settings.body_timeout, clock=clock)
     query = QueryHandler(body_timeout=settings.body_timeout, clock=clock)
     attestations = AttestationHandler(query, issuer=settings.issuer, body_timeout=settings.body_timeout, clock=clock)
-    public = PublicSite(clock=clock)
+    public = PublicSite(clock=clock, cache_ttl=settings.public_cache_ttl, cache_entries=settings.public_cache_entries)
     public.setup(app)
     subscriptions = SubscriptionsHandler(body_timeout=settings.body_timeout, clock=clock)
     guard = OutboundGuard(parse_networks(settings.outbound_allowed_networks))
@@ -158,7 +158,7 @@ def create_app(
             ingest.attach(store, master, registry)
             query.attach(store, master, api_keys, policies)
             attestations.attach(api_keys, keyring)
-            public.attach(store, master, policies)
+            public.attach(store, master, policies, registry)
             subscriptions.attach(store, master, api_keys, guard)
             tasks = [
                 asyncio.create_task(registry.run(), name="xinyong-source-refresh"),

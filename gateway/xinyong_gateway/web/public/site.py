@@ -10,6 +10,8 @@ repeat the query (it may be a person's name or a resident id, which find nothing
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import re
 import time
@@ -23,15 +25,17 @@ import jinja2
 from aiohttp import web
 
 from xinyong.subjects import InvalidIdentifierError, normalize_id, validate_uscc
+from xinyong_gateway.access import SourceRegistry
 from xinyong_gateway.credit.documents import status_document
 from xinyong_gateway.credit.engine import CreditFile
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import StoreError
-from xinyong_gateway.store import Store, SubjectRow
+from xinyong_gateway.store import Store
 from xinyong_gateway.web.public.agencies import agency_context, agency_row
+from xinyong_gateway.web.public.answers import Answer, AnswerCache
 from xinyong_gateway.web.public.badge import badge_svg
-from xinyong_gateway.web.public.views import LIST_LABELS, SourceLabel, cst_day, etag_of, listed_row, person_shown
+from xinyong_gateway.web.public.views import LIST_LABELS, cst_day, etag_of, listed_row, person_shown
 from xinyong_gateway.web.public.views import subject_context as build_subject_context
 
 __all__ = ["PAGE_SIZE", "SECURITY_HEADERS", "PublicSite"]
@@ -42,7 +46,7 @@ _SEARCH_LIMIT = 20
 _MIN_QUERY = 2
 _MAX_QUERY = 100
 _RESIDENT_ID = re.compile(r"[0-9]{17}[0-9X]|[0-9]{15}")
-_SITE_VERSION = "2"
+_SITE_VERSION = "3"
 """Part of every entity tag: bump it when templates change what a page shows."""
 
 SECURITY_HEADERS = {
@@ -59,8 +63,11 @@ _BADGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Resource-Policy": "cross-origin",
 }
-_PAGE_CACHE = "public, max-age=60"
-_HTML = "text/html"
+_HTML = "text/html; charset=utf-8"
+_SVG = "image/svg+xml; charset=utf-8"
+_PAGE_HEADERS = {**SECURITY_HEADERS, "Cache-Control": "public, max-age=60"}
+"""A cacheable page's headers but its type and tag (on its 200 and its 304 alike)."""
+_BADGE_ANSWER_HEADERS = {**_BADGE_HEADERS, "Cache-Control": "public, max-age=300"}
 _LISTS = ("black", "red")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -73,12 +80,15 @@ class PublicSite:
     _master: MasterKey
     _policies: PolicyInForce
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.time, cache_ttl: float = 0.0, cache_entries: int = 4096
+    ) -> None:
         self._clock = clock
-        self._sources: dict[str, SourceLabel] = {}
+        self._answers = AnswerCache(ttl=cache_ttl, entries=cache_entries, clock=clock)
+        self._templates: dict[str, jinja2.Template] = {}
         static = resources.files("xinyong_gateway.web.public") / "static"
         self._static = {
-            name: (body, content_type, etag_of(body))
+            name: (body, content_type, etag_of(hashlib.sha256(body).hexdigest()))
             for name, content_type in (("site.css", "text/css"), ("favicon.svg", "image/svg+xml"))
             for body in [(static / name).read_bytes()]
         }
@@ -90,13 +100,15 @@ class PublicSite:
             loader=jinja2.PackageLoader("xinyong_gateway.web.public", "templates"),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
+            auto_reload=False,  # package data: never changes under a running process (no stat() per render)
         )
 
-    def attach(self, store: Store, master: MasterKey, policies: PolicyInForce) -> None:
-        """Bind the resources opened at start-up."""
+    def attach(self, store: Store, master: MasterKey, policies: PolicyInForce, sources: SourceRegistry) -> None:
+        """Bind the resources opened at start-up (``sources``: who reported a record, from memory)."""
         self._store = store
         self._master = master
         self._policies = policies
+        self._sources = sources
 
     def routes(self) -> list[tuple[str, Handler]]:
         """(path, GET handler) of every page; the app adds HEAD and refuses other methods."""
@@ -123,30 +135,52 @@ class PublicSite:
         etag: str | None = None,
         cacheable: bool = True,
     ) -> web.Response:
-        body = aiohttp_jinja2.render_string(template, request, {**context, "site_version": _SITE_VERSION}).encode()
+        text = self._render(request, template, context)
         if status == 200 and cacheable:
-            etag = etag or etag_of(body)
-            cached = self._not_modified(request, etag, SECURITY_HEADERS)
+            etag = etag or etag_of(text)
+            cached = self._not_modified(request, etag, _PAGE_HEADERS)
             if cached is not None:
                 return cached
-        response = web.Response(body=body, status=status, content_type=_HTML, charset="utf-8", headers=SECURITY_HEADERS)
         if status == 200 and etag is not None:
-            response.headers["ETag"] = etag
-            response.headers["Cache-Control"] = _PAGE_CACHE
-        else:
-            response.headers["Cache-Control"] = "no-store"
-        return response
+            return _html(text.encode(), etag)
+        headers = {**SECURITY_HEADERS, "Content-Type": _HTML, "Cache-Control": "no-store"}
+        return web.Response(body=text.encode(), status=status, headers=headers)
+
+    def _render(self, request: web.Request, template: str, context: dict[str, Any]) -> str:
+        """``template`` rendered with ``context`` alone, as ``Template.render`` does but for the Jinja globals: the
+        templates use none, and merging them into every page's context was a third of a subject page's render."""
+        found = self._template(request, template)
+        try:
+            rendered = found.root_render_func(
+                found.new_context({**context, "site_version": _SITE_VERSION}, shared=True)
+            )
+            return found.environment.concat(rendered)
+        except Exception:
+            found.environment.handle_exception()  # the error with the template's own lines, as render() raises it
+
+    def _template(self, request: web.Request, name: str) -> jinja2.Template:
+        """The template ``name`` of the environment ``setup`` registered, loaded once (they are package data)."""
+        template = self._templates.get(name)
+        if template is None:
+            template = self._templates[name] = aiohttp_jinja2.get_env(request.app).get_template(name)
+        return template
 
     def _error(self, request: web.Request, status: int, title: str, detail: str) -> web.Response:
         return self._page(request, "error.html", {"title": title, "detail": detail}, status=status)
 
     @staticmethod
     def _not_modified(request: web.Request, etag: str, headers: Mapping[str, str]) -> web.Response | None:
+        """A 304 with ``headers`` (those of the 200 it stands for, ``Cache-Control`` included) when the request's
+        ``If-None-Match`` names ``etag``; else None."""
         asked = request.headers.get("If-None-Match")
         if asked is None:
             return None
-        if asked.strip() == "*" or etag in (tag.strip().removeprefix("W/") for tag in asked.split(",")):
-            return web.Response(status=304, headers={**headers, "ETag": etag, "Cache-Control": _PAGE_CACHE})
+        if (
+            asked == etag
+            or asked.strip() == "*"
+            or etag in (tag.strip().removeprefix("W/") for tag in asked.split(","))
+        ):
+            return web.Response(status=304, headers={**headers, "ETag": etag})
         return None
 
     def _now(self) -> datetime:
@@ -195,8 +229,7 @@ class PublicSite:
         context: dict[str, Any] = {"results": [], "note": None}
         code = normalize_id(query)
         if len(code) == 18 and _looks_like_uscc(code):
-            row = await self._organisation(code)
-            if row is not None:
+            if await self._store.subject_standing(self._key(code)) is not None:
                 return _redirect(303, f"/public/subjects/uscc/{code}")
             context["note"] = "没有找到与该统一社会信用代码对应的公示信息。"
         elif _RESIDENT_ID.fullmatch(code):
@@ -214,11 +247,13 @@ class PublicSite:
             )
         return self._page(request, "search.html", context, cacheable=False)
 
-    async def _organisation(self, code: str) -> SubjectRow | None:
-        key = self._master.subject_key("uscc", code)
-        return (await self._store.load_subjects([key])).get(key)
+    def _key(self, code: str) -> str:
+        return self._master.subject_key("uscc", code)
 
     async def subject(self, request: web.Request) -> web.Response:
+        kept = self._kept_page(request, request.match_info["code"])  # kept under valid codes only: no check needed
+        if kept is not None:
+            return kept
         try:
             code = validate_uscc(request.match_info["code"])
         except InvalidIdentifierError:
@@ -227,17 +262,30 @@ class PublicSite:
             return _redirect(308, f"/public/subjects/uscc/{code}")
         return await self._guarded(request, lambda: self._subject(request, code))
 
+    def _kept_page(self, request: web.Request, code: str) -> web.Response | None:
+        """The answer from the page kept for ``code`` (``web.public.answers``), if it can be answered from it."""
+        kept = self._answers.get(("page", code))
+        if kept is None:
+            return None
+        cached = self._not_modified(request, kept.etag, _PAGE_HEADERS)
+        if cached is not None:
+            return cached
+        return None if kept.body is None else _html(kept.body, kept.etag)
+
     async def _subject(self, request: web.Request, code: str) -> web.Response:
-        row = await self._organisation(code)
-        if row is None:
+        kept = self._answers.get(("page", code))
+        found = await self._store.public_subject(self._key(code))
+        if found is None:
             return self._error(request, 404, "未找到公示信息", "信用信息库中没有该统一社会信用代码的公示信息。")
+        row, commitments = found
         now = self._now()
         policy = self._policies.policy
-        commitments = await self._store.commitments(row.subject_key)
         due = row.next_change_at is not None and row.next_change_at <= int(now.timestamp() * 1_000_000)
         etag = etag_of(_SITE_VERSION, row.state, row.status, repr(commitments), policy.version, cst_day(now), str(due))
-        cached = self._not_modified(request, etag, SECURITY_HEADERS)
+        cached = self._not_modified(request, etag, _PAGE_HEADERS)
         if cached is not None:
+            if kept is None or kept.etag != etag:
+                self._answers.put(("page", code), Answer(etag, None))
             return cached
         credit_file = CreditFile.from_json(row.state) if row.state else None
         status: dict[str, Any] = json.loads(row.status)
@@ -245,20 +293,11 @@ class PublicSite:
             status = status_document(
                 (row.id_type, row.display_id, row.display_name), credit_file.status_at(now, policy)
             )
-        if credit_file is not None and status["reasons"]:
-            await self._know_sources(credit_file)
-        context = build_subject_context(status, credit_file, commitments, policy, self._sources, now)
+        context = build_subject_context(status, credit_file, commitments, policy, self._sources.records, now)
         context["agency"] = agency_context(credit_file, now, policy) if credit_file is not None else None
-        return self._page(request, "subject.html", {**context, "base": f"{request.scheme}://{request.host}"}, etag=etag)
-
-    async def _know_sources(self, credit_file: CreditFile) -> None:
-        """Load the sources' kinds and names when a record stands on a case of a source not known yet (a case is
-        ``source|event type|case id``; sources are few, and kept)."""
-        named = {r.case.split("|", 1)[0] for r in credit_file.records.values() if r.case and "|" in r.case}
-        if not named <= self._sources.keys():
-            self._sources = {
-                record.source_id: SourceLabel(record.kind, record.name) for record in await self._store.list_sources()
-            }
+        body = self._render(request, "subject.html", context).encode()
+        self._answers.put(("page", code), Answer(etag, body))
+        return _html(body, etag)
 
     def _page_number(self, request: web.Request) -> int | web.Response:
         """The ``page`` asked for (1 when none), or the 400 page that explains a bad one."""
@@ -311,38 +350,56 @@ class PublicSite:
 
     async def badge(self, request: web.Request) -> web.Response:
         file = request.match_info["file"]
+        base = f"{request.scheme}://{request.host}"
+        kept = self._answers.get(("badge", file, base))  # kept under "{valid code}.svg" only: no check needed
+        if kept is not None:
+            return self._badge_response(request, kept)
         try:
             if not file.endswith(".svg"):
                 raise InvalidIdentifierError("not a badge")
             code = validate_uscc(file.removesuffix(".svg"))
         except InvalidIdentifierError:
             return self._error(request, 400, "代码格式有误", "亮标地址应为 /public/badge/{统一社会信用代码}.svg。")
-        return await self._guarded(request, lambda: self._badge(request, code))
+        return await self._guarded(request, lambda: self._badge(request, code, base))
 
-    async def _badge(self, request: web.Request, code: str) -> web.Response:
-        row = await self._organisation(code)
-        now = self._now()
-        if row is None:
-            list_name, grade = "none", None
-        else:
-            status = json.loads(row.status)
-            if row.next_change_at is not None and row.next_change_at <= int(now.timestamp() * 1_000_000) and row.state:
-                current = CreditFile.from_json(row.state).status_at(now, self._policies.policy)
-                list_name, grade = current.list, current.grade
-            else:
-                list_name, grade = status["list"], status["grade"]
-        day = cst_day(now)
-        href = f"{request.scheme}://{request.host}/public/subjects/uscc/{code}"
-        etag = etag_of(_SITE_VERSION, code, list_name, str(grade), day, href)
-        cached = self._not_modified(request, etag, _BADGE_HEADERS)
+    async def _badge(self, request: web.Request, code: str, base: str) -> web.Response:
+        return self._badge_response(request, await self._badge_answer(code, base))
+
+    def _badge_response(self, request: web.Request, kept: Answer) -> web.Response:
+        cached = self._not_modified(request, kept.etag, _BADGE_ANSWER_HEADERS)
         if cached is not None:
             return cached
-        return web.Response(
-            body=badge_svg(list_name, grade, day, href),
-            content_type="image/svg+xml",
-            charset="utf-8",
-            headers={**_BADGE_HEADERS, "ETag": etag, "Cache-Control": "public, max-age=300"},
-        )
+        return web.Response(body=kept.body, headers={**_BADGE_ANSWER_HEADERS, "Content-Type": _SVG, "ETag": kept.etag})
+
+    async def _badge_answer(self, code: str, base: str) -> Answer:
+        key = self._key(code)
+        standing = await self._store.subject_standing(key)  # the stored list and grade, without the file
+        now = self._now()
+        list_name: str = "none"
+        grade: str | None = None
+        if standing is not None:
+            list_name, grade = standing.list, standing.grade
+            if standing.next_change_at is not None and standing.next_change_at <= int(now.timestamp() * 1_000_000):
+                row = (await self._store.load_subjects([key])).get(key)  # time alone changed it: ask the file
+                if row is not None and row.state:
+                    current = CreditFile.from_json(row.state).status_at(now, self._policies.policy)
+                    list_name, grade = current.list, current.grade
+        day = cst_day(now)
+        # What the badge is a function of besides its URL's code: a validator per (list, grade, day, base).
+        answer = Answer(_badge_etag(list_name, grade, day, base), badge_svg(list_name, grade, day, base, code))
+        if standing is not None:  # an unknown code is not kept: made-up codes push nothing out
+            self._answers.put(("badge", f"{code}.svg", base), answer)
+        return answer
+
+
+def _html(body: bytes, etag: str) -> web.Response:
+    """A page answered 200 with its entity tag (rendered now or kept: ``web.public.answers``)."""
+    return web.Response(body=body, headers={**_PAGE_HEADERS, "Content-Type": _HTML, "ETag": etag})
+
+
+@functools.lru_cache(maxsize=1024)
+def _badge_etag(list_name: str, grade: str | None, day: str, base: str) -> str:
+    return etag_of(_SITE_VERSION, "badge", list_name, str(grade), day, base)
 
 
 def _redirect(status: int, location: str) -> web.Response:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from xinyong.subjects import CHINA_STANDARD_TIME
 from xinyong_gateway.credit.engine import CreditFile, Record
@@ -60,12 +59,14 @@ MEASURE_LABELS = {
 GRADE_LABELS = {"A": "A 级（诚信）", "B": "B 级（良好）", "C": "C 级（警示）", "D": "D 级（失信）"}
 
 
-@dataclass(frozen=True, slots=True)
-class SourceLabel:
-    """Who reported the facts behind a record, as the site names them: the kind, and an authority's own name."""
+class SourceLabel(Protocol):
+    """Who reported the facts behind a record, as the site names them: the kind, and an authority's own name (a
+    ``store.SourceRecord``, from the gateway's registry of sources)."""
 
-    kind: str
-    name: str | None
+    @property
+    def kind(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
 
 
 def cst_day(moment: datetime) -> str:
@@ -73,13 +74,9 @@ def cst_day(moment: datetime) -> str:
     return moment.astimezone(CHINA_STANDARD_TIME).date().isoformat()
 
 
-def etag_of(*parts: str | bytes) -> str:
-    """A strong entity tag for a page made from ``parts`` (what the page is a function of)."""
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part.encode() if isinstance(part, str) else part)
-        digest.update(b"\x00")
-    return f'"{digest.hexdigest()[:32]}"'
+def etag_of(*parts: str) -> str:
+    """A strong entity tag for a page made from ``parts`` (what the page is a function of), joined by NULs."""
+    return '"' + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32] + '"'
 
 
 def person_shown(policy: Policy, list_name: str) -> bool:

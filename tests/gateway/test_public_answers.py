@@ -1,0 +1,193 @@
+"""The public site's micro-cache (``web.public.answers``): a subject's page and badge are reused for at most
+``public_cache_ttl`` seconds, and every answer served is one the slow path (no reuse) gave within that time.
+
+The property test runs a gateway that reuses answers beside one that does not, on one database and one clock, through
+random views, revalidations, badge views, changes of the subjects' files and waits."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.factories import event, make_uscc
+from tests.gateway.conftest import Gateway
+from xinyong_gateway.web.app import create_app
+from xinyong_gateway.web.public.answers import Answer, AnswerCache
+
+RUN_PROJECTOR = False
+"""These tests project the inbox themselves."""
+
+TTL = 2.0
+HOST = {"Host": "credit.example.cn"}  # the badge links to its host's page: the same host for both gateways
+
+
+class Clock:
+    """Wall time plus an offset the test moves forward (or back)."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._time = time.time
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return self._time() + self.offset
+
+
+# -- the cache itself -----------------------------------------------------------------------------------------
+
+
+def test_an_answer_is_kept_for_the_ttl_and_not_a_moment_longer() -> None:
+    now = [100.0]
+    cache = AnswerCache(ttl=2.0, entries=10, clock=lambda: now[0])
+    cache.put("a", Answer('"1"', b"one"))
+    now[0] = 101.999
+    assert cache.get("a") == Answer('"1"', b"one")
+    now[0] = 102.0
+    assert cache.get("a") is None and len(cache) == 0
+
+
+def test_a_clock_that_went_back_makes_an_answer_stale() -> None:
+    now = [100.0]
+    cache = AnswerCache(ttl=2.0, entries=10, clock=lambda: now[0])
+    cache.put("a", Answer('"1"', None))
+    now[0] = 99.0
+    assert cache.get("a") is None
+
+
+def test_with_a_ttl_of_zero_nothing_is_kept() -> None:
+    cache = AnswerCache(ttl=0.0, entries=10, clock=lambda: 100.0)
+    cache.put("a", Answer('"1"', b"one"))
+    assert cache.get("a") is None and len(cache) == 0
+
+
+def test_past_its_bound_the_cache_forgets_the_answer_stored_first() -> None:
+    cache = AnswerCache(ttl=60.0, entries=3, clock=lambda: 100.0)
+    for key in "abc":
+        cache.put(key, Answer(f'"{key}"', None))
+    cache.put("a", Answer('"a2"', None))  # stored anew: now the newest
+    cache.put("d", Answer('"d"', None))
+    assert len(cache) == 3
+    assert cache.get("b") is None
+    assert [cache.get(key) for key in "acd"] == [Answer('"a2"', None), Answer('"c"', None), Answer('"d"', None)]
+
+
+# -- through HTTP, beside the slow path -----------------------------------------------------------------------
+
+
+async def _pair(gateway: Gateway, aiohttp_client: Any, clock: Clock) -> tuple[Gateway, Gateway]:
+    """A gateway that reuses answers for ``TTL`` seconds and one that never does, on ``gateway``'s database, both on
+    ``clock``."""
+    made = []
+    for ttl in (TTL, 0.0):
+        settings = gateway.settings.model_copy(update={"public_cache_ttl": ttl, "projector": False})
+        made.append(Gateway(await aiohttp_client(create_app(settings, clock=clock)), settings, gateway.folder))
+    return made[0], made[1]
+
+
+async def _get(gateway: Gateway, path: str, etag: str | None = None) -> tuple[int, str | None, bytes]:
+    headers = dict(HOST) | ({"If-None-Match": etag} if etag else {})
+    response = await gateway.client.get(path, headers=headers, allow_redirects=False)
+    return response.status, response.headers.get("ETag"), await response.read()
+
+
+async def test_a_page_and_a_badge_lag_a_change_by_at_most_the_ttl(gateway: Gateway, aiohttp_client: Any) -> None:
+    clock = Clock()
+    cached, _ = await _pair(gateway, aiohttp_client, clock)
+    shop = {"id_type": "uscc", "id": make_uscc(random.Random(31)), "name": "海州区速达数码店"}
+    await gateway.post_and_project([event("merchant.registered", merchant=shop)], "msg_shop")
+    page, badge = f"/public/subjects/uscc/{shop['id']}", f"/public/badge/{shop['id']}.svg"
+    status, page_tag, before = await _get(cached, page)
+    assert status == 200 and "该主体已列入严重失信主体名单" not in before.decode()
+    status, badge_tag, badge_before = await _get(cached, badge)
+    assert status == 200 and "严重失信" not in badge_before.decode()
+
+    regulator = await gateway.add_source("regulator")
+    await gateway.post_and_project(
+        [event("penalty.imposed", subject=shop, severity="serious")], "msg_pen", source=regulator
+    )
+    clock.offset += TTL * 0.9  # still within the ttl: the answers worked out before the change
+    assert await _get(cached, page) == (200, page_tag, before)
+    assert (await _get(cached, page, page_tag))[0] == 304
+    assert await _get(cached, badge) == (200, badge_tag, badge_before)
+
+    clock.offset += TTL * 0.2  # past it: worked out afresh
+    status, new_tag, after = await _get(cached, page)
+    assert status == 200 and new_tag != page_tag and "该主体已列入严重失信主体名单" in after.decode()
+    assert (await _get(cached, page, page_tag))[0] == 200
+    status, _, badge_after = await _get(cached, badge)
+    assert status == 200 and "严重失信" in badge_after.decode()
+
+
+async def test_an_unknown_subject_is_never_kept(gateway: Gateway, aiohttp_client: Any) -> None:
+    clock = Clock()
+    cached, _ = await _pair(gateway, aiohttp_client, clock)
+    shop = {"id_type": "uscc", "id": make_uscc(random.Random(32)), "name": "连云港诚信百货有限公司"}
+    assert (await _get(cached, f"/public/subjects/uscc/{shop['id']}"))[0] == 404
+    status, _, unknown = await _get(cached, f"/public/badge/{shop['id']}.svg")
+    assert status == 200 and "暂无公示信息" in unknown.decode()
+    await gateway.post_and_project([event("merchant.registered", merchant=shop)], "msg_new")
+    assert (await _get(cached, f"/public/subjects/uscc/{shop['id']}"))[0] == 200  # at once, not after the ttl
+    status, _, known = await _get(cached, f"/public/badge/{shop['id']}.svg")
+    assert status == 200 and "信用等级 A" in known.decode()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_every_answer_is_one_the_slow_path_gave_within_the_ttl(
+    gateway: Gateway, aiohttp_client: Any, seed: int
+) -> None:
+    """Random views, revalidations (with a tag seen earlier), badge views, changes and waits: whatever the reusing
+    gateway answers, the gateway that never reuses gave the same (tag and body, or the tag a 304 confirms) for the same
+    path no more than ``TTL`` seconds earlier."""
+    rng = random.Random(seed)
+    clock = Clock()
+    shops = [{"id_type": "uscc", "id": make_uscc(rng), "name": f"海州区第{n}百货店"} for n in range(3)]
+    # the sources first: both gateways name a record's source from their registry of sources, loaded at start-up
+    marketplace, regulator = await gateway.add_source("marketplace"), await gateway.add_source("regulator")
+    cached, slow = await _pair(gateway, aiohttp_client, clock)
+    await gateway.post_and_project(
+        [event("merchant.registered", merchant=s) for s in shops], "msg_shops", source=marketplace
+    )
+    seen: dict[str, list[tuple[float, str | None, bytes]]] = {}  # path -> what the slow path answered, when
+    tags: dict[str, list[str]] = {}
+    changes = 0
+
+    def within_ttl(path: str) -> list[tuple[float, str | None, bytes]]:
+        return [entry for entry in seen.get(path, []) if clock() - TTL < entry[0] <= clock()]
+
+    views: list[Callable[[dict[str, str]], str]] = [
+        lambda shop: f"/public/subjects/uscc/{shop['id']}",
+        lambda shop: f"/public/badge/{shop['id']}.svg",
+    ]
+    for _ in range(60):
+        shop = rng.choice(shops)
+        roll = rng.random()
+        if roll < 0.15:
+            changes += 1
+            if rng.random() < 0.5:
+                body = event(
+                    "commitment.published", merchant=shop, commitment_id=f"CM-{changes}", items=[f"承诺{changes}"]
+                )
+                await gateway.post_and_project([body], f"msg_c{changes}", source=marketplace)
+            else:
+                body = event("penalty.imposed", subject=shop, severity=rng.choice(["general", "serious"]))
+                await gateway.post_and_project([body], f"msg_p{changes}", source=regulator)
+        elif roll < 0.3:
+            clock.offset += rng.choice([0.3, 0.9, 1.5, 2.5])
+        else:
+            path = rng.choice(views)(shop)
+            etag = rng.choice(tags[path]) if tags.get(path) and rng.random() < 0.5 else None
+            slow_status, slow_tag, slow_body = await _get(slow, path)
+            assert slow_status == 200
+            seen.setdefault(path, []).append((clock(), slow_tag, slow_body))
+            status, tag, answer = await _get(cached, path, etag)
+            recent = within_ttl(path)
+            if status == 304:
+                assert tag == etag and any(entry[1] == etag for entry in recent), (path, etag)
+            else:
+                assert status == 200 and any(entry[1:] == (tag, answer) for entry in recent), path
+                tags.setdefault(path, []).append(tag or "")
+    assert changes > 3
