@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -90,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         metavar="S",
         help="the gateway's XINYONG_PUBLIC_CACHE_TTL (default 1, as served); a second gateway always runs with 0",
+    )
+    parser.add_argument(
+        "--zipf",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="popularity exponent of the 'popular' runs (subjects asked for by Zipf's law; 0: no such runs)",
     )
     parser.add_argument("--db", metavar="URL", help="postgresql://… server to use instead of SQLite (a scratch DB)")
     parser.add_argument("--server-cpu", type=int, default=0, metavar="CPU")
@@ -226,6 +234,16 @@ def fetch(port: int, path: str) -> tuple[int, dict[str, str], float]:
         return exc.code, dict(exc.headers), time.perf_counter() - started
 
 
+def popular_picks(rng: random.Random, codes: list[str], exponent: float, count: int) -> list[str]:
+    """``count`` subjects asked for as shops' pages are visited: the k-th most popular (a random order of ``codes``)
+    with a weight of 1/k**exponent (Zipf's law); none when ``exponent`` is 0."""
+    if exponent <= 0:
+        return []
+    ranked = rng.sample(codes, len(codes))
+    weights = list(itertools.accumulate(1 / k**exponent for k in range(1, len(ranked) + 1)))
+    return rng.choices(ranked, cum_weights=weights, k=count)
+
+
 def search_queries(rng: random.Random, count: int) -> dict[str, list[str]]:
     """Queries by kind: a two-character word, three or four characters of a name, the very common 有限公司."""
     kinds: dict[str, list[str]] = {"2 characters": [], "3-4 characters": [], "有限公司": []}
@@ -309,6 +327,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         raise BenchError(f"subject page answered {status}")
                     etags[code] = headers["ETag"]
             revalidated = [rng.choice(revalidate) for _ in range(args.requests)]
+            popular = popular_picks(rng, [code for code, _ in subjects], args.zipf, args.requests)
             runs: dict[str, tuple[Server, list[bytes], int]] = {
                 "baseline": (baseline, [get(baseline_port, "/healthz")] * args.requests, 200)
             }
@@ -323,6 +342,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         304,
                     ),
                 }
+                if popular:
+                    runs |= {
+                        f"subject page, popular{suffix}": (
+                            server,
+                            [get(port, f"/public/subjects/uscc/{c}") for c in popular],
+                            200,
+                        ),
+                        f"badge, popular{suffix}": (
+                            server,
+                            [get(port, f"/public/badge/{c}.svg") for c in popular],
+                            200,
+                        ),
+                    }
             for what, (server, requests, status) in runs.items():
                 run_load(server, requests[:2000], args.concurrency, f"{what} warm-up", args.client_cpu, status)
             rounds: dict[str, list[LoadResult]] = {what: [] for what in runs}

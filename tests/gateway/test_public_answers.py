@@ -102,8 +102,10 @@ async def test_a_page_and_a_badge_lag_a_change_by_at_most_the_ttl(gateway: Gatew
     page, badge = f"/public/subjects/uscc/{shop['id']}", f"/public/badge/{shop['id']}.svg"
     status, page_tag, before = await _get(cached, page)
     assert status == 200 and "该主体已列入严重失信主体名单" not in before.decode()
+    assert await _get(cached, page) == (200, page_tag, before)  # a second view: now the body is kept too
     status, badge_tag, badge_before = await _get(cached, badge)
     assert status == 200 and "严重失信" not in badge_before.decode()
+    assert await _get(cached, badge) == (200, badge_tag, badge_before)
 
     regulator = await gateway.add_source("regulator")
     await gateway.post_and_project(
@@ -120,6 +122,24 @@ async def test_a_page_and_a_badge_lag_a_change_by_at_most_the_ttl(gateway: Gatew
     assert (await _get(cached, page, page_tag))[0] == 200
     status, _, badge_after = await _get(cached, badge)
     assert status == 200 and "严重失信" in badge_after.decode()
+
+
+async def test_a_page_seen_once_keeps_its_tag_only(gateway: Gateway, aiohttp_client: Any) -> None:
+    """The first view keeps the tag (a revalidation within the ttl is a 304 without a read), not the body: a view
+    after a change renders afresh, fresher than the ttl allows."""
+    clock = Clock()
+    cached, _ = await _pair(gateway, aiohttp_client, clock)
+    shop = {"id_type": "uscc", "id": make_uscc(random.Random(33)), "name": "赣榆区海鲜商行"}
+    await gateway.post_and_project([event("merchant.registered", merchant=shop)], "msg_once")
+    page = f"/public/subjects/uscc/{shop['id']}"
+    _, tag, _ = await _get(cached, page)
+    regulator = await gateway.add_source("regulator")
+    await gateway.post_and_project(
+        [event("penalty.imposed", subject=shop, severity="serious")], "msg_pen", source=regulator
+    )
+    assert (await _get(cached, page, tag))[0] == 304
+    status, new_tag, after = await _get(cached, page)
+    assert status == 200 and new_tag != tag and "该主体已列入严重失信主体名单" in after.decode()
 
 
 async def test_an_unknown_subject_is_never_kept(gateway: Gateway, aiohttp_client: Any) -> None:

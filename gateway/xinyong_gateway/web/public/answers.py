@@ -7,9 +7,12 @@ and its body once one was made) for at most ``ttl`` seconds of the site's clock,
 view of a popular subject costs a dictionary lookup. What the public may see lags the store by at most ``ttl``
 (default 1 s, ``XINYONG_PUBLIC_CACHE_TTL``; 0 turns it off), far less than the minute the pages allow other caches.
 
-Bounded: at most ``entries`` answers (``XINYONG_PUBLIC_CACHE_ENTRIES``); past that the one stored first goes (all
-expire after ``ttl`` anyway, so first stored is least recently useful). An unknown subject is never kept: a flood of
-made-up codes pushes nothing out. Each process keeps its own (one event loop: no locks).
+The handlers (``web.public.site``) keep an answer's tag from its first view and its body too from the second within
+``ttl`` on: most of a register is looked at once in a while, and keeping those bodies would cost memory and the
+CPU's caches for nothing (bench/README.md, "public.py"). Bounded: at most ``entries`` answers
+(``XINYONG_PUBLIC_CACHE_ENTRIES``); past that the one stored first goes (all expire after ``ttl`` anyway, so first
+stored is least recently useful). An unknown subject is never kept: a flood of made-up codes pushes nothing out.
+Each process keeps its own (one event loop: no locks).
 
 Held equal to the slow path by ``tests/gateway/test_public_answers.py``: what a cached answer says is what the store
 said at most ``ttl`` earlier.

@@ -296,7 +296,9 @@ class PublicSite:
         context = build_subject_context(status, credit_file, commitments, policy, self._sources.records, now)
         context["agency"] = agency_context(credit_file, now, policy) if credit_file is not None else None
         body = self._render(request, "subject.html", context).encode()
-        self._answers.put(("page", code), Answer(etag, body))
+        # The body is kept from the second view within the ttl on: a page seen once (most of a million subjects) keeps
+        # only its tag, and its body does not push the popular ones' out.
+        self._answers.put(("page", code), Answer(etag, body if kept is not None and kept.etag == etag else None))
         return _html(body, etag)
 
     def _page_number(self, request: web.Request) -> int | web.Response:
@@ -353,25 +355,20 @@ class PublicSite:
         base = f"{request.scheme}://{request.host}"
         kept = self._answers.get(("badge", file, base))  # kept under "{valid code}.svg" only: no check needed
         if kept is not None:
-            return self._badge_response(request, kept)
+            cached = self._not_modified(request, kept.etag, _BADGE_ANSWER_HEADERS)
+            if cached is not None:
+                return cached
+            if kept.body is not None:
+                return _svg(kept.body, kept.etag)
         try:
             if not file.endswith(".svg"):
                 raise InvalidIdentifierError("not a badge")
             code = validate_uscc(file.removesuffix(".svg"))
         except InvalidIdentifierError:
             return self._error(request, 400, "代码格式有误", "亮标地址应为 /public/badge/{统一社会信用代码}.svg。")
-        return await self._guarded(request, lambda: self._badge(request, code, base))
+        return await self._guarded(request, lambda: self._badge(request, code, base, kept))
 
-    async def _badge(self, request: web.Request, code: str, base: str) -> web.Response:
-        return self._badge_response(request, await self._badge_answer(code, base))
-
-    def _badge_response(self, request: web.Request, kept: Answer) -> web.Response:
-        cached = self._not_modified(request, kept.etag, _BADGE_ANSWER_HEADERS)
-        if cached is not None:
-            return cached
-        return web.Response(body=kept.body, headers={**_BADGE_ANSWER_HEADERS, "Content-Type": _SVG, "ETag": kept.etag})
-
-    async def _badge_answer(self, code: str, base: str) -> Answer:
+    async def _badge(self, request: web.Request, code: str, base: str, kept: Answer | None) -> web.Response:
         key = self._key(code)
         standing = await self._store.subject_standing(key)  # the stored list and grade, without the file
         now = self._now()
@@ -386,15 +383,30 @@ class PublicSite:
                     list_name, grade = current.list, current.grade
         day = cst_day(now)
         # What the badge is a function of besides its URL's code: a validator per (list, grade, day, base).
-        answer = Answer(_badge_etag(list_name, grade, day, base), badge_svg(list_name, grade, day, base, code))
-        if standing is not None:  # an unknown code is not kept: made-up codes push nothing out
-            self._answers.put(("badge", f"{code}.svg", base), answer)
-        return answer
+        etag = _badge_etag(list_name, grade, day, base)
+        keep = standing is not None  # an unknown code is not kept: made-up codes push nothing out
+        seen = (
+            kept is not None and kept.etag == etag
+        )  # as a page's: the tag from the first view, the body from the second
+        cached = self._not_modified(request, etag, _BADGE_ANSWER_HEADERS)
+        if cached is not None:
+            if keep and not seen:
+                self._answers.put(("badge", f"{code}.svg", base), Answer(etag, None))
+            return cached
+        body = badge_svg(list_name, grade, day, base, code)
+        if keep:
+            self._answers.put(("badge", f"{code}.svg", base), Answer(etag, body if seen else None))
+        return _svg(body, etag)
 
 
 def _html(body: bytes, etag: str) -> web.Response:
     """A page answered 200 with its entity tag (rendered now or kept: ``web.public.answers``)."""
     return web.Response(body=body, headers={**_PAGE_HEADERS, "Content-Type": _HTML, "ETag": etag})
+
+
+def _svg(body: bytes, etag: str) -> web.Response:
+    """A badge answered 200 with its entity tag."""
+    return web.Response(body=body, headers={**_BADGE_ANSWER_HEADERS, "Content-Type": _SVG, "ETag": etag})
 
 
 @functools.lru_cache(maxsize=1024)
