@@ -559,7 +559,7 @@ class SqliteStore(sqlite_access.SqliteAccess, sqlite_outbox.SqliteOutbox, Store)
     async def add_signing_key(self, record: SigningKeyRecord, *, first: bool = False) -> bool:
         return await self._submit(lambda conn: sqlite_signing_keys.add(conn, record, first), write=True)
 
-    # -- the public site (store/sqlite_public.py; commitments on the loop's reader, as subjects) ----------------
+    # -- the public site (store/sqlite_public.py; a subject's page and standing on the loop's reader) -----------
     async def search_names(self, text: str, limit: int) -> list[NameMatch]:
         return await self._submit(lambda conn: sqlite_public.search(conn, text, limit))
 
@@ -572,15 +572,16 @@ class SqliteStore(sqlite_access.SqliteAccess, sqlite_outbox.SqliteOutbox, Store)
         return await self._submit(lambda conn: sqlite_public.agencies(conn, offset, limit))
 
     async def public_subject(self, subject_key: str) -> PublicSubject | None:
-        # On the loop's read-only connection, as load_subjects: one indexed statement, no hand-off to the writer.
-        try:
-            return sqlite_public.public_subject(self._reader or self._open_reader(), subject_key)
-        except sqlite3.Error as exc:
-            raise StoreUnavailableError(f"SQLite error: {exc}.") from exc
+        return self._on_reader(lambda reader: sqlite_public.public_subject(reader, subject_key))
 
     async def subject_standing(self, subject_key: str) -> Standing | None:
+        return self._on_reader(lambda reader: sqlite_public.standing(reader, subject_key))
+
+    def _on_reader(self, read: Callable[[sqlite3.Connection], T]) -> T:
+        """``read`` on the event loop's read-only connection, as ``load_subjects`` reads: one indexed statement, no
+        hand-off to the writer thread."""
         try:
-            return sqlite_public.standing(self._reader or self._open_reader(), subject_key)
+            return read(self._reader or self._open_reader())
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"SQLite error: {exc}.") from exc
 
