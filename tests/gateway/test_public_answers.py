@@ -75,6 +75,22 @@ def test_past_its_bound_the_cache_forgets_the_answer_stored_first() -> None:
     assert [cache.get(key) for key in "acd"] == [Answer('"a2"', None), Answer('"c"', None), Answer('"d"', None)]
 
 
+def test_keep_takes_the_tag_first_and_the_body_from_the_second_view_on() -> None:
+    now = [100.0]
+    cache = AnswerCache(ttl=2.0, entries=10, clock=lambda: now[0])
+    cache.keep("a", '"1"', b"one")
+    assert cache.get("a") == Answer('"1"', None)  # one view: the tag only
+    cache.keep("a", '"1"', None)  # a 304: nothing new to keep
+    assert cache.get("a") == Answer('"1"', None)
+    cache.keep("a", '"1"', b"one")
+    assert cache.get("a") == Answer('"1"', b"one")  # the second view of the same tag: the body too
+    cache.keep("a", '"2"', b"two")
+    assert cache.get("a") == Answer('"2"', None)  # another tag: a first view again
+    now[0] = 103.0
+    cache.keep("a", '"2"', b"two")
+    assert cache.get("a") == Answer('"2"', None)  # the earlier view expired: a first view again
+
+
 # -- through HTTP, beside the slow path -----------------------------------------------------------------------
 
 

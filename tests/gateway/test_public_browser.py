@@ -41,6 +41,7 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True) 
 def _chromium_or_skip() -> str:
     if Path(CHROMIUM).exists() or os.environ.get("CI") == "true":
         return CHROMIUM
+    # Outside CI only (CI installs Chromium, and under CI=true a skip fails the run: tests/conftest.py).
     pytest.skip("Chromium is not installed: apt-get install -y chromium fonts-noto-cjk (CI installs it)")
 
 

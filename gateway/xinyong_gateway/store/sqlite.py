@@ -435,14 +435,11 @@ class SqliteStore(sqlite_access.SqliteAccess, sqlite_outbox.SqliteOutbox, Store)
         # key (microseconds; sqlite3 lets go of the GIL while it steps, so the writer keeps committing), and no
         # hand-off to and from the writer thread, which a screening would otherwise pay on every request. WAL lets
         # this connection read the last committed state while the writer writes.
-        reader = self._reader or self._open_reader()
-        try:
-            if len(keys) == 1:
-                rows = reader.execute(_SELECT_SUBJECT_BY_KEY, (keys[0],)).fetchall()
-            else:
-                rows = reader.execute(_SELECT_SUBJECTS_BY_KEYS, (json.dumps(list(dict.fromkeys(keys))),)).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreUnavailableError(f"SQLite error: {exc}.") from exc
+        if len(keys) == 1:
+            rows = self._on_reader(lambda reader: reader.execute(_SELECT_SUBJECT_BY_KEY, (keys[0],)).fetchall())
+        else:
+            wanted = json.dumps(list(dict.fromkeys(keys)))
+            rows = self._on_reader(lambda reader: reader.execute(_SELECT_SUBJECTS_BY_KEYS, (wanted,)).fetchall())
         make = SubjectRow._make
         return {row[0]: make(row) for row in rows}
 

@@ -7,8 +7,8 @@ and its body once one was made) for at most ``ttl`` seconds of the site's clock,
 view of a popular subject costs a dictionary lookup. What the public may see lags the store by at most ``ttl``
 (default 1 s, ``XINYONG_PUBLIC_CACHE_TTL``; 0 turns it off), far less than the minute the pages allow other caches.
 
-The handlers (``web.public.site``) keep an answer's tag from its first view and its body too from the second within
-``ttl`` on: most of a register is looked at once in a while, and keeping those bodies would cost memory and the
+:meth:`AnswerCache.keep` takes an answer's tag from its first view and its body too from the second within ``ttl``
+on: most of a register is looked at once in a while, and keeping those bodies would cost memory and the
 CPU's caches for nothing (bench/README.md, "public.py"). Bounded: at most ``entries`` answers
 (``XINYONG_PUBLIC_CACHE_ENTRIES``); past that the one stored first goes (all expire after ``ttl`` anyway, so first
 stored is least recently useful). An unknown subject is never kept: a flood of made-up codes pushes nothing out.
@@ -54,6 +54,15 @@ class AnswerCache:
             return answer
         del self._entries[key]
         return None
+
+    def keep(self, key: Hashable, etag: str, body: bytes | None) -> None:
+        """Note the answer worked out now for ``key`` (``body`` None: a 304 answered it): its tag is kept from its
+        first view, its body too from the second view within ``ttl`` that finds the same tag kept."""
+        found = self.get(key)
+        if found is None or found.etag != etag:
+            self.put(key, Answer(etag, None))
+        elif found.body is None and body is not None:
+            self.put(key, Answer(etag, body))
 
     def put(self, key: Hashable, answer: Answer) -> None:
         """Keep ``answer`` for ``key`` from now (nothing when the cache is off)."""

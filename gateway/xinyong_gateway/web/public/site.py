@@ -33,7 +33,7 @@ from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import StoreError
 from xinyong_gateway.store import Store
 from xinyong_gateway.web.public.agencies import agency_context, agency_row
-from xinyong_gateway.web.public.answers import Answer, AnswerCache
+from xinyong_gateway.web.public.answers import AnswerCache
 from xinyong_gateway.web.public.badge import badge_svg
 from xinyong_gateway.web.public.views import LIST_LABELS, cst_day, etag_of, listed_row, person_shown
 from xinyong_gateway.web.public.views import subject_context as build_subject_context
@@ -251,9 +251,10 @@ class PublicSite:
         return self._master.subject_key("uscc", code)
 
     async def subject(self, request: web.Request) -> web.Response:
-        kept = self._kept_page(request, request.match_info["code"])  # kept under valid codes only: no check needed
-        if kept is not None:
-            return kept
+        # kept under valid codes only: a code found needs no check
+        reused = self._reused(request, ("page", request.match_info["code"]), _PAGE_HEADERS, _html)
+        if reused is not None:
+            return reused
         try:
             code = validate_uscc(request.match_info["code"])
         except InvalidIdentifierError:
@@ -262,18 +263,24 @@ class PublicSite:
             return _redirect(308, f"/public/subjects/uscc/{code}")
         return await self._guarded(request, lambda: self._subject(request, code))
 
-    def _kept_page(self, request: web.Request, code: str) -> web.Response | None:
-        """The answer from the page kept for ``code`` (``web.public.answers``), if it can be answered from it."""
-        kept = self._answers.get(("page", code))
+    def _reused(
+        self,
+        request: web.Request,
+        key: tuple[str, ...],
+        headers: Mapping[str, str],
+        answer: Callable[[bytes, str], web.Response],
+    ) -> web.Response | None:
+        """The answer to ``request`` from what is kept for ``key`` (``web.public.answers``): a 304 when its tag is
+        asked for, else its body (``answer(body, etag)``) when kept; None when nothing kept answers it."""
+        kept = self._answers.get(key)
         if kept is None:
             return None
-        cached = self._not_modified(request, kept.etag, _PAGE_HEADERS)
+        cached = self._not_modified(request, kept.etag, headers)
         if cached is not None:
             return cached
-        return None if kept.body is None else _html(kept.body, kept.etag)
+        return None if kept.body is None else answer(kept.body, kept.etag)
 
     async def _subject(self, request: web.Request, code: str) -> web.Response:
-        kept = self._answers.get(("page", code))
         found = await self._store.public_subject(self._key(code))
         if found is None:
             return self._error(request, 404, "未找到公示信息", "信用信息库中没有该统一社会信用代码的公示信息。")
@@ -284,8 +291,7 @@ class PublicSite:
         etag = etag_of(_SITE_VERSION, row.state, row.status, repr(commitments), policy.version, cst_day(now), str(due))
         cached = self._not_modified(request, etag, _PAGE_HEADERS)
         if cached is not None:
-            if kept is None or kept.etag != etag:
-                self._answers.put(("page", code), Answer(etag, None))
+            self._answers.keep(("page", code), etag, None)
             return cached
         credit_file = CreditFile.from_json(row.state) if row.state else None
         status: dict[str, Any] = json.loads(row.status)
@@ -296,9 +302,7 @@ class PublicSite:
         context = build_subject_context(status, credit_file, commitments, policy, self._sources.records, now)
         context["agency"] = agency_context(credit_file, now, policy) if credit_file is not None else None
         body = self._render(request, "subject.html", context).encode()
-        # The body is kept from the second view within the ttl on: a page seen once (most of a million subjects) keeps
-        # only its tag, and its body does not push the popular ones' out.
-        self._answers.put(("page", code), Answer(etag, body if kept is not None and kept.etag == etag else None))
+        self._answers.keep(("page", code), etag, body)
         return _html(body, etag)
 
     def _page_number(self, request: web.Request) -> int | web.Response:
@@ -353,22 +357,19 @@ class PublicSite:
     async def badge(self, request: web.Request) -> web.Response:
         file = request.match_info["file"]
         base = f"{request.scheme}://{request.host}"
-        kept = self._answers.get(("badge", file, base))  # kept under "{valid code}.svg" only: no check needed
-        if kept is not None:
-            cached = self._not_modified(request, kept.etag, _BADGE_ANSWER_HEADERS)
-            if cached is not None:
-                return cached
-            if kept.body is not None:
-                return _svg(kept.body, kept.etag)
+        # kept under "{valid code}.svg" only: a file found needs no check
+        reused = self._reused(request, ("badge", file, base), _BADGE_ANSWER_HEADERS, _svg)
+        if reused is not None:
+            return reused
         try:
             if not file.endswith(".svg"):
                 raise InvalidIdentifierError("not a badge")
             code = validate_uscc(file.removesuffix(".svg"))
         except InvalidIdentifierError:
             return self._error(request, 400, "代码格式有误", "亮标地址应为 /public/badge/{统一社会信用代码}.svg。")
-        return await self._guarded(request, lambda: self._badge(request, code, base, kept))
+        return await self._guarded(request, lambda: self._badge(request, code, base))
 
-    async def _badge(self, request: web.Request, code: str, base: str, kept: Answer | None) -> web.Response:
+    async def _badge(self, request: web.Request, code: str, base: str) -> web.Response:
         key = self._key(code)
         standing = await self._store.subject_standing(key)  # the stored list and grade, without the file
         now = self._now()
@@ -384,18 +385,16 @@ class PublicSite:
         day = cst_day(now)
         # What the badge is a function of besides its URL's code: a validator per (list, grade, day, base).
         etag = _badge_etag(list_name, grade, day, base)
-        keep = standing is not None  # an unknown code is not kept: made-up codes push nothing out
-        seen = (
-            kept is not None and kept.etag == etag
-        )  # as a page's: the tag from the first view, the body from the second
+        kept_as = ("badge", f"{code}.svg", base)
+        known = standing is not None  # an unknown code is not kept: made-up codes push nothing out
         cached = self._not_modified(request, etag, _BADGE_ANSWER_HEADERS)
         if cached is not None:
-            if keep and not seen:
-                self._answers.put(("badge", f"{code}.svg", base), Answer(etag, None))
+            if known:
+                self._answers.keep(kept_as, etag, None)
             return cached
         body = badge_svg(list_name, grade, day, base, code)
-        if keep:
-            self._answers.put(("badge", f"{code}.svg", base), Answer(etag, body if seen else None))
+        if known:
+            self._answers.keep(kept_as, etag, body)
         return _svg(body, etag)
 
 
