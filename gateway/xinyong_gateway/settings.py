@@ -89,9 +89,13 @@ class GatewaySettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     public_cache_ttl: float = Field(default=1.0, ge=0, le=60)
     """Seconds the public site reuses a subject's page or badge once worked out (``web.public.answers``): how far the
-    public may lag the store, at most (0: never reused)."""
-    public_cache_entries: int = Field(default=4096, ge=1, le=1_000_000)
-    """Pages and badges the public site keeps at most (about 4 KiB each)."""
+    public may lag the store, at most (0: never reused). Past it, an answer is reused while the store has committed
+    nothing since (SQLite)."""
+    public_cache_entries: int = Field(default=16_384, ge=1, le=1_000_000)
+    """Pages and badges the public site keeps at most: a tag alone is some 300 bytes, a page's body up to 4 KiB, a
+    badge's 1 KiB (bodies are kept from a second view on), so at most about 64 MiB by default. Past the ttl, answers
+    stay good while nothing is committed (SQLite): this many lets a register's popular pages outlive runs of one-off
+    views."""
     retention_interval: float = Field(default=86_400.0, ge=0)
     """Seconds between two runs of the retention job inside ``serve`` (``retention run``; 0: never inside ``serve``).
     What it erases, and when, is policy (``[retention]``)."""

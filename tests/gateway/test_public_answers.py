@@ -1,21 +1,25 @@
-"""The public site's micro-cache (``web.public.answers``): a subject's page and badge are reused for at most
-``public_cache_ttl`` seconds, and every answer served is one the slow path (no reuse) gave within that time.
+"""The public site's micro-cache (``web.public.answers``): a subject's page and badge are reused for
+``public_cache_ttl`` seconds, and past that while the store has committed nothing (SQLite); every answer served is
+one the slow path (no reuse) gives now or gave within the ttl.
 
 The property test runs a gateway that reuses answers beside one that does not, on one database and one clock, through
-random views, revalidations, badge views, changes of the subjects' files and waits."""
+random views, revalidations, badge views, changes of the subjects' files and waits (longer than the ttl too)."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from tests.factories import event, make_uscc
 from tests.gateway.conftest import Gateway
+from xinyong_gateway.store import to_micros
 from xinyong_gateway.web.app import create_app
 from xinyong_gateway.web.public.answers import Answer, AnswerCache
+from xinyong_gateway.web.public.views import horizon
 
 RUN_PROJECTOR = False
 """These tests project the inbox themselves."""
@@ -75,6 +79,26 @@ def test_past_its_bound_the_cache_forgets_the_answer_stored_first() -> None:
     assert [cache.get(key) for key in "acd"] == [Answer('"a2"', None), Answer('"c"', None), Answer('"d"', None)]
 
 
+def test_a_run_of_one_off_answers_pushes_out_none_asked_for_again() -> None:
+    """A segmented LRU: answers asked for again are protected (four fifths of the bound) from a crawler's scan; past
+    that share, the least recently asked for goes back on probation, and from there, first."""
+    cache = AnswerCache(ttl=60.0, entries=5, clock=lambda: 100.0)
+    for key in ("p1", "p2", "p3"):
+        cache.put(key, Answer(f'"{key}"', None))
+        assert cache.get(key) == Answer(f'"{key}"', None)  # asked for again: protected
+    for n in range(100):  # one-off views
+        cache.put(f"once{n}", Answer(f'"{n}"', None))
+    assert len(cache) == 5
+    assert [cache.get(key) for key in ("p1", "p2", "p3")] == [Answer(f'"{k}"', None) for k in ("p1", "p2", "p3")]
+    assert cache.get("once97") is None and cache.get("once98") == Answer('"98"', None)  # on probation: the newest
+    cache.put("p4", Answer('"p4"', None))
+    assert cache.get("p4") is not None  # a fifth protected: over four fifths of 5, p1 (least recent) is demoted
+    for n in range(2):
+        cache.put(f"again{n}", Answer('"x"', None))
+    assert cache.get("p1") is None  # demoted to probation, then the first to go
+    assert all(cache.get(key) is not None for key in ("p2", "p3", "p4"))
+
+
 def test_keep_takes_the_tag_first_and_the_body_from_the_second_view_on() -> None:
     now = [100.0]
     cache = AnswerCache(ttl=2.0, entries=10, clock=lambda: now[0])
@@ -89,6 +113,69 @@ def test_keep_takes_the_tag_first_and_the_body_from_the_second_view_on() -> None
     now[0] = 103.0
     cache.keep("a", '"2"', b"two")
     assert cache.get("a") == Answer('"2"', None)  # the earlier view expired: a first view again
+
+
+class Basis:
+    """What answers are worked out from, as a test moves it; counts how often the cache asked."""
+
+    def __init__(self) -> None:
+        self.value: object | None = 1
+        self.asked = 0
+
+    def __call__(self) -> object | None:
+        self.asked += 1
+        return self.value
+
+
+def test_past_its_ttl_an_answer_is_good_while_its_basis_holds_and_its_horizon_has_not_come() -> None:
+    now, basis = [100.0], Basis()
+    cache = AnswerCache(ttl=2.0, entries=10, clock=lambda: now[0], basis=basis)
+    kept_with = cache.basis()
+    cache.put("a", Answer('"1"', b"one"), basis=kept_with, until=110.0)
+    asked = basis.asked
+    now[0] = 101.0
+    assert cache.get("a") == Answer('"1"', b"one") and basis.asked == asked  # within the ttl: not asked
+    now[0] = 105.0
+    assert cache.get("a") == Answer('"1"', b"one") and basis.asked == asked + 1  # past it: asked, still good
+    now[0] = 106.9
+    assert cache.get("a") == Answer('"1"', b"one") and basis.asked == asked + 1  # stamped anew at 105: not asked
+    now[0] = 109.5
+    basis.value = 2  # something was committed
+    assert cache.get("a") is None and len(cache) == 0
+
+    cache.put("b", Answer('"2"', None), basis=cache.basis(), until=111.0)
+    now[0] = 111.4  # past its horizon (the end of its day, or its subject's next_change_at), within the ttl: good
+    assert cache.get("b") == Answer('"2"', None)
+    now[0] = 111.5  # past the ttl too: its basis holds, but never past its horizon
+    assert cache.get("b") is None
+
+
+def test_without_a_basis_an_answer_is_good_for_the_ttl_only() -> None:
+    now, basis = [100.0], Basis()
+    basis.value = None  # the store cannot tell (PostgreSQL)
+    cache = AnswerCache(ttl=2.0, entries=10, clock=lambda: now[0], basis=basis)
+    cache.put("a", Answer('"1"', b"one"), basis=cache.basis(), until=1e12)
+    now[0] = 102.0
+    assert cache.get("a") is None
+    off = AnswerCache(ttl=0.0, entries=10, clock=lambda: now[0], basis=Basis())
+    assert off.basis() is None  # off: nothing kept, nothing asked
+
+
+def test_a_clock_that_went_back_makes_an_answer_stale_whatever_its_basis() -> None:
+    now = [100.0]
+    cache = AnswerCache(ttl=2.0, entries=10, clock=lambda: now[0], basis=Basis())
+    cache.put("a", Answer('"1"', None), basis=cache.basis(), until=1e12)
+    now[0] = 99.0
+    assert cache.get("a") is None
+
+
+def test_the_horizon_is_the_end_of_the_china_standard_time_day_or_the_next_change() -> None:
+    moment = datetime(2026, 12, 5, 15, 59, 59, tzinfo=UTC)  # 23:59:59 in China
+    day_ends = datetime(2026, 12, 5, 16, 0, tzinfo=UTC).timestamp()
+    assert horizon(moment, None) == day_ends
+    assert horizon(moment, to_micros(moment) + 500_000) == moment.timestamp() + 0.5
+    assert horizon(moment, to_micros(moment) + 2_000_000) == day_ends
+    assert horizon(datetime(2026, 12, 5, 16, 0, tzinfo=UTC), None) == day_ends + 86_400  # a new day: its own end
 
 
 # -- through HTTP, beside the slow path -----------------------------------------------------------------------
@@ -176,8 +263,9 @@ async def test_every_answer_is_one_the_slow_path_gave_within_the_ttl(
     gateway: Gateway, aiohttp_client: Any, seed: int
 ) -> None:
     """Random views, revalidations (with a tag seen earlier), badge views, changes and waits: whatever the reusing
-    gateway answers, the gateway that never reuses gave the same (tag and body, or the tag a 304 confirms) for the same
-    path no more than ``TTL`` seconds earlier."""
+    gateway answers, the gateway that never reuses gives the same now or gave it (tag and body, or the tag a 304
+    confirms) for the same path no more than ``TTL`` seconds earlier. Past the ttl, on SQLite, answers kept are reused
+    while nothing was committed: a cache that reused them regardless fails here."""
     rng = random.Random(seed)
     clock = Clock()
     shops = [{"id_type": "uscc", "id": make_uscc(rng), "name": f"海州区第{n}百货店"} for n in range(3)]

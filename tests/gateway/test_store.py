@@ -394,3 +394,24 @@ async def test_public_reads_answer_what_the_file_and_its_commitments_say(store: 
         assert await store.subject_standing(key) == Standing(status["list"], status["grade"], row.next_change_at)
     assert await store.public_subject(f"{999:064x}") is None
     assert await store.subject_standing(f"{999:064x}") is None
+
+
+async def test_the_change_marker_moves_with_every_commit_of_any_connection(store: Store, database_url: str) -> None:
+    """SQLite: ``change_marker`` compares equal to an earlier reading only while nothing was committed in between, by
+    this store's writer or by another store on the same file (another process); reads leave it. PostgreSQL cannot
+    tell without a round trip: None, and the public site keeps answers for their ttl only."""
+    if backend_of(database_url) == "postgresql":
+        assert store.change_marker() is None
+        return
+    row = SubjectRow(f"{1:064x}", "uscc", "913200000000000001", "店", b"sealed", None, "{}", '{"list": "none"}', None)
+    before = store.change_marker()
+    assert before is not None and store.change_marker() == before
+    await store.load_subjects([row.subject_key])
+    await store.public_subject(row.subject_key)
+    assert store.change_marker() == before  # reads move nothing
+    await store.commit_projection(ProjectionCommit(partitions=(), subjects=(row,), changes=(), recorded_at=1))
+    after_own = store.change_marker()
+    assert after_own != before
+    async with open_store(database_url) as other:  # another connection, as another process would commit
+        await other.commit_projection(ProjectionCommit(partitions=(), subjects=(row,), changes=(), recorded_at=2))
+    assert store.change_marker() not in (before, after_own)

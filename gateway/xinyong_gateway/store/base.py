@@ -419,6 +419,14 @@ class Store(ABC):
         """A subject's list and grade as its stored status has them, and its ``next_change_at`` (the badge), without
         reading its file; None for a subject the store does not hold."""
 
+    def change_marker(self) -> object | None:
+        """A value that compares equal to an earlier one only if nothing was committed to the store in between, by
+        any connection or process; None when the backend cannot tell without a round trip (the default).
+
+        Synchronous and cheap (no I/O beyond a shared-memory check): the public site asks it before it trusts an
+        answer it kept past its ttl (``web.public.answers``). Read it *before* the reads it vouches for."""
+        return None
+
     # -- sources ----------------------------------------------------------------------------------
     @abstractmethod
     async def create_source(

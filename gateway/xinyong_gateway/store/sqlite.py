@@ -574,6 +574,16 @@ class SqliteStore(sqlite_access.SqliteAccess, sqlite_outbox.SqliteOutbox, Store)
     async def subject_standing(self, subject_key: str) -> Standing | None:
         return self._on_reader(lambda reader: sqlite_public.standing(reader, subject_key))
 
+    def change_marker(self) -> object | None:
+        """The loop's read-only connection and its ``PRAGMA data_version``, which changes whenever another connection
+        (this process's writer included) committed since it was last read. The connection is part of the marker: a
+        connection opened anew counts from its own start. None when the store cannot say (closed, or SQLite failed)."""
+        try:
+            reader = self._reader or self._open_reader()
+            return reader, reader.execute("PRAGMA data_version").fetchone()[0]
+        except (StoreError, sqlite3.Error):
+            return None
+
     def _on_reader(self, read: Callable[[sqlite3.Connection], T]) -> T:
         """``read`` on the event loop's read-only connection, as ``load_subjects`` reads: one indexed statement, no
         hand-off to the writer thread."""

@@ -33,46 +33,95 @@ class Answer(NamedTuple):
     body: bytes | None
 
 
+class _Kept(NamedTuple):
+    stamped: float
+    """When the answer was worked out, or last found still good (the site's clock)."""
+    answer: Answer
+    basis: object | None
+    """What it was worked out from (``basis()`` read before the store was); None: good for the ttl only."""
+    until: float
+    """Its horizon: never good past this (the site's clock), whatever the basis says."""
+
+
+def _none() -> None:
+    return None
+
+
 class AnswerCache:
-    """Answers by key, each for ``ttl`` seconds of ``clock``, at most ``entries`` of them."""
+    """Answers by key, each good for ``ttl`` seconds of ``clock`` (and past that while ``basis()`` is the one it was
+    kept with, until its horizon), at most ``entries`` of them: a segmented LRU (see the module's docstring)."""
 
-    __slots__ = ("_clock", "_entries", "_limit", "_ttl")
+    __slots__ = ("_basis", "_clock", "_limit", "_probation", "_protected", "_protected_limit", "_ttl")
 
-    def __init__(self, *, ttl: float, entries: int, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        *,
+        ttl: float,
+        entries: int,
+        clock: Callable[[], float],
+        basis: Callable[[], object | None] = _none,
+    ) -> None:
         self._ttl = ttl
         self._limit = entries
+        self._protected_limit = max(1, entries * 4 // 5)
         self._clock = clock
-        self._entries: dict[Hashable, tuple[float, Answer]] = {}
+        self._basis = basis
+        self._probation: dict[Hashable, _Kept] = {}
+        """Answers stored and not asked for since, oldest first: the first to go."""
+        self._protected: dict[Hashable, _Kept] = {}
+        """Answers asked for again, least recently first: at most four fifths of ``entries``."""
+
+    def basis(self) -> object | None:
+        """What an answer worked out from now is worked out from: read it before the store, pass it to :meth:`keep`
+        (None when the cache is off, or the site cannot tell)."""
+        return self._basis() if self._ttl > 0 else None
 
     def get(self, key: Hashable) -> Answer | None:
-        """The answer kept for ``key`` if it was stored less than ``ttl`` ago (by a clock that went back: not)."""
-        found = self._entries.get(key)
+        """The answer kept for ``key`` if it was stamped less than ``ttl`` ago, or if it is still good (see the
+        module's docstring: then it is stamped anew); a clock that went back makes it stale. An answer found is
+        moved to the protected segment's most recent end."""
+        segment = self._protected if key in self._protected else self._probation
+        found = segment.pop(key, None)
         if found is None:
             return None
-        stored_at, answer = found
-        if stored_at <= self._clock() < stored_at + self._ttl:
-            return answer
-        del self._entries[key]
-        return None
+        now = self._clock()
+        if not found.stamped <= now < found.stamped + self._ttl:
+            if found.basis is None or not found.stamped <= now < found.until or found.basis != self._basis():
+                return None  # gone
+            found = found._replace(stamped=now)  # still the answer: good for another ttl
+        protected = self._protected
+        protected[key] = found
+        if len(protected) > self._protected_limit:  # the least recently asked for goes back on probation
+            demoted = next(iter(protected))
+            self._probation[demoted] = protected.pop(demoted)
+        return found.answer
 
-    def keep(self, key: Hashable, etag: str, body: bytes | None) -> None:
-        """Note the answer worked out now for ``key`` (``body`` None: a 304 answered it): its tag is kept from its
-        first view, its body too from the second view within ``ttl`` that finds the same tag kept."""
+    def keep(
+        self, key: Hashable, etag: str, body: bytes | None, *, basis: object | None = None, until: float = 0.0
+    ) -> None:
+        """Note the answer worked out now for ``key`` (``body`` None: a 304 answered it) from ``basis`` (what
+        :meth:`basis` said before the store was read), good at most until ``until``: its tag is kept from its first
+        view, its body too from the next view that finds the same tag kept."""
         found = self.get(key)
         if found is None or found.etag != etag:
-            self.put(key, Answer(etag, None))
+            self.put(key, Answer(etag, None), basis=basis, until=until)
         elif found.body is None and body is not None:
-            self.put(key, Answer(etag, body))
+            self.put(key, Answer(etag, body), basis=basis, until=until)
 
-    def put(self, key: Hashable, answer: Answer) -> None:
-        """Keep ``answer`` for ``key`` from now (nothing when the cache is off)."""
+    def put(self, key: Hashable, answer: Answer, *, basis: object | None = None, until: float = 0.0) -> None:
+        """Keep ``answer`` for ``key`` from now (nothing when the cache is off): in the protected segment if it is
+        there already, else on probation."""
         if self._ttl <= 0:
             return
-        entries = self._entries
-        entries.pop(key, None)  # stored anew: goes to the end of the order of storing
-        entries[key] = (self._clock(), answer)
-        if len(entries) > self._limit:
-            del entries[next(iter(entries))]
+        kept = _Kept(self._clock(), answer, basis, until)
+        if self._protected.pop(key, None) is not None:
+            self._protected[key] = kept
+        else:
+            self._probation.pop(key, None)  # stored anew: goes to the end of the order of storing
+            self._probation[key] = kept
+        while len(self._probation) + len(self._protected) > self._limit:
+            segment = self._probation or self._protected
+            del segment[next(iter(segment))]
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._probation) + len(self._protected)

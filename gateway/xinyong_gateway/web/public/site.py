@@ -35,7 +35,7 @@ from xinyong_gateway.store import Store
 from xinyong_gateway.web.public.agencies import agency_context, agency_row
 from xinyong_gateway.web.public.answers import AnswerCache
 from xinyong_gateway.web.public.badge import badge_svg
-from xinyong_gateway.web.public.views import LIST_LABELS, cst_day, etag_of, listed_row, person_shown
+from xinyong_gateway.web.public.views import LIST_LABELS, cst_day, etag_of, horizon, listed_row, person_shown
 from xinyong_gateway.web.public.views import subject_context as build_subject_context
 
 __all__ = ["PAGE_SIZE", "SECURITY_HEADERS", "PublicSite"]
@@ -81,10 +81,10 @@ class PublicSite:
     _policies: PolicyInForce
 
     def __init__(
-        self, *, clock: Callable[[], float] = time.time, cache_ttl: float = 0.0, cache_entries: int = 4096
+        self, *, clock: Callable[[], float] = time.time, cache_ttl: float = 0.0, cache_entries: int = 16_384
     ) -> None:
         self._clock = clock
-        self._answers = AnswerCache(ttl=cache_ttl, entries=cache_entries, clock=clock)
+        self._answers = AnswerCache(ttl=cache_ttl, entries=cache_entries, clock=clock, basis=self._basis)
         self._templates: dict[str, jinja2.Template] = {}
         static = resources.files("xinyong_gateway.web.public") / "static"
         self._static = {
@@ -109,6 +109,13 @@ class PublicSite:
         self._master = master
         self._policies = policies
         self._sources = sources
+
+    def _basis(self) -> object | None:
+        """What a subject's page and badge are worked out from besides the subject's own row: whether the store
+        committed anything (``Store.change_marker``), the policy in force and the sources' records (each replaced
+        whole when it changes). None when the store cannot tell: kept answers are then good for the ttl only."""
+        marker = self._store.change_marker()
+        return None if marker is None else (marker, self._policies.policy, self._sources.records)
 
     def routes(self) -> list[tuple[str, Handler]]:
         """(path, GET handler) of every page; the app adds HEAD and refuses other methods."""
@@ -281,6 +288,7 @@ class PublicSite:
         return None if kept.body is None else answer(kept.body, kept.etag)
 
     async def _subject(self, request: web.Request, code: str) -> web.Response:
+        basis = self._answers.basis()  # before the read it vouches for
         found = await self._store.public_subject(self._key(code))
         if found is None:
             return self._error(request, 404, "未找到公示信息", "信用信息库中没有该统一社会信用代码的公示信息。")
@@ -289,9 +297,10 @@ class PublicSite:
         policy = self._policies.policy
         due = row.next_change_at is not None and row.next_change_at <= int(now.timestamp() * 1_000_000)
         etag = etag_of(_SITE_VERSION, row.state, row.status, repr(commitments), policy.version, cst_day(now), str(due))
+        until = horizon(now, row.next_change_at)
         cached = self._not_modified(request, etag, _PAGE_HEADERS)
         if cached is not None:
-            self._answers.keep(("page", code), etag, None)
+            self._answers.keep(("page", code), etag, None, basis=basis, until=until)
             return cached
         credit_file = CreditFile.from_json(row.state) if row.state else None
         status: dict[str, Any] = json.loads(row.status)
@@ -302,7 +311,7 @@ class PublicSite:
         context = build_subject_context(status, credit_file, commitments, policy, self._sources.records, now)
         context["agency"] = agency_context(credit_file, now, policy) if credit_file is not None else None
         body = self._render(request, "subject.html", context).encode()
-        self._answers.keep(("page", code), etag, body)
+        self._answers.keep(("page", code), etag, body, basis=basis, until=until)
         return _html(body, etag)
 
     def _page_number(self, request: web.Request) -> int | web.Response:
@@ -371,6 +380,7 @@ class PublicSite:
 
     async def _badge(self, request: web.Request, code: str, base: str) -> web.Response:
         key = self._key(code)
+        basis = self._answers.basis()  # before the read it vouches for
         standing = await self._store.subject_standing(key)  # the stored list and grade, without the file
         now = self._now()
         list_name: str = "none"
@@ -387,14 +397,15 @@ class PublicSite:
         etag = _badge_etag(list_name, grade, day, base)
         kept_as = ("badge", f"{code}.svg", base)
         known = standing is not None  # an unknown code is not kept: made-up codes push nothing out
+        until = horizon(now, standing.next_change_at) if standing is not None else 0.0
         cached = self._not_modified(request, etag, _BADGE_ANSWER_HEADERS)
         if cached is not None:
             if known:
-                self._answers.keep(kept_as, etag, None)
+                self._answers.keep(kept_as, etag, None, basis=basis, until=until)
             return cached
         body = badge_svg(list_name, grade, day, base, code)
         if known:
-            self._answers.keep(kept_as, etag, body)
+            self._answers.keep(kept_as, etag, body, basis=basis, until=until)
         return _svg(body, etag)
 
 

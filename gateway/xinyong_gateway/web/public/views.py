@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any, Protocol
 
 from xinyong.subjects import CHINA_STANDARD_TIME
@@ -21,6 +21,7 @@ __all__ = [
     "SourceLabel",
     "cst_day",
     "etag_of",
+    "horizon",
     "listed_row",
     "person_shown",
     "subject_context",
@@ -72,6 +73,15 @@ class SourceLabel(Protocol):
 def cst_day(moment: datetime) -> str:
     """``2026-03-01``: the China Standard Time day of an instant."""
     return moment.astimezone(CHINA_STANDARD_TIME).date().isoformat()
+
+
+def horizon(now: datetime, next_change_at: int | None) -> float:
+    """Until when (a POSIX time) a subject's page or badge worked out at ``now`` can be right, whatever is committed
+    or not: the end of the China Standard Time day it shows, or the moment its status changes by time alone
+    (``next_change_at``, microseconds), whichever comes first."""
+    local = now.astimezone(CHINA_STANDARD_TIME)
+    day_ends = datetime.combine(local.date() + timedelta(days=1), time(), CHINA_STANDARD_TIME).timestamp()
+    return day_ends if next_change_at is None else min(day_ends, next_change_at / 1_000_000)
 
 
 def etag_of(*parts: str) -> str:
