@@ -172,10 +172,11 @@ def test_a_clock_that_went_back_makes_an_answer_stale_whatever_its_basis() -> No
 def test_the_horizon_is_the_end_of_the_china_standard_time_day_or_the_next_change() -> None:
     moment = datetime(2026, 12, 5, 15, 59, 59, tzinfo=UTC)  # 23:59:59 in China
     day_ends = datetime(2026, 12, 5, 16, 0, tzinfo=UTC).timestamp()
-    assert horizon(moment, None) == day_ends
-    assert horizon(moment, to_micros(moment) + 500_000) == moment.timestamp() + 0.5
-    assert horizon(moment, to_micros(moment) + 2_000_000) == day_ends
-    assert horizon(datetime(2026, 12, 5, 16, 0, tzinfo=UTC), None) == day_ends + 86_400  # a new day: its own end
+    assert horizon(moment.timestamp(), None) == day_ends
+    assert horizon(moment.timestamp(), to_micros(moment) + 500_000) == moment.timestamp() + 0.5
+    assert horizon(moment.timestamp(), to_micros(moment) + 2_000_000) == day_ends
+    assert horizon(day_ends, None) == day_ends + 86_400  # a new day: its own end
+    assert horizon(datetime(2026, 12, 5, 0, 0, tzinfo=UTC).timestamp(), None) == day_ends  # 08:00 in China
 
 
 # -- through HTTP, beside the slow path -----------------------------------------------------------------------

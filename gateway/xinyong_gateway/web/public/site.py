@@ -37,6 +37,7 @@ from xinyong_gateway.web.public.answers import AnswerCache
 from xinyong_gateway.web.public.badge import badge_svg
 from xinyong_gateway.web.public.views import LIST_LABELS, cst_day, etag_of, horizon, listed_row, person_shown
 from xinyong_gateway.web.public.views import subject_context as build_subject_context
+from xinyong_gateway.web.turn_batch import TurnBatch
 
 __all__ = ["PAGE_SIZE", "SECURITY_HEADERS", "PublicSite"]
 
@@ -71,6 +72,8 @@ _BADGE_ANSWER_HEADERS = {**_BADGE_HEADERS, "Cache-Control": "public, max-age=300
 _LISTS = ("black", "red")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_UNREAD = object()
+"""The basis of this turn of the loop, before it is read."""
 
 
 class PublicSite:
@@ -85,6 +88,8 @@ class PublicSite:
     ) -> None:
         self._clock = clock
         self._answers = AnswerCache(ttl=cache_ttl, entries=cache_entries, clock=clock, basis=self._basis)
+        self._turn_basis: object | None = _UNREAD
+        self._turn_end: TurnBatch[None] = TurnBatch(self._forget_basis)
         self._templates: dict[str, jinja2.Template] = {}
         static = resources.files("xinyong_gateway.web.public") / "static"
         self._static = {
@@ -113,9 +118,21 @@ class PublicSite:
     def _basis(self) -> object | None:
         """What a subject's page and badge are worked out from besides the subject's own row: whether the store
         committed anything (``Store.change_marker``), the policy in force and the sources' records (each replaced
-        whole when it changes). None when the store cannot tell: kept answers are then good for the ttl only."""
-        marker = self._store.change_marker()
-        return None if marker is None else (marker, self._policies.policy, self._sources.records)
+        whole when it changes). None when the store cannot tell: kept answers are then good for the ttl only.
+
+        Read once per turn of the event loop, before any read of the turn it vouches for (a marker read earlier than
+        needed only ever makes an answer look older than it is)."""
+        basis = self._turn_basis
+        if basis is _UNREAD:
+            marker = self._store.change_marker()
+            basis = self._turn_basis = (
+                None if marker is None else (marker, self._policies.policy, self._sources.records)
+            )
+            self._turn_end.add(None)
+        return basis
+
+    def _forget_basis(self, _: list[None]) -> None:
+        self._turn_basis = _UNREAD
 
     def routes(self) -> list[tuple[str, Handler]]:
         """(path, GET handler) of every page; the app adds HEAD and refuses other methods."""
@@ -297,7 +314,7 @@ class PublicSite:
         policy = self._policies.policy
         due = row.next_change_at is not None and row.next_change_at <= int(now.timestamp() * 1_000_000)
         etag = etag_of(_SITE_VERSION, row.state, row.status, repr(commitments), policy.version, cst_day(now), str(due))
-        until = horizon(now, row.next_change_at)
+        until = horizon(now.timestamp(), row.next_change_at)
         cached = self._not_modified(request, etag, _PAGE_HEADERS)
         if cached is not None:
             self._answers.keep(("page", code), etag, None, basis=basis, until=until)
@@ -397,7 +414,7 @@ class PublicSite:
         etag = _badge_etag(list_name, grade, day, base)
         kept_as = ("badge", f"{code}.svg", base)
         known = standing is not None  # an unknown code is not kept: made-up codes push nothing out
-        until = horizon(now, standing.next_change_at) if standing is not None else 0.0
+        until = horizon(now.timestamp(), standing.next_change_at) if standing is not None else 0.0
         cached = self._not_modified(request, etag, _BADGE_ANSWER_HEADERS)
         if cached is not None:
             if known:

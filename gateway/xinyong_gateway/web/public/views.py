@@ -7,8 +7,9 @@ Pure: the handlers (``web.public.site``) read the store and the sources and pass
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from xinyong.subjects import CHINA_STANDARD_TIME
@@ -57,6 +58,7 @@ MEASURE_LABELS = {
     "traffic_priority": "流量扶持",
     "green_channel": "绿色通道",
 }
+_CST_SECONDS = CHINA_STANDARD_TIME.utcoffset(None).total_seconds()  # +8 h all year: China keeps no summer time
 GRADE_LABELS = {"A": "A 级（诚信）", "B": "B 级（良好）", "C": "C 级（警示）", "D": "D 级（失信）"}
 
 
@@ -75,12 +77,11 @@ def cst_day(moment: datetime) -> str:
     return moment.astimezone(CHINA_STANDARD_TIME).date().isoformat()
 
 
-def horizon(now: datetime, next_change_at: int | None) -> float:
-    """Until when (a POSIX time) a subject's page or badge worked out at ``now`` can be right, whatever is committed
-    or not: the end of the China Standard Time day it shows, or the moment its status changes by time alone
-    (``next_change_at``, microseconds), whichever comes first."""
-    local = now.astimezone(CHINA_STANDARD_TIME)
-    day_ends = datetime.combine(local.date() + timedelta(days=1), time(), CHINA_STANDARD_TIME).timestamp()
+def horizon(now: float, next_change_at: int | None) -> float:
+    """Until when (a POSIX time) a subject's page or badge worked out at ``now`` (a POSIX time) can be right,
+    whatever is committed or not: the end of the China Standard Time day it shows, or the moment its status changes
+    by time alone (``next_change_at``, microseconds), whichever comes first."""
+    day_ends = (math.floor((now + _CST_SECONDS) / 86_400) + 1) * 86_400 - _CST_SECONDS
     return day_ends if next_change_at is None else min(day_ends, next_change_at / 1_000_000)
 
 
