@@ -86,9 +86,14 @@ class AnswerCache:
             return None
         now = self._clock()
         if not found.stamped <= now < found.stamped + self._ttl:
-            if found.basis is None or not found.stamped <= now < found.until or found.basis != self._basis():
+            if found.basis is None or not found.stamped <= now < found.until:
                 return None  # gone
-            found = found._replace(stamped=now)  # still the answer: good for another ttl
+            basis = self._basis()
+            if found.basis != basis:
+                return None  # gone
+            # Still the answer: good for another ttl. It is kept with the current basis from now on (equal, but
+            # perhaps not the same object, such as sources reloaded unchanged): compared by identity next time.
+            found = found._replace(stamped=now, basis=basis)
         protected = self._protected
         protected[key] = found
         if len(protected) > self._protected_limit:  # the least recently asked for goes back on probation
