@@ -1,21 +1,31 @@
-"""Answers of the public site reused for a moment (a micro-cache): a subject's page and its badge, by code.
+"""Answers of the public site reused (a micro-cache): a subject's page and its badge, by code.
 
 The pages are public, the same for everyone, and already cacheable by anyone for a minute (``Cache-Control:
 public, max-age=60``; the badge 300 s). A shop that many people look at is asked for over and over; each time the
 gateway would read the same row and work out the same answer. :class:`AnswerCache` keeps the answer (its entity tag,
-and its body once one was made) for at most ``ttl`` seconds of the site's clock, so a revalidation or a repeated
-view of a popular subject costs a dictionary lookup. What the public may see lags the store by at most ``ttl``
-(default 1 s, ``XINYONG_PUBLIC_CACHE_TTL``; 0 turns it off), far less than the minute the pages allow other caches.
+and its body once one was made), so a revalidation or a repeated view of a popular subject costs a dictionary
+lookup. What the public may see lags the store by at most ``ttl`` seconds of the site's clock (default 1 s,
+``XINYONG_PUBLIC_CACHE_TTL``; 0 turns it off), far less than the minute the pages allow other caches.
 
-:meth:`AnswerCache.keep` takes an answer's tag from its first view and its body too from the second within ``ttl``
-on: most of a register is looked at once in a while, and keeping those bodies would cost memory and the
-CPU's caches for nothing (bench/README.md, "public.py"). Bounded: at most ``entries`` answers
-(``XINYONG_PUBLIC_CACHE_ENTRIES``); past that the one stored first goes (all expire after ``ttl`` anyway, so first
-stored is least recently useful). An unknown subject is never kept: a flood of made-up codes pushes nothing out.
-Each process keeps its own (one event loop: no locks).
+Past its ``ttl`` an answer is still good when nothing can have changed it since it was worked out: the store has
+committed nothing since (``Store.change_marker``, read before the store was; on SQLite its ``data_version``, which any
+commit of any process moves; PostgreSQL cannot tell without a round trip and keeps answers for the ttl only), the
+site's policy and sources are the ones it was worked out with, and its horizon has not come (the end of the China
+Standard Time day it shows, the subject's ``next_change_at``). Such an answer is stamped anew and reused for another
+``ttl``: one basis comparison per answer per ttl, however often it is asked for. On a store being written to, any
+commit ends that, and answers are reused for the ttl only.
 
-Held equal to the slow path by ``tests/gateway/test_public_answers.py``: what a cached answer says is what the store
-said at most ``ttl`` earlier.
+:meth:`AnswerCache.keep` takes an answer's tag from its first view and its body too from the next view that finds the
+tag kept: most of a register is looked at once in a while, and keeping those bodies would cost memory and the CPU's
+caches for nothing (bench/README.md, "public.py"). Bounded: at most ``entries`` answers
+(``XINYONG_PUBLIC_CACHE_ENTRIES``) in two segments (a segmented LRU). An answer stored goes on probation; one asked
+for again moves to the protected segment (at most four fifths of the entries, whose least recently asked for goes
+back on probation). Past the bound, the answer on probation stored longest ago goes: a crawler walking the register,
+or a run of one-off views, pushes out only answers nobody asked for twice, not a popular shop's. An unknown subject
+is never kept: a flood of made-up codes pushes nothing out. Each process keeps its own (one event loop: no locks).
+
+Held equal to the slow path by ``tests/gateway/test_public_answers.py``: what a kept answer says is what the slow path
+says now or said at most ``ttl`` earlier.
 """
 
 from __future__ import annotations
