@@ -20,7 +20,8 @@ What it does, all on 127.0.0.1, in a scratch folder removed at the end (unless `
    baseline (``bench/_baseline_server.py``; its ``GET /healthz`` handler answers an empty 200), each pinned to
    ``--server-cpu``; the load generator (``bench/_loadgen.py``) on ``--client-cpu``. JSON logs stay on.
 3. ``--repeat`` interleaved rounds (medians printed) of ``--requests`` GETs at ``--concurrency`` keep-alive
-   connections of: the baseline; the subject page of random seeded subjects (a tenth of them black-listed, each
+   connections of: the baseline; the gateway's own ``GET /healthz`` (its floor: no store, its middleware and access
+   log line); the subject page of random seeded subjects (a tenth of them black-listed, each
    subject seldom asked twice: reuse hardly helps); their badges; the subject page again with the ``If-None-Match``
    of an earlier answer (304), for 2,000 subjects asked in turn (reused once asked: on this run's quiet store the
    answers kept outlive the ttl, and asked for again they are protected from the other runs' one-off views).
@@ -329,7 +330,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             revalidated = [rng.choice(revalidate) for _ in range(args.requests)]
             popular = popular_picks(rng, [code for code, _ in subjects], args.zipf, args.requests)
             runs: dict[str, tuple[Server, list[bytes], int]] = {
-                "baseline": (baseline, [get(baseline_port, "/healthz")] * args.requests, 200)
+                "baseline": (baseline, [get(baseline_port, "/healthz")] * args.requests, 200),
+                # the gateway's floor: its least request (no store, a small JSON body) with its middleware and log line
+                "gateway GET /healthz": (gateway, [get(gateway_port, "/healthz")] * args.requests, 200),
             }
             for server, suffix in ((gateway, ""), (plain, " (no reuse)")):
                 port = server.port
