@@ -8,7 +8,8 @@ request, so its instructions and data stay in the CPU's caches (what that saves 
 "Where an event's CPU goes").
 
 Used by ingest (signature, schema, rate limit and sealing: ``web.ingest``), by screening (validation, then one
-store lookup for the turn's subjects: ``web.query``) and by the access log (``web.middleware``). ``process``
+store lookup for the turn's subjects: ``web.query``), by the access log (``web.middleware``) and by the public site,
+which reads the store's change marker once a turn and forgets it at the turn's end (``web.public.site``). ``process``
 must settle every item itself and never raise: an item's failure is that item's answer, not the batch's.
 """
 
