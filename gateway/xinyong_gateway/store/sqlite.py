@@ -579,9 +579,8 @@ class SqliteStore(sqlite_access.SqliteAccess, sqlite_outbox.SqliteOutbox, Store)
         (this process's writer included) committed since it was last read. The connection is part of the marker: a
         connection opened anew counts from its own start. None when the store cannot say (closed, or SQLite failed)."""
         try:
-            reader = self._reader or self._open_reader()
-            return reader, reader.execute("PRAGMA data_version").fetchone()[0]
-        except (StoreError, sqlite3.Error):
+            return self._on_reader(lambda reader: (reader, reader.execute("PRAGMA data_version").fetchone()[0]))
+        except StoreError:  # not open, or StoreUnavailableError from the read
             return None
 
     def _on_reader(self, read: Callable[[sqlite3.Connection], T]) -> T:
