@@ -268,6 +268,7 @@ def _seeded(args: argparse.Namespace, url: str, scratch: Path, env: dict[str, st
     if args.reuse:
         subjects: list[tuple[str, bool]] = [tuple(s) for s in json.loads((scratch / "subjects.json").read_text())]
         print(f"reusing {len(subjects):,} subjects seeded before")
+        run_cli("--db", url, "migrate", env=env)  # a folder kept by an older version: its database brought up to date
         return subjects
     run_cli("--db", url, "migrate", env=env)
     started = time.perf_counter()

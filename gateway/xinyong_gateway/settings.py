@@ -96,6 +96,10 @@ class GatewaySettings(BaseSettings):
     badge's 1 KiB (bodies are kept from a second view on), so at most about 64 MiB by default. Past the ttl, answers
     stay good while nothing is committed (SQLite): this many lets a register's popular pages outlive runs of one-off
     views."""
+    public_badge_book: bool = True
+    """Whether badges are answered from every organisation's standing kept in memory, following the store
+    (``web.public.standings``; about 100 MiB per million organisations; SQLite only: on PostgreSQL every badge reads
+    the store)."""
     retention_interval: float = Field(default=86_400.0, ge=0)
     """Seconds between two runs of the retention job inside ``serve`` (``retention run``; 0: never inside ``serve``).
     What it erases, and when, is policy (``[retention]``)."""

@@ -13,13 +13,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.factories import event, make_uscc
 from tests.gateway.conftest import Gateway
 from xinyong_gateway.store import to_micros
 from xinyong_gateway.web.app import create_app
 from xinyong_gateway.web.public.answers import Answer, AnswerCache
-from xinyong_gateway.web.public.views import horizon
+from xinyong_gateway.web.public.views import cst_day, cst_day_at, horizon
 
 RUN_PROJECTOR = False
 """These tests project the inbox themselves."""
@@ -179,15 +181,26 @@ def test_the_horizon_is_the_end_of_the_china_standard_time_day_or_the_next_chang
     assert horizon(datetime(2026, 12, 5, 0, 0, tzinfo=UTC).timestamp(), None) == day_ends  # 08:00 in China
 
 
+@given(st.integers(min_value=0, max_value=4_102_444_800_000_000))  # 1970 to 2100, in microseconds
+def test_the_day_of_a_posix_time_is_the_day_of_its_instant(micros: int) -> None:
+    """``cst_day_at`` (a day's number and a cached label, asked at every badge and page) equals ``cst_day`` of the
+    same instant, midnights in China and the microseconds around them included."""
+    for at in (micros, micros - micros % 86_400_000_000 + 57_600_000_000 + micros % 3 - 1):  # near 00:00 in China
+        now = at / 1_000_000
+        assert cst_day_at(now) == cst_day(datetime.fromtimestamp(now, UTC))
+
+
 # -- through HTTP, beside the slow path -----------------------------------------------------------------------
 
 
 async def _pair(gateway: Gateway, aiohttp_client: Any, clock: Clock) -> tuple[Gateway, Gateway]:
     """A gateway that reuses answers for ``TTL`` seconds and one that never does, on ``gateway``'s database, both on
-    ``clock``."""
+    ``clock``; neither answers badges from its book of standings (``test_public_standings.py``), which would be
+    fresher than the ttl."""
     made = []
     for ttl in (TTL, 0.0):
-        settings = gateway.settings.model_copy(update={"public_cache_ttl": ttl, "projector": False})
+        update = {"public_cache_ttl": ttl, "projector": False, "public_badge_book": False}
+        settings = gateway.settings.model_copy(update=update)
         made.append(Gateway(await aiohttp_client(create_app(settings, clock=clock)), settings, gateway.folder))
     return made[0], made[1]
 

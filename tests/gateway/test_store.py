@@ -415,3 +415,60 @@ async def test_the_change_marker_moves_with_every_commit_of_any_connection(store
     async with open_store(database_url) as other:  # another connection, as another process would commit
         await other.commit_projection(ProjectionCommit(partitions=(), subjects=(row,), changes=(), recorded_at=2))
     assert store.change_marker() not in (before, after_own)
+
+
+async def test_the_standings_written_since_a_seq_are_listed_in_the_order_written(
+    store: Store, database_url: str
+) -> None:
+    """SQLite: every organisation's badge standing (the stored status's list and grade, ``next_change_at``) is listed
+    after the seq a reader saw, each at most once (its latest), in the order written; a write that changes none of
+    the three lists nothing; persons are never listed. PostgreSQL cannot list in commit order: None."""
+    if backend_of(database_url) == "postgresql":
+        assert store.standings_after(0, 10) is None
+        return
+    assert store.standings_after(0, 10) == []
+    rng = random.Random(7)
+
+    def row(n: int, status: dict[str, object], due: int | None = None, id_type: str = "uscc") -> SubjectRow:
+        return SubjectRow(
+            f"{n:064x}", id_type, f"9132{n:014d}", f"店{n}", b"sealed", None, "{}", json.dumps(status), due
+        )
+
+    expected: dict[str, tuple[str, str | None, int | None]] = {}
+    seen = 0
+    for round_ in range(6):
+        rows = []
+        for n in rng.sample(range(12), 5):
+            status = {"list": rng.choice(["black", "red", "none"]), "grade": rng.choice(["A", "D", None]), "n": round_}
+            due = rng.choice([None, 10**15 + n])
+            rows.append(row(n, status, due))
+            expected[f"9132{n:014d}"] = (str(status["list"]), status["grade"], due)  # type: ignore[assignment]
+        rows.append(row(100 + round_, {"list": "black", "grade": "D"}, id_type="ric"))  # a person: never listed
+        await store.commit_projection(
+            ProjectionCommit(partitions=(), subjects=tuple(rows), changes=(), recorded_at=round_)
+        )
+        new = store.standings_after(seen, 1000)
+        assert new is not None
+        assert [s.seq for s in new] == sorted(s.seq for s in new) and all(s.seq > seen for s in new)
+        assert len({s.code for s in new}) == len(new)
+        for standing in new:
+            assert expected[standing.code] == (standing.list, standing.grade, standing.next_change_at)
+        if new:
+            seen = new[-1].seq
+    everything = store.standings_after(0, 1000)
+    assert everything is not None
+    assert {s.code: (s.list, s.grade, s.next_change_at) for s in everything} == expected
+    assert [s.code for s in store.standings_after(0, 3) or []] == [s.code for s in everything[:3]]
+
+    # a write that moves neither list, grade nor next_change_at (a record that changes nothing the badge shows)
+    code = everything[0].code
+    n = int(code[4:])
+    unchanged = row(
+        n, {"list": everything[0].list, "grade": everything[0].grade, "n": "other"}, everything[0].next_change_at
+    )
+    await store.commit_projection(ProjectionCommit(partitions=(), subjects=(unchanged,), changes=(), recorded_at=9))
+    assert store.standings_after(seen, 1000) == []
+    moved = row(n, {"list": "watch", "grade": "C"}, everything[0].next_change_at)
+    await store.commit_projection(ProjectionCommit(partitions=(), subjects=(moved,), changes=(), recorded_at=10))
+    (latest,) = store.standings_after(seen, 1000) or []
+    assert (latest.code, latest.list, latest.grade) == (code, "watch", "C") and latest.seq > seen

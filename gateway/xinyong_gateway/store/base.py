@@ -44,6 +44,7 @@ from xinyong_gateway.store.records import (
     NameMatch,
     NewSourceKey,
     OperationsState,
+    OrganisationStanding,
     OutboxState,
     PartitionState,
     PolicyAdoption,
@@ -425,6 +426,16 @@ class Store(ABC):
 
         Synchronous and cheap (no I/O beyond a shared-memory check): the public site asks it before it trusts an
         answer it kept past its ttl (``web.public.answers``). Read it *before* the reads it vouches for."""
+        return None
+
+    def standings_after(self, seq: int, limit: int) -> list[OrganisationStanding] | None:
+        """The organisations' badge standings written after ``seq`` (at most ``limit``, in the order written, each
+        organisation at most once: its latest), for a reader that keeps every standing in memory and follows the
+        store (``web.public.badges``): read ``change_marker`` first, then these until fewer than ``limit`` come.
+
+        None when the backend cannot list what was written in commit order (the default; PostgreSQL, whose
+        sequences are handed out in the order transactions ask, not the order they commit): the badge then reads
+        the store each time. Synchronous, on the event loop's reader, like ``change_marker``."""
         return None
 
     # -- sources ----------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ __all__ = [
     "NameMatch",
     "NewSourceKey",
     "OperationsState",
+    "OrganisationStanding",
     "OutboxEntry",
     "OutboxState",
     "PartitionAdvance",
@@ -394,6 +395,17 @@ class Standing(NamedTuple):
     """A subject's list and grade in its stored status, and when time alone may change them (the credit badge):
     read without its file."""
 
+    list: str
+    grade: str | None
+    next_change_at: Micros | None
+
+
+class OrganisationStanding(NamedTuple):
+    """An organisation's :class:`Standing` by its USCC, as written at ``seq`` (``Store.standings_after``: the
+    standings written since a reader last looked, in the order written)."""
+
+    seq: int
+    code: str
     list: str
     grade: str | None
     next_change_at: Micros | None

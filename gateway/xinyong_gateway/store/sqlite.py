@@ -67,6 +67,7 @@ from xinyong_gateway.store.records import (
     Micros,
     NameMatch,
     OperationsState,
+    OrganisationStanding,
     PartitionState,
     PolicyAdoption,
     PolicyText,
@@ -582,6 +583,11 @@ class SqliteStore(sqlite_access.SqliteAccess, sqlite_outbox.SqliteOutbox, Store)
             return self._on_reader(lambda reader: (reader, reader.execute("PRAGMA data_version").fetchone()[0]))
         except StoreError:  # not open, or StoreUnavailableError from the read
             return None
+
+    def standings_after(self, seq: int, limit: int) -> list[OrganisationStanding] | None:
+        # One writer commits at a time, and each standing written takes the next seq (migration 0017): the rows past
+        # ``seq`` are all that was committed since a reader saw ``seq``.
+        return self._on_reader(lambda reader: sqlite_public.standings_after(reader, seq, limit))
 
     def _on_reader(self, read: Callable[[sqlite3.Connection], T]) -> T:
         """``read`` on the event loop's read-only connection, as ``load_subjects`` reads: one indexed statement, no

@@ -1,5 +1,6 @@
 """The SQLite store's statements for the public site (``store.public`` says what they answer and why so).
 
+Badge standings are kept in ``public_standings`` by triggers on ``subjects`` (migration 0017), in the order written.
 Names go in ``public_names`` (a trigger copies each new row into the FTS5 index ``public_names_fts``); commitments
 in ``public_commitments``; lists are read through the expression index ``subjects_by_list``.
 """
@@ -14,6 +15,7 @@ from xinyong_gateway.store.public import commitments_of, fts_phrase, keep_matche
 from xinyong_gateway.store.records import (
     ListedSubject,
     NameMatch,
+    OrganisationStanding,
     ProjectionCommit,
     PublicSubject,
     Standing,
@@ -21,7 +23,7 @@ from xinyong_gateway.store.records import (
 )
 from xinyong_gateway.store.rows import SUBJECT_COLUMNS
 
-__all__ = ["agencies", "listed", "public_subject", "search", "standing", "write"]
+__all__ = ["agencies", "listed", "public_subject", "search", "standing", "standings_after", "write"]
 
 _CANDIDATES = 4
 """Candidates read per subject asked for (a subject has a few names; a phrase of bigrams rarely misleads)."""
@@ -104,3 +106,14 @@ def public_subject(conn: sqlite3.Connection, subject_key: str) -> PublicSubject 
 def standing(conn: sqlite3.Connection, subject_key: str) -> Standing | None:
     found = conn.execute(_STANDING, (subject_key,)).fetchone()
     return None if found is None else Standing._make(found)
+
+
+_STANDINGS_AFTER = (
+    "SELECT seq, code, list, grade, next_change_at FROM public_standings WHERE seq > ? ORDER BY seq LIMIT ?"
+)
+
+
+def standings_after(conn: sqlite3.Connection, seq: int, limit: int) -> list[OrganisationStanding]:
+    """The standings written after ``seq``, in the order written (one statement: one snapshot)."""
+    make = OrganisationStanding._make
+    return [make(row) for row in conn.execute(_STANDINGS_AFTER, (seq, limit))]

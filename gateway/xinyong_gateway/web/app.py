@@ -118,7 +118,12 @@ def create_app(
     ingest = IngestHandler(body_limit=settings.body_limit, body_timeout=settings.body_timeout, clock=clock)
     query = QueryHandler(body_timeout=settings.body_timeout, clock=clock)
     attestations = AttestationHandler(query, issuer=settings.issuer, body_timeout=settings.body_timeout, clock=clock)
-    public = PublicSite(clock=clock, cache_ttl=settings.public_cache_ttl, cache_entries=settings.public_cache_entries)
+    public = PublicSite(
+        clock=clock,
+        cache_ttl=settings.public_cache_ttl,
+        cache_entries=settings.public_cache_entries,
+        badge_book=settings.public_badge_book,
+    )
     public.setup(app)
     subscriptions = SubscriptionsHandler(body_timeout=settings.body_timeout, clock=clock)
     guard = OutboundGuard(parse_networks(settings.outbound_allowed_networks))
@@ -174,6 +179,8 @@ def create_app(
                     name="xinyong-signing-key-refresh",
                 ),
             ]
+            if public.follows_standings:
+                tasks.append(asyncio.create_task(public.follow_standings(), name="xinyong-public-standings"))
             if settings.projector:
                 projector = Projector(store, master, configured_policy, claims=store.claim_partitions(), clock=clock)
                 tasks.append(asyncio.create_task(projector.run(), name="xinyong-projector"))

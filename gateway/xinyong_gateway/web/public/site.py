@@ -10,6 +10,7 @@ repeat the query (it may be a person's name or a resident id, which find nothing
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -22,6 +23,7 @@ from typing import Any
 
 import aiohttp_jinja2
 import jinja2
+import structlog
 from aiohttp import web
 
 from xinyong.subjects import InvalidIdentifierError, normalize_id, validate_uscc
@@ -35,7 +37,15 @@ from xinyong_gateway.store import Store
 from xinyong_gateway.web.public.agencies import agency_context, agency_row
 from xinyong_gateway.web.public.answers import AnswerCache
 from xinyong_gateway.web.public.badge import badge_svg
-from xinyong_gateway.web.public.views import LIST_LABELS, cst_day, etag_of, horizon, listed_row, person_shown
+from xinyong_gateway.web.public.standings import StandingsBook
+from xinyong_gateway.web.public.views import (
+    LIST_LABELS,
+    cst_day_at,
+    etag_of,
+    horizon,
+    listed_row,
+    person_shown,
+)
 from xinyong_gateway.web.public.views import subject_context as build_subject_context
 from xinyong_gateway.web.turn_batch import TurnBatch
 
@@ -73,7 +83,10 @@ _LISTS = ("black", "red")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _UNREAD = object()
-"""The basis of this turn of the loop, before it is read."""
+"""The marker and basis of this turn of the loop, before they are read."""
+_FOLLOW_INTERVAL = 1.0
+"""Seconds between two looks at the store, once the book of standings is current (badges catch it up too)."""
+_log = structlog.get_logger("xinyong_gateway.public")
 
 
 class PublicSite:
@@ -84,12 +97,20 @@ class PublicSite:
     _policies: PolicyInForce
 
     def __init__(
-        self, *, clock: Callable[[], float] = time.time, cache_ttl: float = 0.0, cache_entries: int = 16_384
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        cache_ttl: float = 0.0,
+        cache_entries: int = 16_384,
+        badge_book: bool = True,
     ) -> None:
         self._clock = clock
         self._answers = AnswerCache(ttl=cache_ttl, entries=cache_entries, clock=clock, basis=self._basis)
+        self._badge_book = badge_book
+        self._book: StandingsBook | None = None
+        self._turn_marker: object | None = _UNREAD
         self._turn_basis: object | None = _UNREAD
-        self._turn_end: TurnBatch[None] = TurnBatch(self._forget_basis)
+        self._turn_end: TurnBatch[None] = TurnBatch(self._forget_turn)
         self._templates: dict[str, jinja2.Template] = {}
         static = resources.files("xinyong_gateway.web.public") / "static"
         self._static = {
@@ -114,25 +135,61 @@ class PublicSite:
         self._master = master
         self._policies = policies
         self._sources = sources
+        # a store that cannot list the standings in commit order answers None even for none (PostgreSQL)
+        if self._badge_book and store.standings_after(0, 0) is not None:
+            self._book = StandingsBook(store.standings_after)
+
+    @property
+    def follows_standings(self) -> bool:
+        """Whether badges are answered from a book of standings (``web.public.standings``) that
+        :meth:`follow_standings` must fill."""
+        return self._book is not None
+
+    async def follow_standings(self) -> None:
+        """Fill the book of standings, a chunk per turn of the loop, then look at the store every
+        ``_FOLLOW_INTERVAL`` seconds (badges catch the book up on their own turn too). Runs until cancelled."""
+        book = self._book
+        if book is None:
+            return
+        started, loaded = time.perf_counter(), False
+        while book.followable:
+            try:
+                current = book.catch_up(self._store.change_marker())
+            except StoreError as exc:  # badges read the store meanwhile, and answer 503 if it cannot either
+                _log.warning("public.standings_unreadable", error=str(exc))
+                current = False
+                await asyncio.sleep(_FOLLOW_INTERVAL)
+            if current and not loaded:
+                loaded = True
+                _log.info("public.standings_loaded", organisations=len(book), s=round(time.perf_counter() - started, 2))
+            await asyncio.sleep(_FOLLOW_INTERVAL if current else 0)
+
+    def _marker(self) -> object | None:
+        """The store's change marker as of this turn of the loop: read once per turn, at its first use, before any
+        read of the turn it vouches for (a marker read earlier than needed only makes what it vouches for look older
+        than it is)."""
+        marker = self._turn_marker
+        if marker is _UNREAD:
+            marker = self._turn_marker = self._store.change_marker()
+            self._turn_end.add(None)
+        return marker
 
     def _basis(self) -> object | None:
         """What a subject's page and badge are worked out from besides the subject's own row: whether the store
         committed anything (``Store.change_marker``), the policy in force and the sources' records (each replaced
         whole when it changes). None when the store cannot tell: kept answers are then good for the ttl only.
 
-        Read once per turn of the event loop, before any read of the turn it vouches for (a marker read earlier than
-        needed only ever makes an answer look older than it is)."""
+        Made once per turn of the event loop, from the turn's marker (:meth:`_marker`)."""
         basis = self._turn_basis
         if basis is _UNREAD:
-            marker = self._store.change_marker()
+            marker = self._marker()
             basis = self._turn_basis = (
                 None if marker is None else (marker, self._policies.policy, self._sources.records)
             )
-            self._turn_end.add(None)
         return basis
 
-    def _forget_basis(self, _: list[None]) -> None:
-        self._turn_basis = _UNREAD
+    def _forget_turn(self, _: list[None]) -> None:
+        self._turn_marker = self._turn_basis = _UNREAD
 
     def routes(self) -> list[tuple[str, Handler]]:
         """(path, GET handler) of every page; the app adds HEAD and refuses other methods."""
@@ -313,7 +370,15 @@ class PublicSite:
         now = self._now()
         policy = self._policies.policy
         due = row.next_change_at is not None and row.next_change_at <= int(now.timestamp() * 1_000_000)
-        etag = etag_of(_SITE_VERSION, row.state, row.status, repr(commitments), policy.version, cst_day(now), str(due))
+        etag = etag_of(
+            _SITE_VERSION,
+            row.state,
+            row.status,
+            repr(commitments),
+            policy.version,
+            cst_day_at(now.timestamp()),
+            str(due),
+        )
         until = horizon(now.timestamp(), row.next_change_at)
         cached = self._not_modified(request, etag, _PAGE_HEADERS)
         if cached is not None:
@@ -383,6 +448,10 @@ class PublicSite:
     async def badge(self, request: web.Request) -> web.Response:
         file = request.match_info["file"]
         base = f"{request.scheme}://{request.host}"
+        if self._book is not None:
+            booked = self._booked_badge(self._book, request, file, base)
+            if booked is not None:
+                return booked
         # kept under "{valid code}.svg" only: a file found needs no check
         reused = self._reused(request, ("badge", file, base), _BADGE_ANSWER_HEADERS, _svg)
         if reused is not None:
@@ -394,6 +463,31 @@ class PublicSite:
         except InvalidIdentifierError:
             return self._error(request, 400, "代码格式有误", "亮标地址应为 /public/badge/{统一社会信用代码}.svg。")
         return await self._guarded(request, lambda: self._badge(request, code, base))
+
+    def _booked_badge(self, book: StandingsBook, request: web.Request, file: str, base: str) -> web.Response | None:
+        """The badge from the book of standings (``web.public.standings``) when the book is current (caught up here
+        if the store committed since), holds the code and the standing is not due to change by time; else None: the
+        store is read. Answers exactly as :meth:`_badge` does from the store's read."""
+        marker = self._marker()
+        if not book.current(marker):
+            try:
+                if not book.catch_up(marker):
+                    return None
+            except StoreError:
+                return None
+        # found: the code is a stored organisation's USCC, valid and in its normal form
+        standing = book.get(file[:-4]) if file.endswith(".svg") else None
+        if standing is None:
+            return None
+        now = self._clock()
+        if standing.next_change_at is not None and standing.next_change_at <= int(now * 1_000_000):
+            return None
+        day = cst_day_at(now)
+        etag = _badge_etag(standing.list, standing.grade, day, base)
+        cached = self._not_modified(request, etag, _BADGE_ANSWER_HEADERS)
+        if cached is not None:
+            return cached
+        return _svg(badge_svg(standing.list, standing.grade, day, base, file[:-4]), etag)
 
     async def _badge(self, request: web.Request, code: str, base: str) -> web.Response:
         key = self._key(code)
@@ -409,7 +503,7 @@ class PublicSite:
                 if row is not None and row.state:
                     current = CreditFile.from_json(row.state).status_at(now, self._policies.policy)
                     list_name, grade = current.list, current.grade
-        day = cst_day(now)
+        day = cst_day_at(now.timestamp())
         # What the badge is a function of besides its URL's code: a validator per (list, grade, day, base).
         etag = _badge_etag(list_name, grade, day, base)
         kept_as = ("badge", f"{code}.svg", base)

@@ -6,10 +6,11 @@ Pure: the handlers (``web.public.site``) read the store and the sources and pass
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from xinyong.subjects import CHINA_STANDARD_TIME
@@ -21,6 +22,7 @@ __all__ = [
     "LIST_LABELS",
     "SourceLabel",
     "cst_day",
+    "cst_day_at",
     "etag_of",
     "horizon",
     "listed_row",
@@ -59,6 +61,7 @@ MEASURE_LABELS = {
     "green_channel": "绿色通道",
 }
 _CST_SECONDS = CHINA_STANDARD_TIME.utcoffset(None).total_seconds()  # +8 h all year: China keeps no summer time
+_EPOCH = date(1970, 1, 1)
 GRADE_LABELS = {"A": "A 级（诚信）", "B": "B 级（良好）", "C": "C 级（警示）", "D": "D 级（失信）"}
 
 
@@ -75,6 +78,17 @@ class SourceLabel(Protocol):
 def cst_day(moment: datetime) -> str:
     """``2026-03-01``: the China Standard Time day of an instant."""
     return moment.astimezone(CHINA_STANDARD_TIME).date().isoformat()
+
+
+def cst_day_at(now: float) -> str:
+    """:func:`cst_day` of a POSIX time, for what is asked at every request (the badge, a page's date): the day's
+    number, then its label from a small cache."""
+    return _day_label(math.floor((now + _CST_SECONDS) / 86_400))
+
+
+@functools.lru_cache(maxsize=8)
+def _day_label(day: int) -> str:
+    return (_EPOCH + timedelta(days=day)).isoformat()
 
 
 def horizon(now: float, next_change_at: int | None) -> float:
@@ -179,7 +193,7 @@ def subject_context(
         "objections": objections,
         "disputed": status["disputed"],
         "policy_version": status["policy_version"],
-        "as_of": cst_day(now),
+        "as_of": cst_day_at(now.timestamp()),
         "reply_within": _days(policy.due_process.reply_within.count, policy.due_process.reply_within.unit),
     }
 
