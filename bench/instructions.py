@@ -41,7 +41,7 @@ from typing import Any
 import ingest
 from _loadgen import run_closed_loop
 from ingest import BIN, HERE, HOST, BenchError, Server, free_port, start_server
-from public import fetch, get
+from public import fetch, get, wait_standings
 
 _TOTALS = re.compile(r"^(?:summary|totals): (\d+)", re.MULTILINE)
 
@@ -168,6 +168,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             servers.append(gateway)
             _wait_ready(baseline, "/healthz")
             _wait_ready(gateway, "/readyz")
+            wait_standings(gateway, timeout=900.0)  # a million standings under valgrind: about a minute
             print("both servers ready under valgrind; counting", flush=True)
             healthz = [get(baseline_port, "/healthz")] * total
             figures["trivial GET /healthz"] = _count(

@@ -18,7 +18,10 @@ What it does, all on 127.0.0.1, in a scratch folder removed at the end (unless `
    ``--cache-ttl`` seconds, ``XINYONG_PUBLIC_CACHE_TTL``, 1 by default, and past that while the store commits
    nothing, as here: ``web/public/answers.py``) and with reuse off (``... = 0``, the rows marked "no reuse"); and the
    baseline (``bench/_baseline_server.py``; its ``GET /healthz`` handler answers an empty 200), each pinned to
-   ``--server-cpu``; the load generator (``bench/_loadgen.py``) on ``--client-cpu``. JSON logs stay on.
+   ``--server-cpu``; the load generator (``bench/_loadgen.py``) on ``--client-cpu``. JSON logs stay on. On SQLite
+   both gateways answer badges from their book of every organisation's standing (``web/public/standings.py``): the
+   run waits until each has logged it filled (``public.standings_loaded``); a ``--reuse`` folder of an older version
+   is migrated first.
 3. ``--repeat`` interleaved rounds (medians printed) of ``--requests`` GETs at ``--concurrency`` keep-alive
    connections of: the baseline; the gateway's own ``GET /healthz`` (its floor: no store, its middleware and access
    log line); the subject page of random seeded subjects (a tenth of them black-listed, each
@@ -215,6 +218,19 @@ def get(port: int, path: str, headers: dict[str, str] | None = None) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n{extra}\r\n".encode()
 
 
+def wait_standings(server: Server, timeout: float = 120.0) -> None:
+    """Wait until ``server`` logged that its book of the organisations' standings is filled (SQLite: the badges are
+    answered from it from then on, ``web/public/standings.py``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if '"public.standings_loaded"' in server.log_path.read_text(errors="replace"):
+            return
+        if server.process.poll() is not None:
+            raise BenchError(f"{server.name} exited\n{server.log_tail()}")
+        time.sleep(0.2)
+    raise BenchError(f"{server.name} did not fill its book of standings in {timeout:.0f} s\n{server.log_tail()}")
+
+
 def run_load(server: Server, requests: list[bytes], concurrency: int, what: str, cpu: int, status: int) -> LoadResult:
     with pinned(cpu):
         result = run_closed_loop(
@@ -316,6 +332,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             gateway.wait_ready("/readyz")
             plain.wait_ready("/readyz")
             baseline.wait_ready("/healthz")
+            if not args.db:
+                wait_standings(gateway)
+                wait_standings(plain)
 
             rng = random.Random(args.seed + 1)
             blacks = [code for code, is_black in subjects if is_black]
