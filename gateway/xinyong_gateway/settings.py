@@ -98,8 +98,8 @@ class GatewaySettings(BaseSettings):
     views."""
     public_badge_book: bool = True
     """Whether badges are answered from every organisation's standing kept in memory, following the store
-    (``web.public.standings``; about 100 MiB per million organisations; SQLite only: on PostgreSQL every badge reads
-    the store)."""
+    (``web.public.standings``; each process its own, about 80 MiB per million organisations; SQLite only: on
+    PostgreSQL every badge reads the store)."""
     retention_interval: float = Field(default=86_400.0, ge=0)
     """Seconds between two runs of the retention job inside ``serve`` (``retention run``; 0: never inside ``serve``).
     What it erases, and when, is policy (``[retention]``)."""

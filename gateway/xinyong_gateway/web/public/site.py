@@ -151,18 +151,22 @@ class PublicSite:
         book = self._book
         if book is None:
             return
-        started, loaded = time.perf_counter(), False
+        started, loaded, failing = time.perf_counter(), False, False
         while book.followable:
+            marker = self._store.change_marker()  # None: the store cannot answer now
             try:
-                current = book.catch_up(self._store.change_marker())
+                current = book.current(marker) or book.catch_up(marker)
             except StoreError as exc:  # badges read the store meanwhile, and answer 503 if it cannot either
-                _log.warning("public.standings_unreadable", error=str(exc))
-                current = False
-                await asyncio.sleep(_FOLLOW_INTERVAL)
+                if not failing:
+                    _log.warning("public.standings_unreadable", error=str(exc))
+                current, failing, marker = False, True, None
+            else:
+                failing = False
             if current and not loaded:
                 loaded = True
                 _log.info("public.standings_loaded", organisations=len(book), s=round(time.perf_counter() - started, 2))
-            await asyncio.sleep(_FOLLOW_INTERVAL if current else 0)
+            # a chunk or more behind: on at the next turn; caught up, or the store cannot answer: look again later
+            await asyncio.sleep(0 if marker is not None and not current else _FOLLOW_INTERVAL)
 
     def _marker(self) -> object | None:
         """The store's change marker as of this turn of the loop: read once per turn, at its first use, before any
