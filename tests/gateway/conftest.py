@@ -82,6 +82,17 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 5.
         pytest.fail(f"condition not met within {within} s")
 
 
+class ShiftedClock:
+    """Wall time plus an offset a test moves (forward, or back): a clock for ``create_app(clock=...)`` that two
+    gateways share, so one can be held to the other at the same moment."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
 @dataclass
 class Source:
     source_id: str

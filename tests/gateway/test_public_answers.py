@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.factories import event, make_uscc
-from tests.gateway.conftest import Gateway
+from tests.gateway.conftest import Gateway, ShiftedClock
 from xinyong_gateway.store import to_micros
 from xinyong_gateway.web.app import create_app
 from xinyong_gateway.web.public.answers import Answer, AnswerCache
@@ -28,19 +28,6 @@ RUN_PROJECTOR = False
 
 TTL = 2.0
 HOST = {"Host": "credit.example.cn"}  # the badge links to its host's page: the same host for both gateways
-
-
-class Clock:
-    """Wall time plus an offset the test moves forward (or back)."""
-
-    def __init__(self) -> None:
-        import time
-
-        self._time = time.time
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return self._time() + self.offset
 
 
 # -- the cache itself -----------------------------------------------------------------------------------------
@@ -193,7 +180,7 @@ def test_the_day_of_a_posix_time_is_the_day_of_its_instant(micros: int) -> None:
 # -- through HTTP, beside the slow path -----------------------------------------------------------------------
 
 
-async def _pair(gateway: Gateway, aiohttp_client: Any, clock: Clock) -> tuple[Gateway, Gateway]:
+async def _pair(gateway: Gateway, aiohttp_client: Any, clock: ShiftedClock) -> tuple[Gateway, Gateway]:
     """A gateway that reuses answers for ``TTL`` seconds and one that never does, on ``gateway``'s database, both on
     ``clock``; neither answers badges from its book of standings (``test_public_standings.py``), which would be
     fresher than the ttl."""
@@ -212,7 +199,7 @@ async def _get(gateway: Gateway, path: str, etag: str | None = None) -> tuple[in
 
 
 async def test_a_page_and_a_badge_lag_a_change_by_at_most_the_ttl(gateway: Gateway, aiohttp_client: Any) -> None:
-    clock = Clock()
+    clock = ShiftedClock()
     cached, _ = await _pair(gateway, aiohttp_client, clock)
     shop = {"id_type": "uscc", "id": make_uscc(random.Random(31)), "name": "海州区速达数码店"}
     await gateway.post_and_project([event("merchant.registered", merchant=shop)], "msg_shop")
@@ -244,7 +231,7 @@ async def test_a_page_and_a_badge_lag_a_change_by_at_most_the_ttl(gateway: Gatew
 async def test_a_page_seen_once_keeps_its_tag_only(gateway: Gateway, aiohttp_client: Any) -> None:
     """The first view keeps the tag (a revalidation within the ttl is a 304 without a read), not the body: a view
     after a change renders afresh, fresher than the ttl allows."""
-    clock = Clock()
+    clock = ShiftedClock()
     cached, _ = await _pair(gateway, aiohttp_client, clock)
     shop = {"id_type": "uscc", "id": make_uscc(random.Random(33)), "name": "赣榆区海鲜商行"}
     await gateway.post_and_project([event("merchant.registered", merchant=shop)], "msg_once")
@@ -260,7 +247,7 @@ async def test_a_page_seen_once_keeps_its_tag_only(gateway: Gateway, aiohttp_cli
 
 
 async def test_an_unknown_subject_is_never_kept(gateway: Gateway, aiohttp_client: Any) -> None:
-    clock = Clock()
+    clock = ShiftedClock()
     cached, _ = await _pair(gateway, aiohttp_client, clock)
     shop = {"id_type": "uscc", "id": make_uscc(random.Random(32)), "name": "连云港诚信百货有限公司"}
     assert (await _get(cached, f"/public/subjects/uscc/{shop['id']}"))[0] == 404
@@ -281,7 +268,7 @@ async def test_every_answer_is_one_the_slow_path_gave_within_the_ttl(
     confirms) for the same path no more than ``TTL`` seconds earlier. Past the ttl, on SQLite, answers kept are reused
     while nothing was committed: a cache that reused them regardless fails here."""
     rng = random.Random(seed)
-    clock = Clock()
+    clock = ShiftedClock()
     shops = [{"id_type": "uscc", "id": make_uscc(rng), "name": f"海州区第{n}百货店"} for n in range(3)]
     # the sources first: both gateways name a record's source from their registry of sources, loaded at start-up
     marketplace, regulator = await gateway.add_source("marketplace"), await gateway.add_source("regulator")

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.factories import event, make_uscc
-from tests.gateway.conftest import Gateway, backend_of, eventually
+from tests.gateway.conftest import Gateway, ShiftedClock, backend_of, eventually
 from xinyong_gateway.store import ProjectionCommit, Standing, Store, SubjectRow, open_store
 from xinyong_gateway.web.app import create_app
 from xinyong_gateway.web.public.standings import StandingsBook
@@ -28,19 +28,6 @@ RUN_PROJECTOR = False
 
 HOST = {"Host": "credit.example.cn"}  # the badge links to its host's page: the same host for both gateways
 DAY = 86_400.0
-
-
-class Clock:
-    """Wall time plus an offset the test moves forward."""
-
-    def __init__(self) -> None:
-        import time
-
-        self._time = time.time
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return self._time() + self.offset
 
 
 @pytest.fixture
@@ -124,7 +111,7 @@ async def test_a_badge_from_the_book_is_the_badge_the_store_gives_now(
     window): the gateway with the book answers exactly what the gateway without it answers at the same moment, for
     known, unknown, lower-case and malformed codes alike. A book that stopped following the store fails here."""
     rng = random.Random(seed)
-    clock = Clock()
+    clock = ShiftedClock()
     shops = [{"id_type": "uscc", "id": make_uscc(rng), "name": f"海州区第{n}百货店"} for n in range(4)]
     marketplace, regulator = await gateway.add_source("marketplace"), await gateway.add_source("regulator")
     made = []

@@ -23,9 +23,10 @@ So a badge from the book is the badge the store's read gives at that moment: no 
 passing.
 
 Memory: about 80 bytes per organisation (its code and a slot; standings without a ``next_change_at`` share one
-object per list and grade), some 80 MiB for a million organisations, in each process that serves. PostgreSQL hands out sequence numbers in the
-order transactions ask, not the order they commit, so it cannot list what was written since: there the store
-answers None and every badge reads the store. ``XINYONG_PUBLIC_BADGE_BOOK=false`` turns the book off.
+object per list and grade), some 80 MiB for a million organisations, in each process that serves. PostgreSQL hands
+out sequence numbers in the order transactions ask, not the order they commit, so it cannot list what was written
+since: there the store answers None and every badge reads the store. ``XINYONG_PUBLIC_BADGE_BOOK=false`` turns the
+book off.
 """
 
 from __future__ import annotations
