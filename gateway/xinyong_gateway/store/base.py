@@ -431,7 +431,7 @@ class Store(ABC):
     def standings_after(self, seq: int, limit: int) -> list[OrganisationStanding] | None:
         """The organisations' badge standings written after ``seq`` (at most ``limit``, in the order written, each
         organisation at most once: its latest), for a reader that keeps every standing in memory and follows the
-        store (``web.public.badges``): read ``change_marker`` first, then these until fewer than ``limit`` come.
+        store (``web.public.standings``): read ``change_marker`` first, then these until fewer than ``limit`` come.
 
         None when the backend cannot list what was written in commit order (the default; PostgreSQL, whose
         sequences are handed out in the order transactions ask, not the order they commit): the badge then reads

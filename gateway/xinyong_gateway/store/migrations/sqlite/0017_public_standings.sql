@@ -1,10 +1,10 @@
 -- The credit badge's standing of every organisation (its stored status's list and grade, and when time alone may
 -- change them), by its USCC, in the order written: `seq` rises with every row written, and SQLite commits one writer
--- at a time, so "the rows after seq N" is everything written since a reader last saw N (web/public/badges.py keeps
+-- at a time, so "the rows after seq N" is everything written since a reader last saw N (web/public/standings.py keeps
 -- them in memory that way). A standing that changes is written anew (the old row deleted, the new one takes the next
 -- seq: not INSERT OR REPLACE, whose policy a trigger body loses to the outer statement's); AUTOINCREMENT never hands
--- out a seq again. Triggers keep it: every path that writes a subject's status
--- writes its standing in the same transaction.
+-- out a seq again. Triggers keep it: every path that writes a subject's status writes its standing in the same
+-- transaction.
 CREATE TABLE public_standings (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
     code           TEXT NOT NULL UNIQUE,   -- the USCC in full (public: a person's id never comes here)
