@@ -188,6 +188,13 @@ class GatewayMetrics:
             registry=registry,
             **mode,
         )
+        self.public_standings = Gauge(
+            "xinyong_public_badge_standings",
+            "Organisations whose badge standing this process holds in memory (web.public.standings; the least of the"
+            " live workers; 0 without a book, as on PostgreSQL).",
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
         self.deliveries = LabelledChildren(
             Counter(
                 "xinyong_deliveries",

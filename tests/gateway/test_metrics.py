@@ -26,6 +26,8 @@ from tests.gateway.conftest import (
     Gateway,
     admin,
     assert_problem,
+    backend_of,
+    eventually,
     free_port,
     serving,
 )
@@ -236,6 +238,22 @@ def test_serve_with_two_workers_sums_both_workers_counts(postgres_url: str, tmp_
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     pids = {line["pid"] for line in lines if line.get("event") == "request"}
     assert len(pids) == 2, "both workers logged the requests they answered"
+
+
+async def test_the_badge_standings_kept_in_memory_are_counted(gateway: Gateway, database_url: str) -> None:
+    """``xinyong_public_badge_standings``: how many organisations the process's book of badge standings holds
+    (``web.public.standings``), which follows what the store commits; 0 on PostgreSQL, which keeps no book."""
+    rng = random.Random(5)
+    shops = [{"id_type": "uscc", "id": make_uscc(rng), "name": f"海州区第{n}百货店"} for n in range(2)]
+    await gateway.post_and_project([event("merchant.registered", merchant=shop) for shop in shops], "msg_book")
+    port = gateway.settings.metrics_port
+    assert port is not None
+    expected = 0 if backend_of(database_url) == "postgresql" else 2
+
+    async def counted() -> bool:
+        return value(parse(await scrape(port)), "xinyong_public_badge_standings") == expected
+
+    await eventually(counted)
 
 
 def test_the_dashboard_queries_only_families_the_gateway_defines() -> None:

@@ -180,6 +180,8 @@ def create_app(
                 ),
             ]
             if public.follows_standings:
+                if metrics is not None:
+                    public.measure_standings(metrics.public_standings.set)
                 tasks.append(asyncio.create_task(public.follow_standings(), name="xinyong-public-standings"))
             if settings.projector:
                 projector = Projector(store, master, configured_policy, claims=store.claim_partitions(), clock=clock)

@@ -108,6 +108,7 @@ class PublicSite:
         self._answers = AnswerCache(ttl=cache_ttl, entries=cache_entries, clock=clock, basis=self._basis)
         self._badge_book = badge_book
         self._book: StandingsBook | None = None
+        self._observe_standings: Callable[[int], None] = _ignore
         self._turn_marker: object | None = _UNREAD
         self._turn_basis: object | None = _UNREAD
         self._turn_end: TurnBatch[None] = TurnBatch(self._forget_turn)
@@ -145,6 +146,11 @@ class PublicSite:
         :meth:`follow_standings` must fill."""
         return self._book is not None
 
+    def measure_standings(self, observe: Callable[[int], None]) -> None:
+        """Tell ``observe`` how many organisations the book holds each time :meth:`follow_standings` has read
+        (``/metrics``: ``xinyong_public_badge_standings``)."""
+        self._observe_standings = observe
+
     async def follow_standings(self) -> None:
         """Fill the book of standings, a chunk per turn of the loop, then look at the store every
         ``_FOLLOW_INTERVAL`` seconds (badges catch the book up on their own turn too). Runs until cancelled."""
@@ -162,6 +168,7 @@ class PublicSite:
                 current, failing, marker = False, True, None
             else:
                 failing = False
+            self._observe_standings(len(book))
             if current and not loaded:
                 loaded = True
                 _log.info("public.standings_loaded", organisations=len(book), s=round(time.perf_counter() - started, 2))
@@ -522,6 +529,10 @@ class PublicSite:
         if known:
             self._answers.keep(kept_as, etag, body, basis=basis, until=until)
         return _svg(body, etag)
+
+
+def _ignore(_: int) -> None:
+    return None
 
 
 def _html(body: bytes, etag: str) -> web.Response:
