@@ -161,7 +161,7 @@ class PublicSite:
         while book.followable:
             marker = self._store.change_marker()  # None: the store cannot answer now
             try:
-                current = book.current(marker) or book.catch_up(marker)
+                current = book.catch_up(marker)
             except StoreError as exc:  # badges read the store meanwhile, and answer 503 if it cannot either
                 if not failing:
                     _log.warning("public.standings_unreadable", error=str(exc))
@@ -479,15 +479,13 @@ class PublicSite:
         """The badge from the book of standings (``web.public.standings``) when the book is current (caught up here
         if the store committed since), holds the code and the standing is not due to change by time; else None: the
         store is read. Answers exactly as :meth:`_badge` does from the store's read."""
-        marker = self._marker()
-        if not book.current(marker):
-            try:
-                if not book.catch_up(marker):
-                    return None
-            except StoreError:
+        try:
+            if not book.catch_up(self._marker()):
                 return None
-        # found: the code is a stored organisation's USCC, valid and in its normal form
-        standing = book.get(file[:-4]) if file.endswith(".svg") else None
+        except StoreError:
+            return None
+        code = file[:-4] if file.endswith(".svg") else ""
+        standing = book.get(code)  # found: a stored organisation's USCC, valid and in its normal form
         if standing is None:
             return None
         now = self._clock()
@@ -498,7 +496,7 @@ class PublicSite:
         cached = self._not_modified(request, etag, _BADGE_ANSWER_HEADERS)
         if cached is not None:
             return cached
-        return _svg(badge_svg(standing.list, standing.grade, day, base, file[:-4]), etag)
+        return _svg(badge_svg(standing.list, standing.grade, day, base, code), etag)
 
     async def _badge(self, request: web.Request, code: str, base: str) -> web.Response:
         key = self._key(code)

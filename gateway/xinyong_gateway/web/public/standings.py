@@ -67,10 +67,13 @@ class StandingsBook:
         return marker is not None and marker == self._marker
 
     def catch_up(self, marker: object | None) -> bool:
-        """Read up to a chunk of the standings written since the book last read; True when it then holds everything
-        committed up to ``marker``, which the caller read before (None: the store cannot tell; nothing is read).
+        """True when the book holds everything committed up to ``marker`` (``Store.change_marker``, read by the caller
+        before): at once when it is :meth:`current`, else after reading up to a chunk of the standings written since
+        it last read (None: the store cannot tell; nothing is read).
 
         Raises the store's ``StoreError`` when it cannot read: the book is unchanged."""
+        if self.current(marker):
+            return True
         if marker is None or not self.followable:
             return False
         rows = self._read(self._seq, self._chunk)

@@ -83,7 +83,12 @@ def cst_day(moment: datetime) -> str:
 def cst_day_at(now: float) -> str:
     """:func:`cst_day` of a POSIX time, for what is asked at every request (the badge, a page's date): the day's
     number, then its label from a small cache."""
-    return _day_label(math.floor((now + _CST_SECONDS) / 86_400))
+    return _day_label(_cst_day_number(now))
+
+
+def _cst_day_number(now: float) -> int:
+    """Days from 1970-01-01 to the China Standard Time day of the POSIX time ``now``."""
+    return math.floor((now + _CST_SECONDS) / 86_400)
 
 
 @functools.lru_cache(maxsize=8)
@@ -95,7 +100,7 @@ def horizon(now: float, next_change_at: int | None) -> float:
     """Until when (a POSIX time) a subject's page or badge worked out at ``now`` (a POSIX time) can be right,
     whatever is committed or not: the end of the China Standard Time day it shows, or the moment its status changes
     by time alone (``next_change_at``, microseconds), whichever comes first."""
-    day_ends = (math.floor((now + _CST_SECONDS) / 86_400) + 1) * 86_400 - _CST_SECONDS
+    day_ends = (_cst_day_number(now) + 1) * 86_400 - _CST_SECONDS
     return day_ends if next_change_at is None else min(day_ends, next_change_at / 1_000_000)
 
 
