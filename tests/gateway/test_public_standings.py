@@ -13,11 +13,12 @@ import io
 import json
 import random
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from tests.factories import event, make_uscc
+from tests.factories import event, make_uscc, now_rfc3339
 from tests.gateway.conftest import Gateway, ShiftedClock, backend_of, eventually
 from xinyong_gateway.store import ProjectionCommit, Standing, Store, SubjectRow, open_store
 from xinyong_gateway.web.app import create_app
@@ -103,16 +104,18 @@ async def _get(gateway: Gateway, path: str, etag: str | None = None) -> tuple[in
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_a_badge_from_the_book_is_the_badge_the_store_gives_now(
+async def test_a_badge_or_page_from_the_book_is_what_the_store_gives_now(
     gateway: Gateway, aiohttp_client: Any, seed: int
 ) -> None:
-    """Random badge views (a tag seen earlier in half of them), changes (penalties that list a shop or lower its
-    grade, commitments that change nothing the badge shows) and time passing (seconds, a day, past a record's
-    window): the gateway with the book answers exactly what the gateway without it answers at the same moment, for
-    known, unknown, lower-case and malformed codes alike. A book that stopped following the store fails here."""
+    """Random badge and page views (a tag seen earlier in half of them), changes (penalties that list a shop or
+    lower its grade, commitments, objections filed and decided, an agency's declaration) and time passing (seconds,
+    a day, past a record's window): the gateway with the book answers exactly what the gateway without it answers at
+    the same moment, for known, unknown, lower-case and malformed codes alike. A book that stopped following the
+    store, or a page from it that is not the page rendered from the store, fails here."""
     rng = random.Random(seed)
     clock = ShiftedClock()
-    shops = [{"id_type": "uscc", "id": make_uscc(rng), "name": f"海州区第{n}百货店"} for n in range(4)]
+    shops = [{"id_type": "uscc", "id": make_uscc(rng), "name": f"海州区<第{n}>百货&店"} for n in range(4)]  # escaped
+    firm = {"id_type": "uscc", "id": make_uscc(rng), "name": "海州工程咨询有限公司"}
     marketplace, regulator = await gateway.add_source("marketplace"), await gateway.add_source("regulator")
     made = []
     for book in (True, False):
@@ -124,29 +127,78 @@ async def test_a_badge_from_the_book_is_the_badge_the_store_gives_now(
     await gateway.post_and_project(
         [event("merchant.registered", merchant=s) for s in shops[:3]], "msg_shops", source=marketplace
     )
-    codes = [s["id"] for s in shops] + [shops[0]["id"].lower(), "91320000000000000X", "not-a-code"]
+    codes = [s["id"] for s in [*shops, firm]] + [shops[0]["id"].lower(), "91320000000000000X", "not-a-code"]
+    paths = [f"/public/badge/{code}.svg" for code in codes] + [f"/public/subjects/uscc/{code}" for code in codes]
     tags: dict[str, list[str]] = {}
-    changes = 0
-    for _ in range(50):
+    changes, objections, pages_shown = 0, [], 0
+    for _ in range(70):
         roll = rng.random()
-        if roll < 0.2:
+        if roll < 0.25:
             changes += 1
             shop = rng.choice(shops)
-            if rng.random() < 0.3:
+            kind = rng.random()
+            if shop is shops[0] or kind < 0.2:  # the first shop only publishes commitments: its page shows them
                 body = event(
                     "commitment.published", merchant=shop, commitment_id=f"CM-{changes}", items=[f"承诺{changes}"]
                 )
                 await gateway.post_and_project([body], f"msg_c{changes}", source=marketplace)
+            elif kind < 0.35:
+                await _object(gateway, regulator, shop, objections, changes)
+            elif kind < 0.45 and objections:
+                objection_id, subject = objections.pop(rng.randrange(len(objections)))
+                body = event("objection.decided", subject=subject, objection_id=objection_id, outcome="rejected")
+                await gateway.post_and_project([body], f"msg_d{changes}", source=regulator)
+            elif kind < 0.5:
+                agency = await gateway.add_source("intermediary", uscc=firm["id"])
+                body = event("intermediary.declared", agency=firm, declared_at=now_rfc3339(-timedelta(minutes=5)))
+                await gateway.post_and_project([body], f"msg_a{changes}", source=agency)
             else:
                 body = event("penalty.imposed", subject=shop, severity=rng.choice(["general", "serious", "minor"]))
                 await gateway.post_and_project([body], f"msg_p{changes}", source=regulator)
-        elif roll < 0.3:
+        elif roll < 0.35:
             clock.offset += rng.choice([0.5, DAY, 400 * DAY, 1200 * DAY])
         else:
-            path = f"/public/badge/{rng.choice(codes)}.svg"
+            path = rng.choice(paths)
             etag = rng.choice(tags[path]) if tags.get(path) and rng.random() < 0.5 else None
             expected = await _get(read, path, etag)
             assert await _get(booked, path, etag) == expected, path
             if expected[1]:
                 tags.setdefault(path, []).append(expected[1])
-    assert changes > 3
+            pages_shown += expected[0] == 200 and "/subjects/" in path
+    assert changes > 5 and pages_shown > 3
+
+
+async def _object(gateway: Gateway, regulator: Any, shop: dict[str, str], filed: list[Any], n: int) -> None:
+    """File an objection against one of ``shop``'s records in publicity, if it has any."""
+    key = gateway.master_key.subject_key("uscc", shop["id"])
+    row = (await gateway.store.load_subjects([key])).get(key)
+    reasons = json.loads(row.status)["reasons"] if row is not None else []
+    if reasons:
+        objection_id = f"OBJ-{n}"
+        body = event("objection.filed", subject=shop, objection_id=objection_id, record_id=reasons[0]["record_id"])
+        await gateway.post_and_project([body], f"msg_o{n}", source=regulator)
+        filed.append((objection_id, shop))
+
+
+async def test_a_page_from_the_book_changes_its_tag_with_what_it_shows(gateway: Gateway, aiohttp_client: Any) -> None:
+    """A summary-only page's tag is made of what it shows: a new name or a new day each give a new tag (a client
+    holding the old one gets the new page, not a 304). On SQLite the page comes from the book (caught up on the
+    request's turn), on PostgreSQL from the store's read."""
+    clock = ShiftedClock()
+    settings = gateway.settings.model_copy(update={"public_cache_ttl": 0.0, "projector": False})
+    site = Gateway(await aiohttp_client(create_app(settings, clock=clock)), settings, gateway.folder)
+    shop = {"id_type": "uscc", "id": make_uscc(random.Random(5)), "name": "海州区百货店"}
+    marketplace = await gateway.add_source("marketplace")
+    await gateway.post_and_project([event("merchant.registered", merchant=shop)], "msg_1", source=marketplace)
+    path = f"/public/subjects/uscc/{shop['id']}"
+
+    status, first, body = await _get(site, path)
+    assert status == 200 and first and "海州区百货店" in body.decode()
+    assert (await _get(site, path, first))[0] == 304
+    renamed = dict(shop, name="海州区百货商店")
+    await gateway.post_and_project([event("merchant.registered", merchant=renamed)], "msg_2", source=marketplace)
+    status, second, body = await _get(site, path, first)
+    assert status == 200 and second not in (None, first) and "海州区百货商店" in body.decode()
+    clock.offset += DAY
+    status, third, _ = await _get(site, path, second)
+    assert status == 200 and third not in (None, first, second)

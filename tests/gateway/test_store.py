@@ -29,6 +29,7 @@ from xinyong_gateway.store import (
     InboxEntry,
     Micros,
     NewSourceKey,
+    OrganisationStanding,
     ProjectionCommit,
     PublicSubject,
     Standing,
@@ -472,3 +473,67 @@ async def test_the_standings_written_since_a_seq_are_listed_in_the_order_written
     await store.commit_projection(ProjectionCommit(partitions=(), subjects=(moved,), changes=(), recorded_at=10))
     (latest,) = store.standings_after(seen, 1000) or []
     assert (latest.code, latest.list, latest.grade) == (code, "watch", "C") and latest.seq > seen
+
+
+async def test_standings_carry_the_summary_of_pages_that_show_nothing_else(store: Store, database_url: str) -> None:
+    """A standing says what an organisation's public page shows when that page is its summary and commitments alone
+    (name, score, measures, policy version, commitments newest first), and ``summary_only`` only while its status has
+    no reason in publicity and its file no objection and no intermediary part; any of them, or a change of what the
+    page shows (a commitment published anew included), writes the standing anew."""
+    if backend_of(database_url) == "postgresql":
+        assert store.standings_after(0, 10) is None
+        return
+    code = "913200000000000042"
+    key = f"{42:064x}"
+    clean_file = {"objections": {}, "records": {}}
+
+    def row(
+        name: str | None = "海州区百货店", score: int = 100, file: dict[str, object] = clean_file, **status: object
+    ):
+        document = {
+            "subject": {"id_type": "uscc", "id": code, "name": name},
+            "list": "none",
+            "grade": "A",
+            "score": score,
+            "measures": [],
+            "reasons": [],
+            "disputed": False,
+            "policy_version": "p-1",
+            "as_of": "2026-12-05T00:00:00+00:00",
+        } | status
+        return SubjectRow(key, "uscc", code, name, b"sealed", None, json.dumps(file), json.dumps(document), None)
+
+    async def write(subject: SubjectRow, *commitments: Commitment) -> OrganisationStanding | None:
+        seen = max((s.seq for s in store.standings_after(0, 1000) or []), default=0)
+        commit = ProjectionCommit(
+            partitions=(), subjects=(subject,), changes=(), recorded_at=1, commitments=commitments
+        )
+        await store.commit_projection(commit)
+        (written,) = store.standings_after(seen, 1000) or [None]
+        return written
+
+    first = await write(row())
+    assert first is not None and first.summary_only
+    assert (first.name, first.score, first.measures, first.policy_version) == ("海州区百货店", 100, "[]", "p-1")
+    assert await write(row(as_of="2026-12-06T00:00:00+00:00")) is None  # nothing a page or badge shows moved
+    renamed = await write(row(name="海州区百货商店", score=95))
+    assert renamed is not None and renamed.summary_only and (renamed.name, renamed.score) == ("海州区百货商店", 95)
+    reason = {"record_id": "rec_1", "code": "PENALTY", "list": "watch", "severity": "general", "disputed": False}
+    for shown in (
+        row(list="watch", grade="C", measures=["risk_warning"], reasons=[reason]),
+        row(file={"objections": {"OBJ-1": {}}, "records": {}}),
+        row(file={"objections": {}, "records": {}, "intermediary": {"kind": "intermediary"}}),
+    ):
+        written = await write(shown)
+        assert written is not None and not written.summary_only, shown
+        back = await write(row(name="海州区百货商店", score=95))
+        assert back is not None and back.summary_only
+    committed = await write(row(name="海州区百货商店", score=95), Commitment(key, "CM-1", 1, ("正品保障",)))
+    assert committed is not None and committed.summary_only  # a page with commitments is still answered from it
+    assert committed.commitments == (Commitment("", "CM-1", 1, ("正品保障",)),)
+    again = await write(row(name="海州区百货商店", score=95), Commitment(key, "CM-1", 2, ("正品保障", "七天")))
+    assert again is not None and again.commitments == (Commitment("", "CM-1", 2, ("正品保障", "七天")),)
+    both = await write(row(name="海州区百货商店", score=95), Commitment(key, "CM-0", 3, ("假一赔十",)))
+    assert both is not None and [c.commitment_id for c in both.commitments] == ["CM-0", "CM-1"]  # newest first
+    assert await write(row(name="海州区百货商店", score=95), Commitment(key, "CM-1", 1, ("旧的",))) is None  # older
+    assert [s.code for s in store.standings_after(0, 1000) or []] == [code]  # one standing per organisation

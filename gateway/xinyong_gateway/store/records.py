@@ -402,13 +402,24 @@ class Standing(NamedTuple):
 
 class OrganisationStanding(NamedTuple):
     """An organisation's :class:`Standing` by its USCC, as written at ``seq`` (``Store.standings_after``: the
-    standings written since a reader last looked, in the order written)."""
+    standings written since a reader last looked, in the order written), with what its public page shows when that
+    page is its summary and commitments alone (``summary_only``: no reason in publicity, objection or agency
+    section)."""
 
     seq: int
     code: str
     list: str
     grade: str | None
     next_change_at: Micros | None
+    name: str | None
+    """The name its status shows (the page's and the badge's subject)."""
+    score: int | None
+    measures: str | None
+    """The status's measures, a JSON array."""
+    policy_version: str | None
+    commitments: tuple[Commitment, ...]
+    """Its published commitments, newest first (their ``subject_key`` empty: a standing is known by its USCC)."""
+    summary_only: bool
 
 
 class NameMatch(NamedTuple):

@@ -1,6 +1,7 @@
 """The SQLite store's statements for the public site (``store.public`` says what they answer and why so).
 
-Badge standings are kept in ``public_standings`` by triggers on ``subjects`` (migration 0017), in the order written.
+Badge standings and page summaries are kept in ``public_standings`` by triggers on ``subjects`` and
+``public_commitments`` (migrations 0017, 0018), in the order written.
 Names go in ``public_names`` (a trigger copies each new row into the FTS5 index ``public_names_fts``); commitments
 in ``public_commitments``; lists are read through the expression index ``subjects_by_list``.
 """
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 from xinyong_gateway.store.public import commitments_of, fts_phrase, keep_matches, name_grams
 from xinyong_gateway.store.records import (
+    Commitment,
     ListedSubject,
     NameMatch,
     OrganisationStanding,
@@ -109,11 +111,16 @@ def standing(conn: sqlite3.Connection, subject_key: str) -> Standing | None:
 
 
 _STANDINGS_AFTER = (
-    "SELECT seq, code, list, grade, next_change_at FROM public_standings WHERE seq > ? ORDER BY seq LIMIT ?"
+    "SELECT seq, code, list, grade, next_change_at, name, score, measures, policy_version, commitments, summary_only"
+    " FROM public_standings WHERE seq > ? ORDER BY seq LIMIT ?"
 )
+_NONE: tuple[Commitment, ...] = ()
 
 
 def standings_after(conn: sqlite3.Connection, seq: int, limit: int) -> list[OrganisationStanding]:
     """The standings written after ``seq``, in the order written (one statement: one snapshot)."""
     make = OrganisationStanding._make
-    return [make(row) for row in conn.execute(_STANDINGS_AFTER, (seq, limit))]
+    return [
+        make((*row[:9], _NONE if row[9] in (None, "[]") else commitments_of("", row[9]), bool(row[10])))
+        for row in conn.execute(_STANDINGS_AFTER, (seq, limit))
+    ]

@@ -123,6 +123,7 @@ def create_app(
         cache_ttl=settings.public_cache_ttl,
         cache_entries=settings.public_cache_entries,
         badge_book=settings.public_badge_book,
+        page_book=settings.public_page_book,
     )
     public.setup(app)
     subscriptions = SubscriptionsHandler(body_timeout=settings.body_timeout, clock=clock)

@@ -38,6 +38,7 @@ from xinyong_gateway.web.public.agencies import agency_context, agency_row
 from xinyong_gateway.web.public.answers import AnswerCache
 from xinyong_gateway.web.public.badge import badge_svg
 from xinyong_gateway.web.public.standings import StandingsBook
+from xinyong_gateway.web.public.summaries import SummaryFrames, summary_etag, summary_of, summary_only
 from xinyong_gateway.web.public.views import (
     LIST_LABELS,
     cst_day_at,
@@ -103,11 +104,14 @@ class PublicSite:
         cache_ttl: float = 0.0,
         cache_entries: int = 16_384,
         badge_book: bool = True,
+        page_book: bool = True,
     ) -> None:
         self._clock = clock
         self._answers = AnswerCache(ttl=cache_ttl, entries=cache_entries, clock=clock, basis=self._basis)
         self._badge_book = badge_book
+        self._page_book = page_book
         self._book: StandingsBook | None = None
+        self._summaries = SummaryFrames()
         self._observe_standings: Callable[[int], None] = _ignore
         self._turn_marker: object | None = _UNREAD
         self._turn_basis: object | None = _UNREAD
@@ -138,7 +142,7 @@ class PublicSite:
         self._sources = sources
         # a store that cannot list the standings in commit order answers None even for none (PostgreSQL)
         if self._badge_book and store.standings_after(0, 0) is not None:
-            self._book = StandingsBook(store.standings_after)
+            self._book = StandingsBook(store.standings_after, pages=self._page_book)
 
     @property
     def follows_standings(self) -> bool:
@@ -347,6 +351,10 @@ class PublicSite:
         reused = self._reused(request, ("page", request.match_info["code"]), _PAGE_HEADERS, _html)
         if reused is not None:
             return reused
+        if self._book is not None:
+            booked = self._booked_page(self._book, request, request.match_info["code"])
+            if booked is not None:
+                return booked
         try:
             code = validate_uscc(request.match_info["code"])
         except InvalidIdentifierError:
@@ -381,20 +389,6 @@ class PublicSite:
         now = self._now()
         policy = self._policies.policy
         due = row.next_change_at is not None and row.next_change_at <= int(now.timestamp() * 1_000_000)
-        etag = etag_of(
-            _SITE_VERSION,
-            row.state,
-            row.status,
-            repr(commitments),
-            policy.version,
-            cst_day_at(now.timestamp()),
-            str(due),
-        )
-        until = horizon(now.timestamp(), row.next_change_at)
-        cached = self._not_modified(request, etag, _PAGE_HEADERS)
-        if cached is not None:
-            self._answers.keep(("page", code), etag, None, basis=basis, until=until)
-            return cached
         credit_file = CreditFile.from_json(row.state) if row.state else None
         status: dict[str, Any] = json.loads(row.status)
         if due and credit_file is not None:
@@ -403,9 +397,53 @@ class PublicSite:
             )
         context = build_subject_context(status, credit_file, commitments, policy, self._sources.records, now)
         context["agency"] = agency_context(credit_file, now, policy) if credit_file is not None else None
+        day = context["as_of"]
+        if summary_only(context):  # tagged by what it shows, as the page from the book of standings is
+            subject = status["subject"]
+            shown = summary_of(status)
+            etag = summary_etag(_SITE_VERSION, subject["id"], subject["name"], shown, commitments, policy, day)
+        else:
+            etag = etag_of(_SITE_VERSION, row.state, row.status, repr(commitments), policy.version, day, str(due))
+        until = horizon(now.timestamp(), row.next_change_at)
+        cached = self._not_modified(request, etag, _PAGE_HEADERS)
+        if cached is not None:
+            self._answers.keep(("page", code), etag, None, basis=basis, until=until)
+            return cached
         body = self._render(request, "subject.html", context).encode()
         self._answers.keep(("page", code), etag, body, basis=basis, until=until)
         return _html(body, etag)
+
+    def _booked_page(self, book: StandingsBook, request: web.Request, code: str) -> web.Response | None:
+        """The page of an organisation whose page is its summary alone, from the book of standings
+        (``web.public.summaries``), under the conditions of :meth:`_booked_badge`; else None: the store is read.
+        Answers exactly as :meth:`_subject` does from the store's read."""
+        if not self._book_current(book):
+            return None
+        found = book.page(code)  # found: a stored organisation's USCC, valid and in its normal form
+        if found is None:
+            return None
+        now = self._clock()
+        due = found.standing.next_change_at
+        if due is not None and due <= int(now * 1_000_000):
+            return None
+        day = cst_day_at(now)
+        policy = self._policies.policy
+        etag = summary_etag(_SITE_VERSION, code, found.name, found.summary, found.commitments, policy, day)
+        cached = self._not_modified(request, etag, _PAGE_HEADERS)
+        if cached is not None:  # a page revalidated is kept (its tag), as the store's read keeps it: the next is cheap
+            self._answers.keep(("page", code), etag, None, basis=self._answers.basis(), until=horizon(now, due))
+            return cached
+        render = functools.partial(self._render, request, "subject.html")
+        body = self._summaries.page(found.summary, found.name, code, found.commitments, policy, now, day, render)
+        return _html(body, etag)
+
+    def _book_current(self, book: StandingsBook) -> bool:
+        """Whether the book holds everything the store committed as of this turn (caught up here if it committed
+        since); False too when the store cannot tell or cannot answer."""
+        try:
+            return book.catch_up(self._marker())
+        except StoreError:
+            return False
 
     def _page_number(self, request: web.Request) -> int | web.Response:
         """The ``page`` asked for (1 when none), or the 400 page that explains a bad one."""
@@ -479,10 +517,7 @@ class PublicSite:
         """The badge from the book of standings (``web.public.standings``) when the book is current (caught up here
         if the store committed since), holds the code and the standing is not due to change by time; else None: the
         store is read. Answers exactly as :meth:`_badge` does from the store's read."""
-        try:
-            if not book.catch_up(self._marker()):
-                return None
-        except StoreError:
+        if not self._book_current(book):
             return None
         code = file[:-4] if file.endswith(".svg") else ""
         standing = book.get(code)  # found: a stored organisation's USCC, valid and in its normal form

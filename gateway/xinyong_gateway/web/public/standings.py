@@ -1,4 +1,5 @@
-"""Every organisation's badge standing in memory, by USCC, following the store: a badge without a read.
+"""Every organisation's badge standing in memory, by USCC, following the store: a badge without a read (and most
+subject pages too).
 
 The badge (``/public/badge/{USCC}.svg``) is what marketplaces put on every shop page: the site's most asked-for
 answer, for any organisation of the register, mostly ones nobody asked for a moment ago, so kept answers
@@ -22,8 +23,15 @@ So a badge from the book is the badge the store's read gives at that moment: no 
 ``tests/gateway/test_public_standings.py`` holds it to the read through random changes, revalidations and time
 passing.
 
-Memory: about 80 bytes per organisation (its code and a slot; standings without a ``next_change_at`` share one
-object per list and grade), some 80 MiB for a million organisations, in each process that serves. PostgreSQL hands
+With ``pages`` (``XINYONG_PUBLIC_PAGE_BOOK``) the book also keeps, for every organisation whose subject page shows
+its summary and published commitments alone (migration 0018: no reason in publicity, no objection, no agency
+section), its :class:`SummaryPage`: the name, the :class:`Summary` (list, grade, score, measures, policy version;
+shared by all who show the same) and the commitments. ``web.public.summaries`` answers such a page from it, under the
+same conditions as the badge.
+
+Memory: about 80 bytes per organisation for the badge (its code and a slot; standings without a
+``next_change_at`` share one object per list and grade), some 80 MiB for a million organisations, in each process
+that serves; about 210 bytes more for each summary-only page (its name above all). PostgreSQL hands
 out sequence numbers in the order transactions ask, not the order they commit, so it cannot list what was written
 since: there the store answers None and every badge reads the store. ``XINYONG_PUBLIC_BADGE_BOOK=false`` turns the
 book off.
@@ -31,11 +39,13 @@ book off.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from typing import NamedTuple
 
-from xinyong_gateway.store import OrganisationStanding, Standing
+from xinyong_gateway.store import Commitment, OrganisationStanding, Standing
 
-__all__ = ["CHUNK", "StandingsBook"]
+__all__ = ["CHUNK", "StandingsBook", "Summary", "SummaryPage"]
 
 CHUNK = 2_000
 """Standings read at most at once: a few milliseconds of the loop's time."""
@@ -46,21 +56,45 @@ _NEVER = object()
 ReadAfter = Callable[[int, int], "list[OrganisationStanding] | None"]
 
 
-class StandingsBook:
-    """Standings by USCC, read from ``read(seq, limit)`` (``Store.standings_after``)."""
+class Summary(NamedTuple):
+    """What a summary-only subject page shows besides the organisation's name and code (its stored status's), shared
+    by every organisation that shows the same."""
 
-    def __init__(self, read: ReadAfter, *, chunk: int = CHUNK) -> None:
+    list: str
+    grade: str | None
+    score: int | None
+    measures: tuple[str, ...]
+    policy_version: str | None
+
+
+class SummaryPage(NamedTuple):
+    """An organisation whose public page is its summary and published commitments alone
+    (``OrganisationStanding.summary_only``)."""
+
+    standing: Standing
+    summary: Summary
+    name: str | None
+    commitments: tuple[Commitment, ...]
+
+
+class StandingsBook:
+    """Standings by USCC, read from ``read(seq, limit)`` (``Store.standings_after``); with ``pages``, also the
+    summary and commitments of every organisation whose page shows nothing else."""
+
+    def __init__(self, read: ReadAfter, *, chunk: int = CHUNK, pages: bool = False) -> None:
         self._read = read
         self._chunk = chunk
-        self._standings: dict[str, Standing] = {}
+        self._pages = pages
+        self._entries: dict[str, Standing | SummaryPage] = {}
         self._shared: dict[tuple[str, str | None], Standing] = {}
+        self._summaries: dict[tuple[object, ...], Summary] = {}
         self._seq = 0
         self._marker: object = _NEVER
         self.followable = True
         """False once the store said it cannot list standings in commit order: the book stays empty."""
 
     def __len__(self) -> int:
-        return len(self._standings)
+        return len(self._entries)
 
     def current(self, marker: object | None) -> bool:
         """Whether the book holds everything the store committed up to ``marker`` (``Store.change_marker``)."""
@@ -80,16 +114,13 @@ class StandingsBook:
         if rows is None:
             self.followable = False
             return False
-        standings, shared = self._standings, self._shared
+        entries, pages = self._entries, self._pages
         for row in rows:
-            if row.next_change_at is None:
-                pair = (row.list, row.grade)
-                standing = shared.get(pair)
-                if standing is None:
-                    standing = shared[pair] = Standing(row.list, row.grade, None)
+            standing = self._standing(row)
+            if pages and row.summary_only:
+                entries[row.code] = SummaryPage(standing, self._summary(row), row.name, row.commitments)
             else:
-                standing = Standing(row.list, row.grade, row.next_change_at)
-            standings[row.code] = standing
+                entries[row.code] = standing
         if rows:
             self._seq = rows[-1].seq
         if len(rows) < self._chunk:
@@ -97,7 +128,31 @@ class StandingsBook:
             return True
         return False
 
+    def _standing(self, row: OrganisationStanding) -> Standing:
+        if row.next_change_at is not None:
+            return Standing(row.list, row.grade, row.next_change_at)
+        pair = (row.list, row.grade)
+        standing = self._shared.get(pair)
+        if standing is None:
+            standing = self._shared[pair] = Standing(row.list, row.grade, None)
+        return standing
+
+    def _summary(self, row: OrganisationStanding) -> Summary:
+        key = (row.list, row.grade, row.score, row.measures, row.policy_version)
+        summary = self._summaries.get(key)
+        if summary is None:
+            measures = tuple(json.loads(row.measures)) if row.measures else ()
+            summary = self._summaries[key] = Summary(row.list, row.grade, row.score, measures, row.policy_version)
+        return summary
+
     def get(self, code: str) -> Standing | None:
         """The standing of the organisation with USCC ``code`` as last read; None when the book holds none (only a
         current book's answer is the store's)."""
-        return self._standings.get(code)
+        entry = self._entries.get(code)
+        return entry.standing if isinstance(entry, SummaryPage) else entry
+
+    def page(self, code: str) -> SummaryPage | None:
+        """The organisation with USCC ``code`` as last read, when its page shows its summary and commitments alone
+        (and the book keeps pages); else None."""
+        entry = self._entries.get(code)
+        return entry if isinstance(entry, SummaryPage) else None
