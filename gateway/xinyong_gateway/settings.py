@@ -103,7 +103,7 @@ class GatewaySettings(BaseSettings):
     public_page_book: bool = True
     """Whether that book also keeps the summary of every organisation whose public page shows nothing else (no
     reason in publicity, objection, commitment or agency section), so such a page is answered from memory
-    (``web.public.summaries``; about 150 bytes more per such organisation). Needs ``public_badge_book``."""
+    (``web.public.summaries``; about 170 bytes more per such organisation). Needs ``public_badge_book``."""
     retention_interval: float = Field(default=86_400.0, ge=0)
     """Seconds between two runs of the retention job inside ``serve`` (``retention run``; 0: never inside ``serve``).
     What it erases, and when, is policy (``[retention]``)."""

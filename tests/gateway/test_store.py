@@ -25,6 +25,7 @@ from xinyong_gateway.errors import (
 )
 from xinyong_gateway.store import (
     AppendStatus,
+    CaseRef,
     Commitment,
     InboxEntry,
     Micros,
@@ -477,19 +478,16 @@ async def test_the_standings_written_since_a_seq_are_listed_in_the_order_written
 
 async def test_standings_carry_the_summary_of_pages_that_show_nothing_else(store: Store, database_url: str) -> None:
     """A standing says what an organisation's public page shows when that page is its summary and commitments alone
-    (name, score, measures, policy version, commitments newest first), and ``summary_only`` only while its status has
-    no reason in publicity and its file no objection and no intermediary part; any of them, or a change of what the
-    page shows (a commitment published anew included), writes the standing anew."""
+    (name, score, measures, policy version, whether it has commitments), and ``summary_only`` only while its status
+    has no reason in publicity and no intermediary member and no objection was ever filed against it; any of them,
+    or a change of what the page shows (a first commitment included), writes the standing anew."""
     if backend_of(database_url) == "postgresql":
         assert store.standings_after(0, 10) is None
         return
     code = "913200000000000042"
     key = f"{42:064x}"
-    clean_file = {"objections": {}, "records": {}}
 
-    def row(
-        name: str | None = "海州区百货店", score: int = 100, file: dict[str, object] = clean_file, **status: object
-    ):
+    def row(name: str | None = "海州区百货商店", score: int = 95, **status: object) -> SubjectRow:
         document = {
             "subject": {"id_type": "uscc", "id": code, "name": name},
             "list": "none",
@@ -501,39 +499,65 @@ async def test_standings_carry_the_summary_of_pages_that_show_nothing_else(store
             "policy_version": "p-1",
             "as_of": "2026-12-05T00:00:00+00:00",
         } | status
-        return SubjectRow(key, "uscc", code, name, b"sealed", None, json.dumps(file), json.dumps(document), None)
+        return SubjectRow(key, "uscc", code, name, b"sealed", None, '{"records":{}}', json.dumps(document), None)
 
-    async def write(subject: SubjectRow, *commitments: Commitment) -> OrganisationStanding | None:
+    async def write(
+        subject: SubjectRow, *commitments: Commitment, cases: tuple[CaseRef, ...] = ()
+    ) -> OrganisationStanding | None:
         seen = max((s.seq for s in store.standings_after(0, 1000) or []), default=0)
         commit = ProjectionCommit(
-            partitions=(), subjects=(subject,), changes=(), recorded_at=1, commitments=commitments
+            partitions=(), subjects=(subject,), changes=(), recorded_at=1, commitments=commitments, cases=cases
         )
         await store.commit_projection(commit)
         (written,) = store.standings_after(seen, 1000) or [None]
         return written
 
-    first = await write(row())
+    first = await write(row(name="海州区百货店", score=100))
     assert first is not None and first.summary_only
     assert (first.name, first.score, first.measures, first.policy_version) == ("海州区百货店", 100, "[]", "p-1")
-    assert await write(row(as_of="2026-12-06T00:00:00+00:00")) is None  # nothing a page or badge shows moved
-    renamed = await write(row(name="海州区百货商店", score=95))
+    assert await write(row(name="海州区百货店", score=100, as_of="2026-12-06T00:00:00+00:00")) is None  # nothing moved
+    renamed = await write(row())
     assert renamed is not None and renamed.summary_only and (renamed.name, renamed.score) == ("海州区百货商店", 95)
     reason = {"record_id": "rec_1", "code": "PENALTY", "list": "watch", "severity": "general", "disputed": False}
     for shown in (
         row(list="watch", grade="C", measures=["risk_warning"], reasons=[reason]),
-        row(file={"objections": {"OBJ-1": {}}, "records": {}}),
-        row(file={"objections": {}, "records": {}, "intermediary": {"kind": "intermediary"}}),
+        row(intermediary={"kind": "intermediary", "tier": None}),
     ):
         written = await write(shown)
         assert written is not None and not written.summary_only, shown
-        back = await write(row(name="海州区百货商店", score=95))
+        back = await write(row())
         assert back is not None and back.summary_only
-    committed = await write(row(name="海州区百货商店", score=95), Commitment(key, "CM-1", 1, ("正品保障",)))
-    assert committed is not None and committed.summary_only  # a page with commitments is still answered from it
-    assert committed.commitments == (Commitment("", "CM-1", 1, ("正品保障",)),)
-    again = await write(row(name="海州区百货商店", score=95), Commitment(key, "CM-1", 2, ("正品保障", "七天")))
-    assert again is not None and again.commitments == (Commitment("", "CM-1", 2, ("正品保障", "七天")),)
-    both = await write(row(name="海州区百货商店", score=95), Commitment(key, "CM-0", 3, ("假一赔十",)))
-    assert both is not None and [c.commitment_id for c in both.commitments] == ["CM-0", "CM-1"]  # newest first
-    assert await write(row(name="海州区百货商店", score=95), Commitment(key, "CM-1", 1, ("旧的",))) is None  # older
+
+    assert renamed.committed is False
+    committed = await write(row(), Commitment(key, "CM-1", 1, ("正品保障",)))
+    assert committed is not None and committed.summary_only and committed.committed  # still answered from memory
+    assert await store.public_commitments(key) == (Commitment(key, "CM-1", 1, ("正品保障",)),)
+    assert await write(row(), Commitment(key, "CM-1", 2, ("正品保障", "七天"))) is None  # a merchant may have hundreds:
+    assert await write(row(), Commitment(key, "CM-0", 3, ("假一赔十",))) is None  # they are read with the page
+    assert [c.commitment_id for c in await store.public_commitments(key)] == ["CM-0", "CM-1"]  # newest first
+
+    assert await write(row(), cases=(CaseRef("repair", "REP-1", key),)) is None  # a repair shows nothing here
+    objected = await write(row(), cases=(CaseRef("objection", "OBJ-1", key),))
+    assert objected is not None and not objected.summary_only  # from its first objection on, read from the store
+    assert await write(row(as_of="2027-01-01T00:00:00+00:00")) is None
     assert [s.code for s in store.standings_after(0, 1000) or []] == [code]  # one standing per organisation
+
+
+async def test_public_commitments_are_those_of_the_public_subject(store: Store) -> None:
+    """``public_commitments`` reads a subject's commitments as ``public_subject`` does (newest first), and none for a
+    subject without any or unknown to the store."""
+    key, other = f"{7:064x}", f"{8:064x}"
+    status = json.dumps({"list": "none", "grade": "A"})
+    rows = tuple(
+        SubjectRow(k, "uscc", f"9132{n:014d}", None, b"sealed", None, "{}", status, None)
+        for n, k in ((7, key), (8, other))
+    )
+    promised = (Commitment(key, "CM-1", 1, ("正品保障",)), Commitment(key, "CM-2", 5, ("七天无理由退货", "假一赔十")))
+    await store.commit_projection(
+        ProjectionCommit(partitions=(), subjects=rows, changes=(), recorded_at=1, commitments=promised)
+    )
+    found = await store.public_subject(key)
+    assert found is not None
+    assert await store.public_commitments(key) == found.commitments == (promised[1], promised[0])
+    assert await store.public_commitments(other) == ()
+    assert await store.public_commitments(f"{9:064x}") == ()

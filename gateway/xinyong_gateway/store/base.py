@@ -35,6 +35,7 @@ from xinyong_gateway.store.records import (
     AuditEntry,
     AuditHead,
     CaseRef,
+    Commitment,
     Delivery,
     DeliveryOutcome,
     InboxEntry,
@@ -414,6 +415,11 @@ class Store(ABC):
     async def public_subject(self, subject_key: str) -> PublicSubject | None:
         """A subject's public page as stored: its file and its published commitments (newest first), in one read;
         None for a subject the store does not hold."""
+
+    @abstractmethod
+    async def public_commitments(self, subject_key: str) -> tuple[Commitment, ...]:
+        """A subject's published commitments, newest first, as :meth:`public_subject` has them (the page of an
+        organisation answered from ``web.public.standings``, which keeps only whether it has any)."""
 
     @abstractmethod
     async def subject_standing(self, subject_key: str) -> Standing | None:

@@ -91,6 +91,7 @@ from xinyong_gateway.store.records import (
     AuditEntry,
     AuditHead,
     CaseRef,
+    Commitment,
     InboxEntry,
     ListedSubject,
     Micros,
@@ -570,6 +571,9 @@ class PostgresStore(postgresql_access.PostgresAccess, postgresql_outbox.Postgres
 
     async def public_subject(self, subject_key: str) -> PublicSubject | None:
         return await self._read(lambda conn: postgresql_public.public_subject(conn, subject_key))
+
+    async def public_commitments(self, subject_key: str) -> tuple[Commitment, ...]:
+        return await self._read(lambda conn: postgresql_public.public_commitments(conn, subject_key))
 
     async def subject_standing(self, subject_key: str) -> Standing | None:
         return await self._read(lambda conn: postgresql_public.standing(conn, subject_key))

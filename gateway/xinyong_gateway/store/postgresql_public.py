@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from xinyong_gateway.store.public import commitments_of, keep_matches, name_grams
 from xinyong_gateway.store.records import (
+    Commitment,
     ListedSubject,
     NameMatch,
     ProjectionCommit,
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     import asyncpg
     from asyncpg.pool import PoolConnectionProxy
 
-__all__ = ["agencies", "listed", "public_subject", "search", "standing", "write"]
+__all__ = ["agencies", "listed", "public_commitments", "public_subject", "search", "standing", "write"]
 
 _Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 _CANDIDATES = 4
@@ -93,11 +94,14 @@ async def agencies(conn: _Connection, offset: int, limit: int) -> tuple[int, lis
     return int(total), [ListedSubject(*row) for row in rows]
 
 
-_PUBLIC_SUBJECT = (
-    f"SELECT {SUBJECT_COLUMNS}, (SELECT coalesce(json_agg(json_build_array(commitment_id, published_at,"
-    " items::json)), '[]')::text FROM public_commitments c WHERE c.subject_key = s.subject_key)"
-    " FROM subjects s WHERE s.subject_key = $1"
+_COMMITMENTS = (
+    "(SELECT coalesce(json_agg(json_build_array(commitment_id, published_at, items::json)), '[]')::text"
+    " FROM public_commitments c WHERE c.subject_key = {})"
 )
+_PUBLIC_SUBJECT = (
+    f"SELECT {SUBJECT_COLUMNS}, {_COMMITMENTS.format('s.subject_key')} FROM subjects s WHERE s.subject_key = $1"
+)
+_PUBLIC_COMMITMENTS = "SELECT " + _COMMITMENTS.format("$1")
 _STANDING = (
     "SELECT status::jsonb ->> 'list', status::jsonb ->> 'grade', next_change_at FROM subjects WHERE subject_key = $1"
 )
@@ -109,6 +113,11 @@ async def public_subject(conn: _Connection, subject_key: str) -> PublicSubject |
     if found is None:
         return None
     return PublicSubject(SubjectRow(*found[:-1]), commitments_of(subject_key, found[-1]))
+
+
+async def public_commitments(conn: _Connection, subject_key: str) -> tuple[Commitment, ...]:
+    """The subject's published commitments, newest first."""
+    return commitments_of(subject_key, await conn.fetchval(_PUBLIC_COMMITMENTS, subject_key))
 
 
 async def standing(conn: _Connection, subject_key: str) -> Standing | None:

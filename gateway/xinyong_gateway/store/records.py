@@ -417,8 +417,8 @@ class OrganisationStanding(NamedTuple):
     measures: str | None
     """The status's measures, a JSON array."""
     policy_version: str | None
-    commitments: tuple[Commitment, ...]
-    """Its published commitments, newest first (their ``subject_key`` empty: a standing is known by its USCC)."""
+    committed: bool
+    """Whether it has published commitments (``Store.public_commitments`` reads them)."""
     summary_only: bool
 
 

@@ -62,6 +62,7 @@ from xinyong_gateway.store.records import (
     AuditEntry,
     AuditHead,
     CaseRef,
+    Commitment,
     InboxEntry,
     ListedSubject,
     Micros,
@@ -571,6 +572,9 @@ class SqliteStore(sqlite_access.SqliteAccess, sqlite_outbox.SqliteOutbox, Store)
 
     async def public_subject(self, subject_key: str) -> PublicSubject | None:
         return self._on_reader(lambda reader: sqlite_public.public_subject(reader, subject_key))
+
+    async def public_commitments(self, subject_key: str) -> tuple[Commitment, ...]:
+        return self._on_reader(lambda reader: sqlite_public.public_commitments(reader, subject_key))
 
     async def subject_standing(self, subject_key: str) -> Standing | None:
         return self._on_reader(lambda reader: sqlite_public.standing(reader, subject_key))

@@ -25,7 +25,16 @@ from xinyong_gateway.store.records import (
 )
 from xinyong_gateway.store.rows import SUBJECT_COLUMNS
 
-__all__ = ["agencies", "listed", "public_subject", "search", "standing", "standings_after", "write"]
+__all__ = [
+    "agencies",
+    "listed",
+    "public_commitments",
+    "public_subject",
+    "search",
+    "standing",
+    "standings_after",
+    "write",
+]
 
 _CANDIDATES = 4
 """Candidates read per subject asked for (a subject has a few names; a phrase of bigrams rarely misleads)."""
@@ -87,10 +96,14 @@ def agencies(conn: sqlite3.Connection, offset: int, limit: int) -> tuple[int, li
     return total, [ListedSubject(*row) for row in rows]
 
 
-_PUBLIC_SUBJECT = (
-    f"SELECT {SUBJECT_COLUMNS}, (SELECT json_group_array(json_array(commitment_id, published_at, json(items)))"
-    " FROM public_commitments c WHERE c.subject_key = s.subject_key) FROM subjects s WHERE s.subject_key = ?"
+_COMMITMENTS = (
+    "(SELECT json_group_array(json_array(commitment_id, published_at, json(items))) FROM public_commitments c"
+    " WHERE c.subject_key = {})"
 )
+_PUBLIC_SUBJECT = (
+    f"SELECT {SUBJECT_COLUMNS}, {_COMMITMENTS.format('s.subject_key')} FROM subjects s WHERE s.subject_key = ?"
+)
+_PUBLIC_COMMITMENTS = "SELECT " + _COMMITMENTS.format("?")
 _STANDING = (
     "SELECT json_extract(status, '$.list'), json_extract(status, '$.grade'), next_change_at FROM subjects"
     " WHERE subject_key = ?"
@@ -105,22 +118,23 @@ def public_subject(conn: sqlite3.Connection, subject_key: str) -> PublicSubject 
     return PublicSubject(SubjectRow._make(found[:-1]), commitments_of(subject_key, found[-1]))
 
 
+def public_commitments(conn: sqlite3.Connection, subject_key: str) -> tuple[Commitment, ...]:
+    """The subject's published commitments, newest first."""
+    return commitments_of(subject_key, conn.execute(_PUBLIC_COMMITMENTS, (subject_key,)).fetchone()[0])
+
+
 def standing(conn: sqlite3.Connection, subject_key: str) -> Standing | None:
     found = conn.execute(_STANDING, (subject_key,)).fetchone()
     return None if found is None else Standing._make(found)
 
 
 _STANDINGS_AFTER = (
-    "SELECT seq, code, list, grade, next_change_at, name, score, measures, policy_version, commitments, summary_only"
+    "SELECT seq, code, list, grade, next_change_at, name, score, measures, policy_version, committed, summary_only"
     " FROM public_standings WHERE seq > ? ORDER BY seq LIMIT ?"
 )
-_NONE: tuple[Commitment, ...] = ()
 
 
 def standings_after(conn: sqlite3.Connection, seq: int, limit: int) -> list[OrganisationStanding]:
     """The standings written after ``seq``, in the order written (one statement: one snapshot)."""
     make = OrganisationStanding._make
-    return [
-        make((*row[:9], _NONE if row[9] in (None, "[]") else commitments_of("", row[9]), bool(row[10])))
-        for row in conn.execute(_STANDINGS_AFTER, (seq, limit))
-    ]
+    return [make((*row[:9], bool(row[9]), bool(row[10]))) for row in conn.execute(_STANDINGS_AFTER, (seq, limit))]

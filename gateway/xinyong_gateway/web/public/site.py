@@ -33,7 +33,7 @@ from xinyong_gateway.credit.engine import CreditFile
 from xinyong_gateway.credit.in_force import PolicyInForce
 from xinyong_gateway.crypto import MasterKey
 from xinyong_gateway.errors import StoreError
-from xinyong_gateway.store import Store
+from xinyong_gateway.store import Commitment, Store
 from xinyong_gateway.web.public.agencies import agency_context, agency_row
 from xinyong_gateway.web.public.answers import AnswerCache
 from xinyong_gateway.web.public.badge import badge_svg
@@ -352,7 +352,7 @@ class PublicSite:
         if reused is not None:
             return reused
         if self._book is not None:
-            booked = self._booked_page(self._book, request, request.match_info["code"])
+            booked = await self._booked_page(self._book, request, request.match_info["code"])
             if booked is not None:
                 return booked
         try:
@@ -413,7 +413,7 @@ class PublicSite:
         self._answers.keep(("page", code), etag, body, basis=basis, until=until)
         return _html(body, etag)
 
-    def _booked_page(self, book: StandingsBook, request: web.Request, code: str) -> web.Response | None:
+    async def _booked_page(self, book: StandingsBook, request: web.Request, code: str) -> web.Response | None:
         """The page of an organisation whose page is its summary alone, from the book of standings
         (``web.public.summaries``), under the conditions of :meth:`_booked_badge`; else None: the store is read.
         Answers exactly as :meth:`_subject` does from the store's read."""
@@ -426,15 +426,21 @@ class PublicSite:
         due = found.standing.next_change_at
         if due is not None and due <= int(now * 1_000_000):
             return None
+        commitments: tuple[Commitment, ...] = ()
+        if found.committed:  # read now, after the marker the book is current at: never older than the rest
+            try:
+                commitments = await self._store.public_commitments(self._key(code))
+            except StoreError:
+                return None
         day = cst_day_at(now)
         policy = self._policies.policy
-        etag = summary_etag(_SITE_VERSION, code, found.name, found.summary, found.commitments, policy, day)
+        etag = summary_etag(_SITE_VERSION, code, found.name, found.summary, commitments, policy, day)
         cached = self._not_modified(request, etag, _PAGE_HEADERS)
         if cached is not None:  # a page revalidated is kept (its tag), as the store's read keeps it: the next is cheap
             self._answers.keep(("page", code), etag, None, basis=self._answers.basis(), until=horizon(now, due))
             return cached
         render = functools.partial(self._render, request, "subject.html")
-        body = self._summaries.page(found.summary, found.name, code, found.commitments, policy, now, day, render)
+        body = self._summaries.page(found.summary, found.name, code, commitments, policy, now, day, render)
         return _html(body, etag)
 
     def _book_current(self, book: StandingsBook) -> bool:

@@ -26,12 +26,12 @@ passing.
 With ``pages`` (``XINYONG_PUBLIC_PAGE_BOOK``) the book also keeps, for every organisation whose subject page shows
 its summary and published commitments alone (migration 0018: no reason in publicity, no objection, no agency
 section), its :class:`SummaryPage`: the name, the :class:`Summary` (list, grade, score, measures, policy version;
-shared by all who show the same) and the commitments. ``web.public.summaries`` answers such a page from it, under the
-same conditions as the badge.
+shared by all who show the same) and whether it has commitments (read with the page: a merchant may have
+hundreds). ``web.public.summaries`` answers such a page from it, under the same conditions as the badge.
 
 Memory: about 80 bytes per organisation for the badge (its code and a slot; standings without a
 ``next_change_at`` share one object per list and grade), some 80 MiB for a million organisations, in each process
-that serves; about 210 bytes more for each summary-only page (its name above all). PostgreSQL hands
+that serves; about 170 bytes more for each summary-only page (its name above all). PostgreSQL hands
 out sequence numbers in the order transactions ask, not the order they commit, so it cannot list what was written
 since: there the store answers None and every badge reads the store. ``XINYONG_PUBLIC_BADGE_BOOK=false`` turns the
 book off.
@@ -43,7 +43,7 @@ import json
 from collections.abc import Callable
 from typing import NamedTuple
 
-from xinyong_gateway.store import Commitment, OrganisationStanding, Standing
+from xinyong_gateway.store import OrganisationStanding, Standing
 
 __all__ = ["CHUNK", "StandingsBook", "Summary", "SummaryPage"]
 
@@ -74,7 +74,8 @@ class SummaryPage(NamedTuple):
     standing: Standing
     summary: Summary
     name: str | None
-    commitments: tuple[Commitment, ...]
+    committed: bool
+    """Whether it has published commitments (the page reads them: ``Store.public_commitments``)."""
 
 
 class StandingsBook:
@@ -118,7 +119,7 @@ class StandingsBook:
         for row in rows:
             standing = self._standing(row)
             if pages and row.summary_only:
-                entries[row.code] = SummaryPage(standing, self._summary(row), row.name, row.commitments)
+                entries[row.code] = SummaryPage(standing, self._summary(row), row.name, row.committed)
             else:
                 entries[row.code] = standing
         if rows:
