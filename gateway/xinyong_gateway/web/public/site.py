@@ -414,9 +414,10 @@ class PublicSite:
         return _html(body, etag)
 
     async def _booked_page(self, book: StandingsBook, request: web.Request, code: str) -> web.Response | None:
-        """The page of an organisation whose page is its summary alone, from the book of standings
-        (``web.public.summaries``), under the conditions of :meth:`_booked_badge`; else None: the store is read.
-        Answers exactly as :meth:`_subject` does from the store's read."""
+        """The page of an organisation whose page shows its summary and commitments alone, from the book of standings
+        and a read of its commitments if it has any (``web.public.summaries``), under the conditions of
+        :meth:`_booked_badge`; else None: the store is read. Answers exactly as :meth:`_subject` does from the
+        store's read."""
         if not self._book_current(book):
             return None
         found = book.page(code)  # found: a stored organisation's USCC, valid and in its normal form

@@ -1,17 +1,19 @@
-"""Subject pages that show an organisation's summary alone, answered without a read or a render.
+"""Subject pages that show an organisation's summary (and its commitments) alone, answered without reading its file.
 
-Most organisations have nothing in publicity: no reason, no objection, no commitment, no agency section. Their page
-(``subject.html``) shows only the summary: name, code, list, grade, score, measures, policy version and date. On
-SQLite the book of standings (``web.public.standings``) keeps that summary for every such organisation; this module
-makes the page from it:
+Most organisations have nothing in publicity: no reason, no objection, no agency section. Their page
+(``subject.html``) shows only the summary (name, code, list, grade, score, measures, policy version and date) and
+their published commitments, if any. On SQLite the book of standings (``web.public.standings``) keeps that summary
+for every such organisation, and whether it has commitments; this module makes the page from it:
 
-- :func:`summary_only` says whether a page's context shows the summary alone; such a page's entity tag is
-  :func:`summary_etag`, made from what it shows, so the page answered from the book and the page rendered from the
-  store's read carry the same tag.
+- :func:`summary_only` says whether a page's context shows the summary and commitments alone; such a page's entity
+  tag is :func:`summary_etag`, made from what it shows, so the page answered from the book and the page rendered
+  from the store's read carry the same tag.
 - :class:`SummaryFrames` renders the template once per summary, day and policy, with marks in place of the name and
-  the code, and keeps the text between the marks: a page is then those frames joined with the escaped name and the
-  code. Jinja2 renders the frames, so they are the template's own text; ``tests/gateway/test_public_standings.py``
-  holds pages from the book equal, byte for byte and tag for tag, to pages rendered from the store's read.
+  the code, and keeps the text between the marks: a page without commitments is then those frames joined with the
+  escaped name and the code, with no read and no render. A page with commitments (read alone by the caller) is
+  rendered from the same context. Jinja2 renders both, so they are the template's own text;
+  ``tests/gateway/test_public_standings.py`` holds pages from the book equal, byte for byte and tag for tag, to pages
+  rendered from the store's read.
 """
 
 from __future__ import annotations
