@@ -101,9 +101,10 @@ class GatewaySettings(BaseSettings):
     (``web.public.standings``; each process its own, about 80 MiB per million organisations; SQLite only: on
     PostgreSQL every badge reads the store)."""
     public_page_book: bool = True
-    """Whether that book also keeps the summary of every organisation whose public page shows nothing else (no
-    reason in publicity, objection, commitment or agency section), so such a page is answered from memory
-    (``web.public.summaries``; about 170 bytes more per such organisation). Needs ``public_badge_book``."""
+    """Whether that book also keeps the summary of every organisation whose public page shows nothing more than it
+    and its commitments (no reason in publicity, objection or agency section), so such a page is answered from
+    memory, reading at most its commitments (``web.public.summaries``; about 170 bytes more per such organisation).
+    Needs ``public_badge_book``."""
     retention_interval: float = Field(default=86_400.0, ge=0)
     """Seconds between two runs of the retention job inside ``serve`` (``retention run``; 0: never inside ``serve``).
     What it erases, and when, is policy (``[retention]``)."""

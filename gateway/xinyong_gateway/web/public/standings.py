@@ -80,7 +80,8 @@ class SummaryPage(NamedTuple):
 
 class StandingsBook:
     """Standings by USCC, read from ``read(seq, limit)`` (``Store.standings_after``); with ``pages``, also the
-    summary and commitments of every organisation whose page shows nothing else."""
+    summary of every organisation whose page shows nothing more than it and its commitments (and whether it has
+    any)."""
 
     def __init__(self, read: ReadAfter, *, chunk: int = CHUNK, pages: bool = False) -> None:
         self._read = read

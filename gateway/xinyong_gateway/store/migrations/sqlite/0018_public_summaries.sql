@@ -2,10 +2,10 @@
 -- published commitments alone (web/public/standings.py keeps them in memory; web/public/site.py answers such a page
 -- from there, reading only the commitments of one that has some): the name and code as its status shows them, its
 -- score, measures and policy version, whether it has published commitments (`committed`: a busy merchant may have
--- hundreds, so they are not copied here), and `summary_only`, set when the page has nothing else to show: no reason in publicity, no intermediary part (the
--- agency section; its status then has an `intermediary` member), and no objection ever filed against it
--- (`due_process_cases`, whose rows stay: stricter than the page needs, which shows only objections under way). A
--- standing marked so is such a page for sure; any other page is read from the store.
+-- hundreds, so they are not copied here), and `summary_only`, set when the page has nothing else to show: no reason
+-- in publicity, no intermediary part (the agency section; its status then has an `intermediary` member), and no
+-- objection ever filed against it (`due_process_cases`, whose rows stay: stricter than the page needs, which shows
+-- only objections under way). A standing marked so is such a page for sure; any other page is read from the store.
 --
 -- Nothing here parses the file (`state`): a busy merchant's runs to hundreds of kilobytes, and the triggers run on
 -- every write of it.
